@@ -1,0 +1,233 @@
+"""Find profile files, validate them, and merge an ``extends`` chain into one profile.
+
+The result still knows, for every value, the file and line it came from.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import ValidationError
+
+from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected
+from fwgen.paths import profiles_dir
+from fwgen.profile import InboundRule, OutboundRule, Profile
+from fwgen.yamlsource import Document, Loc, parse, read_text
+
+T = TypeVar("T")
+BUILTIN_PREFIX = "profiles/"
+KEYS = {
+    alias or name
+    for model in (Profile, InboundRule, OutboundRule)
+    for name, info in model.model_fields.items()
+    for alias in (info.alias,)
+} | set(Profile.model_fields["options"].annotation.model_fields)  # type: ignore[union-attr]
+
+
+def format_loc(loc: Loc) -> str:
+    """``("inbound", 2, "service")`` → ``inbound[2].service``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+@dataclass(frozen=True)
+class Located(Generic[T]):
+    """A validated value and where it was written."""
+
+    value: T
+    doc: Document
+    loc: Loc
+
+    @property
+    def file(self) -> str:
+        return self.doc.path
+
+    @property
+    def line(self) -> int:
+        return self.doc.line(self.loc)
+
+    def error(
+        self, message: str, *sub: str | int, kind: type[FwgenError] = FwgenError
+    ) -> FwgenError:
+        """An error about this value (or one of its fields), located at file:line."""
+        loc = (*self.loc, *sub)
+        return kind(message, path=self.doc.path, line=self.doc.line(loc), field=format_loc(loc))
+
+
+@dataclass
+class MergedProfile:
+    """A profile with its ``extends`` chain applied, every value still located."""
+
+    name: str
+    description: str
+    files: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    networks: dict[str, Located[list[str]]] = field(default_factory=dict)
+    inbound: list[Located[InboundRule]] = field(default_factory=list)
+    outbound: Literal["accept"] | list[Located[OutboundRule]] = "accept"
+    outbound_origin: Located[Any] | None = None
+    options: dict[str, Located[Any]] = field(default_factory=dict)
+
+
+def builtin_profiles() -> dict[str, Path]:
+    """Built-in profile names → files."""
+    return {p.stem: p for p in sorted(profiles_dir().glob("*.yaml"))}
+
+
+def _is_path(ref: str) -> bool:
+    return ref.endswith((".yaml", ".yml")) or "/" in ref or os.sep in ref
+
+
+def find_profile(ref: str, near: Path | None = None, near_display: str = "") -> tuple[Path, str]:
+    """A profile reference (a name or a path) → (file, the name shown in messages).
+
+    Names are looked up beside the extending file first (so site profiles can
+    extend each other), then among the built-in profiles.
+    """
+    if _is_path(ref):
+        path = Path(ref) if near is None else near.parent / ref
+        shown = (
+            ref
+            if near is None
+            else os.path.normpath(os.path.join(os.path.dirname(near_display), ref))
+        )
+        return path, shown
+    if near is not None and not near_display.startswith(BUILTIN_PREFIX):
+        for suffix in (".yaml", ".yml"):
+            sibling = near.parent / f"{ref}{suffix}"
+            if sibling.is_file():
+                return sibling, os.path.normpath(
+                    os.path.join(os.path.dirname(near_display), sibling.name)
+                )
+    builtins = builtin_profiles()
+    if ref in builtins:
+        return builtins[ref], f"{BUILTIN_PREFIX}{ref}.yaml"
+    raise ProfileError(
+        f"unknown profile '{ref}'{did_you_mean(ref, builtins)}; built-in profiles are "
+        f"{', '.join(builtins)}, or give the path of a .yaml file"
+    )
+
+
+def read_profile(path: Path, shown: str) -> tuple[Profile, Document, str]:
+    """Read and validate one profile file (no ``extends`` applied)."""
+    text = read_text(path, shown)
+    doc = parse(text, shown)
+    if doc.data is None:
+        raise ProfileError(
+            "the profile is empty; it needs at least a description", path=shown, line=1
+        )
+    if not isinstance(doc.data, dict):
+        raise ProfileError(
+            "a profile is a mapping of keys (description, inbound, ...)", path=shown, line=1
+        )
+    try:
+        return Profile.model_validate(doc.data), doc, text
+    except ValidationError as exc:
+        raise_collected(validation_errors(exc, doc))
+        raise  # unreachable: a ValidationError always has errors
+
+
+def validation_errors(exc: ValidationError, doc: Document) -> list[FwgenError]:
+    """pydantic's errors as located, one-line profile errors (shallow duplicates dropped)."""
+    found: dict[Loc, str] = {}
+    for err in exc.errors():
+        loc = _data_loc(doc.data, err["loc"])
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            key = str(loc[-1]) if loc else "?"
+            message = f"unknown key '{key}'{did_you_mean(key, KEYS)}"
+        elif err["type"] == "missing":
+            message = f"missing key '{err['loc'][-1]}'"
+        found.setdefault(loc, message)
+    deepest = [loc for loc in found if not any(o[: len(loc)] == loc and o != loc for o in found)]
+    return [
+        ProfileError(found[loc], path=doc.path, line=doc.line(loc), field=format_loc(loc))
+        for loc in deepest
+    ]
+
+
+def _data_loc(data: Any, loc: tuple[Any, ...]) -> Loc:
+    """pydantic's location as a path into the data, union-branch tags dropped."""
+    out: list[str | int] = []
+    for i, part in enumerate(loc):
+        if (isinstance(data, dict) and part in data) or (
+            isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+        ):
+            data = data[part]
+            out.append(part)
+        elif isinstance(data, dict) and i == len(loc) - 1:
+            out.append(part)  # a missing key
+    return tuple(out)
+
+
+def load_profile(ref: str) -> MergedProfile:
+    """Load a profile by name or path, with its whole ``extends`` chain merged."""
+    path, shown = find_profile(ref)
+    chain: list[tuple[Profile, Document, str]] = []
+    _linearise(path, shown, chain, stack=[], seen=set())
+    name = Path(shown).stem
+    top = chain[-1][0]
+    merged = MergedProfile(name=name, description=top.description)
+    for profile, doc, text in chain:
+        _merge(merged, profile, doc, text)
+    if not merged.description:
+        merged.description = next(
+            (p.description for p, _, _ in reversed(chain) if p.description), ""
+        )
+    return merged
+
+
+def _linearise(
+    path: Path,
+    shown: str,
+    chain: list[tuple[Profile, Document, str]],
+    stack: list[Path],
+    seen: set[Path],
+) -> None:
+    """Depth-first, parents left to right before the child; each file once."""
+    key = path.resolve()
+    if key in seen:
+        return
+    profile, doc, text = read_profile(path, shown)
+    stack = [*stack, key]
+    for i, parent in enumerate(profile.extends):
+        where = Located(parent, doc, ("extends", i) if len(profile.extends) > 1 else ("extends",))
+        try:
+            parent_path, parent_shown = find_profile(parent, path, shown)
+        except ProfileError as exc:
+            raise where.error(exc.message, kind=ProfileError) from None
+        if parent_path.resolve() in stack:
+            raise where.error(
+                f"extends cycle: '{parent}' extends (directly or not) '{Path(shown).stem}'",
+                kind=ProfileError,
+            )
+        try:
+            _linearise(parent_path, parent_shown, chain, stack, seen)
+        except ProfileError as exc:
+            if exc.path is None:
+                raise where.error(exc.message, kind=ProfileError) from None
+            raise
+    seen.add(key)
+    chain.append((profile, doc, text))
+
+
+def _merge(merged: MergedProfile, profile: Profile, doc: Document, text: str) -> None:
+    merged.files.append(doc.path)
+    merged.texts.append(text)
+    for name, entries in profile.networks.items():
+        merged.networks[name] = Located(entries, doc, ("networks", name))
+    merged.inbound.extend(Located(r, doc, ("inbound", i)) for i, r in enumerate(profile.inbound))
+    if "outbound" in profile.model_fields_set:
+        merged.outbound_origin = Located(profile.outbound, doc, ("outbound",))
+        if profile.outbound == "accept":
+            merged.outbound = "accept"
+        else:
+            rules = [Located(r, doc, ("outbound", i)) for i, r in enumerate(profile.outbound)]
+            merged.outbound = (merged.outbound if isinstance(merged.outbound, list) else []) + rules
+    for option in profile.options.model_fields_set:
+        merged.options[option] = Located(getattr(profile.options, option), doc, ("options", option))

@@ -1,0 +1,99 @@
+"""The Policy: the resolved, normalised allow-list that every target renders from.
+
+Small frozen models. Nothing here points back at YAML; origins are plain
+``file:line`` strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Family = Literal["ipv4", "ipv6"]
+FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")
+Direction = Literal["in", "out"]
+Proto = Literal["tcp", "udp", "icmp", "icmpv6"]
+
+SECONDS = {"second": 1, "minute": 60, "hour": 3600}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PortRange(_Frozen):
+    start: int
+    end: int
+
+    def __str__(self) -> str:
+        return str(self.start) if self.start == self.end else f"{self.start}-{self.end}"
+
+
+class Limit(_Frozen):
+    """At most ``rate`` new connections per ``unit`` from each source address."""
+
+    rate: int
+    unit: Literal["second", "minute", "hour"]
+
+    def __str__(self) -> str:
+        return f"{self.rate}/{self.unit}"
+
+
+class AddressSet(_Frozen):
+    """A named set of networks, split by family, collapsed and sorted."""
+
+    name: str
+    ipv4: tuple[str, ...] = ()
+    ipv6: tuple[str, ...] = ()
+    origin: str
+
+    def family(self, family: Family) -> tuple[str, ...]:
+        return self.ipv4 if family == "ipv4" else self.ipv6
+
+
+class Rule(_Frozen):
+    """One accept rule. ``remote`` names an AddressSet (None: any address)."""
+
+    direction: Direction
+    proto: Proto
+    ports: tuple[PortRange, ...] = ()
+    icmp_types: tuple[str, ...] = ()
+    remote: str | None = None
+    local: tuple[str, ...] = ()
+    families: tuple[Family, ...]
+    limit: Limit | None = None
+    log: bool = False
+    name: str
+    service: str | None = None
+    comment: str = ""
+    origin: str
+
+
+class Defaults(_Frozen):
+    inbound: Literal["drop"] = "drop"
+    outbound: Literal["accept", "drop"] = "accept"
+    forward: Literal["drop", "accept", "ignore"] = "drop"
+
+
+class Policy(_Frozen):
+    """Everything a target needs, and nothing it would have to look up elsewhere."""
+
+    profile: str
+    description: str
+    files: tuple[str, ...]
+    defaults: Defaults
+    loopback: bool = True
+    established: bool = True
+    drop_invalid: bool = True
+    log_drops: bool = False
+    sets: tuple[AddressSet, ...] = ()
+    rules: tuple[Rule, ...] = ()
+
+    def address_set(self, name: str) -> AddressSet:
+        return next(s for s in self.sets if s.name == name)
+
+    def digest(self) -> str:
+        """sha256 of the whole policy: equal digests, equal rulesets."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()

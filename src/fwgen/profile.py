@@ -1,0 +1,250 @@
+"""What a profile author writes, validated: pydantic models with ``extra="forbid"``.
+
+These models check shape and syntax only (a port is 1-65535, an address parses).
+Whether a service or a network exists is the resolver's business, because it
+depends on the port database, on ``extends`` and on ``--set``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+RULE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,47}$")
+SERVICE_RE = re.compile(r"^[a-z0-9][a-z0-9_.+-]{0,63}$")
+PORT_RE = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?/(tcp|udp)$")
+LIMIT_RE = re.compile(r"^([1-9]\d{0,5})/(second|minute|hour)$")
+MAX_TEXT = 200
+
+
+def _listify(value: Any) -> Any:
+    """Accept a single value wherever a list is expected."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def check_text(value: str, what: str) -> str:
+    """Free text (descriptions, comments): one line, printable, bounded."""
+    if len(value) > MAX_TEXT:
+        raise ValueError(f"{what} is longer than {MAX_TEXT} characters")
+    bad = [c for c in value if not c.isprintable()]
+    if bad:
+        raise ValueError(
+            f"{what} contains a control character {bad[0]!r}; use one line of plain text"
+        )
+    return value
+
+
+def parse_port(text: str) -> tuple[str, int, int]:
+    """``"8443/tcp"`` or ``"60000-61000/udp"`` → ``(proto, start, end)``."""
+    match = PORT_RE.match(text.strip().lower())
+    if not match:
+        raise ValueError(
+            f"invalid port '{text}'; write PORT/PROTO or FIRST-LAST/PROTO, e.g. 8443/tcp"
+        )
+    start = int(match.group(1))
+    end = int(match.group(2) or start)
+    if not 1 <= start <= 65535 or not 1 <= end <= 65535:
+        raise ValueError(f"invalid port '{text}'; ports are 1-65535")
+    if end < start:
+        raise ValueError(f"invalid port range '{text}'; write the lower port first ({end}-{start})")
+    return match.group(3), start, end
+
+
+def parse_address(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """An address or CIDR; host bits are cleared (``10.1.2.3/8`` means ``10.0.0.0/8``)."""
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"invalid address or CIDR '{text}'") from None
+
+
+def address_text(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    """Host networks as plain addresses (``192.0.2.1``), others as CIDR."""
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+def looks_like_address(text: str) -> bool:
+    return bool(text) and (text[0].isdigit() or ":" in text)
+
+
+PortText = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
+
+
+class Limit(BaseModel):
+    """``N/second|minute|hour``: new connections accepted per source address."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate: int
+    unit: Literal["second", "minute", "hour"]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = LIMIT_RE.match(value.strip())
+            if not match:
+                raise ValueError(f"invalid limit '{value}'; write N/second, N/minute or N/hour")
+            return {"rate": int(match.group(1)), "unit": match.group(2)}
+        return value
+
+
+class RuleSpec(BaseModel):
+    """One allow rule, common to both directions."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    service: Annotated[list[str], BeforeValidator(_listify)] = []
+    port: Annotated[list[PortText], BeforeValidator(_listify)] = []
+    icmp: Annotated[list[str], BeforeValidator(_listify)] = []
+    icmpv6: Annotated[list[str], BeforeValidator(_listify)] = []
+    name: str | None = None
+    limit: Limit | None = None
+    log: bool = False
+    comment: str | None = None
+
+    @field_validator("service")
+    @classmethod
+    def _services(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not SERVICE_RE.match(item.lower()):
+                raise ValueError(f"invalid service name {item!r}")
+        return [item.lower() for item in value]
+
+    @field_validator("port")
+    @classmethod
+    def _ports(cls, value: list[str]) -> list[str]:
+        for item in value:
+            parse_port(item)
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not RULE_NAME_RE.match(value):
+            raise ValueError(
+                f"invalid rule name {value!r}; use letters, digits and _.+- (at most 48)"
+            )
+        return value
+
+    @field_validator("comment")
+    @classmethod
+    def _comment(cls, value: str | None) -> str | None:
+        return None if value is None else check_text(value, "comment")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> RuleSpec:
+        kinds = [k for k in ("service", "port") if getattr(self, k)]
+        if self.icmp or self.icmpv6:
+            kinds.append("icmp")
+        if len(kinds) != 1:
+            raise ValueError("a rule needs exactly one of: service, port, icmp/icmpv6")
+        if self.port and not self.name:
+            raise ValueError("a rule with `port` needs a `name` (it becomes the rule's comment)")
+        return self
+
+
+Peers = Annotated[list[str], BeforeValidator(_listify)]
+
+
+def _check_peers(value: list[str]) -> list[str]:
+    if not value:
+        raise ValueError("an empty list matches nothing; leave the key out to mean any")
+    for item in value:
+        if not isinstance(item, str):
+            raise ValueError(f"invalid address or network name {item!r}")
+        if item != "any" and looks_like_address(item):
+            parse_address(item)
+        elif item != "any" and not NAME_RE.match(item):
+            raise ValueError(f"invalid network name {item!r}")
+    if "any" in value and len(value) > 1:
+        raise ValueError("'any' cannot be combined with other sources")
+    return value
+
+
+class InboundRule(RuleSpec):
+    """Traffic towards this host, from ``from`` (default any)."""
+
+    from_: Peers = Field(default=["any"], alias="from")
+
+    @field_validator("from_")
+    @classmethod
+    def _peers(cls, value: list[str]) -> list[str]:
+        return _check_peers(value)
+
+
+class OutboundRule(RuleSpec):
+    """Traffic from this host, to ``to`` (default any)."""
+
+    to: Peers = ["any"]
+
+    @field_validator("to")
+    @classmethod
+    def _peers(cls, value: list[str]) -> list[str]:
+        return _check_peers(value)
+
+
+def _check_network(value: list[Any]) -> list[str]:
+    out = []
+    for item in value:
+        if not isinstance(item, str):
+            raise ValueError(f"invalid address or network name {item!r}")
+        if looks_like_address(item):
+            parse_address(item)
+        elif not NAME_RE.match(item):
+            raise ValueError(
+                f"invalid network entry {item!r}; give an address, a CIDR or a network name"
+            )
+        out.append(item)
+    return out
+
+
+NetworkEntries = Annotated[list[Any], BeforeValidator(_listify)]
+
+
+class Options(BaseModel):
+    """Host-wide switches. Unset options inherit from the extended profile."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ping: bool = False
+    log_drops: bool = False
+    forward: Literal["drop", "accept", "ignore"] = "drop"
+    loopback: bool = True
+    established: bool = True
+    drop_invalid: bool = True
+
+
+class Profile(BaseModel):
+    """One profile file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = ""
+    extends: Annotated[list[str], BeforeValidator(_listify)] = []
+    networks: dict[str, NetworkEntries] = {}
+    inbound: list[InboundRule] = []
+    outbound: Literal["accept"] | list[OutboundRule] = "accept"
+    options: Options = Options()
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        return check_text(value, "description")
+
+    @field_validator("networks")
+    @classmethod
+    def _networks(cls, value: dict[str, list[Any]]) -> dict[str, list[str]]:
+        for name, entries in value.items():
+            if not NAME_RE.match(name) or name == "any":
+                raise ValueError(
+                    f"invalid network name {name!r}; start with a letter, then letters, digits, _"
+                )
+            value[name] = _check_network(entries)
+        return value

@@ -1,0 +1,352 @@
+"""Profile → Policy: look up services, expand networks, normalise, merge duplicates, sort."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fwgen import icmp
+from fwgen.errors import FwgenError, ResolveError, did_you_mean, raise_collected
+from fwgen.load import Located, MergedProfile, load_profile
+from fwgen.policy import FAMILIES, AddressSet, Defaults, Family, Limit, Policy, PortRange, Rule
+from fwgen.portdb import Catalogue, catalogue
+from fwgen.profile import (
+    InboundRule,
+    Options,
+    RuleSpec,
+    address_text,
+    looks_like_address,
+    parse_address,
+    parse_port,
+)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+PING_LIMIT = Limit(rate=5, unit="second")
+PROTO_ORDER = {"icmp": 0, "icmpv6": 1, "tcp": 2, "udp": 3}
+
+
+def resolve_profile(
+    ref: str, overrides: Mapping[str, Sequence[str]] | None = None, ports: Catalogue | None = None
+) -> Policy:
+    """Load the profile *ref* (a name or a path) and resolve it to a Policy."""
+    return resolve(load_profile(ref), overrides or {}, ports or catalogue())
+
+
+def resolve(
+    merged: MergedProfile, overrides: Mapping[str, Sequence[str]], ports: Catalogue
+) -> Policy:
+    resolver = _Resolver(merged, overrides, ports)
+    return resolver.policy()
+
+
+def collapse(networks: list[Network]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Deduplicate and collapse per family; sorted, as text."""
+    v4 = ipaddress.collapse_addresses(n for n in networks if n.version == 4)
+    v6 = ipaddress.collapse_addresses(n for n in networks if n.version == 6)
+    return tuple(map(address_text, v4)), tuple(map(address_text, v6))
+
+
+def _set_name(label: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_]", "_", label)
+    return name if name[:1].isalpha() else f"r_{name}"
+
+
+def merge_ranges(ranges: list[tuple[int, int]]) -> tuple[PortRange, ...]:
+    """Sorted, with overlapping and adjacent ranges joined."""
+    out: list[list[int]] = []
+    for start, end in sorted(ranges):
+        if out and start <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([start, end])
+    return tuple(PortRange(start=s, end=e) for s, e in out)
+
+
+class _Resolver:
+    def __init__(
+        self, merged: MergedProfile, overrides: Mapping[str, Sequence[str]], ports: Catalogue
+    ):
+        self.merged = merged
+        self.ports = ports
+        self.errors: list[FwgenError] = []
+        self.sets: dict[str, AddressSet] = {}
+        self.networks: dict[str, list[Network] | None] = {}
+        self.entries: dict[str, tuple[list[str], str, Located[Any] | None]] = {
+            name: (loc.value, f"{loc.file}:{loc.line}", loc)
+            for name, loc in merged.networks.items()
+        }
+        for name, values in sorted(overrides.items()):
+            if name not in self.entries:
+                self.errors.append(
+                    ResolveError(
+                        f"--set {name}: unknown network '{name}'{did_you_mean(name, self.entries)}"
+                    )
+                )
+            else:
+                self.entries[name] = (list(values), f"--set {name}", None)
+        self.options = Options(**{k: v.value for k, v in merged.options.items()})
+
+    # networks -----------------------------------------------------------
+
+    def network(self, name: str, stack: tuple[str, ...] = ()) -> list[Network] | None:
+        """The addresses of a named network, its references expanded; None when invalid."""
+        if name in self.networks:
+            return self.networks[name]
+        values, origin, where = self.entries[name]
+        result: list[Network] | None = []
+        for i, entry in enumerate(values):
+            error = self._network_entry(name, entry, stack)
+            if isinstance(error, str):
+                if where is not None:
+                    self.errors.append(where.error(error, i, kind=ResolveError))
+                else:
+                    self.errors.append(ResolveError(f"{origin}: {error}"))
+                result = None
+            elif result is not None:
+                result.extend(error)
+        self.networks[name] = result
+        return result
+
+    def _network_entry(self, name: str, entry: str, stack: tuple[str, ...]) -> list[Network] | str:
+        if looks_like_address(entry):
+            try:
+                return [parse_address(entry)]
+            except ValueError as exc:
+                return str(exc)
+        if entry == name or entry in stack:
+            return f"network '{name}' refers to itself (through '{entry}')"
+        if entry not in self.entries:
+            return f"unknown network '{entry}'{did_you_mean(entry, self.entries)}"
+        return self.network(entry, (*stack, name)) or []
+
+    def address_set(
+        self, peers: list[str], label: str, where: Located[Any], key: str
+    ) -> str | None:
+        """The name of the set holding *peers* (None for any), created on first use."""
+        if peers == ["any"]:
+            return None
+        if len(peers) == 1 and not looks_like_address(peers[0]):
+            name = peers[0]
+            if name not in self.entries:
+                self.errors.append(
+                    where.error(
+                        f"unknown network '{name}'{did_you_mean(name, self.entries)}; "
+                        "define it under `networks:`",
+                        key,
+                        kind=ResolveError,
+                    )
+                )
+                return None
+            if name not in self.sets:
+                v4, v6 = collapse(self.network(name) or [])
+                self.sets[name] = AddressSet(
+                    name=name, ipv4=v4, ipv6=v6, origin=self.entries[name][1]
+                )
+            return name
+        found: list[Network] = []
+        for i, peer in enumerate(peers):
+            if looks_like_address(peer):
+                found.append(parse_address(peer))
+            elif peer in self.entries:
+                found.extend(self.network(peer) or [])
+            else:
+                self.errors.append(
+                    where.error(
+                        f"unknown network '{peer}'{did_you_mean(peer, self.entries)}",
+                        key,
+                        i,
+                        kind=ResolveError,
+                    )
+                )
+        v4, v6 = collapse(found)
+        for existing in self.sets.values():
+            if (
+                existing.ipv4 == v4
+                and existing.ipv6 == v6
+                and existing.origin == f"{where.file}:{where.line}"
+            ):
+                return existing.name
+        name, n = _set_name(label), 1
+        while name in self.sets or name in self.entries:
+            n += 1
+            name = f"{_set_name(label)}_{n}"
+        self.sets[name] = AddressSet(
+            name=name, ipv4=v4, ipv6=v6, origin=f"{where.file}:{where.line}"
+        )
+        return name
+
+    # rules --------------------------------------------------------------
+
+    def rules(self, where: Located[RuleSpec], direction: str) -> list[Rule]:
+        spec = where.value
+        peers, key = (spec.from_, "from") if isinstance(spec, InboundRule) else (spec.to, "to")  # type: ignore[union-attr]
+        label = spec.name or (spec.service[0] if spec.service else "icmp")
+        remote = self.address_set(peers, f"{label}_{key}", where, key)
+        base = {
+            "direction": direction,
+            "remote": remote,
+            "limit": Limit(rate=spec.limit.rate, unit=spec.limit.unit) if spec.limit else None,
+            "log": spec.log,
+            "origin": f"{where.file}:{where.line}",
+        }
+        out = []
+        for i, name in enumerate(spec.service):
+            service = self.ports.get(name)
+            if service is None:
+                sub = ("service", i) if len(spec.service) > 1 else ("service",)
+                self.errors.append(
+                    where.error(
+                        f"unknown service '{name}'{did_you_mean(name, self.ports.names())}",
+                        *sub,
+                        kind=ResolveError,
+                    )
+                )
+                continue
+            by_proto: dict[str, list[tuple[int, int]]] = {}
+            for port in service.ports:
+                by_proto.setdefault(port.proto, []).append((port.start, port.end))
+            for proto, ranges in by_proto.items():
+                out.append(
+                    self._rule(
+                        base,
+                        proto=proto,
+                        ports=merge_ranges(ranges),
+                        name=spec.name or service.name,
+                        service=service.name,
+                        comment=spec.comment or service.title,
+                        local=service.destinations if direction == "in" else (),
+                        only=service.family,
+                    )
+                )
+        by_proto = {}
+        for text in spec.port:
+            proto, start, end = parse_port(text)
+            by_proto.setdefault(proto, []).append((start, end))
+        for proto, ranges in sorted(by_proto.items()):
+            out.append(
+                self._rule(
+                    base,
+                    proto=proto,
+                    ports=merge_ranges(ranges),
+                    name=spec.name,
+                    comment=spec.comment or "",
+                )
+            )
+        for proto in ("icmp", "icmpv6"):
+            types = getattr(spec, proto)
+            known = icmp.table(proto)
+            bad = [t for t in types if t not in known]
+            for t in bad:
+                self.errors.append(
+                    where.error(
+                        f"unknown {proto} type '{t}'{did_you_mean(t, known)}",
+                        proto,
+                        kind=ResolveError,
+                    )
+                )
+            if types and not bad:
+                ordered = tuple(sorted(set(types), key=known.__getitem__))
+                out.append(
+                    self._rule(
+                        base,
+                        proto=proto,
+                        icmp_types=ordered,
+                        name=spec.name or proto,
+                        comment=spec.comment or "",
+                    )
+                )
+        return out
+
+    def _rule(self, base: dict[str, Any], **fields: Any) -> Rule:
+        families = set(FAMILIES)
+        if fields["proto"] == "icmp":
+            families = {"ipv4"}
+        elif fields["proto"] == "icmpv6":
+            families = {"ipv6"}
+        if base["remote"] is not None:
+            remote = self.sets[base["remote"]]
+            families &= {f for f in FAMILIES if remote.family(f)}
+        only = fields.pop("only", None)
+        if only:
+            families &= {only}
+        local = tuple(fields.pop("local", ()))
+        if local:
+            families &= {"ipv4" if ipaddress.ip_network(a).version == 4 else "ipv6" for a in local}
+        ordered: tuple[Family, ...] = tuple(f for f in FAMILIES if f in families)
+        return Rule(**base, **fields, local=local, families=ordered)
+
+    def builtin_rules(self) -> list[Rule]:
+        out = []
+        if self.options.ping:
+            origin = self.merged.options["ping"]
+            for proto in ("icmp", "icmpv6"):
+                out.append(
+                    Rule(
+                        direction="in",
+                        proto=proto,
+                        icmp_types=("echo-request",),
+                        families=("ipv4",) if proto == "icmp" else ("ipv6",),
+                        limit=PING_LIMIT,
+                        name="ping",
+                        comment="echo request, rate limited",
+                        origin=f"{origin.file}:{origin.line}",
+                    )
+                )
+        if isinstance(self.merged.outbound, list):
+            where = self.merged.outbound_origin
+            out.append(
+                Rule(
+                    direction="out",
+                    proto="icmpv6",
+                    icmp_types=icmp.OUTBOUND_ESSENTIAL_V6,
+                    families=("ipv6",),
+                    name="ipv6-essentials",
+                    comment="neighbour discovery and MLD, needed with outbound deny",
+                    origin=f"{where.file}:{where.line}" if where else "fwgen",
+                )
+            )
+        return out
+
+    def policy(self) -> Policy:
+        rules = [r for loc in self.merged.inbound for r in self.rules(loc, "in")]
+        outbound = self.merged.outbound
+        if isinstance(outbound, list):
+            rules += [r for loc in outbound for r in self.rules(loc, "out")]
+        rules += self.builtin_rules()
+        raise_collected(self.errors)
+        unique: dict[str, Rule] = {}
+        for rule in rules:
+            unique.setdefault(rule.model_dump_json(exclude={"origin", "comment", "name"}), rule)
+        ordered = sorted(unique.values(), key=_rule_order)
+        used = {r.remote for r in ordered if r.remote}
+        opts = self.options
+        return Policy(
+            profile=self.merged.name,
+            description=self.merged.description,
+            files=tuple(self.merged.files),
+            defaults=Defaults(
+                outbound="drop" if isinstance(outbound, list) else "accept", forward=opts.forward
+            ),
+            loopback=opts.loopback,
+            established=opts.established,
+            drop_invalid=opts.drop_invalid,
+            log_drops=opts.log_drops,
+            sets=tuple(
+                sorted((s for s in self.sets.values() if s.name in used), key=lambda s: s.name)
+            ),
+            rules=tuple(ordered),
+        )
+
+
+def _rule_order(rule: Rule) -> tuple[Any, ...]:
+    first = rule.ports[0].start if rule.ports else -1
+    return (
+        rule.direction != "in",
+        PROTO_ORDER[rule.proto],
+        first,
+        rule.remote or "",
+        rule.name,
+        rule.model_dump_json(),
+    )

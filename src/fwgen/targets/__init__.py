@@ -1,0 +1,75 @@
+"""The registry of targets: one entry per firewall, declared in one place.
+
+A target is a folder of templates under ``templates/<name>/`` and a small module
+here that turns a Policy into template data (quoting, grouping, capability
+decisions). Adding a target means adding both and one line to TARGETS.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from fwgen.policy import Policy
+
+
+@dataclass
+class RenderOptions:
+    """What the caller may ask of a target besides the Policy."""
+
+    flush_ruleset: bool = False
+    strict: bool = False
+
+
+@dataclass
+class OutputFile:
+    template: str
+    context: dict[str, Any]
+
+
+@dataclass
+class Build:
+    """Template data for each output file, and what the target had to approximate."""
+
+    files: dict[str, OutputFile]
+    warnings: list[str] = field(default_factory=list)
+
+
+class TargetModule(Protocol):
+    def build(self, policy: Policy, options: RenderOptions) -> Build: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    title: str
+    files: tuple[str, ...]
+    capabilities: dict[str, str]
+
+    def module(self) -> TargetModule:
+        module: Any = importlib.import_module(f"fwgen.targets.{self.name}")
+        return module  # type: ignore[no-any-return]
+
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target(
+            name="nftables",
+            title="Linux nftables (nft -f)",
+            files=("fwgen.nft",),
+            capabilities={
+                "families": "ipv4+ipv6 in one inet table",
+                "port ranges/lists": "yes (anonymous sets)",
+                "source sets": "yes (named interval sets)",
+                "rate limits": "yes (per source, dynamic sets)",
+                "logging": "yes",
+                "icmp types": "yes",
+                "outbound deny": "yes",
+                "forward policy": "yes",
+            },
+        ),
+    )
+}
