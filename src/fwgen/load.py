@@ -138,6 +138,7 @@ def validation_errors(exc: ValidationError, doc: Document) -> list[FwgenError]:
     for err in exc.errors():
         loc = _data_loc(doc.data, err["loc"])
         message = str(err["msg"]).removeprefix("Value error, ")
+        message = message[:1].lower() + message[1:]
         if err["type"] == "extra_forbidden":
             key = str(loc[-1]) if loc else "?"
             message = f"unknown key '{key}'{did_you_mean(key, KEYS)}"
@@ -203,7 +204,7 @@ def _linearise(
             raise where.error(exc.message, kind=ProfileError) from None
         if parent_path.resolve() in stack:
             raise where.error(
-                f"extends cycle: '{parent}' extends (directly or not) '{Path(shown).stem}'",
+                f"'{parent}' leads back to '{Path(shown).stem}': profiles cannot extend each other in a cycle",
                 kind=ProfileError,
             )
         try:

@@ -11,7 +11,15 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 RULE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,47}$")
@@ -190,22 +198,19 @@ class OutboundRule(RuleSpec):
         return _check_peers(value)
 
 
-def _check_network(value: list[Any]) -> list[str]:
-    out = []
-    for item in value:
-        if not isinstance(item, str):
-            raise ValueError(f"invalid address or network name {item!r}")
-        if looks_like_address(item):
-            parse_address(item)
-        elif not NAME_RE.match(item):
-            raise ValueError(
-                f"invalid network entry {item!r}; give an address, a CIDR or a network name"
-            )
-        out.append(item)
-    return out
+def _check_network_entry(item: Any) -> str:
+    if not isinstance(item, str):
+        raise ValueError(f"invalid address or network name {item!r}")
+    if looks_like_address(item):
+        parse_address(item)
+    elif not NAME_RE.match(item):
+        raise ValueError(f"invalid network entry {item!r}; give an address, a CIDR or a network name")
+    return item
 
 
-NetworkEntries = Annotated[list[Any], BeforeValidator(_listify)]
+NetworkEntries = Annotated[
+    list[Annotated[Any, AfterValidator(_check_network_entry)]], BeforeValidator(_listify)
+]
 
 
 class Options(BaseModel):
@@ -240,11 +245,10 @@ class Profile(BaseModel):
 
     @field_validator("networks")
     @classmethod
-    def _networks(cls, value: dict[str, list[Any]]) -> dict[str, list[str]]:
-        for name, entries in value.items():
+    def _networks(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name in value:
             if not NAME_RE.match(name) or name == "any":
                 raise ValueError(
                     f"invalid network name {name!r}; start with a letter, then letters, digits, _"
                 )
-            value[name] = _check_network(entries)
         return value

@@ -76,8 +76,10 @@ def parse(text: str, display: str) -> Document:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         problem = (exc.problem or exc.context or "invalid YAML").strip()
-        if "\t" in problem or "'\\t'" in problem:
-            problem = "a tab character; indent YAML with spaces"
+        lines = text.splitlines()
+        source = lines[line - 1] if line and 0 < line <= len(lines) else ""
+        if "\t" in source[: len(source) - len(source.lstrip())]:
+            problem = "a tab character in the indentation; indent YAML with spaces"
         raise ProfileError(f"invalid YAML: {problem}", path=display, line=line) from None
     except yaml.YAMLError as exc:
         raise ProfileError(f"invalid YAML: {exc}", path=display) from None

@@ -1,0 +1,3 @@
+from fwgen.cli import main
+
+main()

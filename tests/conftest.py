@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BUILTIN = ["base", "mailserver", "webserver", "workstation"]
+
+
+@pytest.fixture
+def write_profile(tmp_path: Path) -> Callable[..., Path]:
+    """Write a profile (dedented) into tmp_path and return its path."""
+
+    def write(text: str, name: str = "host.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+def nft_check(text: str) -> subprocess.CompletedProcess[str]:
+    """`nft -c -f -` in a private network namespace (never the host's ruleset)."""
+    if shutil.which("nft") is None:
+        if os.environ.get("FWGEN_REQUIRE_KERNEL"):
+            pytest.fail("nft is required (FWGEN_REQUIRE_KERNEL is set) but not installed")
+        pytest.skip("nft not installed (apt-get install nftables)")
+    return subprocess.run(
+        ["unshare", "-rn", "nft", "-c", "-f", "-"], input=text, capture_output=True, text=True
+    )

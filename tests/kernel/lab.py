@@ -1,0 +1,123 @@
+"""Throw-away network namespaces: a server and clients joined by veth links.
+
+Every link i gets 198.18.i.0/24 and 2001:db8:i::/64; the server is .1 / ::1 on
+each link, the client .2 / ::2. Names are unique per run, and everything is
+deleted on exit even when a test fails. Nothing touches the host's own namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+AGENT = Path(__file__).with_name("agent.py")
+
+
+def missing_tools(*tools: str) -> str:
+    """Why kernel tests cannot run here, or the empty string."""
+    if os.geteuid() != 0:
+        return "kernel tests need root (network namespaces)"
+    for tool in ("ip", *tools):
+        if shutil.which(tool) is None:
+            return f"kernel tests need `{tool}` (apt-get install {tool_package(tool)})"
+    return ""
+
+
+def tool_package(tool: str) -> str:
+    return {"ip": "iproute2", "nft": "nftables", "iptables-restore": "iptables"}.get(tool, tool)
+
+
+@dataclass
+class Client:
+    name: str
+    ns: str
+    ipv4: str
+    ipv6: str
+    server_ipv4: str
+    server_ipv6: str
+
+
+@dataclass
+class Lab:
+    clients: dict[str, Client] = field(default_factory=dict)
+    prefix: str = field(default_factory=lambda: f"fwg{uuid.uuid4().hex[:8]}")
+    listeners: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    @property
+    def server(self) -> str:
+        return f"{self.prefix}-srv"
+
+    def run(self, ns: str, *cmd: str, check: bool = True, stdin: str | None = None) -> str:
+        result = subprocess.run(
+            ["ip", "netns", "exec", ns, *cmd], input=stdin, capture_output=True, text=True, timeout=60
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} in {ns} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def __enter__(self) -> Lab:
+        subprocess.run(["ip", "netns", "add", self.server], check=True)
+        self.run(self.server, "ip", "link", "set", "lo", "up")
+        return self
+
+    def add_client(self, name: str) -> Client:
+        i = len(self.clients) + 1
+        ns = f"{self.prefix}-{name}"
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        here, there = f"{self.prefix[:8]}s{i}", f"{self.prefix[:8]}c{i}"
+        subprocess.run(
+            ["ip", "link", "add", here, "netns", self.server, "type", "veth", "peer", "name", there, "netns", ns],
+            check=True,
+        )
+        client = Client(name, ns, f"198.18.{i}.2", f"2001:db8:{i}::2", f"198.18.{i}.1", f"2001:db8:{i}::1")
+        for where, dev, v4, v6 in ((self.server, here, client.server_ipv4, client.server_ipv6), (ns, there, client.ipv4, client.ipv6)):
+            self.run(where, "ip", "link", "set", "lo", "up")
+            self.run(where, "ip", "addr", "add", f"{v4}/24", "dev", dev)
+            self.run(where, "ip", "-6", "addr", "add", f"{v6}/64", "dev", dev, "nodad")
+            self.run(where, "ip", "link", "set", dev, "up")
+        self.clients[name] = client
+        return client
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.listeners:
+            proc.kill()
+            proc.communicate()
+        for ns in [self.server, *(c.ns for c in self.clients.values())]:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+    # firewall -------------------------------------------------------------
+
+    def nft(self, text: str) -> None:
+        self.run(self.server, "nft", "-f", "-", stdin=text)
+
+    # traffic --------------------------------------------------------------
+
+    def listen(self, specs: list[str]) -> None:
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.server, sys.executable, str(AGENT), "listen", *specs],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        self.listeners.append(proc)
+
+    def probe(self, client: str, family: str, specs: list[str]) -> dict[str, str]:
+        """{"tcp:80": "open" | "blocked"} as seen from *client* over *family*."""
+        c = self.clients[client]
+        address = c.server_ipv4 if family == "ipv4" else c.server_ipv6
+        out = self.run(c.ns, sys.executable, str(AGENT), "probe", address, *specs)
+        return dict(json.loads(out))
+
+    def matrix(self, specs: list[str]) -> dict[tuple[str, str, str], str]:
+        """(client, family, spec) → open | blocked, for every client and family."""
+        return {
+            (client, family, spec): state
+            for client in self.clients
+            for family in ("ipv4", "ipv6")
+            for spec, state in self.probe(client, family, specs).items()
+        }
