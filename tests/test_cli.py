@@ -24,7 +24,8 @@ def test_render_prints_the_ruleset() -> None:
 
 def test_render_with_set_uses_the_given_addresses() -> None:
     result = runner.invoke(
-        app, ["render", "webserver", "-t", "nftables", "--set", "admins=192.0.2.0/24,2001:db8:5::/48"]
+        app,
+        ["render", "webserver", "-t", "nftables", "--set", "admins=192.0.2.0/24,2001:db8:5::/48"],
     )
     assert result.exit_code == 0, result.output
     assert "elements = { 192.0.2.0/24 }" in result.stdout
@@ -47,7 +48,9 @@ def test_render_writes_output_file_atomically_keeping_its_mode(tmp_path: Path) -
 def test_failed_render_leaves_the_previous_output_untouched(tmp_path: Path) -> None:
     out = tmp_path / "fwgen.nft"
     out.write_text("previous")
-    result = runner.invoke(app, ["render", str(BAD / "unknown-service.yaml"), "-t", "nftables", "-o", str(out)])
+    result = runner.invoke(
+        app, ["render", str(BAD / "unknown-service.yaml"), "-t", "nftables", "-o", str(out)]
+    )
     assert result.exit_code == 2
     assert out.read_text() == "previous"
 
@@ -71,7 +74,9 @@ def test_bad_set_option_is_a_user_error() -> None:
     result = runner.invoke(app, ["render", "webserver", "-t", "nftables", "--set", "admins"])
     assert result.exit_code == 2
     assert "write NAME=CIDR" in result.stderr
-    result = runner.invoke(app, ["render", "webserver", "-t", "nftables", "--set", "admins=10.0.0.300"])
+    result = runner.invoke(
+        app, ["render", "webserver", "-t", "nftables", "--set", "admins=10.0.0.300"]
+    )
     assert result.exit_code == 2
     assert result.stderr.strip() == "error: --set admins: invalid address or CIDR '10.0.0.300'"
 
@@ -111,7 +116,9 @@ def test_bad_profiles_give_located_one_line_errors(
     assert result.stderr == snapshot
 
 
-def test_unreadable_profile(write_profile: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_profile(
+    write_profile: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write_profile("description: x\n")
     real_open = Path.open
 

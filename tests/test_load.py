@@ -12,7 +12,8 @@ from fwgen.load import load_profile
 def test_extends_merges_left_to_right_child_last(write_profile: Callable[..., Path]) -> None:
     write_profile("description: a\ninbound: [{service: http}]\noptions: {ping: true}\n", "a.yaml")
     write_profile(
-        "description: b\ninbound: [{service: https}]\noptions: {ping: false, log_drops: true}\n", "b.yaml"
+        "description: b\ninbound: [{service: https}]\noptions: {ping: false, log_drops: true}\n",
+        "b.yaml",
     )
     child = write_profile("description: c\nextends: [a, b]\ninbound: [{service: ssh}]\n", "c.yaml")
     merged = load_profile(str(child))
@@ -45,7 +46,9 @@ def test_missing_extends_target_names_the_line(write_profile: Callable[..., Path
     path = write_profile("description: x\nextends: webservr\n")
     with pytest.raises(ProfileError) as err:
         load_profile(str(path))
-    assert str(err.value).startswith(f"{path}:2: extends: unknown profile 'webservr' (did you mean 'webserver'?)")
+    assert str(err.value).startswith(
+        f"{path}:2: extends: unknown profile 'webservr' (did you mean 'webserver'?)"
+    )
 
 
 def test_all_validation_errors_are_reported_together(write_profile: Callable[..., Path]) -> None:

@@ -59,11 +59,15 @@ def test_set_overrides_replace_a_network(write_profile: Callable[..., Path]) -> 
 
 
 def test_set_of_an_unknown_network_suggests_the_right_one() -> None:
-    with pytest.raises(FwgenError, match=r"--set admin: unknown network 'admin' \(did you mean 'admins'\?\)"):
+    with pytest.raises(
+        FwgenError, match=r"--set admin: unknown network 'admin' \(did you mean 'admins'\?\)"
+    ):
         resolve_profile("webserver", {"admin": ["192.0.2.1"]})
 
 
-def test_literal_sources_become_a_set_named_after_the_rule(write_profile: Callable[..., Path]) -> None:
+def test_literal_sources_become_a_set_named_after_the_rule(
+    write_profile: Callable[..., Path],
+) -> None:
     path = write_profile(
         """\
         description: x
@@ -78,7 +82,9 @@ def test_literal_sources_become_a_set_named_after_the_rule(write_profile: Callab
     assert rule.families == ("ipv4",)
 
 
-def test_services_split_by_protocol_and_keep_their_origin(write_profile: Callable[..., Path]) -> None:
+def test_services_split_by_protocol_and_keep_their_origin(
+    write_profile: Callable[..., Path],
+) -> None:
     path = write_profile("description: x\ninbound:\n  - service: dns\n")
     policy = resolve_profile(str(path))
     dns = inbound(policy.rules, "dns")
@@ -88,14 +94,19 @@ def test_services_split_by_protocol_and_keep_their_origin(write_profile: Callabl
 
 def test_duplicates_from_extends_are_merged(write_profile: Callable[..., Path]) -> None:
     write_profile("description: p\ninbound: [{service: http}, {service: www}]\n", "parent.yaml")
-    child = write_profile("description: c\nextends: parent\ninbound: [{service: http}]\n", "child.yaml")
+    child = write_profile(
+        "description: c\nextends: parent\ninbound: [{service: http}]\n", "child.yaml"
+    )
     policy = resolve_profile(str(child))
     assert len(inbound(policy.rules, "http")) == 1
     assert inbound(policy.rules, "http")[0].origin.endswith("parent.yaml:2")
 
 
 def test_port_ranges_are_merged_and_sorted() -> None:
-    assert [str(r) for r in merge_ranges([(90, 95), (80, 80), (81, 85), (94, 100)])] == ["80-85", "90-100"]
+    assert [str(r) for r in merge_ranges([(90, 95), (80, 80), (81, 85), (94, 100)])] == [
+        "80-85",
+        "90-100",
+    ]
 
 
 def test_unknown_names_are_all_reported(write_profile: Callable[..., Path]) -> None:
@@ -141,7 +152,9 @@ def test_outbound_rules_make_outbound_default_deny_and_keep_ipv6_working(
 
 
 def test_an_empty_network_gives_a_rule_for_no_family(write_profile: Callable[..., Path]) -> None:
-    path = write_profile("description: x\nnetworks: {lan: []}\ninbound: [{service: mysql, from: lan}]\n")
+    path = write_profile(
+        "description: x\nnetworks: {lan: []}\ninbound: [{service: mysql, from: lan}]\n"
+    )
     (rule,) = inbound(resolve_profile(str(path)).rules, "mysql")
     assert rule.families == ()
 

@@ -204,7 +204,9 @@ def _check_network_entry(item: Any) -> str:
     if looks_like_address(item):
         parse_address(item)
     elif not NAME_RE.match(item):
-        raise ValueError(f"invalid network entry {item!r}; give an address, a CIDR or a network name")
+        raise ValueError(
+            f"invalid network entry {item!r}; give an address, a CIDR or a network name"
+        )
     return item
 
 

@@ -15,7 +15,7 @@ from fwgen.portdb import Catalogue, catalogue
 from fwgen.profile import (
     InboundRule,
     Options,
-    RuleSpec,
+    OutboundRule,
     address_text,
     looks_like_address,
     parse_address,
@@ -179,9 +179,12 @@ class _Resolver:
 
     # rules --------------------------------------------------------------
 
-    def rules(self, where: Located[RuleSpec], direction: str) -> list[Rule]:
+    def rules(self, where: Located[InboundRule] | Located[OutboundRule]) -> list[Rule]:
         spec = where.value
-        peers, key = (spec.from_, "from") if isinstance(spec, InboundRule) else (spec.to, "to")  # type: ignore[union-attr]
+        if isinstance(spec, InboundRule):
+            direction, peers, key = "in", spec.from_, "from"
+        else:
+            direction, peers, key = "out", spec.to, "to"
         label = spec.name or (spec.service[0] if spec.service else "icmp")
         remote = self.address_set(peers, f"{label}_{key}", where, key)
         base = {
@@ -310,10 +313,10 @@ class _Resolver:
         return out
 
     def policy(self) -> Policy:
-        rules = [r for loc in self.merged.inbound for r in self.rules(loc, "in")]
+        rules = [r for loc in self.merged.inbound for r in self.rules(loc)]
         outbound = self.merged.outbound
         if isinstance(outbound, list):
-            rules += [r for loc in outbound for r in self.rules(loc, "out")]
+            rules += [r for loc in outbound for r in self.rules(loc)]
         rules += self.builtin_rules()
         raise_collected(self.errors)
         unique: dict[str, Rule] = {}

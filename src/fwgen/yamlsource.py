@@ -113,14 +113,15 @@ def _build(node: yaml.Node, loc: Loc, doc: Document, seen: set[int]) -> Any:
                     line=key_node.start_mark.line + 1,
                 )
             key = str(_scalar(key_node, doc))
+            key_loc = (*loc, key)
             if key in result:
                 raise ProfileError(
-                    f"duplicate key '{key}' (first given on line {doc.lines[(*loc, key)]})",
+                    f"duplicate key '{key}' (first given on line {doc.lines[key_loc]})",
                     path=doc.path,
                     line=key_node.start_mark.line + 1,
                 )
-            result[key] = _build(value_node, (*loc, key), doc, seen)
-            doc.lines[(*loc, key)] = key_node.start_mark.line + 1
+            result[key] = _build(value_node, key_loc, doc, seen)
+            doc.lines[key_loc] = key_node.start_mark.line + 1
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*loc, i), doc, seen) for i, item in enumerate(node.value)]

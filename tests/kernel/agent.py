@@ -1,7 +1,7 @@
 """Runs inside a network namespace: listen on ports, or probe them. Standard library only.
 
-    agent.py listen tcp:80 udp:53 ...          # dual-stack listeners; UDP echoes each datagram
-    agent.py probe ADDRESS tcp:80 udp:53 ...   # prints JSON {"tcp:80": "open"|"blocked"}
+agent.py listen tcp:80 udp:53 ...          # dual-stack listeners; UDP echoes each datagram
+agent.py probe ADDRESS tcp:80 udp:53 ...   # prints JSON {"tcp:80": "open"|"blocked"}
 """
 
 from __future__ import annotations

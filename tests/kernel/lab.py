@@ -55,7 +55,11 @@ class Lab:
 
     def run(self, ns: str, *cmd: str, check: bool = True, stdin: str | None = None) -> str:
         result = subprocess.run(
-            ["ip", "netns", "exec", ns, *cmd], input=stdin, capture_output=True, text=True, timeout=60
+            ["ip", "netns", "exec", ns, *cmd],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} in {ns} failed: {result.stderr.strip()}")
@@ -72,11 +76,30 @@ class Lab:
         subprocess.run(["ip", "netns", "add", ns], check=True)
         here, there = f"{self.prefix[:8]}s{i}", f"{self.prefix[:8]}c{i}"
         subprocess.run(
-            ["ip", "link", "add", here, "netns", self.server, "type", "veth", "peer", "name", there, "netns", ns],
+            [
+                "ip",
+                "link",
+                "add",
+                here,
+                "netns",
+                self.server,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                there,
+                "netns",
+                ns,
+            ],
             check=True,
         )
-        client = Client(name, ns, f"198.18.{i}.2", f"2001:db8:{i}::2", f"198.18.{i}.1", f"2001:db8:{i}::1")
-        for where, dev, v4, v6 in ((self.server, here, client.server_ipv4, client.server_ipv6), (ns, there, client.ipv4, client.ipv6)):
+        client = Client(
+            name, ns, f"198.18.{i}.2", f"2001:db8:{i}::2", f"198.18.{i}.1", f"2001:db8:{i}::1"
+        )
+        for where, dev, v4, v6 in (
+            (self.server, here, client.server_ipv4, client.server_ipv6),
+            (ns, there, client.ipv4, client.ipv6),
+        ):
             self.run(where, "ip", "link", "set", "lo", "up")
             self.run(where, "ip", "addr", "add", f"{v4}/24", "dev", dev)
             self.run(where, "ip", "-6", "addr", "add", f"{v6}/64", "dev", dev, "nodad")
@@ -101,7 +124,9 @@ class Lab:
     def listen(self, specs: list[str]) -> None:
         proc = subprocess.Popen(
             ["ip", "netns", "exec", self.server, sys.executable, str(AGENT), "listen", *specs],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         self.listeners.append(proc)

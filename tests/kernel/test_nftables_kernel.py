@@ -18,7 +18,9 @@ def webserver(lab: Lab) -> str:
 
 
 def test_loads_twice_and_leaves_foreign_tables_alone(lab: Lab) -> None:
-    lab.nft("table ip docker {\n chain forwarding { type filter hook forward priority 0; policy accept; }\n}\n")
+    lab.nft(
+        "table ip docker {\n chain forwarding { type filter hook forward priority 0; policy accept; }\n}\n"
+    )
     text = webserver(lab)
     lab.nft(text)
     lab.nft(text)
@@ -36,7 +38,9 @@ def test_webserver_allows_exactly_its_services(lab: Lab) -> None:
     for client in ("trusted", "outside"):
         for family in ("ipv4", "ipv6"):
             for spec in specs:
-                is_open = spec in ("tcp:80", "tcp:443", "udp:443") or (spec == "tcp:22" and client == "trusted")
+                is_open = spec in ("tcp:80", "tcp:443", "udp:443") or (
+                    spec == "tcp:22" and client == "trusted"
+                )
                 expected[(client, family, spec)] = "open" if is_open else "blocked"
     assert seen == expected
 

@@ -84,7 +84,9 @@ def test_header_names_version_profile_and_digest_without_timestamps() -> None:
     assert policy.digest() != resolve_profile("webserver", {"admins": ["192.0.2.1"]}).digest()
 
 
-def test_hostile_text_cannot_escape_nft_strings_or_comments(write_profile: Callable[..., Path]) -> None:
+def test_hostile_text_cannot_escape_nft_strings_or_comments(
+    write_profile: Callable[..., Path],
+) -> None:
     path = write_profile(
         """\
         description: 'x" ; flush ruleset ; # \\'
@@ -95,4 +97,8 @@ def test_hostile_text_cannot_escape_nft_strings_or_comments(write_profile: Calla
     text = render(resolve_profile(str(path)), "nftables")["fwgen.nft"]
     assert nft_check(text).returncode == 0
     assert 'comment "web: a? accept; flush ruleset; comment ?b"' in text
-    assert [line for line in text.splitlines() if "flush ruleset" in line and not line.lstrip().startswith("#") and "comment" not in line] == []
+    assert [
+        line
+        for line in text.splitlines()
+        if "flush ruleset" in line and not line.lstrip().startswith("#") and "comment" not in line
+    ] == []

@@ -109,15 +109,14 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     limit_sets: list[dict[str, Any]] = []
     meters: set[str] = set()
     for rule in policy.rules:
-        meter = _meter_name(rule, meters) if rule.limit else ""
-        limit_sets += [
-            {
-                "name": set_name(meter, f),
-                "type": ADDR_TYPE[f],
-                "timeout": f"{SECONDS[rule.limit.unit]}s",
-            }
-            for f in (rule.families if rule.limit else ())
-        ]
+        meter = ""
+        if rule.limit is not None:
+            meter = _meter_name(rule, meters)
+            timeout = f"{SECONDS[rule.limit.unit]}s"
+            limit_sets += [
+                {"name": set_name(meter, f), "type": ADDR_TYPE[f], "timeout": timeout}
+                for f in rule.families
+            ]
         label = rule.name + (f": {rule.comment}" if rule.comment else "")
         entry = {
             "origin": comment_line(f"{rule.name} ({rule.origin})"),
