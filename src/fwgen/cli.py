@@ -78,6 +78,12 @@ def parse_sets(values: list[str]) -> dict[str, list[str]]:
     return out
 
 
+PortsFiles = Annotated[
+    list[str] | None,
+    typer.Option("--ports", help="A site port database file (YAML list of services). Repeatable."),
+]
+
+
 @app.command()
 @user_errors
 def render(
@@ -99,6 +105,7 @@ def render(
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail instead of approximating.")
     ] = False,
+    ports_files: PortsFiles = None,
 ) -> None:
     """Render a profile for one firewall.
 
@@ -111,7 +118,9 @@ def render(
     from fwgen.targets import RenderOptions
 
     find_target(target)
-    policy = resolve_profile(profile, parse_sets(set_ or []))
+    from fwgen.portdb import catalogue
+
+    policy = resolve_profile(profile, parse_sets(set_ or []), catalogue(tuple(ports_files or ())))
     files, warnings = render_with_warnings(
         policy, target, RenderOptions(flush_ruleset=flush_ruleset, strict=strict)
     )
@@ -139,6 +148,56 @@ def profiles() -> None:
     width = max(len(name) for name, _ in rows)
     for name, description in rows:
         typer.echo(f"{name:<{width}}  {description}")
+
+
+@app.command()
+@user_errors
+def ports(
+    query: Annotated[
+        str | None,
+        typer.Argument(help="3306, 514/udp, 6000-6010, a name or alias, or words; none lists all."),
+    ] = None,
+    format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    ports_files: PortsFiles = None,
+) -> None:
+    """Look up services in the port database.
+
+    Example: fwgen ports 3306 --format json
+    """
+    import json
+
+    from fwgen.portdb import catalogue
+    from fwgen.portdb import query as run_query
+    from fwgen.table import format_table
+
+    if format_ not in ("text", "json"):
+        raise FwgenError(f"--format {format_!r}: choose text or json")
+    found = run_query(catalogue(tuple(ports_files or ())), query)
+    if format_ == "json":
+        typer.echo(json.dumps(found, indent=2, ensure_ascii=False))
+    elif found:
+        rows = [
+            (
+                e["name"],
+                ", ".join(_port_text(p) for p in e["ports"]),
+                e["risk"] or "-",
+                e["exposure"] or "-",
+                e["category"] or "-",
+                e["title"] + (f" (aliases: {', '.join(e['aliases'])})" if e["aliases"] else ""),
+            )
+            for e in found
+        ]
+        typer.echo(
+            format_table(("NAME", "PORTS", "RISK", "EXPOSURE", "CATEGORY", "TITLE"), rows), nl=False
+        )
+    if not found:
+        typer.echo(f"no service matches {query!r}", err=True)
+        raise typer.Exit(1)
+
+
+def _port_text(port: dict[str, Any]) -> str:
+    span = str(port["start"]) if port["start"] == port["end"] else f"{port['start']}-{port['end']}"
+    return f"{span}/{port['proto']}"
 
 
 @app.command()

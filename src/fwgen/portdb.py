@@ -7,6 +7,9 @@ Lookups are by name or alias; ports may be looked up by number and protocol.
 from __future__ import annotations
 
 import functools
+import os
+import re
+import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -14,7 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, fi
 
 from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected
 from fwgen.profile import SERVICE_RE, address_text, parse_address, parse_port
-from fwgen.yamlsource import parse, read_text
+from fwgen.yamlsource import Document, parse, read_text
 
 CATALOGUE = Path(__file__).resolve().parent / "data" / "services.yaml"
 Risk = Literal["low", "medium", "high", "critical"]
@@ -78,10 +81,11 @@ class Service(BaseModel):
 
 
 class Catalogue:
-    """Services by name and alias."""
+    """Services by name and alias, each remembering where it was defined."""
 
-    def __init__(self, services: list[Service]) -> None:
+    def __init__(self, services: list[Service], origins: dict[str, str] | None = None) -> None:
         self.services = sorted(services, key=lambda s: s.name)
+        self.origins = origins or {}
         self._by_name: dict[str, Service] = {}
         for service in self.services:
             for name in (service.name, *service.aliases):
@@ -100,28 +104,198 @@ class Catalogue:
             raise FwgenError(f"unknown service '{name}'{did_you_mean(name, self.names())}")
         return service
 
+    def origin(self, service: Service) -> str:
+        return self.origins.get(service.name, "")
 
-def read_catalogue(path: Path, shown: str) -> list[Service]:
-    """Validate one catalogue file: a YAML list of entries."""
+    def by_port(self, start: int, end: int, proto: str | None = None) -> list[Service]:
+        """Services with a port in start-end (of *proto*, or either protocol)."""
+        return [
+            service
+            for service in self.services
+            if any(
+                p.start <= end and start <= p.end and proto in (None, p.proto)
+                for p in service.ports
+            )
+        ]
+
+    def search(self, words: str) -> list[Service]:
+        """Services whose name, aliases, title, description or category contain every word."""
+        terms = words.lower().split()
+        return [
+            service
+            for service in self.services
+            if all(term in _haystack(service) for term in terms)
+        ]
+
+
+def _haystack(service: Service) -> str:
+    return " ".join(
+        (service.name, *service.aliases, service.title, service.description, service.category)
+    ).lower()
+
+
+Entries = tuple[list[Service], dict[str, str], set[str]]
+
+
+def read_catalogue(path: Path, shown: str, site: bool = False) -> Entries:
+    """Validate one catalogue file, a YAML list of entries.
+
+    Returns the services, where each was defined, and (for site files) the names
+    marked ``override: true``, which replace a built-in entry of the same name.
+    """
     doc = parse(read_text(path, shown, what="port database"), shown)
     if not isinstance(doc.data, list):
         raise ProfileError("a port database file is a YAML list of services", path=shown, line=1)
-    services, errors = [], []
+    services, origins, overrides, errors = [], {}, set(), []
     for i, entry in enumerate(doc.data):
+        if site and isinstance(entry, dict) and entry.pop("override", False) is True:
+            overrides.add(str(entry.get("name")))
         try:
-            services.append(Service.model_validate(entry))
+            service = Service.model_validate(entry)
         except ValidationError as exc:
             from fwgen.load import validation_errors
 
-            sub = type(doc)(entry, shown, {k[1:]: v for k, v in doc.lines.items() if k[:1] == (i,)})
+            sub = Document(entry, shown, {k[1:]: v for k, v in doc.lines.items() if k[:1] == (i,)})
             for err in validation_errors(exc, sub):
                 err.field = f"[{i}]" + (f".{err.field}" if err.field else "")
                 errors.append(err)
+            continue
+        services.append(service)
+        origins[service.name] = f"{shown}:{doc.line((i,))}"
     raise_collected(errors)
-    return services
+    return services, origins, overrides
+
+
+def _names(service: Service) -> set[str]:
+    return {service.name, *service.aliases}
+
+
+def merge_catalogues(base: Entries, *sites: Entries) -> Catalogue:
+    """The built-in catalogue with site entries added, or replaced with ``override: true``.
+
+    A site entry whose name or an alias is already taken by another entry is an
+    error that names both definitions.
+    """
+    services = {s.name: s for s in base[0]}
+    origins = dict(base[1])
+    from_site: set[str] = set()
+    errors: list[FwgenError] = []
+    for entries, where, overrides in sites:
+        for service in entries:
+            path, line = where[service.name].rsplit(":", 1)
+            if (
+                service.name in overrides
+                and service.name in services
+                and service.name not in from_site
+            ):
+                del services[service.name]
+            clashes = [other for other in services.values() if _names(service) & _names(other)]
+            for other in clashes:
+                hint = ""
+                if other.name == service.name and other.name not in from_site:
+                    hint = "; add `override: true` to the entry to replace the built-in one"
+                errors.append(
+                    FwgenError(
+                        f"service '{service.name}' conflicts with '{other.name}' defined at "
+                        f"{origins[other.name]}{hint}",
+                        path=path,
+                        line=int(line),
+                    )
+                )
+            if not clashes:
+                services[service.name] = service
+                origins[service.name] = where[service.name]
+                from_site.add(service.name)
+    raise_collected(errors)
+    return Catalogue(list(services.values()), origins)
 
 
 @functools.cache
-def catalogue() -> Catalogue:
-    """The built-in catalogue (read once per process)."""
-    return Catalogue(read_catalogue(CATALOGUE, "fwgen/data/services.yaml"))
+def builtin_entries() -> Entries:
+    return read_catalogue(CATALOGUE, "fwgen/data/services.yaml")
+
+
+def catalogue(extra_files: tuple[str, ...] = ()) -> Catalogue:
+    """The built-in catalogue plus site files: those given, then those in $FWGEN_PORTS."""
+    env = tuple(f for f in os.environ.get("FWGEN_PORTS", "").split(os.pathsep) if f)
+    return _catalogue((*extra_files, *env))
+
+
+@functools.cache
+def _catalogue(files: tuple[str, ...]) -> Catalogue:
+    sites = [read_catalogue(Path(f), f, site=True) for f in files]
+    return merge_catalogues(builtin_entries(), *sites)
+
+
+def system_service(port: int, proto: str) -> str | None:
+    """The name the system's services database gives a port, if any."""
+    try:
+        return socket.getservbyport(port, proto)
+    except (OSError, OverflowError):
+        return None
+
+
+QUERY_PORT = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?(?:/(tcp|udp))?$")
+
+
+def describe(service: Service, source: str) -> dict[str, Any]:
+    """A service as a JSON-ready dict (the shape `fwgen ports --format json` prints)."""
+    return {**service.model_dump(mode="json"), "source": source}
+
+
+def query(cat: Catalogue, text: str | None) -> list[dict[str, Any]]:
+    """Entries matching a port (``3306``), port/proto (``514/udp``), range (``6000-6010``),
+    name or alias (``www``), or words (``mail``); everything when *text* is empty.
+
+    A port number the catalogue does not know is looked up in the system's
+    services database and returned without risk data.
+    """
+    text = (text or "").strip().lower()
+    if not text:
+        return [describe(s, cat.origin(s)) for s in cat.services]
+    match = QUERY_PORT.match(text)
+    if match:
+        start = int(match.group(1))
+        end = int(match.group(2) or start)
+        proto = match.group(3)
+        if not (0 < start <= end <= 65535):
+            raise FwgenError(f"invalid port query '{text}'; ports are 1-65535, lower first")
+        matches = sorted(cat.by_port(start, end, proto), key=lambda s: (_span(s), s.name))
+        found = [describe(s, cat.origin(s)) for s in matches]
+        return found or _system(start, end, proto)
+    service = cat.get(text)
+    if service is not None:
+        return [describe(service, cat.origin(service))]
+    return [describe(s, cat.origin(s)) for s in cat.search(text)]
+
+
+def _span(service: Service) -> int:
+    """How many ports a service covers: specific services sort before wide ranges."""
+    return sum(p.end - p.start + 1 for p in service.ports)
+
+
+def _system(start: int, end: int, proto: str | None) -> list[dict[str, Any]]:
+    out = []
+    for port in range(start, min(end, start + 1024) + 1):
+        for p in (proto,) if proto else ("tcp", "udp"):
+            name = system_service(port, p)
+            if name:
+                out.append(
+                    {
+                        "name": name,
+                        "title": f"{name} (system services database)",
+                        "description": "",
+                        "aliases": [],
+                        "ports": [{"proto": p, "start": port, "end": port}],
+                        "risk": None,
+                        "risk_notes": "",
+                        "exposure": None,
+                        "category": None,
+                        "alternative": None,
+                        "helper": None,
+                        "destinations": [],
+                        "family": None,
+                        "source": "system",
+                    }
+                )
+    return out
