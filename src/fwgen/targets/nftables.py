@@ -8,6 +8,7 @@ from typing import Any
 from fwgen.icmp import HOP_LIMIT_255
 from fwgen.policy import SECONDS, Family, Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
+from fwgen.targets.text import comment_line, identifier, plain_ascii
 
 CHAINS = {"in": "input", "out": "output"}
 IP = {"ipv4": "ip", "ipv6": "ip6"}
@@ -17,13 +18,7 @@ MAX_COMMENT = 120
 
 def nft_string(text: str, limit: int = MAX_COMMENT) -> str:
     """A double-quoted nft string: printable ASCII without quotes or backslashes."""
-    clean = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)
-    return f'"{clean[:limit]}"'
-
-
-def comment_line(text: str) -> str:
-    """Text safe inside a ``#`` comment: one line, printable."""
-    return "".join(c if c.isprintable() else "?" for c in text)
+    return f'"{plain_ascii(text, limit)}"'
 
 
 def set_name(name: str, family: Family) -> str:
@@ -87,7 +82,8 @@ def _statements(rule: Rule, meter: str) -> list[str]:
 
 
 def _meter_name(rule: Rule, taken: set[str]) -> str:
-    base = "limit_" + "".join(c if c.isalnum() else "_" for c in rule.name)
+    """limit_NAME, unique per family (the v4 and v6 sets of one name do not collide)."""
+    base = identifier(f"limit_{rule.name}", set(), 40)
     name, n = base, 1
     while any(set_name(name, f) in taken for f in rule.families):
         n += 1

@@ -1,0 +1,29 @@
+"""Text that every target must make safe: comments, quoted strings, identifiers."""
+
+from __future__ import annotations
+
+
+def comment_line(text: str) -> str:
+    """Text safe inside a ``#`` comment: one line, printable."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def plain_ascii(text: str, limit: int) -> str:
+    """Printable ASCII with quotes and backslashes replaced, cut to *limit* characters.
+
+    Safe inside double quotes for nft and iptables-restore, and inside single
+    quotes for shells once single quotes are gone too.
+    """
+    clean = "".join(c if " " <= c <= "~" and c not in "\"'\\`$" else "?" for c in text)
+    return clean[:limit]
+
+
+def identifier(text: str, taken: set[str], limit: int = 24) -> str:
+    """A name made of letters, digits and underscores, unique among *taken* (which it joins)."""
+    base = "".join(c if c.isascii() and c.isalnum() else "_" for c in text)[:limit] or "rule"
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base[: limit - len(str(n)) - 1]}_{n}"
+    taken.add(name)
+    return name
