@@ -11,6 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 BUILTIN = ["base", "mailserver", "webserver", "workstation"]
+EVERY_FEATURE = REPO / "tests" / "data" / "good" / "every-feature.yaml"
 
 
 @pytest.fixture
@@ -33,4 +34,16 @@ def nft_check(text: str) -> subprocess.CompletedProcess[str]:
         pytest.skip("nft not installed (apt-get install nftables)")
     return subprocess.run(
         ["unshare", "-rn", "nft", "-c", "-f", "-"], input=text, capture_output=True, text=True
+    )
+
+
+def restore_test(text: str, family: str) -> subprocess.CompletedProcess[str]:
+    """`iptables-restore --test` (or ip6tables-) in a private network namespace."""
+    tool = "iptables-restore" if family == "ipv4" else "ip6tables-restore"
+    if shutil.which(tool) is None:
+        if os.environ.get("FWGEN_REQUIRE_KERNEL"):
+            pytest.fail(f"{tool} is required (FWGEN_REQUIRE_KERNEL is set) but not installed")
+        pytest.skip(f"{tool} not installed (apt-get install iptables)")
+    return subprocess.run(
+        ["unshare", "-rn", tool, "--test"], input=text, capture_output=True, text=True
     )

@@ -83,7 +83,78 @@ def test_well_known_ports(name: str, ports: list[str]) -> None:
 
 def test_classic_reference_services_are_covered() -> None:
     cat = catalogue()
-    for name in ["ftp", "ssh", "telnet", "smtp", "time", "dns", "dhcp", "dhcp-client", "tftp", "finger", "http", "linuxconf", "kerberos", "pop2", "pop3", "portmapper", "ident", "nntp", "ntp", "msrpc", "netbios", "imap", "snmp", "snmptrap", "xdmcp", "bgp", "ldap", "ldaps", "https", "smb", "submissions", "isakmp", "rexec", "rlogin", "rsh", "syslog", "lpd", "submission", "ipp", "mountd", "swat", "imaps", "pop3s", "ftps", "socks", "mssql", "pptp", "nfs", "squid", "mysql", "rdp", "postgresql", "x11", "irc", "xfs", "http-8000", "http-alt", "webmin", "cpanel", "whm", "minecraft", "source-engine", "steam", "back-orifice", "subseven", "netbus", "metasploit", "sasser", "dabber", "bagle"]:
+    for name in [
+        "ftp",
+        "ssh",
+        "telnet",
+        "smtp",
+        "time",
+        "dns",
+        "dhcp",
+        "dhcp-client",
+        "tftp",
+        "finger",
+        "http",
+        "linuxconf",
+        "kerberos",
+        "pop2",
+        "pop3",
+        "portmapper",
+        "ident",
+        "nntp",
+        "ntp",
+        "msrpc",
+        "netbios",
+        "imap",
+        "snmp",
+        "snmptrap",
+        "xdmcp",
+        "bgp",
+        "ldap",
+        "ldaps",
+        "https",
+        "smb",
+        "submissions",
+        "isakmp",
+        "rexec",
+        "rlogin",
+        "rsh",
+        "syslog",
+        "lpd",
+        "submission",
+        "ipp",
+        "mountd",
+        "swat",
+        "imaps",
+        "pop3s",
+        "ftps",
+        "socks",
+        "mssql",
+        "pptp",
+        "nfs",
+        "squid",
+        "mysql",
+        "rdp",
+        "postgresql",
+        "x11",
+        "irc",
+        "xfs",
+        "http-8000",
+        "http-alt",
+        "webmin",
+        "cpanel",
+        "whm",
+        "minecraft",
+        "source-engine",
+        "steam",
+        "back-orifice",
+        "subseven",
+        "netbus",
+        "metasploit",
+        "sasser",
+        "dabber",
+        "bagle",
+    ]:
         assert cat.get(name) is not None, name
 
 
@@ -268,7 +339,9 @@ def test_alias_taken_by_another_service_is_a_conflict(tmp_path: Path) -> None:
     )
     with pytest.raises(
         FwgenError,
-        match=re.escape("service 'mything' conflicts with 'http' defined at fwgen/data/services.yaml:"),
+        match=re.escape(
+            "service 'mything' conflicts with 'http' defined at fwgen/data/services.yaml:"
+        ),
     ):
         catalogue((str(ports),))
 

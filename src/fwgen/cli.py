@@ -106,6 +106,10 @@ def render(
         bool, typer.Option("--strict", help="Fail instead of approximating.")
     ] = False,
     ports_files: PortsFiles = None,
+    family: Annotated[
+        str | None,
+        typer.Option("--family", help="iptables: print only the ipv4 or ipv6 file."),
+    ] = None,
 ) -> None:
     """Render a profile for one firewall.
 
@@ -117,7 +121,11 @@ def render(
     from fwgen.resolve import resolve_profile
     from fwgen.targets import RenderOptions
 
-    find_target(target)
+    spec = find_target(target)
+    if family is not None and not spec.family_files:
+        raise FwgenError(f"--family: {target} writes one file for both families")
+    if family is not None and family not in spec.family_files:
+        raise FwgenError(f"--family {family!r}: choose {' or '.join(spec.family_files)}")
     from fwgen.portdb import catalogue
 
     policy = resolve_profile(profile, parse_sets(set_ or []), catalogue(tuple(ports_files or ())))
@@ -126,6 +134,8 @@ def render(
     )
     for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
+    if family is not None:
+        files = {spec.family_files[family]: files[spec.family_files[family]]}
     if output is None:
         sys.stdout.write(to_stdout(files))
     else:

@@ -119,6 +119,10 @@ class Lab:
     def nft(self, text: str) -> None:
         self.run(self.server, "nft", "-f", "-", stdin=text)
 
+    def iptables(self, files: dict[str, str]) -> None:
+        self.run(self.server, "iptables-restore", stdin=files["rules.v4"])
+        self.run(self.server, "ip6tables-restore", stdin=files["rules.v6"])
+
     # traffic --------------------------------------------------------------
 
     def listen(self, specs: list[str]) -> None:

@@ -9,7 +9,7 @@ from syrupy.assertion import SnapshotAssertion
 from fwgen.render import render
 from fwgen.resolve import resolve_profile
 from fwgen.targets import RenderOptions
-from tests.conftest import BUILTIN, nft_check
+from tests.conftest import BUILTIN, EVERY_FEATURE, nft_check
 
 
 @pytest.mark.parametrize("profile", BUILTIN)
@@ -26,28 +26,8 @@ def test_builtin_profile_passes_nft_check(profile: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_every_feature_passes_nft_check(write_profile: Callable[..., Path]) -> None:
-    path = write_profile(
-        """\
-        description: every feature
-        extends: base
-        networks:
-          admins: [192.0.2.0/24, "2001:db8:1::/48"]
-          office: [admins, 203.0.113.7]
-          empty: []
-        inbound:
-          - {service: [http, https]}
-          - {service: ssh, from: admins, limit: 3/minute, log: true}
-          - {port: [8000-8010/tcp, 9000/tcp, 5000/udp], name: app, from: [office, 198.51.100.1]}
-          - {service: mysql, from: empty}
-          - {service: dns, from: ["2001:db8:2::/64"]}
-          - {service: mdns}
-        outbound:
-          - {service: dns, to: [192.0.2.53, "2001:db8::53"]}
-          - {service: https, log: true}
-        options: {log_drops: true, forward: accept}
-        """
-    )
+def test_every_feature_passes_nft_check() -> None:
+    path = EVERY_FEATURE
     text = render(resolve_profile(str(path)), "nftables")["fwgen.nft"]
     result = nft_check(text)
     assert result.returncode == 0, result.stderr

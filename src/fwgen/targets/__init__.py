@@ -47,6 +47,7 @@ class Target:
     title: str
     files: tuple[str, ...]
     capabilities: dict[str, str]
+    family_files: dict[str, str] = field(default_factory=dict)
 
     def module(self) -> TargetModule:
         module: Any = importlib.import_module(f"fwgen.targets.{self.name}")
@@ -69,6 +70,22 @@ TARGETS: dict[str, Target] = {
                 "icmp types": "yes",
                 "outbound deny": "yes",
                 "forward policy": "yes",
+            },
+        ),
+        Target(
+            name="iptables",
+            title="Linux iptables/ip6tables (iptables-restore, iptables-persistent)",
+            files=("rules.v4", "rules.v6"),
+            family_files={"ipv4": "rules.v4", "ipv6": "rules.v6"},
+            capabilities={
+                "families": "ipv4 and ipv6 in two files, both always default-deny",
+                "port ranges/lists": "yes (multiport, 15 ports a rule, split beyond)",
+                "source sets": "yes (one rule per address)",
+                "rate limits": "yes (per source, hashlimit)",
+                "logging": "yes (LOG)",
+                "icmp types": "yes (ICMPv6 neighbour discovery at hop limit 255)",
+                "outbound deny": "yes",
+                "forward policy": "drop/accept; ignore approximated (owns the filter table)",
             },
         ),
     )

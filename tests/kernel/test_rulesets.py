@@ -29,8 +29,19 @@ def test_loads_twice_and_leaves_foreign_tables_alone(lab: Lab) -> None:
     assert "policy accept" in lab.run(lab.server, "nft", "list", "table", "ip", "docker")
 
 
-def test_webserver_allows_exactly_its_services(lab: Lab) -> None:
-    lab.nft(webserver(lab))
+def load(lab: Lab, target: str, policy_profile: str = "webserver") -> None:
+    trusted = lab.clients["trusted"]
+    policy = resolve_profile(policy_profile, {"admins": [trusted.ipv4, trusted.ipv6]})
+    files = render(policy, target)
+    if target == "nftables":
+        lab.nft(files["fwgen.nft"])
+    else:
+        lab.iptables(files)
+
+
+@pytest.mark.parametrize("target", ["nftables", "iptables"])
+def test_webserver_allows_exactly_its_services(lab: Lab, target: str) -> None:
+    load(lab, target)
     specs = ["tcp:22", "tcp:80", "tcp:443", "udp:443", "tcp:3306", "udp:53"]
     lab.listen(specs)
     seen = lab.matrix(specs)

@@ -1,0 +1,140 @@
+"""iptables: iptables-restore files ``rules.v4`` and ``rules.v6`` (the iptables-persistent names).
+
+``iptables-restore`` replaces the whole filter table of its family, so this target
+owns that table; the header says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fwgen.icmp import HOP_LIMIT_255, ICMP_TYPES, ICMPV6_TYPES
+from fwgen.policy import Family, Policy, PortRange, Rule
+from fwgen.targets import Build, OutputFile, RenderOptions
+from fwgen.targets.text import comment_line, identifier, plain_ascii
+
+FILES: dict[Family, str] = {"ipv4": "rules.v4", "ipv6": "rules.v6"}
+CHAINS = {"in": "INPUT", "out": "OUTPUT"}
+MULTIPORT_MAX = 15  # a range counts as two
+MAX_COMMENT = 200
+
+
+def quoted(text: str, limit: int = MAX_COMMENT) -> str:
+    return f'"{plain_ascii(text, limit)}"'
+
+
+def port_groups(ports: tuple[PortRange, ...]) -> list[list[str]]:
+    """Ports in groups that fit one ``-m multiport`` match (15 slots, a range takes 2)."""
+    groups: list[list[str]] = [[]]
+    used = 0
+    for port in ports:
+        cost = 1 if port.start == port.end else 2
+        if used + cost > MULTIPORT_MAX:
+            groups.append([])
+            used = 0
+        groups[-1].append(str(port.start) if cost == 1 else f"{port.start}:{port.end}")
+        used += cost
+    return groups
+
+
+def _proto_matches(rule: Rule, family: Family) -> list[str]:
+    """The protocol part of each rule line: one per port group or ICMP type."""
+    if rule.proto in ("tcp", "udp"):
+        out = []
+        for group in port_groups(rule.ports):
+            if len(group) == 1 and ":" not in group[0]:
+                out.append(f"-p {rule.proto} -m {rule.proto} --dport {group[0]}")
+            else:
+                out.append(f"-p {rule.proto} -m multiport --dports {','.join(group)}")
+        return out
+    if family == "ipv4":
+        return [f"-p icmp -m icmp --icmp-type {ICMP_TYPES[t]}" for t in rule.icmp_types]
+    return [
+        f"-p ipv6-icmp -m icmp6 --icmpv6-type {ICMPV6_TYPES[t]}"
+        + (" -m hl --hl-eq 255" if t in HOP_LIMIT_255 else "")
+        for t in rule.icmp_types
+    ]
+
+
+def _hashlimit(rule: Rule, name: str) -> str:
+    assert rule.limit is not None
+    mode = "srcip" if rule.direction == "in" else "dstip"
+    return (
+        f" -m conntrack --ctstate NEW -m hashlimit --hashlimit-upto {rule.limit.rate}/{rule.limit.unit}"
+        f" --hashlimit-burst {rule.limit.rate} --hashlimit-mode {mode} --hashlimit-name {name}"
+    )
+
+
+def _lines(rule: Rule, family: Family, policy: Policy, limit_names: tuple[str, str]) -> list[str]:
+    """The rule lines for one family. A logged, limited rule's LOG line has a bucket
+    of its own with the same settings: it sees the same packets as the ACCEPT line,
+    so both agree on which connections are within the limit."""
+    chain = CHAINS[rule.direction]
+    peer, local = ("-s", "-d") if rule.direction == "in" else ("-d", "-s")
+    remotes = [""]
+    if rule.remote is not None:
+        remotes = [f"{peer} {a} " for a in policy.address_set(rule.remote).family(family)]
+    locals_ = [f"{local} {a} " for a in rule.local if (":" in a) == (family == "ipv6")] or [""]
+    accept_limit = log_limit = ""
+    if rule.limit is not None:
+        accept_limit, log_limit = (_hashlimit(rule, name) for name in limit_names)
+    label = rule.name + (f": {rule.comment}" if rule.comment else "")
+    comment = f" -m comment --comment {quoted(label)}"
+    out = []
+    for remote in remotes:
+        for dest in locals_:
+            for proto in _proto_matches(rule, family):
+                match = f"-A {chain} {remote}{dest}{proto}"
+                if rule.log:
+                    prefix = quoted(f"fwgen {rule.direction} {rule.name}: ", 28)
+                    out.append(f"{match}{log_limit}{comment} -j LOG --log-prefix {prefix}")
+                out.append(f"{match}{accept_limit}{comment} -j ACCEPT")
+    return out
+
+
+def build(policy: Policy, options: RenderOptions) -> Build:
+    warnings = []
+    if policy.defaults.forward == "ignore":
+        warnings.append(
+            "forward: ignore cannot be expressed: iptables-restore replaces the whole filter table; "
+            "FORWARD is left at ACCEPT with no rules of fwgen's"
+        )
+    files = {}
+    limit_names: set[str] = set()
+    names = {
+        id(r): (
+            identifier(f"fw_{r.name}", limit_names, 15),
+            identifier(f"fwlog_{r.name}", limit_names, 15),
+        )
+        for r in policy.rules
+        if r.limit
+    }
+    for family, filename in FILES.items():
+        chains: dict[str, list[dict[str, Any]]] = {"INPUT": [], "OUTPUT": []}
+        for rule in policy.rules:
+            entry = {
+                "origin": comment_line(f"{rule.name} ({rule.origin})"),
+                "lines": _lines(rule, family, policy, names.get(id(rule), ("", "")))
+                if family in rule.families
+                else [],
+                "note": "",
+            }
+            if not rule.families:
+                entry["note"] = comment_line(
+                    f"matches nothing: network '{rule.remote}' has no addresses"
+                )
+            elif family not in rule.families:
+                continue
+            chains[CHAINS[rule.direction]].append(entry)
+        forward = {"drop": "DROP", "accept": "ACCEPT", "ignore": "ACCEPT"}[policy.defaults.forward]
+        context = {
+            "policy": policy,
+            "family": family,
+            "description": comment_line(policy.description),
+            "forward": forward,
+            "output": "DROP" if policy.defaults.outbound == "drop" else "ACCEPT",
+            "chains": chains,
+            "warnings": [comment_line(w) for w in warnings],
+        }
+        files[filename] = OutputFile("rules.j2", context)
+    return Build(files=files, warnings=warnings)

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from syrupy.assertion import SnapshotAssertion
+from typer.testing import CliRunner
+
+from fwgen.cli import app
+from fwgen.policy import PortRange
+from fwgen.render import render, render_with_warnings
+from fwgen.resolve import resolve_profile
+from fwgen.targets.iptables import port_groups
+from tests.conftest import BUILTIN, EVERY_FEATURE, restore_test
+
+FAMILIES = {"rules.v4": "ipv4", "rules.v6": "ipv6"}
+
+
+@pytest.mark.parametrize("profile", BUILTIN)
+def test_builtin_profile_snapshot(profile: str, snapshot: SnapshotAssertion) -> None:
+    files = render(resolve_profile(profile), "iptables")
+    assert list(files) == ["rules.v4", "rules.v6"]
+    assert files == snapshot
+
+
+@pytest.mark.parametrize("profile", BUILTIN)
+def test_builtin_profile_passes_restore_test(profile: str) -> None:
+    for name, text in render(resolve_profile(profile), "iptables").items():
+        result = restore_test(text, FAMILIES[name])
+        assert result.returncode == 0, f"{name}: {result.stderr}"
+
+
+def test_ipv6_file_is_default_deny_even_for_an_ipv4_only_profile(
+    write_profile: Callable[..., Path],
+) -> None:
+    path = write_profile("description: v4\ninbound: [{service: ssh, from: [192.0.2.0/24]}]\n")
+    v6 = render(resolve_profile(str(path)), "iptables")["rules.v6"]
+    assert ":INPUT DROP [0:0]" in v6 and ":FORWARD DROP [0:0]" in v6
+    assert "--dport 22" not in v6
+
+
+def test_multiport_splits_beyond_15_slots() -> None:
+    ports = (
+        *tuple(PortRange(start=p, end=p) for p in range(1000, 1020)),
+        PortRange(start=2000, end=2010),
+    )
+    groups = port_groups(ports)
+    assert [len(g) for g in groups] == [15, 6]
+    assert groups[1][-1] == "2000:2010"
+    slots = [sum(2 if ":" in p else 1 for p in g) for g in groups]
+    assert max(slots) <= 15
+
+
+def test_every_feature_passes_restore_test() -> None:
+    path = EVERY_FEATURE
+    files = render(resolve_profile(str(path)), "iptables")
+    for name, text in files.items():
+        result = restore_test(text, FAMILIES[name])
+        assert result.returncode == 0, f"{name}: {result.stderr}"
+    v4 = files["rules.v4"]
+    assert ":OUTPUT DROP [0:0]" in v4
+    many = [line for line in v4.splitlines() if '--comment "many"' in line]
+    assert len(many) == 2  # 15 slots, then the rest
+    assert "--dports 1000:1001,1003," in many[0] and "--dport 1029 " in many[1]
+    assert "# matches nothing: network 'empty'" in v4
+    assert "-d 224.0.0.251 -p udp -m udp --dport 5353" in v4
+    assert "-j LOG --log-prefix" in v4
+
+
+def test_forward_ignore_is_approximated_with_a_warning(write_profile: Callable[..., Path]) -> None:
+    path = write_profile("description: d\noptions: {forward: ignore}\n")
+    files, warnings = render_with_warnings(resolve_profile(str(path)), "iptables")
+    assert len(warnings) == 1 and "forward: ignore" in warnings[0]
+    assert "# APPROXIMATED: forward: ignore" in files["rules.v4"]
+    assert ":FORWARD ACCEPT [0:0]" in files["rules.v4"]
+
+
+def test_cli_prints_both_files_or_one_family(tmp_path: Path) -> None:
+    runner = CliRunner()
+    both = runner.invoke(app, ["render", "webserver", "-t", "iptables"])
+    assert both.exit_code == 0
+    assert both.stdout.startswith("# ==> rules.v4 <==\n")
+    assert "\n# ==> rules.v6 <==\n" in both.stdout
+    v6 = runner.invoke(app, ["render", "webserver", "-t", "iptables", "--family", "ipv6"])
+    assert v6.exit_code == 0 and "==>" not in v6.stdout and "2001:db8:100::/48" in v6.stdout
+    result = runner.invoke(
+        app, ["render", "webserver", "-t", "iptables", "-o", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["rules.v4", "rules.v6"]
+
+
+def test_hostile_comment_stays_inside_its_quotes(write_profile: Callable[..., Path]) -> None:
+    path = write_profile(
+        "description: x\ninbound:\n  - {port: 80/tcp, name: web, comment: 'a\" -j ACCEPT\\nCOMMIT'}\n"
+    )
+    files = render(resolve_profile(str(path)), "iptables")
+    assert restore_test(files["rules.v4"], "ipv4").returncode == 0
+    assert '--comment "web: a? -j ACCEPT?nCOMMIT"' in files["rules.v4"]
