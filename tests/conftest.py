@@ -11,7 +11,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 BUILTIN = ["base", "mailserver", "webserver", "workstation"]
-EVERY_FEATURE = REPO / "tests" / "data" / "good" / "every-feature.yaml"
+# Relative to the repository, so that origins in snapshots do not depend on where it is.
+EVERY_FEATURE = "tests/data/good/every-feature.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _in_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
 
 
 @pytest.fixture

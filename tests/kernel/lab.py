@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class Lab:
     clients: dict[str, Client] = field(default_factory=dict)
     prefix: str = field(default_factory=lambda: f"fwg{uuid.uuid4().hex[:8]}")
     listeners: list[subprocess.Popen[str]] = field(default_factory=list)
+    ufw_dir: str | None = None
 
     @property
     def server(self) -> str:
@@ -113,11 +115,31 @@ class Lab:
             proc.communicate()
         for ns in [self.server, *(c.ns for c in self.clients.values())]:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        if self.ufw_dir is not None:
+            shutil.rmtree(self.ufw_dir, ignore_errors=True)
 
     # firewall -------------------------------------------------------------
 
     def nft(self, text: str) -> None:
         self.run(self.server, "nft", "-f", "-", stdin=text)
+
+    def ufw(self, script: str) -> str:
+        """Run a ufw script in the server namespace over a private copy of /etc/ufw."""
+        if self.ufw_dir is None:
+            self.ufw_dir = tempfile.mkdtemp(prefix="fwgen-ufw-")
+            shutil.copytree("/etc/ufw", self.ufw_dir, dirs_exist_ok=True)
+        return self.run(
+            self.server,
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            f'mount --bind {self.ufw_dir} /etc/ufw && exec "$0" "$@"',
+            "bash",
+            "-c",
+            'bash -s && echo "--- added" && ufw show added',
+            stdin=script,
+        )
 
     def iptables(self, files: dict[str, str]) -> None:
         self.run(self.server, "iptables-restore", stdin=files["rules.v4"])

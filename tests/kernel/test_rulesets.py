@@ -35,11 +35,13 @@ def load(lab: Lab, target: str, policy_profile: str = "webserver") -> None:
     files = render(policy, target)
     if target == "nftables":
         lab.nft(files["fwgen.nft"])
-    else:
+    elif target == "iptables":
         lab.iptables(files)
+    else:
+        lab.ufw(files["fwgen-ufw.sh"])
 
 
-@pytest.mark.parametrize("target", ["nftables", "iptables"])
+@pytest.mark.parametrize("target", ["nftables", "iptables", "ufw"])
 def test_webserver_allows_exactly_its_services(lab: Lab, target: str) -> None:
     load(lab, target)
     specs = ["tcp:22", "tcp:80", "tcp:443", "udp:443", "tcp:3306", "udp:53"]

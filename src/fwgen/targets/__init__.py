@@ -88,5 +88,35 @@ TARGETS: dict[str, Target] = {
                 "forward policy": "drop/accept; ignore approximated (owns the filter table)",
             },
         ),
+        Target(
+            name="ufw",
+            title="Uncomplicated Firewall (bash script of ufw commands)",
+            files=("fwgen-ufw.sh",),
+            capabilities={
+                "families": "ipv4+ipv6 (refuses to run with IPV6=no)",
+                "port ranges/lists": "yes (15 ports a rule, split beyond)",
+                "source sets": "yes (one rule per address)",
+                "rate limits": "approximated: ufw limit is 6 connections/30 s per source",
+                "logging": "yes (rule log; logging low for drops)",
+                "icmp types": "approximated: ufw's before.rules decide (warned)",
+                "outbound deny": "yes",
+                "forward policy": "yes (default routed)",
+            },
+        ),
+        Target(
+            name="windows",
+            title="Windows Firewall (PowerShell, NetSecurity cmdlets)",
+            files=("fwgen.ps1",),
+            capabilities={
+                "families": "ipv4+ipv6 in one rule set",
+                "port ranges/lists": "yes",
+                "source sets": "yes (-RemoteAddress lists)",
+                "rate limits": "no: rendered without the limit, warned",
+                "logging": "approximated: per firewall profile, not per rule",
+                "icmp types": "yes; hop limit 255 on neighbour discovery not expressible (warned)",
+                "outbound deny": "yes",
+                "forward policy": "not filtered by these rules (accept warned)",
+            },
+        ),
     )
 }

@@ -1,0 +1,176 @@
+"""ufw: a bash script of ``ufw`` commands that converges an active or inactive ufw.
+
+Wanted rules are added first (ufw skips rules it has), then rules fwgen added
+earlier and no longer wants are deleted, then the defaults are set and ufw is
+enabled: there is never a moment without the firewall. fwgen's rules carry a
+``fwgen: NAME [TAG]`` comment, TAG a hash of the rule, so a changed rule is a
+new rule and the old one is recognised as stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from fwgen.icmp import ICMP_TYPES
+from fwgen.policy import Family, Policy, Rule
+from fwgen.targets import Build, OutputFile, RenderOptions
+from fwgen.targets.iptables import port_groups
+from fwgen.targets.text import comment_line, plain_ascii
+
+# What ufw's stock before.rules / before6.rules accept, by direction and protocol.
+BEFORE_RULES = {
+    ("in", "icmp"): {
+        "destination-unreachable",
+        "time-exceeded",
+        "parameter-problem",
+        "echo-request",
+    },
+    ("in", "icmpv6"): {
+        "echo-reply",
+        "destination-unreachable",
+        "packet-too-big",
+        "time-exceeded",
+        "parameter-problem",
+        "echo-request",
+        "nd-router-solicit",
+        "nd-router-advert",
+        "nd-neighbor-solicit",
+        "nd-neighbor-advert",
+        "ind-neighbor-solicit",
+        "ind-neighbor-advert",
+        "mld-listener-query",
+        "mld-listener-report",
+        "mld-listener-done",
+        "mld2-listener-report",
+    },
+    ("out", "icmp"): set(),
+    ("out", "icmpv6"): {
+        "destination-unreachable",
+        "packet-too-big",
+        "time-exceeded",
+        "parameter-problem",
+        "echo-request",
+        "echo-reply",
+        "nd-router-solicit",
+        "nd-neighbor-advert",
+        "nd-neighbor-solicit",
+    },
+}
+ANY = {"ipv4": "0.0.0.0/0", "ipv6": "::/0"}
+SPEC_CHARS = "A-Za-z0-9 .:/,_-"
+
+
+def _peers(rule: Rule, policy: Policy) -> list[str]:
+    """The remote addresses, one ufw rule each; ``any`` when both families are open to all."""
+    if rule.remote is not None:
+        remote = policy.address_set(rule.remote)
+        return [a for f in rule.families for a in remote.family(f)]
+    if set(rule.families) == {"ipv4", "ipv6"}:
+        return ["any"]
+    return [ANY[f] for f in rule.families]
+
+
+def _locals(rule: Rule, family_of_peer: Family | None) -> list[str]:
+    if not rule.local:
+        return ["any"]
+    return [
+        a for a in rule.local if family_of_peer is None or (":" in a) == (family_of_peer == "ipv6")
+    ]
+
+
+def _family(address: str) -> Family | None:
+    return None if address == "any" else ("ipv6" if ":" in address else "ipv4")
+
+
+def _specs(rule: Rule, policy: Policy) -> list[str]:
+    """ufw rule specifications (without the comment) for one port rule."""
+    action = "limit" if rule.limit is not None else "allow"
+    log = " log" if rule.log else ""
+    way = "" if rule.direction == "in" else " out"
+    out = []
+    for peer in _peers(rule, policy):
+        for local in _locals(rule, _family(peer)):
+            for group in port_groups(rule.ports):
+                src, dst = (peer, local) if rule.direction == "in" else (local, peer)
+                out.append(
+                    f"{action}{way}{log} proto {rule.proto} from {src} to {dst} port {','.join(group)}"
+                )
+    return out
+
+
+def _icmp_note(rule: Rule, warnings: list[str]) -> str:
+    """ICMP cannot be set through the ufw command line; say what before.rules does."""
+    allowed = BEFORE_RULES[(rule.direction, rule.proto)]
+    missing = [t for t in rule.icmp_types if t not in allowed]
+    if missing:
+        warnings.append(
+            f"{rule.name} ({rule.origin}): {rule.proto} {', '.join(missing)} cannot be allowed through "
+            "the ufw command line and ufw's before rules do not accept it; these stay blocked"
+        )
+    if rule.limit is not None:
+        warnings.append(
+            f"{rule.name} ({rule.origin}): ufw's before rules accept {rule.proto} "
+            f"{', '.join(rule.icmp_types)} without the {rule.limit} limit"
+        )
+    covered = [t for t in rule.icmp_types if t in allowed]
+    return (
+        f"already accepted by ufw's before rules: {rule.proto} {', '.join(covered)}"
+        if covered
+        else ""
+    )
+
+
+def _tag(spec: str) -> str:
+    return hashlib.sha256(spec.encode()).hexdigest()[:10]
+
+
+def build(policy: Policy, options: RenderOptions) -> Build:
+    warnings: list[str] = []
+    entries = []
+    tags = []
+    for rule in policy.rules:
+        entry: dict[str, Any] = {
+            "origin": comment_line(f"{rule.name} ({rule.origin})"),
+            "commands": [],
+            "note": "",
+        }
+        if not rule.families:
+            entry["note"] = comment_line(
+                f"matches nothing: network '{rule.remote}' has no addresses"
+            )
+        elif rule.proto in ("icmp", "icmpv6"):
+            entry["note"] = _icmp_note(rule, warnings)
+        else:
+            if rule.limit is not None:
+                warnings.append(
+                    f"{rule.name} ({rule.origin}): limit {rule.limit} approximated by ufw's fixed "
+                    "limit (6 new connections in 30 seconds per source)"
+                )
+            for spec in _specs(rule, policy):
+                tag = _tag(spec)
+                tags.append(tag)
+                label = plain_ascii(f"fwgen: {rule.name} [{tag}]", 200)
+                entry["commands"].append(f"ufw {spec} comment '{label}'")
+        entries.append(entry)
+    echo_in = any(r.direction == "in" and "echo-request" in r.icmp_types for r in policy.rules)
+    if not echo_in:
+        warnings.append(
+            "ping is off, but ufw's before rules accept echo-request; remove those lines from "
+            "/etc/ufw/before.rules and before6.rules to drop pings"
+        )
+    forward = {"drop": "deny", "accept": "allow", "ignore": ""}[policy.defaults.forward]
+    context = {
+        "policy": policy,
+        "description": comment_line(policy.description),
+        "entries": entries,
+        "tags": sorted(set(tags)),
+        "outgoing": "deny" if policy.defaults.outbound == "drop" else "allow",
+        "routed": forward,
+        "logging": "low" if policy.log_drops else "off",
+        "spec_chars": SPEC_CHARS,
+        "exclusive": options.flush_ruleset,
+        "warnings": [comment_line(w) for w in warnings],
+        "icmp_names": sorted(ICMP_TYPES),
+    }
+    return Build(files={"fwgen-ufw.sh": OutputFile("apply.sh.j2", context)}, warnings=warnings)

@@ -1,0 +1,121 @@
+"""Windows Firewall: a PowerShell script using the NetSecurity cmdlets.
+
+Windows has no rule order and evaluates block rules before allow rules, so the
+script is allow rules on top of the default block. fwgen's rules live in the
+group 'fwgen' and are replaced as a whole each time the script runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from fwgen.icmp import HOP_LIMIT_255, ICMP_TYPES, ICMPV6_TYPES
+from fwgen.policy import Policy, Rule
+from fwgen.targets import Build, OutputFile, RenderOptions
+from fwgen.targets.text import comment_line, plain_ascii
+
+GROUP = "fwgen"  # a constant: an empty -Group filter would select every rule
+ANY_OF = {"ipv4": "0.0.0.0-255.255.255.255", "ipv6": "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"}
+PROTOCOL = {"tcp": "TCP", "udp": "UDP", "icmp": "ICMPv4", "icmpv6": "ICMPv6"}
+
+
+def ps_string(text: str) -> str:
+    """A single-quoted PowerShell string: quotes doubled, control characters replaced.
+
+    PowerShell also ends single-quoted strings at the typographic quotes, so those
+    are replaced too.
+    """
+    clean = "".join(
+        "?" if not c.isprintable() or c in "\u2018\u2019\u201a\u201b" else c for c in text
+    )
+    return "'" + clean.replace("'", "''") + "'"
+
+
+def ps_list(items: list[str]) -> str:
+    return ",".join(ps_string(i) for i in items)
+
+
+def _addresses(rule: Rule, policy: Policy) -> list[str]:
+    if rule.remote is not None:
+        remote = policy.address_set(rule.remote)
+        return [a for f in rule.families for a in remote.family(f)]
+    if set(rule.families) == {"ipv4", "ipv6"}:
+        return []
+    return [ANY_OF[f] for f in rule.families]
+
+
+def _rule(rule: Rule, policy: Policy, warnings: list[str]) -> dict[str, str]:
+    where = f"{rule.name} ({rule.origin})"
+    if rule.limit is not None:
+        warnings.append(
+            f"{where}: Windows Firewall cannot rate-limit; the {rule.limit} limit is not applied"
+        )
+    if any(t in HOP_LIMIT_255 for t in rule.icmp_types):
+        warnings.append(
+            f"{where}: Windows Firewall cannot match hop limit 255 on neighbour discovery"
+        )
+    params = {
+        "Direction": "Inbound" if rule.direction == "in" else "Outbound",
+        "Protocol": PROTOCOL[rule.proto],
+    }
+    if rule.ports:
+        key = "LocalPort" if rule.direction == "in" else "RemotePort"
+        params[key] = ps_list([str(p) for p in rule.ports])
+    if rule.icmp_types:
+        numbers = ICMP_TYPES if rule.proto == "icmp" else ICMPV6_TYPES
+        params["IcmpType"] = ps_list([str(numbers[t]) for t in rule.icmp_types])
+    remote = _addresses(rule, policy)
+    if remote:
+        params["RemoteAddress"] = ps_list(remote)
+    if rule.local:
+        params["LocalAddress"] = ps_list(list(rule.local))
+    content = repr(sorted(params.items()))
+    tag = hashlib.sha256(content.encode()).hexdigest()[:10]
+    name = plain_ascii(f"fwgen-{rule.name}-{tag}", 120).replace(" ", "_")
+    ports = " ".join(str(p) for p in rule.ports) or " ".join(rule.icmp_types)
+    label = f"fwgen: {rule.name} ({rule.proto} {ports})"
+    return {
+        "name": ps_string(name),
+        "display": ps_string(label[:250]),
+        "description": ps_string(f"{rule.comment or rule.name}; from {rule.origin}"[:500]),
+        "params": " ".join(f"-{k} {v}" for k, v in params.items()),
+    }
+
+
+def build(policy: Policy, options: RenderOptions) -> Build:
+    warnings: list[str] = []
+    rules = []
+    for rule in policy.rules:
+        entry: dict[str, Any] = {
+            "origin": comment_line(f"{rule.name} ({rule.origin})"),
+            "rule": None,
+            "note": "",
+        }
+        if not rule.families:
+            entry["note"] = comment_line(
+                f"matches nothing: network '{rule.remote}' has no addresses"
+            )
+        else:
+            entry["rule"] = _rule(rule, policy, warnings)
+        rules.append(entry)
+    if any(r.log for r in policy.rules):
+        warnings.append(
+            "Windows Firewall logs per profile, not per rule: allowed connections are logged for every rule"
+        )
+    if policy.defaults.forward == "accept":
+        warnings.append(
+            "forward: accept is not expressed; Windows Firewall does not filter routed traffic with these rules"
+        )
+    context = {
+        "policy": policy,
+        "group": ps_string(GROUP),
+        "description": comment_line(policy.description),
+        "rules": rules,
+        "outbound": "Block" if policy.defaults.outbound == "drop" else "Allow",
+        "log_allowed": "True" if any(r.log for r in policy.rules) else "False",
+        "log_blocked": "True" if policy.log_drops else "False",
+        "exclusive": options.flush_ruleset,
+        "warnings": [comment_line(w) for w in warnings],
+    }
+    return Build(files={"fwgen.ps1": OutputFile("apply.ps1.j2", context)}, warnings=warnings)

@@ -1,0 +1,52 @@
+"""The ufw script against a real ufw, in a namespace, over a private copy of /etc/ufw."""
+
+from __future__ import annotations
+
+import pytest
+
+from fwgen.render import render
+from fwgen.resolve import resolve_profile
+from fwgen.targets import RenderOptions
+from tests.kernel.lab import Lab
+
+pytestmark = pytest.mark.kernel
+
+
+def script(profile: str, admins: str = "192.0.2.1", exclusive: bool = False) -> str:
+    overrides = {"admins": [admins]} if profile != "workstation" else {}
+    policy = resolve_profile(profile, overrides)
+    return render(policy, "ufw", RenderOptions(flush_ruleset=exclusive))["fwgen-ufw.sh"]
+
+
+def added(output: str) -> list[str]:
+    return [line for line in output.split("--- added\n")[1].splitlines() if line.startswith("ufw ")]
+
+
+@pytest.mark.parametrize("profile", ["webserver", "mailserver", "workstation"])
+def test_applies_cleanly_twice_and_the_second_run_changes_nothing(lab: Lab, profile: str) -> None:
+    first = lab.ufw(script(profile))
+    second = lab.ufw(script(profile))
+    assert "Rules updated" in first  # ufw was inactive: rules are written, then enabled
+    for change in ("Rule added", "Rule deleted", "Rules updated", "Rule updated"):
+        assert change not in second
+    assert added(first) == added(second)
+    status = lab.run(lab.server, "iptables", "-S", "INPUT")
+    assert "-P INPUT DROP" in status
+    assert "-P INPUT DROP" in lab.run(lab.server, "ip6tables", "-S", "INPUT")
+
+
+def test_stale_fwgen_rules_go_and_rules_of_others_stay(lab: Lab) -> None:
+    lab.ufw("ufw allow 9999/tcp comment 'added by hand'\n")
+    lab.ufw(script("webserver", admins="192.0.2.1"))
+    out = lab.ufw(script("webserver", admins="192.0.2.7"))
+    rules = added(out)
+    assert "ufw allow 9999/tcp comment 'added by hand'" in rules
+    assert any("from 192.0.2.7 " in r for r in rules)
+    assert not any("192.0.2.1 " in r for r in rules)
+
+
+def test_exclusive_removes_rules_of_others(lab: Lab) -> None:
+    lab.ufw("ufw allow 9999/tcp comment 'added by hand'\n")
+    rules = added(lab.ufw(script("webserver", exclusive=True)))
+    assert not any("9999" in r for r in rules)
+    assert rules and all("comment 'fwgen: " in r for r in rules)
