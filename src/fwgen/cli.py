@@ -100,7 +100,11 @@ def render(
         ),
     ] = None,
     flush_ruleset: Annotated[
-        bool, typer.Option("--flush-ruleset", help="nftables: take over the whole ruleset.")
+        bool,
+        typer.Option(
+            "--flush-ruleset",
+            help="Take over the host firewall: nftables flushes the ruleset; ufw and windows remove or disable rules of others.",
+        ),
     ] = False,
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail instead of approximating.")
