@@ -77,8 +77,66 @@ def probe(address: str, specs: list[str]) -> None:
     print(json.dumps(results, sort_keys=True))
 
 
+def _checksum(data: bytes) -> int:
+    data += b"\0" * (len(data) % 2)
+    total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def ping(address: str) -> None:
+    """One ICMP/ICMPv6 echo request; prints "open" when the reply comes back."""
+    v6 = ":" in address
+    family, proto, kind, reply = (
+        (socket.AF_INET6, socket.IPPROTO_ICMPV6, 128, 129)
+        if v6
+        else (socket.AF_INET, socket.IPPROTO_ICMP, 8, 0)
+    )
+    with socket.socket(family, socket.SOCK_RAW, proto) as sock:
+        sock.settimeout(TIMEOUT)
+        body = b"fwgen-probe"
+        header = bytes([kind, 0, 0, 0, 0x12, 0x34, 0, 1])
+        if not v6:  # the kernel fills in the ICMPv6 checksum, not the ICMP one
+            header = header[:2] + _checksum(header + body).to_bytes(2, "big") + header[4:]
+        sock.sendto(header + body, (address, 0))
+        try:
+            while True:
+                data = sock.recv(2048)
+                icmp = data if v6 else data[(data[0] & 0x0F) * 4 :]
+                if icmp[0] == reply and icmp[4:6] == b"\x12\x34":
+                    print("open")
+                    return
+        except OSError:
+            print("blocked")
+
+
+def burst(address: str, port: int, count: int) -> None:
+    print(json.dumps([probe_one(address, f"tcp:{port}") == "open" for _ in range(count)]))
+
+
+def hold(address: str, port: int) -> None:
+    with socket.create_connection((address, port), timeout=TIMEOUT) as sock:
+        sock.settimeout(TIMEOUT)
+        print("connected", flush=True)
+        for line in sys.stdin:
+            try:
+                sock.sendall(line.encode())
+                answer = sock.recv(1024).decode()
+                print("ok" if answer == line else "fail", flush=True)
+            except OSError:
+                print("fail", flush=True)
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "listen":
-        listen(sys.argv[2:])
+    command, args = sys.argv[1], sys.argv[2:]
+    if command == "listen":
+        listen(args)
+    elif command == "probe":
+        probe(args[0], args[1:])
+    elif command == "ping":
+        ping(args[0])
+    elif command == "burst":
+        burst(args[0], int(args[1]), int(args[2]))
     else:
-        probe(sys.argv[2], sys.argv[3:])
+        hold(args[0], int(args[1]))

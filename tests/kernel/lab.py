@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,6 +104,8 @@ class Lab:
             (ns, there, client.ipv4, client.ipv6),
         ):
             self.run(where, "ip", "link", "set", "lo", "up")
+            # No duplicate address detection: link-local addresses are usable at once.
+            self.run(where, "sysctl", "-qw", f"net.ipv6.conf.{dev}.accept_dad=0")
             self.run(where, "ip", "addr", "add", f"{v4}/24", "dev", dev)
             self.run(where, "ip", "-6", "addr", "add", f"{v6}/64", "dev", dev, "nodad")
             self.run(where, "ip", "link", "set", dev, "up")
@@ -159,16 +162,85 @@ class Lab:
 
     def probe(self, client: str, family: str, specs: list[str]) -> dict[str, str]:
         """{"tcp:80": "open" | "blocked"} as seen from *client* over *family*."""
+        return self.probe_from(self.clients[client].ns, self.address(client, family), specs)
+
+    def address(self, client: str, family: str) -> str:
+        """The server's address on *client*'s link."""
         c = self.clients[client]
-        address = c.server_ipv4 if family == "ipv4" else c.server_ipv6
-        out = self.run(c.ns, sys.executable, str(AGENT), "probe", address, *specs)
-        return dict(json.loads(out))
+        return c.server_ipv4 if family == "ipv4" else c.server_ipv6
+
+    def agent(self, ns: str, *args: str) -> str:
+        return self.run(ns, sys.executable, str(AGENT), *args)
+
+    def ping(self, client: str, family: str) -> str:
+        return self.agent(self.clients[client].ns, "ping", self.address(client, family)).strip()
+
+    def apply(self, target: str, files: dict[str, str]) -> None:
+        """Load a rendered ruleset into the server namespace the way its firewall does."""
+        if target == "nftables":
+            self.nft(files["fwgen.nft"])
+        elif target == "iptables":
+            self.iptables(files)
+        else:
+            self.ufw(files["fwgen-ufw.sh"])
+
+    def burst(self, client: str, family: str, port: int, count: int) -> list[bool]:
+        """*count* new TCP connections in a row from *client*: which got through."""
+        out = self.agent(
+            self.clients[client].ns, "burst", self.address(client, family), str(port), str(count)
+        )
+        return list(json.loads(out))
+
+    def hold(self, client: str, family: str, port: int) -> subprocess.Popen[str]:
+        """An open TCP connection from *client*; write a line to stdin, read "ok" or "fail"."""
+        proc = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.clients[client].ns,
+                sys.executable,
+                str(AGENT),
+                "hold",
+                self.address(client, family),
+                str(port),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "connected"
+        self.listeners.append(proc)
+        return proc
+
+    def route_through_server(self) -> None:
+        """Make the server the clients' router, so traffic between clients is forwarded."""
+        for key in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"):
+            self.run(self.server, "sysctl", "-qw", key)
+        for c in self.clients.values():
+            self.run(c.ns, "ip", "route", "add", "default", "via", c.server_ipv4)
+            self.run(c.ns, "ip", "-6", "route", "add", "default", "via", c.server_ipv6)
+
+    def listen_in(self, ns: str, specs: list[str]) -> None:
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, str(AGENT), "listen", *specs],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        self.listeners.append(proc)
+
+    def probe_from(self, ns: str, address: str, specs: list[str]) -> dict[str, str]:
+        return dict(json.loads(self.agent(ns, "probe", address, *specs)))
 
     def matrix(self, specs: list[str]) -> dict[tuple[str, str, str], str]:
-        """(client, family, spec) → open | blocked, for every client and family."""
-        return {
-            (client, family, spec): state
-            for client in self.clients
-            for family in ("ipv4", "ipv6")
-            for spec, state in self.probe(client, family, specs).items()
-        }
+        """(client, family, spec) → open | blocked, for every client and family, probed at once."""
+        pairs = [(client, family) for client in self.clients for family in ("ipv4", "ipv6")]
+        with ThreadPoolExecutor(max_workers=len(pairs)) as pool:
+            results = pool.map(lambda pair: self.probe(*pair, specs), pairs)
+            return {
+                (client, family, spec): state
+                for (client, family), found in zip(pairs, results, strict=True)
+                for spec, state in found.items()
+            }

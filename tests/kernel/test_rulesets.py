@@ -32,13 +32,7 @@ def test_loads_twice_and_leaves_foreign_tables_alone(lab: Lab) -> None:
 def load(lab: Lab, target: str, policy_profile: str = "webserver") -> None:
     trusted = lab.clients["trusted"]
     policy = resolve_profile(policy_profile, {"admins": [trusted.ipv4, trusted.ipv6]})
-    files = render(policy, target)
-    if target == "nftables":
-        lab.nft(files["fwgen.nft"])
-    elif target == "iptables":
-        lab.iptables(files)
-    else:
-        lab.ufw(files["fwgen-ufw.sh"])
+    lab.apply(target, render(policy, target))
 
 
 @pytest.mark.parametrize("target", ["nftables", "iptables", "ufw"])
