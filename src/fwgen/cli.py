@@ -78,6 +78,10 @@ def parse_sets(values: list[str]) -> dict[str, list[str]]:
     return out
 
 
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Replace a network's addresses: NAME=CIDR[,CIDR...]. Repeatable."),
+]
 PortsFiles = Annotated[
     list[str] | None,
     typer.Option("--ports", help="A site port database file (YAML list of services). Repeatable."),
@@ -114,6 +118,12 @@ def render(
         str | None,
         typer.Option("--family", help="iptables: print only the ipv4 or ipv6 file."),
     ] = None,
+    check_only: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="With -o: exit 1 and show a diff when the file is stale; write nothing."
+        ),
+    ] = False,
 ) -> None:
     """Render a profile for one firewall.
 
@@ -140,10 +150,30 @@ def render(
         typer.echo(f"warning: {warning}", err=True)
     if family is not None:
         files = {spec.family_files[family]: files[spec.family_files[family]]}
-    if output is None:
+    if check_only:
+        if output is None:
+            raise FwgenError("--check needs -o FILE (the file to compare with)")
+        _check_current(files, output)
+    elif output is None:
         sys.stdout.write(to_stdout(files))
     else:
         write_outputs(files, output)
+
+
+def _check_current(files: dict[str, str], output: Path) -> None:
+    from fwgen.build import Output, stale, unified
+
+    items = (
+        [Output("", output, text) for text in files.values()]
+        if len(files) == 1
+        else [Output("", output / name, text) for name, text in files.items()]
+    )
+    old = stale(items)
+    for item in old:
+        typer.echo(unified(item), nl=False)
+    if old:
+        typer.echo(f"stale: {', '.join(str(o.path) for o in old)}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -184,8 +214,7 @@ def ports(
     from fwgen.portdb import query as run_query
     from fwgen.table import format_table
 
-    if format_ not in ("text", "json"):
-        raise FwgenError(f"--format {format_!r}: choose text or json")
+    _formats(format_, ("text", "json"))
     found = run_query(catalogue(tuple(ports_files or ())), query)
     if format_ == "json":
         typer.echo(json.dumps(found, indent=2, ensure_ascii=False))
@@ -212,6 +241,159 @@ def ports(
 def _port_text(port: dict[str, Any]) -> str:
     span = str(port["start"]) if port["start"] == port["end"] else f"{port['start']}-{port['end']}"
     return f"{span}/{port['proto']}"
+
+
+def _load_policies(
+    profiles: list[str], sets: list[str] | None, ports_files: list[str] | None
+) -> list[Any]:
+    from fwgen.portdb import catalogue
+    from fwgen.resolve import resolve_profile
+
+    cat = catalogue(tuple(ports_files or ()))
+    return [resolve_profile(p, parse_sets(sets or []), cat) for p in profiles]
+
+
+@app.command()
+@user_errors
+def check(
+    profiles: Annotated[list[str], typer.Argument(help="Profile names or files.")],
+    format_: Annotated[str, typer.Option("--format", help="text, json or sarif.")] = "text",
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")] = False,
+    set_: SetOption = None,
+    ports_files: PortsFiles = None,
+) -> None:
+    """Report what a profile opens that deserves a second look.
+
+    Exit 0 when there are no errors, 1 when there are (or warnings with --strict).
+    Example: fwgen check webserver --format sarif > fwgen.sarif
+    """
+    import json
+
+    from fwgen.check import as_json, as_sarif, as_text, check_policy
+    from fwgen.portdb import catalogue
+
+    _formats(format_, ("text", "json", "sarif"))
+    cat = catalogue(tuple(ports_files or ()))
+    findings = [
+        f
+        for policy in _load_policies(profiles, set_, ports_files)
+        for f in check_policy(policy, cat)
+    ]
+    if format_ == "text":
+        typer.echo(as_text(findings), nl=False)
+    elif format_ == "json":
+        typer.echo(json.dumps(as_json(findings), indent=2))
+    else:
+        typer.echo(json.dumps(as_sarif(findings, __version__), indent=2))
+    failing = {"error", "warning"} if strict else {"error"}
+    if any(f.level in failing for f in findings):
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def explain(
+    profile: Annotated[str, typer.Argument(help="A profile name or file.")],
+    format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    set_: SetOption = None,
+    ports_files: PortsFiles = None,
+) -> None:
+    """Show what a profile allows, rule by rule, with where each rule comes from.
+
+    Example: fwgen explain webserver
+    """
+    import json
+
+    from fwgen.explain import TABLE_HEADERS, table_rows
+    from fwgen.explain import explain as explain_policy
+    from fwgen.portdb import catalogue
+    from fwgen.table import format_table
+
+    _formats(format_, ("text", "json"))
+    (policy,) = _load_policies([profile], set_, ports_files)
+    rows = explain_policy(policy, catalogue(tuple(ports_files or ())))
+    if format_ == "json":
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        typer.echo(format_table(TABLE_HEADERS, table_rows(rows)), nl=False)
+
+
+@app.command()
+@user_errors
+def diff(
+    old: Annotated[str, typer.Argument(help="Old profile: a name, a file, or REV:path from git.")],
+    new: Annotated[str, typer.Argument(help="New profile: a name, a file, or REV:path from git.")],
+    format_: Annotated[str, typer.Option("--format", help="text, markdown or json.")] = "text",
+    set_: SetOption = None,
+    ports_files: PortsFiles = None,
+) -> None:
+    """Show what changes in what is allowed between two profiles. Exit 1 when anything does.
+
+    Example: fwgen diff origin/main:site/web.yaml site/web.yaml --format markdown
+    """
+    import json
+
+    from fwgen.diff import as_text, diff_policies
+    from fwgen.gitref import checkout_profile, is_git_ref, temporary_dir
+    from fwgen.portdb import catalogue
+
+    _formats(format_, ("text", "markdown", "json"))
+    with temporary_dir() as tmp:
+        refs = [
+            checkout_profile(ref, Path(tmp) / str(i)) if is_git_ref(ref) else ref
+            for i, ref in enumerate((old, new))
+        ]
+        before, after = _load_policies(refs, set_, ports_files)
+    result = diff_policies(before, after, catalogue(tuple(ports_files or ())))
+    if format_ == "json":
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(as_text(result, markdown=format_ == "markdown"), nl=False)
+    if any(result.values()):
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def build(
+    manifest: Annotated[
+        Path, typer.Argument(help="The manifest: hosts, their profiles and outputs.")
+    ] = Path("fwgen.yaml"),
+    check_only: Annotated[
+        bool,
+        typer.Option("--check", help="Exit 1 and show diffs when a file is stale; write nothing."),
+    ] = False,
+) -> None:
+    """Render every host of a manifest, writing only the files that changed.
+
+    Example: fwgen build site/fwgen.yaml --check
+    """
+    from fwgen.build import outputs, stale, unified
+    from fwgen.output import write_atomic
+
+    items = list(outputs(manifest))
+    changed = stale(items)
+    if check_only:
+        for item in changed:
+            typer.echo(unified(item), nl=False)
+        if changed:
+            typer.echo(
+                f"stale: {len(changed)} of {len(items)} generated files; run `fwgen build`",
+                err=True,
+            )
+            raise typer.Exit(1)
+        typer.echo(f"all {len(items)} generated files are current")
+        return
+    for item in changed:
+        item.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(item.path, item.text)
+        typer.echo(f"wrote {item.path}")
+    typer.echo(f"{len(changed)} written, {len(items) - len(changed)} unchanged")
+
+
+def _formats(value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise FwgenError(f"--format {value!r}: choose {', '.join(choices)}")
 
 
 @app.command()

@@ -166,9 +166,15 @@ def _data_loc(data: Any, loc: tuple[Any, ...]) -> Loc:
     return tuple(out)
 
 
-def load_profile(ref: str) -> MergedProfile:
-    """Load a profile by name or path, with its whole ``extends`` chain merged."""
+def load_profile(ref: str, root: Path | None = None) -> MergedProfile:
+    """Load a profile by name or path, with its whole ``extends`` chain merged.
+
+    A relative path is read from *root* (default: the working directory) and shown
+    as written, so origins do not depend on where fwgen was started.
+    """
     path, shown = find_profile(ref)
+    if root is not None and _is_path(ref) and not Path(ref).is_absolute():
+        path = root / ref
     chain: list[tuple[Profile, Document, str]] = []
     _linearise(path, shown, chain, stack=[], seen=set())
     name = Path(shown).stem

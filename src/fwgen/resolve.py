@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from fwgen import icmp
@@ -28,10 +29,13 @@ PROTO_ORDER = {"icmp": 0, "icmpv6": 1, "tcp": 2, "udp": 3}
 
 
 def resolve_profile(
-    ref: str, overrides: Mapping[str, Sequence[str]] | None = None, ports: Catalogue | None = None
+    ref: str,
+    overrides: Mapping[str, Sequence[str]] | None = None,
+    ports: Catalogue | None = None,
+    root: Path | None = None,
 ) -> Policy:
-    """Load the profile *ref* (a name or a path) and resolve it to a Policy."""
-    return resolve(load_profile(ref), overrides or {}, ports or catalogue())
+    """Load the profile *ref* (a name or a path, relative to *root*) and resolve it to a Policy."""
+    return resolve(load_profile(ref, root), overrides or {}, ports or catalogue())
 
 
 def resolve(

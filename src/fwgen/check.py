@@ -1,0 +1,325 @@
+"""Findings about what a resolved profile opens, from the port database and the Policy.
+
+Each finding has a stable code, a level, a message, the file:line it is about,
+and the service and ports concerned.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from fwgen.policy import Policy, PortRange, Rule
+from fwgen.portdb import Catalogue, Service
+
+Level = Literal["error", "warning", "info"]
+REMOTE_MANAGEMENT = ("ssh", "ssh-alt", "rdp", "winrm", "winrm-https")
+NARROW = 64  # a catalogue service spanning more ports than this is not "the" service of a port
+
+# code: (level, short description) — the codes are stable; SARIF lists them as rules.
+CODES: dict[str, tuple[Level, str]] = {
+    "FW001": ("error", "A known backdoor or trojan port is opened"),
+    "FW002": ("warning", "A LAN-only service is reachable from any address or a public range"),
+    "FW003": ("warning", "A cleartext service is opened where a safer one exists"),
+    "FW004": ("info", "A high-risk service is opened"),
+    "FW005": ("warning", "A critical-risk service is opened"),
+    "FW006": ("warning", "No remote-management service is reachable on a server profile"),
+    "FW007": ("warning", "A rule is shadowed by or duplicates another rule"),
+    "FW008": ("warning", "A rule's address set is empty, so it matches nothing"),
+    "FW009": ("warning", "Outbound is default-deny but DNS is not allowed out"),
+    "FW010": ("info", "A cleartext service is opened beside its safer replacement"),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    level: Level
+    message: str
+    location: str
+    service: str | None = None
+    ports: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _ports(rule: Rule) -> list[str]:
+    return [f"{p}/{rule.proto}" for p in rule.ports]
+
+
+def _covers(ranges: tuple[PortRange, ...], start: int, end: int) -> bool:
+    return any(r.start <= start and end <= r.end for r in ranges)
+
+
+def services_of(rule: Rule, ports: Catalogue) -> list[Service]:
+    """The catalogue entries a rule opens: its service, or those whose ports it covers."""
+    if rule.service is not None:
+        service = ports.get(rule.service)
+        return [service] if service else []
+    found = []
+    for service in ports.services:
+        narrow = [p for p in service.ports if p.end - p.start < NARROW and p.proto == rule.proto]
+        if narrow and any(_covers(rule.ports, p.start, p.end) for p in narrow):
+            found.append(service)
+    return found
+
+
+LINK_SCOPE = (ipaddress.ip_network("224.0.0.0/24"), ipaddress.ip_network("ff02::/16"))
+
+
+def _public(policy: Policy, rule: Rule) -> str | None:
+    """How a rule reaches beyond trusted networks: 'any', a public range, or None.
+
+    A rule that only accepts link-scope multicast (mDNS, SSDP) stays on the LAN.
+    """
+    if rule.local and all(
+        any(ipaddress.ip_address(a) in n for n in LINK_SCOPE) for a in rule.local
+    ):
+        return None
+    if rule.remote is None:
+        return "any address"
+    for text in (*policy.address_set(rule.remote).ipv4, *policy.address_set(rule.remote).ipv6):
+        net = ipaddress.ip_network(text)
+        if not (net.is_private or net.is_link_local or net.is_loopback):
+            return f"the public range {text}"
+    return None
+
+
+def _finding(
+    code: str, message: str, rule: Rule | None, location: str, service: str | None = None
+) -> Finding:
+    return Finding(
+        code=code,
+        level=CODES[code][0],
+        message=message,
+        location=location,
+        service=service,
+        ports=_ports(rule) if rule is not None else [],
+    )
+
+
+def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
+    """Every finding for one Policy, in rule order, then host-wide ones."""
+    findings: list[Finding] = []
+    inbound = [r for r in policy.rules if r.direction == "in"]
+    for rule in policy.rules:
+        if not rule.families:
+            findings.append(
+                _finding(
+                    "FW008",
+                    f"{rule.name}: network '{rule.remote}' is empty, so this rule matches nothing",
+                    rule,
+                    rule.origin,
+                )
+            )
+            continue
+        if rule.direction == "in" and rule.proto in ("tcp", "udp"):
+            findings += _service_findings(policy, rule, ports)
+        findings += _shadow_findings(rule, policy.rules)
+    top = f"{policy.files[-1]}:1"
+    opens_tcp = any(r.proto == "tcp" and r.families for r in inbound)
+    managed = any(r.service in REMOTE_MANAGEMENT and r.families for r in inbound)
+    if opens_tcp and not managed:
+        findings.append(
+            _finding(
+                "FW006",
+                "no remote-management service (ssh, rdp, winrm) is reachable: applying this "
+                "ruleset remotely will lock you out",
+                None,
+                top,
+            )
+        )
+    if policy.defaults.outbound == "drop":
+        dns = [
+            r
+            for r in policy.rules
+            if r.direction == "out" and r.proto == "udp" and _covers(r.ports, 53, 53)
+        ]
+        if not dns:
+            findings.append(
+                _finding(
+                    "FW009",
+                    "outbound is default-deny but DNS (53/udp) is not allowed out: name lookups will fail",
+                    None,
+                    top,
+                )
+            )
+    return sorted(findings, key=_order)
+
+
+def _order(finding: Finding) -> tuple[str, int, str]:
+    path, _, line = finding.location.rpartition(":")
+    return (path, int(line) if line.isdigit() else 0, finding.code)
+
+
+def _service_findings(policy: Policy, rule: Rule, ports: Catalogue) -> list[Finding]:
+    out = []
+    for service in services_of(rule, ports):
+        what = f"{service.name} ({service.title})"
+        if service.exposure == "never":
+            out.append(
+                _finding(
+                    "FW001",
+                    f"{what} is never to be opened: {service.description} {service.risk_notes}".strip(),
+                    rule,
+                    rule.origin,
+                    service.name,
+                )
+            )
+            continue
+        reach = _public(policy, rule)
+        if service.exposure == "lan-only" and reach:
+            out.append(
+                _finding(
+                    "FW002",
+                    f"{what} belongs on a LAN only but is reachable from {reach}; "
+                    "restrict `from:` to your LAN or admin networks",
+                    rule,
+                    rule.origin,
+                    service.name,
+                )
+            )
+        if (
+            service.alternative
+            and service.category == "web"
+            and _opens(policy, ports, service.alternative)
+        ):
+            out.append(
+                _finding(
+                    "FW010",
+                    f"{what} is open beside {service.alternative}; make sure it only redirects or "
+                    "refuses to authenticate in cleartext",
+                    rule,
+                    rule.origin,
+                    service.name,
+                )
+            )
+        elif service.alternative:
+            out.append(
+                _finding(
+                    "FW003",
+                    f"{what} is cleartext or obsolete; use {service.alternative} instead",
+                    rule,
+                    rule.origin,
+                    service.name,
+                )
+            )
+        if service.risk in ("high", "critical"):
+            code = "FW005" if service.risk == "critical" else "FW004"
+            out.append(
+                _finding(
+                    code,
+                    f"{what} is {service.risk} risk: {service.risk_notes}",
+                    rule,
+                    rule.origin,
+                    service.name,
+                )
+            )
+    return out
+
+
+def _opens(policy: Policy, ports: Catalogue, name: str) -> bool:
+    service = ports.get(name)
+    return service is not None and any(
+        r.direction == "in" and r.service == service.name and r.families for r in policy.rules
+    )
+
+
+def _shadow_findings(rule: Rule, rules: tuple[Rule, ...]) -> list[Finding]:
+    """A rule whose traffic another, unconditional rule already accepts."""
+    for other in rules:
+        if other is rule or other.direction != rule.direction or other.proto != rule.proto:
+            continue
+        if other.limit is not None or (other.local != rule.local and other.local):
+            continue
+        if other.remote not in (None, rule.remote) or not set(rule.families) <= set(other.families):
+            continue
+        if rule.ports and not all(_covers(other.ports, p.start, p.end) for p in rule.ports):
+            continue
+        if rule.icmp_types and not set(rule.icmp_types) <= set(other.icmp_types):
+            continue
+        same = (
+            other.remote == rule.remote
+            and other.ports == rule.ports
+            and other.icmp_types == rule.icmp_types
+        )
+        if same and rules.index(other) > rules.index(rule):
+            continue  # report a duplicate once, on the later rule
+        verb = "duplicates" if same else "is shadowed by"
+        return [
+            _finding(
+                "FW007",
+                f"{rule.name} {verb} {other.name} ({other.origin}), which already accepts this traffic",
+                rule,
+                rule.origin,
+                rule.service,
+            )
+        ]
+    return []
+
+
+SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
+
+
+def as_text(findings: list[Finding]) -> str:
+    lines = [
+        f"{f.location}: {f.level} {f.code}"
+        + (f" [{f.service}]" if f.service else "")
+        + f": {f.message}"
+        for f in findings
+    ]
+    counts = {
+        level: sum(f.level == level for f in findings) for level in ("error", "warning", "info")
+    }
+    lines.append(
+        ", ".join(
+            f"{n} {level}{'s' if n != 1 and level != 'info' else ''}" for level, n in counts.items()
+        )
+    )
+    return "\n".join(lines) + "\n"
+
+
+def as_json(findings: list[Finding]) -> dict[str, object]:
+    return {"findings": [f.as_dict() for f in findings]}
+
+
+def as_sarif(findings: list[Finding], version: str) -> dict[str, object]:
+    """A SARIF 2.1.0 log, so code-scanning tools can annotate the pull request."""
+    results = []
+    for f in findings:
+        path, _, line = f.location.rpartition(":")
+        results.append(
+            {
+                "ruleId": f.code,
+                "level": SARIF_LEVEL[f.level],
+                "message": {"text": f.message},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": path},
+                            "region": {"startLine": int(line) if line.isdigit() else 1},
+                        }
+                    }
+                ],
+            }
+        )
+    rules = [
+        {
+            "id": code,
+            "shortDescription": {"text": text},
+            "defaultConfiguration": {"level": SARIF_LEVEL[level]},
+        }
+        for code, (level, text) in CODES.items()
+    ]
+    return {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {"driver": {"name": "fwgen", "version": version, "rules": rules}},
+                "results": results,
+            }
+        ],
+    }
