@@ -40,10 +40,19 @@ def test_playbook_check_mode_against_localhost(tmp_path: Path) -> None:
     render_dir.mkdir()
     env = {"HOME": str(tmp_path), "FWGEN_RENDER_DIR": str(render_dir)}
     result = ansible(
-        "--check", "--diff", "-i", "localhost,", "-c", "local", PLAYBOOK,
-        "-e", f"fwgen_nft_dest={tmp_path / 'etc' / 'fwgen.nft'}",
-        "-e", '{"fwgen_sets": ["admins=192.0.2.0/24"]}',
-        "-e", f"ansible_python_interpreter={sys.executable}",
+        "--check",
+        "--diff",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        PLAYBOOK,
+        "-e",
+        f"fwgen_nft_dest={tmp_path / 'etc' / 'fwgen.nft'}",
+        "-e",
+        '{"fwgen_sets": ["admins=192.0.2.0/24"]}',
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
         env=env,
     )
     assert result.returncode == 0, result.stdout + result.stderr

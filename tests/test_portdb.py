@@ -361,3 +361,9 @@ def test_site_file_is_validated_with_locations(tmp_path: Path) -> None:
 
 def test_builtin_catalogue_is_read_once() -> None:
     assert portdb.builtin_entries() is portdb.builtin_entries()
+
+
+def test_compiled_catalogue_is_in_sync_with_the_yaml() -> None:
+    assert portdb.COMPILED.read_text(encoding="utf-8") == portdb.compile_catalogue(), (
+        "run `python -m fwgen.portdb` after editing services.yaml"
+    )

@@ -117,6 +117,7 @@ def read_profile(path: Path, shown: str) -> tuple[Profile, Document, str]:
     """Read and validate one profile file (no ``extends`` applied)."""
     text = read_text(path, shown)
     doc = parse(text, shown)
+    doc.source = path
     if doc.data is None:
         raise ProfileError(
             "the profile is empty; it needs at least a description", path=shown, line=1

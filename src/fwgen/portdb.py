@@ -7,6 +7,8 @@ Lookups are by name or alias; ports may be looked up by number and protocol.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import re
 import socket
@@ -20,6 +22,7 @@ from fwgen.profile import SERVICE_RE, address_text, parse_address, parse_port
 from fwgen.yamlsource import Document, parse, read_text
 
 CATALOGUE = Path(__file__).resolve().parent / "data" / "services.yaml"
+COMPILED = CATALOGUE.with_suffix(".json")
 Risk = Literal["low", "medium", "high", "critical"]
 Exposure = Literal["public", "lan-only", "never"]
 
@@ -212,7 +215,22 @@ def merge_catalogues(base: Entries, *sites: Entries) -> Catalogue:
 
 @functools.cache
 def builtin_entries() -> Entries:
-    return read_catalogue(CATALOGUE, "fwgen/data/services.yaml")
+    """The shipped catalogue, read from its compiled JSON form (YAML parsing costs more
+    than the rest of a render). ``compile_catalogue`` writes it; a test keeps it in sync."""
+    compiled = json.loads(COMPILED.read_text(encoding="utf-8"))
+    services = [Service.model_validate(entry) for entry in compiled["services"]]
+    return services, dict(compiled["origins"]), set()
+
+
+def compile_catalogue() -> str:
+    """services.yaml → the JSON that `builtin_entries` reads (validated on the way)."""
+    services, origins, _ = read_catalogue(CATALOGUE, "fwgen/data/services.yaml")
+    data = {
+        "source_sha256": hashlib.sha256(CATALOGUE.read_bytes()).hexdigest(),
+        "services": [s.model_dump(mode="json", exclude_defaults=True) for s in services],
+        "origins": origins,
+    }
+    return json.dumps(data, indent=0, sort_keys=True) + "\n"
 
 
 def catalogue(extra_files: tuple[str, ...] = ()) -> Catalogue:
@@ -299,3 +317,9 @@ def _system(start: int, end: int, proto: str | None) -> list[dict[str, Any]]:
                     }
                 )
     return out
+
+
+if (
+    __name__ == "__main__"
+):  # python -m fwgen.portdb: rewrite data/services.json after editing the YAML
+    COMPILED.write_text(compile_catalogue(), encoding="utf-8")

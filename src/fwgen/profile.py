@@ -198,7 +198,13 @@ class OutboundRule(RuleSpec):
         return _check_peers(value)
 
 
-def _check_network_entry(item: Any) -> str:
+def _check_network_entry(item: Any) -> Any:
+    if isinstance(item, dict):
+        if set(item) != {"file"} or not isinstance(item["file"], str) or not item["file"]:
+            raise ValueError(
+                "a file entry is {file: PATH}, one address or CIDR per line in that file"
+            )
+        return item
     if not isinstance(item, str):
         raise ValueError(f"invalid address or network name {item!r}")
     if looks_like_address(item):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from fwgen import icmp
+from fwgen.addresses import Interval, collapse, parse_network, read_list
 from fwgen.errors import FwgenError, ResolveError, did_you_mean, raise_collected
 from fwgen.load import Located, MergedProfile, load_profile
 from fwgen.policy import FAMILIES, AddressSet, Defaults, Family, Limit, Policy, PortRange, Rule
@@ -17,13 +19,10 @@ from fwgen.profile import (
     InboundRule,
     Options,
     OutboundRule,
-    address_text,
     looks_like_address,
-    parse_address,
     parse_port,
 )
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 PING_LIMIT = Limit(rate=5, unit="second")
 PROTO_ORDER = {"icmp": 0, "icmpv6": 1, "tcp": 2, "udp": 3}
 
@@ -43,13 +42,6 @@ def resolve(
 ) -> Policy:
     resolver = _Resolver(merged, overrides, ports)
     return resolver.policy()
-
-
-def collapse(networks: list[Network]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Deduplicate and collapse per family; sorted, as text."""
-    v4 = ipaddress.collapse_addresses(n for n in networks if n.version == 4)
-    v6 = ipaddress.collapse_addresses(n for n in networks if n.version == 6)
-    return tuple(map(address_text, v4)), tuple(map(address_text, v6))
 
 
 def _set_name(label: str) -> str:
@@ -76,7 +68,7 @@ class _Resolver:
         self.ports = ports
         self.errors: list[FwgenError] = []
         self.sets: dict[str, AddressSet] = {}
-        self.networks: dict[str, list[Network] | None] = {}
+        self.networks: dict[str, list[Interval] | None] = {}
         self.entries: dict[str, tuple[list[str], str, Located[Any] | None]] = {
             name: (loc.value, f"{loc.file}:{loc.line}", loc)
             for name, loc in merged.networks.items()
@@ -94,14 +86,14 @@ class _Resolver:
 
     # networks -----------------------------------------------------------
 
-    def network(self, name: str, stack: tuple[str, ...] = ()) -> list[Network] | None:
+    def network(self, name: str, stack: tuple[str, ...] = ()) -> list[Interval] | None:
         """The addresses of a named network, its references expanded; None when invalid."""
         if name in self.networks:
             return self.networks[name]
         values, origin, where = self.entries[name]
-        result: list[Network] | None = []
+        result: list[Interval] | None = []
         for i, entry in enumerate(values):
-            error = self._network_entry(name, entry, stack)
+            error = self._network_entry(name, entry, stack, where)
             if isinstance(error, str):
                 if where is not None:
                     self.errors.append(where.error(error, i, kind=ResolveError))
@@ -113,10 +105,21 @@ class _Resolver:
         self.networks[name] = result
         return result
 
-    def _network_entry(self, name: str, entry: str, stack: tuple[str, ...]) -> list[Network] | str:
+    def _network_entry(
+        self, name: str, entry: Any, stack: tuple[str, ...], where: Located[Any] | None
+    ) -> list[Interval] | str:
+        if isinstance(entry, dict):
+            assert where is not None and where.doc.source is not None  # --set gives no files
+            relative = str(entry["file"])
+            shown = os.path.normpath(os.path.join(os.path.dirname(where.file), relative))
+            try:
+                return read_list(where.doc.source.parent / relative, shown)
+            except FwgenError as exc:
+                self.errors.append(exc)
+                return []
         if looks_like_address(entry):
             try:
-                return [parse_address(entry)]
+                return [parse_network(entry)]
             except ValueError as exc:
                 return str(exc)
         if entry == name or entry in stack:
@@ -149,10 +152,10 @@ class _Resolver:
                     name=name, ipv4=v4, ipv6=v6, origin=self.entries[name][1]
                 )
             return name
-        found: list[Network] = []
+        found: list[Interval] = []
         for i, peer in enumerate(peers):
             if looks_like_address(peer):
-                found.append(parse_address(peer))
+                found.append(parse_network(peer))
             elif peer in self.entries:
                 found.extend(self.network(peer) or [])
             else:

@@ -31,6 +31,7 @@ class Document:
     data: Any
     path: str
     lines: dict[Loc, int] = field(default_factory=dict)
+    source: Path | None = None  # the real file, for paths relative to it
 
     def line(self, loc: Loc) -> int:
         """Line of the value at *loc*, or of its nearest enclosing value."""

@@ -19,7 +19,7 @@ def require(*tools: str) -> None:
 @pytest.fixture
 def lab() -> Iterator[Lab]:
     """A server namespace with two clients: `trusted` (link 1) and `outside` (link 2)."""
-    require("nft", "iptables-restore", "ufw")
+    require("nft", "iptables-restore", "ufw", "ipset")
     with Lab() as lab:
         lab.add_client("trusted")
         lab.add_client("outside")

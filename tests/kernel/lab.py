@@ -145,6 +145,8 @@ class Lab:
         )
 
     def iptables(self, files: dict[str, str]) -> None:
+        if "ipsets" in files:
+            self.run(self.server, "ipset", "restore", "-exist", stdin=files["ipsets"])
         self.run(self.server, "iptables-restore", stdin=files["rules.v4"])
         self.run(self.server, "ip6tables-restore", stdin=files["rules.v6"])
 

@@ -167,3 +167,40 @@ def test_lab_cleans_up_after_itself() -> None:
         names = [lab.server, lab.clients["one"].ns]
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert not any(name in listed for name in names)
+
+
+@pytest.mark.parametrize("target", ["nftables", "iptables"])
+def test_ten_thousand_entry_list(
+    lab: Lab, target: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A 10,000-entry file list: the listed client gets in, the unlisted one does not,
+    and the ruleset has one rule for it (nftables set, or one ipset)."""
+    folder = tmp_path_factory.mktemp("feed")
+    trusted = lab.clients["trusted"]
+    entries = [f"203.0.{i >> 8}.{i & 255}" for i in range(0, 9998 * 2, 2)] + [
+        trusted.ipv4,
+        trusted.ipv6,
+    ]
+    (folder / "feed.txt").write_text("\n".join(entries) + "\n")
+    (folder / "feed.yaml").write_text(
+        "description: feed\nextends: base\nnetworks:\n  feed: [{file: feed.txt}]\n"
+        "inbound: [{service: ssh, from: feed}]\n"
+    )
+    files = render(resolve_profile(str(folder / "feed.yaml")), target)
+    lab.apply(target, files)
+    lab.listen(["tcp:22"])
+    assert lab.matrix(["tcp:22"]) == {
+        ("trusted", "ipv4", "tcp:22"): "open",
+        ("trusted", "ipv6", "tcp:22"): "open",
+        ("outside", "ipv4", "tcp:22"): "blocked",
+        ("outside", "ipv6", "tcp:22"): "blocked",
+    }
+    if target == "iptables":
+        rules = lab.run(lab.server, "iptables", "-S", "INPUT")
+        assert rules.count("--dport 22") == 1 and "--match-set fwgen-feed-v4 src" in rules
+        assert "Number of entries: 9999" in lab.run(
+            lab.server, "ipset", "list", "-t", "fwgen-feed-v4"
+        )
+    else:
+        listed = lab.run(lab.server, "nft", "list", "chain", "inet", "fwgen", "input")
+        assert listed.count("tcp dport 22") == 2  # one rule per family

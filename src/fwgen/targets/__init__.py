@@ -75,12 +75,12 @@ TARGETS: dict[str, Target] = {
         Target(
             name="iptables",
             title="Linux iptables/ip6tables (iptables-restore, iptables-persistent)",
-            files=("rules.v4", "rules.v6"),
+            files=("rules.v4", "rules.v6", "ipsets"),
             family_files={"ipv4": "rules.v4", "ipv6": "rules.v6"},
             capabilities={
                 "families": "ipv4 and ipv6 in two files, both always default-deny",
                 "port ranges/lists": "yes (multiport, 15 ports a rule, split beyond)",
-                "source sets": "yes (one rule per address)",
+                "source sets": "yes (one rule per address; ipset above 16)",
                 "rate limits": "yes (per source, hashlimit)",
                 "logging": "yes (LOG)",
                 "icmp types": "yes (ICMPv6 neighbour discovery at hop limit 255)",

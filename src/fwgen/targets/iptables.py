@@ -1,7 +1,9 @@
 """iptables: iptables-restore files ``rules.v4`` and ``rules.v6`` (the iptables-persistent names).
 
 ``iptables-restore`` replaces the whole filter table of its family, so this target
-owns that table; the header says so.
+owns that table; the header says so. Address sets larger than IPSET_FROM per family
+go into an ``ipsets`` file for ``ipset restore`` (loaded first), matched with one
+``-m set`` rule each, so rule count and per-packet cost do not grow with the list.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from fwgen.targets.text import comment_line, identifier, plain_ascii
 FILES: dict[Family, str] = {"ipv4": "rules.v4", "ipv6": "rules.v6"}
 CHAINS = {"in": "INPUT", "out": "OUTPUT"}
 MULTIPORT_MAX = 15  # a range counts as two
+IPSET_FROM = 16  # address sets larger than this (per family) become ipsets: O(1) per packet
+IPSET_FILE = "ipsets"
 MAX_COMMENT = 200
 
 
@@ -65,14 +69,52 @@ def _hashlimit(rule: Rule, name: str) -> str:
     )
 
 
-def _lines(rule: Rule, family: Family, policy: Policy, limit_names: tuple[str, str]) -> list[str]:
+def ipset_name(set_name: str, family: Family) -> str:
+    return f"fwgen-{set_name}"[:27] + ("-v4" if family == "ipv4" else "-v6")
+
+
+def _power_of_two(n: int, least: int) -> int:
+    return max(least, 1 << (max(n, 1) - 1).bit_length())
+
+
+def _ipsets(policy: Policy) -> list[dict[str, Any]]:
+    """The address sets, per family, that are too large for one rule per address."""
+    used = {r.remote for r in policy.rules if r.remote}
+    out = []
+    for address_set in policy.sets:
+        for family in FILES:
+            elements = address_set.family(family)
+            if address_set.name in used and len(elements) > IPSET_FROM:
+                out.append(
+                    {
+                        "key": (address_set.name, family),
+                        "name": ipset_name(address_set.name, family),
+                        "family": "inet" if family == "ipv4" else "inet6",
+                        "hashsize": _power_of_two(len(elements) // 4, 1024),
+                        "maxelem": _power_of_two(len(elements) * 2, 65536),
+                        "elements": elements,
+                    }
+                )
+    return out
+
+
+def _lines(
+    rule: Rule,
+    family: Family,
+    policy: Policy,
+    limit_names: tuple[str, str],
+    ipsets: set[tuple[str, str]],
+) -> list[str]:
     """The rule lines for one family. A logged, limited rule's LOG line has a bucket
     of its own with the same settings: it sees the same packets as the ACCEPT line,
     so both agree on which connections are within the limit."""
     chain = CHAINS[rule.direction]
     peer, local = ("-s", "-d") if rule.direction == "in" else ("-d", "-s")
     remotes = [""]
-    if rule.remote is not None:
+    if rule.remote is not None and (rule.remote, family) in ipsets:
+        way = "src" if rule.direction == "in" else "dst"
+        remotes = [f"-m set --match-set {ipset_name(rule.remote, family)} {way} "]
+    elif rule.remote is not None:
         remotes = [f"{peer} {a} " for a in policy.address_set(rule.remote).family(family)]
     locals_ = [f"{local} {a} " for a in rule.local if (":" in a) == (family == "ipv6")] or [""]
     accept_limit = log_limit = ""
@@ -100,6 +142,10 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             "FORWARD is left at ACCEPT with no rules of fwgen's"
         )
     files = {}
+    ipsets = _ipsets(policy)
+    in_ipsets = {s["key"] for s in ipsets}
+    if ipsets:
+        files[IPSET_FILE] = OutputFile("ipsets.j2", {"policy": policy, "sets": ipsets})
     limit_names: set[str] = set()
     names = {
         id(r): (
@@ -114,7 +160,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         for rule in policy.rules:
             entry = {
                 "origin": comment_line(f"{rule.name} ({rule.origin})"),
-                "lines": _lines(rule, family, policy, names.get(id(rule), ("", "")))
+                "lines": _lines(rule, family, policy, names.get(id(rule), ("", "")), in_ipsets)
                 if family in rule.families
                 else [],
                 "note": "",
@@ -135,6 +181,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             "output": "DROP" if policy.defaults.outbound == "drop" else "ACCEPT",
             "chains": chains,
             "warnings": [comment_line(w) for w in warnings],
+            "ipsets": [s["name"] for s in ipsets if s["key"][1] == family],
         }
         files[filename] = OutputFile("rules.j2", context)
     return Build(files=files, warnings=warnings)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from fwgen.errors import RenderError
 from fwgen.icmp import ICMP_TYPES
 from fwgen.policy import Family, Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
@@ -59,6 +60,8 @@ BEFORE_RULES = {
 }
 ANY = {"ipv4": "0.0.0.0/0", "ipv6": "::/0"}
 SPEC_CHARS = "A-Za-z0-9 .:/,_-"
+WARN_ADDRESSES = 100  # ufw has no sets: one rule per address; above this, warn
+MAX_ADDRESSES = 1000  # above this, refuse: use nftables or iptables with ipset
 
 
 def _peers(rule: Rule, policy: Policy) -> list[str]:
@@ -125,8 +128,26 @@ def _tag(spec: str) -> str:
     return hashlib.sha256(spec.encode()).hexdigest()[:10]
 
 
+def _check_sizes(policy: Policy, warnings: list[str]) -> None:
+    used = {r.remote for r in policy.rules if r.remote}
+    for address_set in policy.sets:
+        count = len(address_set.ipv4) + len(address_set.ipv6)
+        if address_set.name not in used or count <= WARN_ADDRESSES:
+            continue
+        message = (
+            f"network '{address_set.name}' ({address_set.origin}) has {count} addresses; ufw has no "
+            "address sets, so each becomes a rule of its own"
+        )
+        if count > MAX_ADDRESSES:
+            raise RenderError(
+                f"ufw: {message}, and fwgen stops at {MAX_ADDRESSES}: use nftables or iptables (ipset)"
+            )
+        warnings.append(message)
+
+
 def build(policy: Policy, options: RenderOptions) -> Build:
     warnings: list[str] = []
+    _check_sizes(policy, warnings)
     entries = []
     tags = []
     for rule in policy.rules:

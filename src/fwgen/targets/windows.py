@@ -18,6 +18,7 @@ from fwgen.targets.text import comment_line, plain_ascii
 GROUP = "fwgen"  # a constant: an empty -Group filter would select every rule
 ANY_OF = {"ipv4": "0.0.0.0-255.255.255.255", "ipv6": "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"}
 PROTOCOL = {"tcp": "TCP", "udp": "UDP", "icmp": "ICMPv4", "icmpv6": "ICMPv6"}
+ADDRESSES_PER_RULE = 1000  # longer -RemoteAddress lists are split over several rules
 
 
 def ps_string(text: str) -> str:
@@ -45,7 +46,17 @@ def _addresses(rule: Rule, policy: Policy) -> list[str]:
     return [ANY_OF[f] for f in rule.families]
 
 
-def _rule(rule: Rule, policy: Policy, warnings: list[str]) -> dict[str, str]:
+def _rules(rule: Rule, policy: Policy, warnings: list[str]) -> list[dict[str, str]]:
+    """One New-NetFirewallRule per chunk of remote addresses."""
+    remote = _addresses(rule, policy)
+    chunks = [remote[i : i + ADDRESSES_PER_RULE] for i in range(0, len(remote), ADDRESSES_PER_RULE)]
+    return [
+        _rule(rule, chunk, warnings if n == 0 else [], f"-{n + 1}" if len(chunks) > 1 else "")
+        for n, chunk in enumerate(chunks or [[]])
+    ]
+
+
+def _rule(rule: Rule, remote: list[str], warnings: list[str], part: str) -> dict[str, str]:
     where = f"{rule.name} ({rule.origin})"
     if rule.limit is not None:
         warnings.append(
@@ -65,14 +76,13 @@ def _rule(rule: Rule, policy: Policy, warnings: list[str]) -> dict[str, str]:
     if rule.icmp_types:
         numbers = ICMP_TYPES if rule.proto == "icmp" else ICMPV6_TYPES
         params["IcmpType"] = ps_list([str(numbers[t]) for t in rule.icmp_types])
-    remote = _addresses(rule, policy)
     if remote:
         params["RemoteAddress"] = ps_list(remote)
     if rule.local:
         params["LocalAddress"] = ps_list(list(rule.local))
     content = repr(sorted(params.items()))
     tag = hashlib.sha256(content.encode()).hexdigest()[:10]
-    name = plain_ascii(f"fwgen-{rule.name}-{tag}", 120).replace(" ", "_")
+    name = plain_ascii(f"fwgen-{rule.name}-{tag}{part}", 120).replace(" ", "_")
     ports = " ".join(str(p) for p in rule.ports) or " ".join(rule.icmp_types)
     label = f"fwgen: {rule.name} ({rule.proto} {ports})"
     return {
@@ -89,7 +99,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     for rule in policy.rules:
         entry: dict[str, Any] = {
             "origin": comment_line(f"{rule.name} ({rule.origin})"),
-            "rule": None,
+            "rules": [],
             "note": "",
         }
         if not rule.families:
@@ -97,7 +107,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
                 f"matches nothing: network '{rule.remote}' has no addresses"
             )
         else:
-            entry["rule"] = _rule(rule, policy, warnings)
+            entry["rules"] = _rules(rule, policy, warnings)
         rules.append(entry)
     if any(r.log for r in policy.rules):
         warnings.append(
