@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from fwgen.errors import ProfileError
+from fwgen.yamlsource import read_text
 
 BITS = {4: 32, 6: 128}
 FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
@@ -75,25 +76,7 @@ def collapse(intervals: Iterable[Interval]) -> tuple[tuple[str, ...], tuple[str,
 
 def read_list(path: Path, shown: str) -> list[Interval]:
     """An address-list file: one address or CIDR per line, ``#`` comments."""
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_LIST_BYTES + 1)
-    except FileNotFoundError:
-        raise ProfileError("address list file not found", path=shown) from None
-    except PermissionError:
-        raise ProfileError(
-            "address list file is not readable (permission denied)", path=shown
-        ) from None
-    except OSError as exc:
-        raise ProfileError(f"cannot read address list file: {exc.strerror}", path=shown) from None
-    if len(raw) > MAX_LIST_BYTES:
-        raise ProfileError(
-            f"address list file is larger than {MAX_LIST_BYTES >> 20} MiB", path=shown
-        )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ProfileError("address list file is not UTF-8 text", path=shown) from None
+    text = read_text(path, shown, what="address list", limit=MAX_LIST_BYTES)
     out = []
     for number, line in enumerate(text.splitlines(), start=1):
         entry = line.partition("#")[0].strip()
