@@ -391,6 +391,96 @@ def build(
     typer.echo(f"{len(changed)} written, {len(items) - len(changed)} unchanged")
 
 
+def _read_input(name: str) -> tuple[str, str]:
+    """The text of FILE, or of standard input for '-'; and the name to show."""
+    if name == "-":
+        return sys.stdin.read(), "<stdin>"
+    from fwgen.yamlsource import read_text
+
+    return read_text(Path(name), name, what="input", limit=64 * 1024 * 1024), name
+
+
+@app.command()
+@user_errors
+def audit(
+    profile: Annotated[str, typer.Argument(help="The profile the host should be running.")],
+    scan: Annotated[
+        Path | None, typer.Option("--scan", help="An nmap XML report (nmap -oX) of the host.")
+    ] = None,
+    listening: Annotated[
+        str | None,
+        typer.Option("--listening", help="`ss -tulnH` output taken on the host; - for stdin."),
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--from", help="The address the scan was taken from.")
+    ] = None,
+    format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    set_: SetOption = None,
+    ports_files: PortsFiles = None,
+) -> None:
+    """Compare what a host really exposes with its profile. Exit 1 on drift.
+
+    Example: fwgen audit webserver --scan web1.xml --from 198.51.100.7
+    """
+    import ipaddress
+    import json
+
+    from fwgen import audit as auditing
+    from fwgen.portdb import catalogue
+
+    _formats(format_, ("text", "json"))
+    if (scan is None) == (listening is None):
+        raise FwgenError("give one of --scan FILE or --listening FILE")
+    if source is not None:
+        try:
+            ipaddress.ip_address(source)
+        except ValueError:
+            raise FwgenError(f"--from {source!r}: not an IP address") from None
+    (policy,) = _load_policies([profile], set_, ports_files)
+    cat = catalogue(tuple(ports_files or ()))
+    if scan is not None:
+        seen, scanned = auditing.read_nmap(scan)
+        items = auditing.audit_scan(policy, cat, seen, scanned, source)
+    else:
+        text, shown = _read_input(listening or "-")
+        items = auditing.audit_listening(policy, cat, auditing.read_ss(text, shown))
+    drift = any(i.kind == "drift" for i in items)
+    if format_ == "json":
+        typer.echo(json.dumps({"drift": drift, "items": [i.as_dict() for i in items]}, indent=2))
+    else:
+        typer.echo(auditing.as_text(items), nl=False)
+    if drift:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def discover(
+    listening: Annotated[
+        str, typer.Option("--listening", help="`ss -tulnH` (or -tulpnH) output; - for stdin.")
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the draft here.")
+    ] = None,
+    ports_files: PortsFiles = None,
+) -> None:
+    """Draft a profile from the services listening on a host.
+
+    Example: ss -tulpnH | fwgen discover --listening - -o draft.yaml
+    """
+    from fwgen.audit import discover as draft
+    from fwgen.audit import read_ss
+    from fwgen.output import write_atomic
+    from fwgen.portdb import catalogue
+
+    text, shown = _read_input(listening)
+    profile = draft(read_ss(text, shown), catalogue(tuple(ports_files or ())))
+    if output is None:
+        typer.echo(profile, nl=False)
+    else:
+        write_atomic(output, profile)
+
+
 def _formats(value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise FwgenError(f"--format {value!r}: choose {', '.join(choices)}")

@@ -152,6 +152,26 @@ class Lab:
 
     # traffic --------------------------------------------------------------
 
+    def listen_loopback(self, port: int) -> None:
+        """A TCP listener on 127.0.0.1 only (what audit and discover must ignore)."""
+        proc = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.server,
+                sys.executable,
+                "-c",
+                f"import socket,sys;s=socket.socket();s.bind(('127.0.0.1',{port}));s.listen();"
+                "print('ready',flush=True);sys.stdin.read()",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        self.listeners.append(proc)
+
     def listen(self, specs: list[str]) -> None:
         proc = subprocess.Popen(
             ["ip", "netns", "exec", self.server, sys.executable, str(AGENT), "listen", *specs],
