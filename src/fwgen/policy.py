@@ -69,6 +69,8 @@ class Rule(_Frozen):
     service: str | None = None
     comment: str = ""
     origin: str
+    risky: str = ""  # a known backdoor service this rule opens, e.g. "back-orifice (Back Orifice)"
+    acknowledged: str = ""  # the profile's `allow_risky:` reason
 
 
 class Defaults(_Frozen):

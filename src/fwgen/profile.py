@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -116,6 +117,7 @@ class RuleSpec(BaseModel):
     limit: Limit | None = None
     log: bool = False
     comment: str | None = None
+    allow_risky: str | None = None
 
     @field_validator("service")
     @classmethod
@@ -141,10 +143,10 @@ class RuleSpec(BaseModel):
             )
         return value
 
-    @field_validator("comment")
+    @field_validator("comment", "allow_risky")
     @classmethod
-    def _comment(cls, value: str | None) -> str | None:
-        return None if value is None else check_text(value, "comment")
+    def _comment(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else check_text(value, str(info.field_name))
 
     @model_validator(mode="after")
     def _one_kind(self) -> RuleSpec:

@@ -8,7 +8,7 @@ from typing import Any
 import jinja2
 
 from fwgen import __version__
-from fwgen.errors import FwgenError, RenderError, did_you_mean
+from fwgen.errors import FwgenError, RenderError, did_you_mean, raise_collected
 from fwgen.paths import templates_dir
 from fwgen.policy import Policy
 from fwgen.targets import TARGETS, RenderOptions, Target
@@ -46,6 +46,23 @@ def header(policy: Policy) -> dict[str, Any]:
     }
 
 
+def refuse_unacknowledged_risks(policy: Policy) -> None:
+    """A rule that opens a known backdoor port renders only with an `allow_risky:` reason."""
+    errors: list[FwgenError] = []
+    for rule in policy.rules:
+        if rule.risky and not rule.acknowledged:
+            path, _, line = rule.origin.rpartition(":")
+            errors.append(
+                RenderError(
+                    f"{rule.name} opens {rule.risky}, a known backdoor port; remove the rule, "
+                    'or acknowledge it with `allow_risky: "why"`',
+                    path=path or None,
+                    line=int(line) if line.isdigit() else None,
+                )
+            )
+    raise_collected(errors)
+
+
 def render_with_warnings(
     policy: Policy, target_name: str, options: RenderOptions | None = None
 ) -> tuple[dict[str, str], list[str]]:
@@ -55,6 +72,7 @@ def render_with_warnings(
     """
     options = options or RenderOptions()
     spec = target(target_name)
+    refuse_unacknowledged_risks(policy)
     built = spec.module().build(policy, options)
     if options.strict and built.warnings:
         raise RenderError(f"{target_name}: {built.warnings[0]} (--strict)")

@@ -200,6 +200,7 @@ class _Resolver:
             "limit": Limit(rate=spec.limit.rate, unit=spec.limit.unit) if spec.limit else None,
             "log": spec.log,
             "origin": f"{where.file}:{where.line}",
+            "acknowledged": spec.allow_risky or "",
         }
         out = []
         for i, name in enumerate(spec.service):
@@ -319,6 +320,17 @@ class _Resolver:
             )
         return out
 
+    def _mark_risky(self, rule: Rule) -> Rule:
+        """Name the known backdoor services a rule opens; rendering refuses them unless acknowledged."""
+        from fwgen.check import services_of
+
+        if rule.direction != "in" or rule.proto not in ("tcp", "udp"):
+            return rule
+        never = [s for s in services_of(rule, self.ports) if s.exposure == "never"]
+        if not never:
+            return rule
+        return rule.model_copy(update={"risky": ", ".join(f"{s.name} ({s.title})" for s in never)})
+
     def policy(self) -> Policy:
         rules = [r for loc in self.merged.inbound for r in self.rules(loc)]
         outbound = self.merged.outbound
@@ -326,6 +338,7 @@ class _Resolver:
             rules += [r for loc in outbound for r in self.rules(loc)]
         rules += self.builtin_rules()
         raise_collected(self.errors)
+        rules = [self._mark_risky(r) for r in rules]
         unique: dict[str, Rule] = {}
         for rule in rules:
             unique.setdefault(rule.model_dump_json(exclude={"origin", "comment", "name"}), rule)

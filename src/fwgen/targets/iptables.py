@@ -13,7 +13,7 @@ from typing import Any
 from fwgen.icmp import HOP_LIMIT_255, ICMP_TYPES, ICMPV6_TYPES
 from fwgen.policy import Family, Policy, PortRange, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
-from fwgen.targets.text import comment_line, identifier, plain_ascii
+from fwgen.targets.text import comment_line, identifier, plain_ascii, rule_heading
 
 FILES: dict[Family, str] = {"ipv4": "rules.v4", "ipv6": "rules.v6"}
 CHAINS = {"in": "INPUT", "out": "OUTPUT"}
@@ -159,7 +159,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         chains: dict[str, list[dict[str, Any]]] = {"INPUT": [], "OUTPUT": []}
         for rule in policy.rules:
             entry = {
-                "origin": comment_line(f"{rule.name} ({rule.origin})"),
+                "origin": rule_heading(rule),
                 "lines": _lines(rule, family, policy, names.get(id(rule), ("", "")), in_ipsets)
                 if family in rule.families
                 else [],

@@ -8,7 +8,7 @@ from typing import Any
 from fwgen.icmp import HOP_LIMIT_255
 from fwgen.policy import SECONDS, Family, Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
-from fwgen.targets.text import comment_line, identifier, plain_ascii
+from fwgen.targets.text import comment_line, identifier, plain_ascii, rule_heading
 
 CHAINS = {"in": "input", "out": "output"}
 IP = {"ipv4": "ip", "ipv6": "ip6"}
@@ -115,7 +115,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             ]
         label = rule.name + (f": {rule.comment}" if rule.comment else "")
         entry = {
-            "origin": comment_line(f"{rule.name} ({rule.origin})"),
+            "origin": rule_heading(rule),
             "statements": _statements(rule, meter),
             "comment": nft_string(label),
             "nothing": "",

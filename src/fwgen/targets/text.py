@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fwgen.policy import Rule
+
 
 def comment_line(text: str) -> str:
     """Text safe inside a ``#`` comment: one line, printable."""
@@ -27,3 +32,11 @@ def identifier(text: str, taken: set[str], limit: int = 24) -> str:
         name = f"{base[: limit - len(str(n)) - 1]}_{n}"
     taken.add(name)
     return name
+
+
+def rule_heading(rule: Rule) -> str:
+    """The comment above a rule in every target: its name, origin, and any risk acknowledged."""
+    text = f"{rule.name} ({rule.origin})"
+    if rule.risky:
+        text += f"; opens {rule.risky}; allow_risky: {rule.acknowledged}"
+    return comment_line(text)

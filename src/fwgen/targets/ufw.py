@@ -17,7 +17,7 @@ from fwgen.icmp import ICMP_TYPES
 from fwgen.policy import Family, Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
 from fwgen.targets.iptables import port_groups
-from fwgen.targets.text import comment_line, plain_ascii
+from fwgen.targets.text import comment_line, plain_ascii, rule_heading
 
 # What ufw's stock before.rules / before6.rules accept, by direction and protocol.
 BEFORE_RULES = {
@@ -152,7 +152,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     tags = []
     for rule in policy.rules:
         entry: dict[str, Any] = {
-            "origin": comment_line(f"{rule.name} ({rule.origin})"),
+            "origin": rule_heading(rule),
             "commands": [],
             "note": "",
         }

@@ -13,7 +13,7 @@ from typing import Any
 from fwgen.icmp import HOP_LIMIT_255, ICMP_TYPES, ICMPV6_TYPES
 from fwgen.policy import Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
-from fwgen.targets.text import comment_line, plain_ascii
+from fwgen.targets.text import comment_line, plain_ascii, rule_heading
 
 GROUP = "fwgen"  # a constant: an empty -Group filter would select every rule
 ANY_OF = {"ipv4": "0.0.0.0-255.255.255.255", "ipv6": "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"}
@@ -98,7 +98,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     rules = []
     for rule in policy.rules:
         entry: dict[str, Any] = {
-            "origin": comment_line(f"{rule.name} ({rule.origin})"),
+            "origin": rule_heading(rule),
             "rules": [],
             "note": "",
         }
