@@ -88,7 +88,10 @@ def test_missing_list_file_is_a_user_error(
     )
     result = runner.invoke(app, ["render", str(path), "-t", "nftables"])
     assert result.exit_code == 2
-    assert result.stderr == f"error: {tmp_path}/nope.txt: address list file not found\n"
+    assert (
+        result.stderr
+        == f"error: {path}:3: networks.feed[0]: address list file not found: {tmp_path}/nope.txt\n"
+    )
 
 
 def big_profile(tmp_path: Path, count: int) -> Path:

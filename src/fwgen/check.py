@@ -54,14 +54,14 @@ def _covers(ranges: tuple[PortRange, ...], start: int, end: int) -> bool:
 
 
 def services_of(rule: Rule, ports: Catalogue) -> list[Service]:
-    """The catalogue entries a rule opens: its service, or those whose ports it covers."""
+    """The catalogue entries a rule opens: its service, or those it opens a port of."""
     if rule.service is not None:
         service = ports.get(rule.service)
         return [service] if service else []
     found = []
     for service in ports.services:
         narrow = [p for p in service.ports if p.end - p.start < NARROW and p.proto == rule.proto]
-        if narrow and any(_covers(rule.ports, p.start, p.end) for p in narrow):
+        if any(r.start <= p.end and p.start <= r.end for p in narrow for r in rule.ports):
             found.append(service)
     return found
 

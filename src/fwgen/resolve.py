@@ -115,7 +115,9 @@ class _Resolver:
             try:
                 return read_list(where.doc.source.parent / relative, shown)
             except FwgenError as exc:
-                self.errors.append(exc)
+                if exc.line is None:  # the file as a whole: report it where the profile names it
+                    return f"{exc.message}: {shown}"
+                self.errors.append(exc)  # a bad line: report it in the list file
                 return []
         if looks_like_address(entry):
             try:
@@ -266,6 +268,18 @@ class _Resolver:
                         icmp_types=ordered,
                         name=spec.name or proto,
                         comment=spec.comment or "",
+                    )
+                )
+        for rule in out:
+            remote = self.sets.get(rule.remote or "")
+            if not rule.families and remote is not None and (remote.ipv4 or remote.ipv6):
+                have = "IPv4" if remote.ipv4 else "IPv6"
+                self.errors.append(
+                    where.error(
+                        f"{rule.name} ({rule.proto}) needs {'IPv6' if have == 'IPv4' else 'IPv4'} "
+                        f"sources, but '{rule.remote}' has only {have} addresses",
+                        key,
+                        kind=ResolveError,
                     )
                 )
         return out
