@@ -271,9 +271,9 @@ class _Resolver:
                     )
                 )
         for rule in out:
-            remote = self.sets.get(rule.remote or "")
-            if not rule.families and remote is not None and (remote.ipv4 or remote.ipv6):
-                have = "IPv4" if remote.ipv4 else "IPv6"
+            source_set = self.sets.get(rule.remote or "")
+            if not rule.families and source_set is not None and (source_set.ipv4 or source_set.ipv6):
+                have = "IPv4" if source_set.ipv4 else "IPv6"
                 self.errors.append(
                     where.error(
                         f"{rule.name} ({rule.proto}) needs {'IPv6' if have == 'IPv4' else 'IPv4'} "
