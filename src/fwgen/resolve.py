@@ -272,7 +272,11 @@ class _Resolver:
                 )
         for rule in out:
             source_set = self.sets.get(rule.remote or "")
-            if not rule.families and source_set is not None and (source_set.ipv4 or source_set.ipv6):
+            if (
+                not rule.families
+                and source_set is not None
+                and (source_set.ipv4 or source_set.ipv6)
+            ):
                 have = "IPv4" if source_set.ipv4 else "IPv6"
                 self.errors.append(
                     where.error(

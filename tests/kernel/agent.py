@@ -55,6 +55,14 @@ def listen(specs: list[str]) -> None:
     sys.stdin.read()  # until the test closes our stdin
 
 
+def listen_loopback(port: int) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        print("ready", flush=True)
+        sys.stdin.read()
+
+
 def probe_one(address: str, spec: str) -> str:
     proto, port = spec.split(":")
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -132,6 +140,8 @@ if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     if command == "listen":
         listen(args)
+    elif command == "listen-loopback":
+        listen_loopback(int(args[0]))
     elif command == "probe":
         probe(args[0], args[1:])
     elif command == "ping":

@@ -154,23 +154,7 @@ class Lab:
 
     def listen_loopback(self, port: int) -> None:
         """A TCP listener on 127.0.0.1 only (what audit and discover must ignore)."""
-        proc = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.server,
-                sys.executable,
-                "-c",
-                f"import socket,sys;s=socket.socket();s.bind(('127.0.0.1',{port}));s.listen();"
-                "print('ready',flush=True);sys.stdin.read()",
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        self.listeners.append(proc)
+        self._background(self.server, "listen-loopback", str(port))
 
     def listen(self, specs: list[str]) -> None:
         proc = subprocess.Popen(
@@ -244,8 +228,12 @@ class Lab:
             self.run(c.ns, "ip", "-6", "route", "add", "default", "via", c.server_ipv6)
 
     def listen_in(self, ns: str, specs: list[str]) -> None:
+        self._background(ns, "listen", *specs)
+
+    def _background(self, ns: str, *args: str) -> None:
+        """Start the agent in *ns* and wait until it says it is ready; stopped in __exit__."""
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", ns, sys.executable, str(AGENT), "listen", *specs],
+            ["ip", "netns", "exec", ns, sys.executable, str(AGENT), *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -13,7 +13,7 @@ from typing import Any
 from fwgen.icmp import HOP_LIMIT_255, ICMP_TYPES, ICMPV6_TYPES
 from fwgen.policy import Family, Policy, PortRange, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
-from fwgen.targets.text import comment_line, identifier, plain_ascii, rule_heading
+from fwgen.targets.text import comment_line, empty_note, identifier, plain_ascii, rule_heading
 
 FILES: dict[Family, str] = {"ipv4": "rules.v4", "ipv6": "rules.v6"}
 CHAINS = {"in": "INPUT", "out": "OUTPUT"}
@@ -163,13 +163,9 @@ def build(policy: Policy, options: RenderOptions) -> Build:
                 "lines": _lines(rule, family, policy, names.get(id(rule), ("", "")), in_ipsets)
                 if family in rule.families
                 else [],
-                "note": "",
+                "note": empty_note(rule),
             }
-            if not rule.families:
-                entry["note"] = comment_line(
-                    f"matches nothing: network '{rule.remote}' has no addresses"
-                )
-            elif family not in rule.families:
+            if rule.families and family not in rule.families:
                 continue
             chains[CHAINS[rule.direction]].append(entry)
         forward = {"drop": "DROP", "accept": "ACCEPT", "ignore": "ACCEPT"}[policy.defaults.forward]

@@ -8,7 +8,7 @@ from typing import Any
 from fwgen.icmp import HOP_LIMIT_255
 from fwgen.policy import SECONDS, Family, Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
-from fwgen.targets.text import comment_line, identifier, plain_ascii, rule_heading
+from fwgen.targets.text import comment_line, empty_note, identifier, plain_ascii, rule_heading
 
 CHAINS = {"in": "input", "out": "output"}
 IP = {"ipv4": "ip", "ipv6": "ip6"}
@@ -118,12 +118,8 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             "origin": rule_heading(rule),
             "statements": _statements(rule, meter),
             "comment": nft_string(label),
-            "nothing": "",
+            "note": empty_note(rule),
         }
-        if not rule.families:
-            entry["nothing"] = comment_line(
-                f"matches nothing: network '{rule.remote}' has no addresses of a usable family"
-            )
         chains[rule.direction].rules.append(entry)
     forward = policy.defaults.forward
     context = {

@@ -40,3 +40,12 @@ def rule_heading(rule: Rule) -> str:
     if rule.risky:
         text += f"; opens {rule.risky}; allow_risky: {rule.acknowledged}"
     return comment_line(text)
+
+
+def empty_note(rule: Rule) -> str:
+    """The comment that stands in for a rule whose network has no usable address."""
+    if rule.families:
+        return ""
+    return comment_line(
+        f"matches nothing: network '{rule.remote}' has no addresses of a usable family"
+    )

@@ -17,7 +17,7 @@ from fwgen.icmp import ICMP_TYPES
 from fwgen.policy import Family, Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
 from fwgen.targets.iptables import port_groups
-from fwgen.targets.text import comment_line, plain_ascii, rule_heading
+from fwgen.targets.text import comment_line, empty_note, plain_ascii, rule_heading
 
 # What ufw's stock before.rules / before6.rules accept, by direction and protocol.
 BEFORE_RULES = {
@@ -154,15 +154,11 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         entry: dict[str, Any] = {
             "origin": rule_heading(rule),
             "commands": [],
-            "note": "",
+            "note": empty_note(rule),
         }
-        if not rule.families:
-            entry["note"] = comment_line(
-                f"matches nothing: network '{rule.remote}' has no addresses"
-            )
-        elif rule.proto in ("icmp", "icmpv6"):
+        if rule.families and rule.proto in ("icmp", "icmpv6"):
             entry["note"] = _icmp_note(rule, warnings)
-        else:
+        elif rule.families:
             if rule.limit is not None:
                 warnings.append(
                     f"{rule.name} ({rule.origin}): limit {rule.limit} approximated by ufw's fixed "

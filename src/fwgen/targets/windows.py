@@ -13,7 +13,7 @@ from typing import Any
 from fwgen.icmp import HOP_LIMIT_255, ICMP_TYPES, ICMPV6_TYPES
 from fwgen.policy import Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
-from fwgen.targets.text import comment_line, plain_ascii, rule_heading
+from fwgen.targets.text import comment_line, empty_note, plain_ascii, rule_heading
 
 GROUP = "fwgen"  # a constant: an empty -Group filter would select every rule
 ANY_OF = {"ipv4": "0.0.0.0-255.255.255.255", "ipv6": "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"}
@@ -99,15 +99,9 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     for rule in policy.rules:
         entry: dict[str, Any] = {
             "origin": rule_heading(rule),
-            "rules": [],
-            "note": "",
+            "rules": _rules(rule, policy, warnings) if rule.families else [],
+            "note": empty_note(rule),
         }
-        if not rule.families:
-            entry["note"] = comment_line(
-                f"matches nothing: network '{rule.remote}' has no addresses"
-            )
-        else:
-            entry["rules"] = _rules(rule, policy, warnings)
         rules.append(entry)
     if any(r.log for r in policy.rules):
         warnings.append(
