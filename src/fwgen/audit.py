@@ -167,9 +167,7 @@ def _admits(policy: Policy, rule: Rule, source: Address | None) -> bool | None:
 def _service(ports: Catalogue, rule: Rule | None, proto: str, port: int) -> Service | None:
     if rule is not None and rule.service:
         return ports.get(rule.service)
-    found = [
-        s for s in ports.by_port(port, port, proto) if sum(p.end - p.start for p in s.ports) < 64
-    ]
+    found = ports.named_at(port, port, proto)
     return found[0] if found else None
 
 

@@ -67,8 +67,9 @@ def read_manifest(path: Path) -> Manifest:
 
 def outputs(manifest_path: Path) -> Iterator[Output]:
     """Everything the manifest asks for, rendered in memory (nothing written)."""
+    from fwgen.output import destinations
     from fwgen.portdb import catalogue
-    from fwgen.render import render, target
+    from fwgen.render import render
     from fwgen.resolve import resolve_profile
 
     manifest = read_manifest(manifest_path)
@@ -77,13 +78,8 @@ def outputs(manifest_path: Path) -> Iterator[Output]:
         ports = catalogue(tuple(str(base / p) for p in host.ports))
         policy = resolve_profile(host.profile, host.set, ports, root=base)
         for target_name, dest in sorted(host.targets.items()):
-            spec = target(target_name)
-            files = render(policy, target_name)
-            if len(spec.files) == 1:
-                yield Output(name, base / dest, next(iter(files.values())))
-            else:
-                for filename, text in files.items():
-                    yield Output(name, base / dest / filename, text)
+            for path, text in destinations(render(policy, target_name), base / dest).items():
+                yield Output(name, path, text)
 
 
 def unified(output: Output) -> str:

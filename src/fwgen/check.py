@@ -15,7 +15,6 @@ from fwgen.portdb import Catalogue, Service
 
 Level = Literal["error", "warning", "info"]
 REMOTE_MANAGEMENT = ("ssh", "ssh-alt", "rdp", "winrm", "winrm-https")
-NARROW = 64  # a catalogue service spanning more ports than this is not "the" service of a port
 
 # code: (level, short description) — the codes are stable; SARIF lists them as rules.
 CODES: dict[str, tuple[Level, str]] = {
@@ -58,12 +57,11 @@ def services_of(rule: Rule, ports: Catalogue) -> list[Service]:
     if rule.service is not None:
         service = ports.get(rule.service)
         return [service] if service else []
-    found = []
-    for service in ports.services:
-        narrow = [p for p in service.ports if p.end - p.start < NARROW and p.proto == rule.proto]
-        if any(r.start <= p.end and p.start <= r.end for p in narrow for r in rule.ports):
-            found.append(service)
-    return found
+    found: dict[str, Service] = {}
+    for span in rule.ports:
+        for service in ports.named_at(span.start, span.end, rule.proto):
+            found.setdefault(service.name, service)
+    return sorted(found.values(), key=lambda s: s.name)
 
 
 LINK_SCOPE = (ipaddress.ip_network("224.0.0.0/24"), ipaddress.ip_network("ff02::/16"))

@@ -162,12 +162,9 @@ def render(
 
 def _check_current(files: dict[str, str], output: Path) -> None:
     from fwgen.build import Output, stale, unified
+    from fwgen.output import destinations
 
-    items = (
-        [Output("", output, text) for text in files.values()]
-        if len(files) == 1
-        else [Output("", output / name, text) for name, text in files.items()]
-    )
+    items = [Output("", path, text) for path, text in destinations(files, output).items()]
     old = stale(items)
     for item in old:
         typer.echo(unified(item), nl=False)

@@ -10,10 +10,8 @@ from fwgen.portdb import Catalogue
 
 def sources(policy: Policy, rule: Rule) -> list[str]:
     """The remote addresses of a rule for its families, or ["any"]."""
-    if rule.remote is None:
-        return ["any"]
-    remote = policy.address_set(rule.remote)
-    return [a for f in rule.families for a in remote.family(f)]
+    addresses = policy.remote_addresses(rule)
+    return ["any"] if addresses is None else addresses
 
 
 def rule_row(policy: Policy, rule: Rule, ports: Catalogue) -> dict[str, Any]:

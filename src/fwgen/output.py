@@ -39,20 +39,25 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def destinations(files: dict[str, str], destination: Path) -> dict[Path, str]:
+    """Where rendered files go: one file is *destination* itself, several go into it as a directory."""
+    if len(files) == 1:
+        return {destination: next(iter(files.values()))}
+    return {destination / name: text for name, text in files.items()}
+
+
 def write_outputs(files: dict[str, str], destination: Path) -> list[Path]:
-    """One file: *destination* is its path. Several: *destination* is a directory.
+    """Write rendered files to their destinations (see `destinations`).
 
     Everything is rendered before anything is written, so an error writes nothing.
     """
-    if len(files) == 1:
-        targets = {destination: next(iter(files.values()))}
-    else:
+    targets = destinations(files, destination)
+    if len(files) > 1:
         if destination.exists() and not destination.is_dir():
             raise FwgenError(
                 "this target writes several files; -o must name a directory", path=str(destination)
             )
         destination.mkdir(parents=True, exist_ok=True)
-        targets = {destination / name: text for name, text in files.items()}
     for path, text in targets.items():
         write_atomic(path, text)
     return list(targets)

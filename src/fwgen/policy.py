@@ -96,6 +96,13 @@ class Policy(_Frozen):
     def address_set(self, name: str) -> AddressSet:
         return next(s for s in self.sets if s.name == name)
 
+    def remote_addresses(self, rule: Rule) -> list[str] | None:
+        """The remote addresses a rule admits, over its families; None when it admits any."""
+        if rule.remote is None:
+            return None
+        remote = self.address_set(rule.remote)
+        return [a for f in rule.families for a in remote.family(f)]
+
     def digest(self) -> str:
         """sha256 of the whole policy: equal digests, equal rulesets."""
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()

@@ -23,6 +23,7 @@ from fwgen.yamlsource import Document, parse, read_text
 
 CATALOGUE = Path(__file__).resolve().parent / "data" / "services.yaml"
 COMPILED = CATALOGUE.with_suffix(".json")
+NARROW = 64  # a service spanning more ports than this is not "the" service of one of them
 Risk = Literal["low", "medium", "high", "critical"]
 Exposure = Literal["public", "lan-only", "never"]
 
@@ -117,6 +118,18 @@ class Catalogue:
             for service in self.services
             if any(
                 p.start <= end and start <= p.end and proto in (None, p.proto)
+                for p in service.ports
+            )
+        ]
+
+    def named_at(self, start: int, end: int, proto: str) -> list[Service]:
+        """Services that are *the* service of a port in start-end: a wide range such as
+        Kubernetes NodePorts or an RTP media range does not name the ports inside it."""
+        return [
+            service
+            for service in self.services
+            if any(
+                p.proto == proto and p.end - p.start < NARROW and p.start <= end and start <= p.end
                 for p in service.ports
             )
         ]

@@ -77,10 +77,11 @@ def render_with_warnings(
     if options.strict and built.warnings:
         raise RenderError(f"{target_name}: {built.warnings[0]} (--strict)")
     env = environment()
+    head = header(policy)
     files = {}
     for name, output in built.files.items():
         template = env.get_template(f"{spec.name}/{output.template}")
-        files[name] = template.render(header=header(policy), **output.context)
+        files[name] = template.render(header=head, **output.context)
     return files, built.warnings
 
 

@@ -66,12 +66,10 @@ MAX_ADDRESSES = 1000  # above this, refuse: use nftables or iptables with ipset
 
 def _peers(rule: Rule, policy: Policy) -> list[str]:
     """The remote addresses, one ufw rule each; ``any`` when both families are open to all."""
-    if rule.remote is not None:
-        remote = policy.address_set(rule.remote)
-        return [a for f in rule.families for a in remote.family(f)]
-    if set(rule.families) == {"ipv4", "ipv6"}:
-        return ["any"]
-    return [ANY[f] for f in rule.families]
+    addresses = policy.remote_addresses(rule)
+    if addresses is not None:
+        return addresses
+    return ["any"] if len(rule.families) == 2 else [ANY[f] for f in rule.families]
 
 
 def _locals(rule: Rule, family_of_peer: Family | None) -> list[str]:

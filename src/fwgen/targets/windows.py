@@ -38,12 +38,10 @@ def ps_list(items: list[str]) -> str:
 
 
 def _addresses(rule: Rule, policy: Policy) -> list[str]:
-    if rule.remote is not None:
-        remote = policy.address_set(rule.remote)
-        return [a for f in rule.families for a in remote.family(f)]
-    if set(rule.families) == {"ipv4", "ipv6"}:
-        return []
-    return [ANY_OF[f] for f in rule.families]
+    addresses = policy.remote_addresses(rule)
+    if addresses is not None:
+        return addresses
+    return [] if len(rule.families) == 2 else [ANY_OF[f] for f in rule.families]
 
 
 def _rules(rule: Rule, policy: Policy, warnings: list[str]) -> list[dict[str, str]]:
