@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from fwgen.policy import Policy, PortRange, Rule
-from fwgen.portdb import Catalogue, Service
+from fwgen.portdb import Catalogue
 
 Level = Literal["error", "warning", "info"]
 REMOTE_MANAGEMENT = ("ssh", "ssh-alt", "rdp", "winrm", "winrm-https")
@@ -50,18 +50,6 @@ def _ports(rule: Rule) -> list[str]:
 
 def _covers(ranges: tuple[PortRange, ...], start: int, end: int) -> bool:
     return any(r.start <= start and end <= r.end for r in ranges)
-
-
-def services_of(rule: Rule, ports: Catalogue) -> list[Service]:
-    """The catalogue entries a rule opens: its service, or those it opens a port of."""
-    if rule.service is not None:
-        service = ports.get(rule.service)
-        return [service] if service else []
-    found: dict[str, Service] = {}
-    for span in rule.ports:
-        for service in ports.named_at(span.start, span.end, rule.proto):
-            found.setdefault(service.name, service)
-    return sorted(found.values(), key=lambda s: s.name)
 
 
 LINK_SCOPE = (ipaddress.ip_network("224.0.0.0/24"), ipaddress.ip_network("ff02::/16"))
@@ -154,7 +142,7 @@ def _order(finding: Finding) -> tuple[str, int, str]:
 
 def _service_findings(policy: Policy, rule: Rule, ports: Catalogue) -> list[Finding]:
     out = []
-    for service in services_of(rule, ports):
+    for service in ports.opened_by(rule):
         what = f"{service.name} ({service.title})"
         if service.exposure == "never":
             out.append(

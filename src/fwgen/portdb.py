@@ -13,13 +13,16 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
 
 from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected
 from fwgen.profile import SERVICE_RE, address_text, parse_address, parse_port
 from fwgen.yamlsource import Document, parse, read_text
+
+if TYPE_CHECKING:
+    from fwgen.policy import Rule
 
 CATALOGUE = Path(__file__).resolve().parent / "data" / "services.yaml"
 COMPILED = CATALOGUE.with_suffix(".json")
@@ -133,6 +136,17 @@ class Catalogue:
                 for p in service.ports
             )
         ]
+
+    def opened_by(self, rule: Rule) -> list[Service]:
+        """The entries a rule opens: its service, or those it opens a port of."""
+        if rule.service is not None:
+            service = self.get(rule.service)
+            return [service] if service else []
+        found: dict[str, Service] = {}
+        for span in rule.ports:
+            for service in self.named_at(span.start, span.end, rule.proto):
+                found.setdefault(service.name, service)
+        return sorted(found.values(), key=lambda s: s.name)
 
     def search(self, words: str) -> list[Service]:
         """Services whose name, aliases, title, description or category contain every word."""

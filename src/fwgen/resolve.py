@@ -340,11 +340,9 @@ class _Resolver:
 
     def _mark_risky(self, rule: Rule) -> Rule:
         """Name the known backdoor services a rule opens; rendering refuses them unless acknowledged."""
-        from fwgen.check import services_of
-
         if rule.direction != "in" or rule.proto not in ("tcp", "udp"):
             return rule
-        never = [s for s in services_of(rule, self.ports) if s.exposure == "never"]
+        never = [s for s in self.ports.opened_by(rule) if s.exposure == "never"]
         if not never:
             return rule
         return rule.model_copy(update={"risky": ", ".join(f"{s.name} ({s.title})" for s in never)})
