@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import ipaddress
 from collections.abc import Callable
 from pathlib import Path
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from fwgen.addresses import collapse, parse_network
+from fwgen.addresses import collapse, parse_network, read_list
 from fwgen.cli import app
 from fwgen.errors import FwgenError
 from fwgen.render import render, render_with_warnings
@@ -155,3 +156,18 @@ def test_windows_splits_long_address_lists(tmp_path: Path) -> None:
     assert len(ssh) == 3
     assert [line.count("'10.") for line in ssh] == [1000, 1000, 500]
     assert len({line.split("'")[1] for line in ssh}) == 3  # distinct stable names
+
+
+def test_reading_a_list_leaves_the_cycle_collector_as_it_was(tmp_path: Path) -> None:
+    bad = tmp_path / "feed.txt"
+    bad.write_text("192.0.2.1\nnot-an-address\n")
+    assert gc.isenabled()
+    with pytest.raises(FwgenError, match=r"feed\.txt:2"):
+        read_list(bad, "feed.txt")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert collapse([parse_network("::1")]) == ((), ("::1",))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -7,9 +7,11 @@ written back as the fewest CIDR blocks.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from fwgen.errors import ProfileError
@@ -40,8 +42,26 @@ def parse_network(text: str) -> Interval:
     return version, first, first | host
 
 
+@contextlib.contextmanager
+def no_cycle_collection() -> Iterator[None]:
+    """Pause the cycle collector while building tuples of ints and strings, which
+    cannot form cycles: with 100,000 entries its passes cost a sixth of a render."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def collapse(intervals: Iterable[Interval]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Sorted, deduplicated, merged CIDR blocks per family: (ipv4, ipv6)."""
+    with no_cycle_collection():
+        return _collapse(intervals)
+
+
+def _collapse(intervals: Iterable[Interval]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     out: dict[int, list[str]] = {4: [], 6: []}
     merged: dict[int, list[list[int]]] = {4: [], 6: []}
     for version, first, last in sorted(intervals):
@@ -78,11 +98,12 @@ def read_list(path: Path, shown: str) -> list[Interval]:
     """An address-list file: one address or CIDR per line, ``#`` comments."""
     text = read_text(path, shown, what="address list", limit=MAX_LIST_BYTES)
     out = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        entry = line.partition("#")[0].strip()
-        if entry:
-            try:
-                out.append(parse_network(entry))
-            except ValueError as exc:
-                raise ProfileError(str(exc), path=shown, line=number) from None
+    with no_cycle_collection():
+        for number, line in enumerate(text.splitlines(), start=1):
+            entry = line.partition("#")[0].strip()
+            if entry:
+                try:
+                    out.append(parse_network(entry))
+                except ValueError as exc:
+                    raise ProfileError(str(exc), path=shown, line=number) from None
     return out

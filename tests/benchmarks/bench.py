@@ -22,6 +22,10 @@ from pathlib import Path
 RUNS = 7
 SIZES = (1_000, 10_000, 100_000)
 V6_SIZE = 10_000
+HOSTS = 100
+# What any program built on these libraries pays before doing anything: the floor,
+# plus PyYAML and the first pydantic model a process defines.
+LIBRARIES = "import typer, pydantic, jinja2, yaml\nclass M(pydantic.BaseModel): x: int"
 
 
 def timed(argv: list[str], cwd: Path | None = None) -> tuple[float, float]:
@@ -42,6 +46,20 @@ def median(argv: list[str], cwd: Path | None = None, runs: int = RUNS) -> tuple[
     return statistics.median(r[0] for r in results), max(r[1] for r in results)
 
 
+def interleaved(
+    commands: dict[str, list[str]], rounds: int = 3 * RUNS
+) -> dict[str, tuple[float, float]]:
+    """Like `median`, taking the commands in turn, so a busy moment slows them all alike."""
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, argv in commands.items():
+            results[name].append(timed(argv))
+    return {
+        name: (statistics.median(r[0] for r in runs), max(r[1] for r in runs))
+        for name, runs in results.items()
+    }
+
+
 def address_list(folder: Path, v4_count: int) -> Path:
     """Distinct, non-adjacent IPv4 /32s (nothing collapses) and IPv6 /64s."""
     rng = random.Random(v4_count)
@@ -55,6 +73,22 @@ def address_list(folder: Path, v4_count: int) -> Path:
         "inbound:\n  - {service: ssh, from: feed}\n"
     )
     return profile
+
+
+def manifest(folder: Path) -> Path:
+    """A build manifest for HOSTS hosts, each with its own admin network."""
+    lines = ["hosts:"]
+    for i in range(HOSTS):
+        profile = ("webserver", "mailserver", "workstation")[i % 3]
+        lines += [
+            f"  host{i}:",
+            f"    profile: {profile}",
+            f"    set: {{admins: [10.{i}.0.0/24]}}" if profile != "workstation" else "",
+            f"    targets: {{nftables: out/host{i}.nft}}",
+        ]
+    path = folder / "fwgen.yaml"
+    path.write_text("\n".join(line for line in lines if line) + "\n")
+    return path
 
 
 def kernel_load(files: dict[str, Path]) -> dict[str, float]:
@@ -78,9 +112,21 @@ def kernel_load(files: dict[str, Path]) -> dict[str, float]:
 def main() -> None:
     fwgen = shutil.which("fwgen") or str(Path(sys.executable).with_name("fwgen"))
     rows: list[tuple[str, str, str]] = []
-    floor, _ = median([sys.executable, "-c", "import typer, pydantic, jinja2"])
-    cold, cold_mem = median([fwgen, "render", "webserver", "--target", "nftables"])
+    startup = interleaved(
+        {
+            "floor": [sys.executable, "-c", "import typer, pydantic, jinja2"],
+            "libraries": [sys.executable, "-c", LIBRARIES],
+            "version": [fwgen, "--version"],
+            "render": [fwgen, "render", "webserver", "--target", "nftables"],
+        }
+    )
+    floor, libraries, version = (startup[k][0] for k in ("floor", "libraries", "version"))
+    cold, cold_mem = startup["render"]
     rows.append(("import floor: python -c 'import typer, pydantic, jinja2'", f"{floor:.3f} s", ""))
+    rows.append(
+        ("floor + yaml + one pydantic model", f"{libraries:.3f} s ({libraries / floor:.2f}x)", "")
+    )
+    rows.append(("fwgen --version", f"{version:.3f} s ({version / floor:.2f}x)", ""))
     rows.append(
         (
             "fwgen render webserver --target nftables",
@@ -90,12 +136,20 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        seconds, mem = median([fwgen, "build", str(manifest(folder))], runs=3)
+        rows.append(
+            (
+                f"fwgen build, {HOSTS} hosts in one process",
+                f"{seconds:.3f} s ({seconds / HOSTS * 1000:.1f} ms a host)",
+                f"{mem:.0f} MiB",
+            )
+        )
         for size in SIZES:
             profile = address_list(folder, size)
             for target in ("nftables", "iptables"):
                 out = folder / f"{target}{size}"
                 seconds, mem = median(
-                    [fwgen, "render", str(profile), "-t", target, "-o", str(out)], runs=3
+                    [fwgen, "render", str(profile), "-t", target, "-o", str(out)], runs=5
                 )
                 rows.append(
                     (
