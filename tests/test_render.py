@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jinja2
+import pytest
 
 from fwgen import render
+from fwgen.paths import templates_dir
+
+STALE = "run `python -m fwgen.render` after editing templates/"
 
 
 def test_compiled_templates_are_in_sync_with_the_templates() -> None:
     names = render.environment().list_templates()
     assert len(names) == 5
     for name in names:
-        assert render.compiled_path(name).read_text(encoding="utf-8") == render.compile_template(
-            name
-        ), "run `python -m fwgen.render` after editing templates/"
+        compiled = render.compiled_path(name).read_text(encoding="utf-8")
+        fresh = render.compile_template(name)
+        digest = re.compile(r'^SOURCE_SHA256 = "([0-9a-f]{64})"$', re.M)
+        assert digest.findall(compiled) == digest.findall(fresh), STALE
+        if f'JINJA_VERSION = "{jinja2.__version__}"' in compiled:
+            assert compiled == fresh, STALE
     generated = {p for p in render.COMPILED.glob("*.py") if p.name != "__init__.py"}
     assert generated == {render.compiled_path(name) for name in names}
 
@@ -39,6 +47,26 @@ def test_a_template_that_differs_from_its_compiled_module_is_compiled_from_sourc
     template = loader_env(tmp_path).get_template("nftables/ruleset.nft.j2")
     assert template.render(x=1) == "edited 1"
     assert template.filename == str(tmp_path / "nftables" / "ruleset.nft.j2")
+
+
+def test_a_module_compiled_by_another_jinja_version_is_not_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(jinja2, "__version__", "0.0.1")
+    env = loader_env(templates_dir())
+    template = env.get_template("nftables/ruleset.nft.j2")
+    assert template.filename == str(templates_dir() / "nftables" / "ruleset.nft.j2")
+
+
+def test_a_module_that_does_not_import_is_not_used(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(render, "COMPILED", tmp_path)
+    render.compiled_path("nftables/ruleset.nft.j2").write_text(
+        "from jinja2.runtime import gone_in_this_version\n"
+    )
+    template = loader_env(templates_dir()).get_template("nftables/ruleset.nft.j2")
+    assert template.filename == str(templates_dir() / "nftables" / "ruleset.nft.j2")
 
 
 def test_a_template_without_a_compiled_module_is_compiled_from_source(tmp_path: Path) -> None:
