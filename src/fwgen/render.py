@@ -70,7 +70,7 @@ class TemplateLoader(jinja2.FileSystemLoader):
         if made_by != (source_digest(source), jinja2.__version__):
             return super().load(environment, name, globals)
         return environment.template_class.from_module_dict(
-            environment, module.__dict__, globals or {}
+            environment, module.__dict__, {} if globals is None else globals
         )
 
 
