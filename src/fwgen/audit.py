@@ -233,6 +233,11 @@ def audit_scan(
     for rule in policy.rules:
         if rule.direction != "in" or rule.proto not in ("tcp", "udp"):
             continue
+        why = (
+            f"the rule admits only {rule.remote}, and the scan came from {source or 'an unknown address'}"
+            if not _admits(policy, rule, origin)
+            else "the service is down or not listening on this address"
+        )
         for family in families & set(rule.families):
             for span in rule.ports:
                 for port in range(span.start, min(span.end, span.start + 64) + 1):
@@ -241,12 +246,6 @@ def audit_scan(
                         or (family, rule.proto, port) in open_ports
                     ):
                         continue
-                    admitted = _admits(policy, rule, origin)
-                    why = (
-                        f"the rule admits only {rule.remote}, and the scan came from {source or 'an unknown address'}"
-                        if not admitted
-                        else "the service is down or not listening on this address"
-                    )
                     items.append(
                         Item(
                             "info",

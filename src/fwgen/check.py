@@ -10,6 +10,7 @@ import ipaddress
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from fwgen.errors import split_location
 from fwgen.policy import Policy, PortRange, Rule
 from fwgen.portdb import Catalogue
 
@@ -66,7 +67,8 @@ def _public(policy: Policy, rule: Rule) -> str | None:
         return None
     if rule.remote is None:
         return "any address"
-    for text in (*policy.address_set(rule.remote).ipv4, *policy.address_set(rule.remote).ipv6):
+    remote = policy.address_set(rule.remote)
+    for text in (*remote.ipv4, *remote.ipv6):
         net = ipaddress.ip_network(text)
         if not (net.is_private or net.is_link_local or net.is_loopback):
             return f"the public range {text}"
@@ -136,8 +138,8 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
 
 
 def _order(finding: Finding) -> tuple[str, int, str]:
-    path, _, line = finding.location.rpartition(":")
-    return (path, int(line) if line.isdigit() else 0, finding.code)
+    path, line = split_location(finding.location)
+    return (path, line or 0, finding.code)
 
 
 def _service_findings(policy: Policy, rule: Rule, ports: Catalogue) -> list[Finding]:
@@ -275,7 +277,7 @@ def as_sarif(findings: list[Finding], version: str) -> dict[str, object]:
     """A SARIF 2.1.0 log, so code-scanning tools can annotate the pull request."""
     results = []
     for f in findings:
-        path, _, line = f.location.rpartition(":")
+        path, line = split_location(f.location)
         results.append(
             {
                 "ruleId": f.code,
@@ -285,7 +287,7 @@ def as_sarif(findings: list[Finding], version: str) -> dict[str, object]:
                     {
                         "physicalLocation": {
                             "artifactLocation": {"uri": path},
-                            "region": {"startLine": int(line) if line.isdigit() else 1},
+                            "region": {"startLine": line or 1},
                         }
                     }
                 ],

@@ -11,12 +11,17 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from fwgen import __version__
 from fwgen.errors import FwgenError
+
+if TYPE_CHECKING:
+    from fwgen.build import Output
+    from fwgen.policy import Policy
+    from fwgen.portdb import Catalogue
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,12 +102,7 @@ def render(
         Path | None,
         typer.Option("--output", "-o", help="Write here (atomically) instead of stdout."),
     ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set", help="Replace a network's addresses: NAME=CIDR[,CIDR...]. Repeatable."
-        ),
-    ] = None,
+    set_: SetOption = None,
     flush_ruleset: Annotated[
         bool,
         typer.Option(
@@ -132,7 +132,6 @@ def render(
     from fwgen.output import to_stdout, write_outputs
     from fwgen.render import render_with_warnings
     from fwgen.render import target as find_target
-    from fwgen.resolve import resolve_profile
     from fwgen.targets import RenderOptions
 
     spec = find_target(target)
@@ -140,9 +139,7 @@ def render(
         raise FwgenError(f"--family: {target} writes one file for both families")
     if family is not None and family not in spec.family_files:
         raise FwgenError(f"--family {family!r}: choose {' or '.join(spec.family_files)}")
-    from fwgen.portdb import catalogue
-
-    policy = resolve_profile(profile, parse_sets(set_ or []), catalogue(tuple(ports_files or ())))
+    (policy,) = _load_policies([profile], set_, _ports(ports_files))
     files, warnings = render_with_warnings(
         policy, target, RenderOptions(flush_ruleset=flush_ruleset, strict=strict)
     )
@@ -161,15 +158,22 @@ def render(
 
 
 def _check_current(files: dict[str, str], output: Path) -> None:
-    from fwgen.build import Output, stale, unified
+    from fwgen.build import Output, stale
     from fwgen.output import destinations
 
     items = [Output("", path, text) for path, text in destinations(files, output).items()]
     old = stale(items)
-    for item in old:
+    _fail_when_stale(old, f"stale: {', '.join(str(o.path) for o in old)}")
+
+
+def _fail_when_stale(changed: list[Output], message: str) -> None:
+    """Show how each stale file would change, then exit 1 with *message*; nothing when none is."""
+    from fwgen.build import unified
+
+    for item in changed:
         typer.echo(unified(item), nl=False)
-    if old:
-        typer.echo(f"stale: {', '.join(str(o.path) for o in old)}", err=True)
+    if changed:
+        typer.echo(message, err=True)
         raise typer.Exit(1)
 
 
@@ -207,19 +211,19 @@ def ports(
     """
     import json
 
-    from fwgen.portdb import catalogue
+    from fwgen.portdb import ServicePort
     from fwgen.portdb import query as run_query
     from fwgen.table import format_table
 
     _formats(format_, ("text", "json"))
-    found = run_query(catalogue(tuple(ports_files or ())), query)
+    found = run_query(_ports(ports_files), query)
     if format_ == "json":
         typer.echo(json.dumps(found, indent=2, ensure_ascii=False))
     elif found:
         rows = [
             (
                 e["name"],
-                ", ".join(_port_text(p) for p in e["ports"]),
+                ", ".join(str(ServicePort(**p)) for p in e["ports"]),
                 e["risk"] or "-",
                 e["exposure"] or "-",
                 e["category"] or "-",
@@ -235,19 +239,17 @@ def ports(
         raise typer.Exit(1)
 
 
-def _port_text(port: dict[str, Any]) -> str:
-    span = str(port["start"]) if port["start"] == port["end"] else f"{port['start']}-{port['end']}"
-    return f"{span}/{port['proto']}"
-
-
-def _load_policies(
-    profiles: list[str], sets: list[str] | None, ports_files: list[str] | None
-) -> list[Any]:
+def _ports(ports_files: list[str] | None) -> Catalogue:
+    """The port database with the site files given by --ports (and $FWGEN_PORTS)."""
     from fwgen.portdb import catalogue
+
+    return catalogue(tuple(ports_files or ()))
+
+
+def _load_policies(profiles: list[str], sets: list[str] | None, ports: Catalogue) -> list[Policy]:
     from fwgen.resolve import resolve_profile
 
-    cat = catalogue(tuple(ports_files or ()))
-    return [resolve_profile(p, parse_sets(sets or []), cat) for p in profiles]
+    return [resolve_profile(p, parse_sets(sets or []), ports) for p in profiles]
 
 
 @app.command()
@@ -267,14 +269,11 @@ def check(
     import json
 
     from fwgen.check import as_json, as_sarif, as_text, check_policy
-    from fwgen.portdb import catalogue
 
     _formats(format_, ("text", "json", "sarif"))
-    cat = catalogue(tuple(ports_files or ()))
+    cat = _ports(ports_files)
     findings = [
-        f
-        for policy in _load_policies(profiles, set_, ports_files)
-        for f in check_policy(policy, cat)
+        f for policy in _load_policies(profiles, set_, cat) for f in check_policy(policy, cat)
     ]
     if format_ == "text":
         typer.echo(as_text(findings), nl=False)
@@ -303,12 +302,12 @@ def explain(
 
     from fwgen.explain import TABLE_HEADERS, table_rows
     from fwgen.explain import explain as explain_policy
-    from fwgen.portdb import catalogue
     from fwgen.table import format_table
 
     _formats(format_, ("text", "json"))
-    (policy,) = _load_policies([profile], set_, ports_files)
-    rows = explain_policy(policy, catalogue(tuple(ports_files or ())))
+    cat = _ports(ports_files)
+    (policy,) = _load_policies([profile], set_, cat)
+    rows = explain_policy(policy, cat)
     if format_ == "json":
         typer.echo(json.dumps(rows, indent=2))
     else:
@@ -332,16 +331,16 @@ def diff(
 
     from fwgen.diff import as_text, diff_policies
     from fwgen.gitref import checkout_profile, is_git_ref, temporary_dir
-    from fwgen.portdb import catalogue
 
     _formats(format_, ("text", "markdown", "json"))
+    cat = _ports(ports_files)
     with temporary_dir() as tmp:
         refs = [
             checkout_profile(ref, Path(tmp) / str(i)) if is_git_ref(ref) else ref
             for i, ref in enumerate((old, new))
         ]
-        before, after = _load_policies(refs, set_, ports_files)
-    result = diff_policies(before, after, catalogue(tuple(ports_files or ())))
+        before, after = _load_policies(refs, set_, cat)
+    result = diff_policies(before, after, cat)
     if format_ == "json":
         typer.echo(json.dumps(result, indent=2))
     else:
@@ -365,20 +364,15 @@ def build(
 
     Example: fwgen build site/fwgen.yaml --check
     """
-    from fwgen.build import outputs, stale, unified
+    from fwgen.build import outputs, stale
     from fwgen.output import write_atomic
 
     items = list(outputs(manifest))
     changed = stale(items)
     if check_only:
-        for item in changed:
-            typer.echo(unified(item), nl=False)
-        if changed:
-            typer.echo(
-                f"stale: {len(changed)} of {len(items)} generated files; run `fwgen build`",
-                err=True,
-            )
-            raise typer.Exit(1)
+        _fail_when_stale(
+            changed, f"stale: {len(changed)} of {len(items)} generated files; run `fwgen build`"
+        )
         typer.echo(f"all {len(items)} generated files are current")
         return
     for item in changed:
@@ -423,7 +417,6 @@ def audit(
     import json
 
     from fwgen import audit as auditing
-    from fwgen.portdb import catalogue
 
     _formats(format_, ("text", "json"))
     if (scan is None) == (listening is None):
@@ -433,8 +426,8 @@ def audit(
             ipaddress.ip_address(source)
         except ValueError:
             raise FwgenError(f"--from {source!r}: not an IP address") from None
-    (policy,) = _load_policies([profile], set_, ports_files)
-    cat = catalogue(tuple(ports_files or ()))
+    cat = _ports(ports_files)
+    (policy,) = _load_policies([profile], set_, cat)
     if scan is not None:
         seen, scanned = auditing.read_nmap(scan)
         items = auditing.audit_scan(policy, cat, seen, scanned, source)
@@ -468,10 +461,9 @@ def discover(
     from fwgen.audit import discover as draft
     from fwgen.audit import read_ss
     from fwgen.output import write_atomic
-    from fwgen.portdb import catalogue
 
     text, shown = _read_input(listening)
-    profile = draft(read_ss(text, shown), catalogue(tuple(ports_files or ())))
+    profile = draft(read_ss(text, shown), _ports(ports_files))
     if output is None:
         typer.echo(profile, nl=False)
     else:

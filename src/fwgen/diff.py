@@ -37,6 +37,12 @@ def _entry(row: dict[str, Any], findings: list[Finding]) -> dict[str, Any]:
     return out
 
 
+def _span(ports: str) -> tuple[int, int]:
+    """``"8000-8080"`` or ``"443"`` → (first, last)."""
+    low, _, high = ports.partition("-")
+    return int(low), int(high or low)
+
+
 def _within(inner: list[str], outer: list[str], key: str) -> bool:
     """Whether everything *inner* admits, *outer* admits too (addresses, ports or families)."""
     if "any" in outer:
@@ -50,11 +56,11 @@ def _within(inner: list[str], outer: list[str], key: str) -> bool:
             for n in map(ipaddress.ip_network, inner)
         )
     if key == "ports":
-        spans = [tuple(map(int, (p.split("-") * 2)[:2])) for p in outer if p[0].isdigit()]
+        spans = [_span(p) for p in outer if p[0].isdigit()]
         for p in inner:
             if not p[0].isdigit():
                 return set(inner) <= set(outer)  # ICMP types
-            low, high = map(int, (p.split("-") * 2)[:2])
+            low, high = _span(p)
             if not any(a <= low and high <= b for a, b in spans):
                 return False
         return True
@@ -84,10 +90,9 @@ def diff_policies(old: Policy, new: Policy, ports: Catalogue) -> dict[str, list[
     for f in check_policy(new, ports):
         if (f.code, f.service, tuple(f.ports)) not in old_findings:
             new_findings.setdefault(f.location, []).append(f)
-    by_origin = {_key(r): r.origin for r in new.rules}
     result: dict[str, list[dict[str, Any]]] = {"added": [], "removed": [], "changed": []}
     for key, row in new_rows.items():
-        found = new_findings.get(by_origin[key], [])
+        found = new_findings.get(row["origin"], [])
         if key not in old_rows:
             result["added"].append(_entry(row, found))
         elif any(old_rows[key][k] != row[k] for k in COMPARED):

@@ -52,6 +52,12 @@ class FwgenErrors(FwgenError):
         return self.message
 
 
+def split_location(location: str) -> tuple[str, int | None]:
+    """``"profiles/web.yaml:12"`` → ``("profiles/web.yaml", 12)``; the line is None when absent."""
+    path, _, line = location.rpartition(":")
+    return path, int(line) if line.isdigit() else None
+
+
 def raise_collected(errors: list[FwgenError]) -> None:
     """Raise the one error, or all of them together; do nothing when there are none."""
     if len(errors) == 1:

@@ -50,7 +50,7 @@ def table_rows(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
             r["service"],
             short(r["ports"]) or "-",
             r["protocol"],
-            r["network"] if r["network"] != "any" else "any",
+            r["network"],
             "+".join(f.replace("ipv", "v") for f in r["families"]) or "none",
             r["limit"] or "-",
             r["risk"] or "-",

@@ -72,6 +72,10 @@ class Rule(_Frozen):
     risky: str = ""  # a known backdoor service this rule opens, e.g. "back-orifice (Back Orifice)"
     acknowledged: str = ""  # the profile's `allow_risky:` reason
 
+    def local_of(self, family: Family) -> list[str]:
+        """The rule's local addresses of one family."""
+        return [a for a in self.local if (":" in a) == (family == "ipv6")]
+
 
 class Defaults(_Frozen):
     inbound: Literal["drop"] = "drop"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
 
-from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected
+from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected, split_location
 from fwgen.profile import SERVICE_RE, address_text, parse_address, parse_port
 from fwgen.yamlsource import Document, parse, read_text
 
@@ -212,7 +212,7 @@ def merge_catalogues(base: Entries, *sites: Entries) -> Catalogue:
     errors: list[FwgenError] = []
     for entries, where, overrides in sites:
         for service in entries:
-            path, line = where[service.name].rsplit(":", 1)
+            path, line = split_location(where[service.name])
             if (
                 service.name in overrides
                 and service.name in services
@@ -229,7 +229,7 @@ def merge_catalogues(base: Entries, *sites: Entries) -> Catalogue:
                         f"service '{service.name}' conflicts with '{other.name}' defined at "
                         f"{origins[other.name]}{hint}",
                         path=path,
-                        line=int(line),
+                        line=line,
                     )
                 )
             if not clashes:

@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 
 from fwgen import __version__
-from fwgen.errors import FwgenError, RenderError, did_you_mean, raise_collected
+from fwgen.errors import FwgenError, RenderError, did_you_mean, raise_collected, split_location
 from fwgen.paths import templates_dir
 from fwgen.policy import Policy
 from fwgen.targets import TARGETS, RenderOptions, Target
@@ -115,13 +115,13 @@ def refuse_unacknowledged_risks(policy: Policy) -> None:
     errors: list[FwgenError] = []
     for rule in policy.rules:
         if rule.risky and not rule.acknowledged:
-            path, _, line = rule.origin.rpartition(":")
+            path, line = split_location(rule.origin)
             errors.append(
                 RenderError(
                     f"{rule.name} opens {rule.risky}, a known backdoor port; remove the rule, "
                     'or acknowledge it with `allow_risky: "why"`',
                     path=path or None,
-                    line=int(line) if line.isdigit() else None,
+                    line=line,
                 )
             )
     raise_collected(errors)

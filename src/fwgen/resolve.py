@@ -277,10 +277,10 @@ class _Resolver:
                 and source_set is not None
                 and (source_set.ipv4 or source_set.ipv6)
             ):
-                have = "IPv4" if source_set.ipv4 else "IPv6"
+                have, need = ("IPv4", "IPv6") if source_set.ipv4 else ("IPv6", "IPv4")
                 self.errors.append(
                     where.error(
-                        f"{rule.name} ({rule.proto}) needs {'IPv6' if have == 'IPv4' else 'IPv4'} "
+                        f"{rule.name} ({rule.proto}) needs {need} "
                         f"sources, but '{rule.remote}' has only {have} addresses",
                         key,
                         kind=ResolveError,

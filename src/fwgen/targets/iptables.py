@@ -13,7 +13,7 @@ from typing import Any
 from fwgen.icmp import HOP_LIMIT_255, ICMP_TYPES, ICMPV6_TYPES
 from fwgen.policy import Family, Policy, PortRange, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
-from fwgen.targets.text import comment_line, empty_note, identifier, plain_ascii, rule_heading
+from fwgen.targets.text import comment_line, empty_note, identifier, quoted, rule_heading
 
 FILES: dict[Family, str] = {"ipv4": "rules.v4", "ipv6": "rules.v6"}
 CHAINS = {"in": "INPUT", "out": "OUTPUT"}
@@ -21,10 +21,6 @@ MULTIPORT_MAX = 15  # a range counts as two
 IPSET_FROM = 16  # address sets larger than this (per family) become ipsets: O(1) per packet
 IPSET_FILE = "ipsets"
 MAX_COMMENT = 200
-
-
-def quoted(text: str, limit: int = MAX_COMMENT) -> str:
-    return f'"{plain_ascii(text, limit)}"'
 
 
 def port_groups(ports: tuple[PortRange, ...]) -> list[list[str]]:
@@ -116,12 +112,12 @@ def _lines(
         remotes = [f"-m set --match-set {ipset_name(rule.remote, family)} {way} "]
     elif rule.remote is not None:
         remotes = [f"{peer} {a} " for a in policy.address_set(rule.remote).family(family)]
-    locals_ = [f"{local} {a} " for a in rule.local if (":" in a) == (family == "ipv6")] or [""]
+    locals_ = [f"{local} {a} " for a in rule.local_of(family)] or [""]
     accept_limit = log_limit = ""
     if rule.limit is not None:
         accept_limit, log_limit = (_hashlimit(rule, name) for name in limit_names)
     label = rule.name + (f": {rule.comment}" if rule.comment else "")
-    comment = f" -m comment --comment {quoted(label)}"
+    comment = f" -m comment --comment {quoted(label, MAX_COMMENT)}"
     out = []
     for remote in remotes:
         for dest in locals_:
@@ -158,15 +154,15 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     for family, filename in FILES.items():
         chains: dict[str, list[dict[str, Any]]] = {"INPUT": [], "OUTPUT": []}
         for rule in policy.rules:
+            if rule.families and family not in rule.families:
+                continue
             entry = {
                 "origin": rule_heading(rule),
                 "lines": _lines(rule, family, policy, names.get(id(rule), ("", "")), in_ipsets)
-                if family in rule.families
+                if rule.families
                 else [],
                 "note": empty_note(rule),
             }
-            if rule.families and family not in rule.families:
-                continue
             chains[CHAINS[rule.direction]].append(entry)
         forward = {"drop": "DROP", "accept": "ACCEPT", "ignore": "ACCEPT"}[policy.defaults.forward]
         context = {

@@ -8,17 +8,12 @@ from typing import Any
 from fwgen.icmp import HOP_LIMIT_255
 from fwgen.policy import SECONDS, Family, Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
-from fwgen.targets.text import comment_line, empty_note, identifier, plain_ascii, rule_heading
+from fwgen.targets.text import comment_line, empty_note, identifier, quoted, rule_heading
 
 CHAINS = {"in": "input", "out": "output"}
 IP = {"ipv4": "ip", "ipv6": "ip6"}
 ADDR_TYPE = {"ipv4": "ipv4_addr", "ipv6": "ipv6_addr"}
 MAX_COMMENT = 120
-
-
-def nft_string(text: str, limit: int = MAX_COMMENT) -> str:
-    """A double-quoted nft string: printable ASCII without quotes or backslashes."""
-    return f'"{plain_ascii(text, limit)}"'
 
 
 def set_name(name: str, family: Family) -> str:
@@ -58,8 +53,7 @@ def _statements(rule: Rule, meter: str) -> list[str]:
             if rule.remote is not None and family:
                 parts.append(f"{IP[family]} {peer} @{set_name(rule.remote, family)}")
             if rule.local and family:
-                addrs = [a for a in rule.local if (":" in a) == (family == "ipv6")]
-                parts.append(f"{IP[family]} {local} {elements(addrs)}")
+                parts.append(f"{IP[family]} {local} {elements(rule.local_of(family))}")
             if family and rule.proto in ("tcp", "udp") and not (rule.remote or rule.local):
                 parts.append(f"meta nfproto {family}")
             if rule.proto in ("tcp", "udp"):
@@ -74,9 +68,7 @@ def _statements(rule: Rule, meter: str) -> list[str]:
                     f"{rule.limit.rate}/{rule.limit.unit} burst {rule.limit.rate} packets }}"
                 )
             if rule.log:
-                parts.append(
-                    f"log prefix {nft_string(f'fwgen {rule.direction} {rule.name}: ', 60)}"
-                )
+                parts.append(f"log prefix {quoted(f'fwgen {rule.direction} {rule.name}: ', 60)}")
             out.append(" ".join(parts))
     return out
 
@@ -117,7 +109,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         entry = {
             "origin": rule_heading(rule),
             "statements": _statements(rule, meter),
-            "comment": nft_string(label),
+            "comment": quoted(label, MAX_COMMENT),
             "note": empty_note(rule),
         }
         chains[rule.direction].rules.append(entry)

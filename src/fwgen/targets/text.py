@@ -23,6 +23,11 @@ def plain_ascii(text: str, limit: int) -> str:
     return clean[:limit]
 
 
+def quoted(text: str, limit: int) -> str:
+    """A double-quoted string for nft and iptables-restore (see `plain_ascii`)."""
+    return f'"{plain_ascii(text, limit)}"'
+
+
 def identifier(text: str, taken: set[str], limit: int = 24) -> str:
     """A name made of letters, digits and underscores, unique among *taken* (which it joins)."""
     base = "".join(c if c.isascii() and c.isalnum() else "_" for c in text)[:limit] or "rule"

@@ -75,9 +75,7 @@ def _peers(rule: Rule, policy: Policy) -> list[str]:
 def _locals(rule: Rule, family_of_peer: Family | None) -> list[str]:
     if not rule.local:
         return ["any"]
-    return [
-        a for a in rule.local if family_of_peer is None or (":" in a) == (family_of_peer == "ipv6")
-    ]
+    return list(rule.local) if family_of_peer is None else rule.local_of(family_of_peer)
 
 
 def _family(address: str) -> Family | None:

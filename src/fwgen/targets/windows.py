@@ -101,7 +101,8 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             "note": empty_note(rule),
         }
         rules.append(entry)
-    if any(r.log for r in policy.rules):
+    log_allowed = any(r.log for r in policy.rules)
+    if log_allowed:
         warnings.append(
             "Windows Firewall logs per profile, not per rule: allowed connections are logged for every rule"
         )
@@ -115,7 +116,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         "description": comment_line(policy.description),
         "rules": rules,
         "outbound": "Block" if policy.defaults.outbound == "drop" else "Allow",
-        "log_allowed": "True" if any(r.log for r in policy.rules) else "False",
+        "log_allowed": "True" if log_allowed else "False",
         "log_blocked": "True" if policy.log_drops else "False",
         "exclusive": options.flush_ruleset,
         "warnings": [comment_line(w) for w in warnings],
