@@ -26,10 +26,11 @@ def checkout_profile(ref: str, into: Path) -> str:
     match = REV_PATH.match(ref)
     assert match is not None
     rev, path = match.group("rev"), PurePosixPath(match.group("path"))
-    folder = str(path.parent) if str(path.parent) != "." else "."
     try:
         archive = subprocess.run(
-            ["git", "archive", "--format=tar", rev, "--", folder], capture_output=True, check=True
+            ["git", "archive", "--format=tar", rev, "--", str(path.parent)],
+            capture_output=True,
+            check=True,
         ).stdout
     except FileNotFoundError:
         raise FwgenError(f"{ref}: git is not installed") from None

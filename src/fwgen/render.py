@@ -17,6 +17,7 @@ from fwgen.errors import FwgenError, RenderError, did_you_mean, raise_collected,
 from fwgen.paths import templates_dir
 from fwgen.policy import Policy
 from fwgen.targets import TARGETS, RenderOptions, Target
+from fwgen.targets.text import comment_line
 
 
 def target(name: str) -> Target:
@@ -99,14 +100,15 @@ def environment() -> jinja2.Environment:
     )
 
 
-def header(policy: Policy) -> dict[str, Any]:
-    """What every file's header says: no timestamps, no host names."""
+def header(policy: Policy, warnings: list[str]) -> dict[str, Any]:
+    """What every file's header says, safe inside a comment: no timestamps, no host names."""
     return {
         "version": __version__,
         "profile": policy.profile,
-        "description": policy.description,
+        "description": comment_line(policy.description),
         "files": policy.files,
         "digest": policy.digest(),
+        "warnings": [comment_line(w) for w in warnings],
     }
 
 
@@ -141,7 +143,7 @@ def render_with_warnings(
     if options.strict and built.warnings:
         raise RenderError(f"{target_name}: {built.warnings[0]} (--strict)")
     env = environment()
-    head = header(policy)
+    head = header(policy, built.warnings)
     files = {}
     for name, output in built.files.items():
         template = env.get_template(f"{spec.name}/{output.template}")

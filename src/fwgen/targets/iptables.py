@@ -13,7 +13,7 @@ from typing import Any
 from fwgen.icmp import HOP_LIMIT_255, ICMP_TYPES, ICMPV6_TYPES
 from fwgen.policy import Family, Policy, PortRange, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
-from fwgen.targets.text import comment_line, empty_note, identifier, quoted, rule_heading
+from fwgen.targets.text import empty_note, identifier, quoted, rule_heading
 
 FILES: dict[Family, str] = {"ipv4": "rules.v4", "ipv6": "rules.v6"}
 CHAINS = {"in": "INPUT", "out": "OUTPUT"}
@@ -168,11 +168,9 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         context = {
             "policy": policy,
             "family": family,
-            "description": comment_line(policy.description),
             "forward": forward,
             "output": "DROP" if policy.defaults.outbound == "drop" else "ACCEPT",
             "chains": chains,
-            "warnings": [comment_line(w) for w in warnings],
             "ipsets": [s["name"] for s in ipsets if s["key"][1] == family],
         }
         files[filename] = OutputFile("rules.j2", context)

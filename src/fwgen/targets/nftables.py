@@ -8,7 +8,7 @@ from typing import Any
 from fwgen.icmp import HOP_LIMIT_255
 from fwgen.policy import SECONDS, Family, Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
-from fwgen.targets.text import comment_line, empty_note, identifier, quoted, rule_heading
+from fwgen.targets.text import empty_note, identifier, quoted, rule_heading
 
 CHAINS = {"in": "input", "out": "output"}
 IP = {"ipv4": "ip", "ipv6": "ip6"}
@@ -121,6 +121,5 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         "limit_sets": limit_sets,
         "chains": list(chains.values()),
         "forward": None if forward == "ignore" else forward,
-        "description": comment_line(policy.description),
     }
     return Build(files={"fwgen.nft": OutputFile("ruleset.nft.j2", context)})

@@ -17,7 +17,7 @@ from fwgen.icmp import ICMP_TYPES
 from fwgen.policy import Family, Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
 from fwgen.targets.iptables import port_groups
-from fwgen.targets.text import comment_line, empty_note, plain_ascii, rule_heading
+from fwgen.targets.text import empty_note, plain_ascii, rule_heading
 
 # What ufw's stock before.rules / before6.rules accept, by direction and protocol.
 BEFORE_RULES = {
@@ -175,7 +175,6 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     forward = {"drop": "deny", "accept": "allow", "ignore": ""}[policy.defaults.forward]
     context = {
         "policy": policy,
-        "description": comment_line(policy.description),
         "entries": entries,
         "tags": sorted(set(tags)),
         "outgoing": "deny" if policy.defaults.outbound == "drop" else "allow",
@@ -183,7 +182,6 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         "logging": "low" if policy.log_drops else "off",
         "spec_chars": SPEC_CHARS,
         "exclusive": options.flush_ruleset,
-        "warnings": [comment_line(w) for w in warnings],
         "icmp_names": sorted(ICMP_TYPES),
     }
     return Build(files={"fwgen-ufw.sh": OutputFile("apply.sh.j2", context)}, warnings=warnings)

@@ -13,7 +13,7 @@ from typing import Any
 from fwgen.icmp import HOP_LIMIT_255, ICMP_TYPES, ICMPV6_TYPES
 from fwgen.policy import Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
-from fwgen.targets.text import comment_line, empty_note, plain_ascii, rule_heading
+from fwgen.targets.text import empty_note, plain_ascii, rule_heading
 
 GROUP = "fwgen"  # a constant: an empty -Group filter would select every rule
 ANY_OF = {"ipv4": "0.0.0.0-255.255.255.255", "ipv6": "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"}
@@ -113,12 +113,10 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     context = {
         "policy": policy,
         "group": ps_string(GROUP),
-        "description": comment_line(policy.description),
         "rules": rules,
         "outbound": "Block" if policy.defaults.outbound == "drop" else "Allow",
         "log_allowed": "True" if log_allowed else "False",
         "log_blocked": "True" if policy.log_drops else "False",
         "exclusive": options.flush_ruleset,
-        "warnings": [comment_line(w) for w in warnings],
     }
     return Build(files={"fwgen.ps1": OutputFile("apply.ps1.j2", context)}, warnings=warnings)
