@@ -157,14 +157,8 @@ class Lab:
         self._background(self.server, "listen-loopback", str(port))
 
     def listen(self, specs: list[str]) -> None:
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.server, sys.executable, str(AGENT), "listen", *specs],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        self.listeners.append(proc)
+        """Dual-stack TCP/UDP listeners on the server (UDP echoes)."""
+        self._background(self.server, "listen", *specs)
 
     def probe(self, client: str, family: str, specs: list[str]) -> dict[str, str]:
         """{"tcp:80": "open" | "blocked"} as seen from *client* over *family*."""
