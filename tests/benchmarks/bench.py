@@ -28,10 +28,10 @@ HOSTS = 100
 LIBRARIES = "import typer, pydantic, jinja2, yaml\nclass M(pydantic.BaseModel): x: int"
 
 
-def timed(argv: list[str], cwd: Path | None = None) -> tuple[float, float]:
+def timed(argv: list[str]) -> tuple[float, float]:
     """(seconds, peak MiB) of one fresh process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -41,15 +41,15 @@ def timed(argv: list[str], cwd: Path | None = None) -> tuple[float, float]:
     return elapsed, usage.ru_maxrss / 1024
 
 
-def median(argv: list[str], cwd: Path | None = None, runs: int = RUNS) -> tuple[float, float]:
-    results = [timed(argv, cwd) for _ in range(runs)]
-    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+def median(argv: list[str], runs: int = RUNS) -> tuple[float, float]:
+    """(median seconds, peak MiB) over several fresh processes."""
+    return interleaved({"": argv}, runs)[""]
 
 
 def interleaved(
     commands: dict[str, list[str]], rounds: int = 3 * RUNS
 ) -> dict[str, tuple[float, float]]:
-    """Like `median`, taking the commands in turn, so a busy moment slows them all alike."""
+    """`median` of each command, taking them in turn so a busy moment slows them all alike."""
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     for _ in range(rounds):
         for name, argv in commands.items():
@@ -174,8 +174,8 @@ def main() -> None:
             )
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'time':<22}  peak memory")
-    for label, seconds, memory in rows:
-        print(f"{label:<{width}}  {seconds:<22}  {memory}")
+    for label, took, memory in rows:
+        print(f"{label:<{width}}  {took:<22}  {memory}")
 
 
 if __name__ == "__main__":
