@@ -1,8 +1,19 @@
-"""Where the shipped data lives: inside the wheel, or at the top of a source checkout."""
+"""Where files live: the shipped data, and the folders a file named inside another may use.
+
+A profile, list or manifest from a pull request names other files (``extends:``,
+``{file: ...}``, a manifest's ports and outputs). Those names are followed only
+inside the folder tree of the file the user gave fwgen (the *home*), and inside
+folders the user allowed with ``--allow-outside``: a pull request cannot make
+fwgen read ``/etc/shadow`` or write ``../../etc/cron.d/x``.
+"""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
+
+from fwgen.errors import FwgenError
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -21,3 +32,47 @@ def profiles_dir() -> Path:
 
 def templates_dir() -> Path:
     return data_dir("templates")
+
+
+def real_path(path: Path) -> Path:
+    """*path* with every symlink followed (it need not exist); a NUL byte or a symlink
+    loop is an error. A loop is caught here or, for the last link, when the file is opened."""
+    if "\0" in str(path):
+        raise FwgenError("a path contains a NUL byte")
+    try:
+        return Path(os.path.realpath(path))
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise FwgenError(f"cannot follow the path: {exc}") from None
+
+
+def is_within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """The folders that files named inside other files must stay in (real paths)."""
+
+    home: Path
+    allowed: tuple[Path, ...] = ()
+
+    @classmethod
+    def around(cls, top_file: Path, allowed: tuple[Path, ...] | list[Path] = ()) -> Boundary:
+        """The folder of *top_file* (the profile or manifest the user named), and *allowed*."""
+        return cls(real_path(top_file).parent, tuple(real_path(p) for p in allowed))
+
+    def check(self, path: Path, what: str, shown: str) -> Path:
+        """The real path of *path*, or an error when it leads outside the boundary or into
+        a ``.git`` folder. *shown* is how the referring file wrote it."""
+        real = real_path(path)
+        for folder in (self.home, *self.allowed):
+            if is_within(real, folder):
+                if ".git" in real.relative_to(folder).parts:
+                    raise FwgenError(
+                        f"{what} '{shown}' is inside a .git folder; fwgen never goes there"
+                    )
+                return real
+        raise FwgenError(
+            f"{what} '{shown}' is outside {self.home}, the folder of the file that names it; "
+            f"move it inside, or pass --allow-outside {real.parent} to allow that folder"
+        )
