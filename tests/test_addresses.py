@@ -19,11 +19,15 @@ from fwgen.resolve import resolve_profile
 runner = CliRunner()
 
 v4 = st.builds(
-    lambda a, p: f"{ipaddress.IPv4Address(a)}/{p}", st.integers(0, 2**32 - 1), st.integers(0, 32)
+    lambda a, p: str(ipaddress.IPv4Network((a, p), strict=False)),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 32),
 )
 v6 = st.builds(
-    lambda a, p: f"{ipaddress.IPv6Address(a)}/{p}", st.integers(0, 2**128 - 1), st.integers(0, 128)
-)
+    lambda a, p: str(ipaddress.IPv6Network((a, p), strict=False)),
+    st.integers(0, 2**128 - 1),
+    st.integers(0, 128),
+).filter(lambda n: ipaddress.IPv6Network(n).network_address.ipv4_mapped is None)
 
 
 def reference(items: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -45,11 +49,38 @@ def test_collapse_agrees_with_ipaddress(items: list[str]) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["10.0.0.256", "10.0.0.0/33", "2001:db8::/129", "fe80::1%eth0", "1.2.3", "", "10.0.0.0/-1"],
+    ["10.0.0.256", "10.0.0.0/33", "2001:db8::/129", "1.2.3", "", "10.0.0.0/-1", "10.0.0.0/\u00b2"],
 )
 def test_bad_networks_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="invalid address or CIDR"):
         parse_network(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "203.0.113.77/24",
+            "'203.0.113.77/24': host bits set; did you mean 203.0.113.0/24 or 203.0.113.77/32?",
+        ),
+        (
+            "192.168.1.0/0",
+            "'192.168.1.0/0': host bits set; did you mean 0.0.0.0/0 or 192.168.1.0/32?",
+        ),
+        (
+            "2001:db8::1/32",
+            "'2001:db8::1/32': host bits set; did you mean 2001:db8::/32 or 2001:db8::1/128?",
+        ),
+        ("10.0.0.0/255.0.0.0", "'10.0.0.0/255.0.0.0': netmask notation is not supported; write /N"),
+        ("fe80::1%eth0", "'fe80::1%eth0': a zone id (%...) names an interface"),
+        ("fe80::1%lo\n-A INPUT -j ACCEPT", "'fe80::1%lo?-A INPUT -j ACCEPT': a zone id"),
+        ("::ffff:192.0.2.0/120", "'::ffff:192.0.2.0/120': IPv4-mapped IPv6 addresses never appear"),
+    ],
+)
+def test_addresses_that_would_widen_or_mislead_are_refused(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as err:
+        parse_network(text)
+    assert str(err.value).startswith(message)
 
 
 def test_file_lists_mix_with_literals_and_are_collapsed(

@@ -120,14 +120,14 @@ def test_unreadable_profile(
     write_profile: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = write_profile("description: x\n")
-    real_open = Path.open
+    real_open = os.open
 
-    def deny(self: Path, *args: object, **kwargs: object) -> object:
-        if self == path:
+    def deny(name: object, *args: int) -> int:
+        if Path(str(name)) == path:
             raise PermissionError(13, "Permission denied")
-        return real_open(self, *args, **kwargs)  # type: ignore[arg-type]
+        return real_open(name, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Path, "open", deny)
+    monkeypatch.setattr(os, "open", deny)
     result = runner.invoke(app, ["render", str(path), "-t", "nftables"])
     assert result.exit_code == 2
     assert result.stderr == f"error: {path}: profile file is not readable (permission denied)\n"

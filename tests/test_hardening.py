@@ -103,7 +103,7 @@ def test_a_50_mb_file_is_refused_quickly(tmp_path: Path) -> None:
     start = time.perf_counter()
     result = runner.invoke(app, ["render", str(big), "-t", "nftables", "-o", str(tmp_path / "out")])
     assert time.perf_counter() - start < 2
-    assert result.exit_code == 2 and "larger than 1024 KiB" in result.stderr
+    assert result.exit_code == 2 and "larger than 1 MiB" in result.stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -39,7 +39,7 @@ def test_networks_are_collapsed_deduplicated_and_nested(write_profile: Callable[
         """\
         description: x
         networks:
-          office: [10.0.0.0/25, 10.0.0.128/25, 10.0.0.7, "2001:db8::1/64"]
+          office: [10.0.0.0/25, 10.0.0.128/25, 10.0.0.7, "2001:db8::/64"]
           admins: [office, 192.0.2.9]
         inbound:
           - {service: ssh, from: admins}

@@ -24,22 +24,57 @@ MAX_LIST_BYTES = 64 * 1024 * 1024
 
 
 def parse_network(text: str) -> Interval:
-    """``192.0.2.7``, ``10.1.2.3/8`` (host bits cleared) or ``2001:db8::/32`` → interval."""
-    address, slash, prefix = text.strip().partition("/")
+    """``192.0.2.7``, ``10.0.0.0/8`` or ``2001:db8::/32`` → interval.
+
+    Strict, because a typo here widens a firewall rule: host bits set
+    (``203.0.113.77/24``), netmask notation, zone ids (``fe80::1%eth0``),
+    and IPv4-mapped IPv6 addresses are errors that say what to write instead.
+    """
+    text = text.strip()
+    address, slash, prefix = text.partition("/")
     version = 6 if ":" in address else 4
     bits = BITS[version]
+    if "%" in address:
+        raise ValueError(
+            f"'{_short(text)}': a zone id (%...) names an interface, which a firewall address "
+            "cannot; write the address without it"
+        )
     try:
         value = int.from_bytes(socket.inet_pton(FAMILY[version], address), "big")
     except (OSError, ValueError):
-        raise ValueError(f"invalid address or CIDR '{text.strip()}'") from None
-    if slash:
-        if not prefix.isdigit() or int(prefix) > bits:
-            raise ValueError(f"invalid address or CIDR '{text.strip()}'")
-        host = (1 << (bits - int(prefix))) - 1
-    else:
-        host = 0
-    first = value & ~host
-    return version, first, first | host
+        raise ValueError(f"invalid address or CIDR '{_short(text)}'") from None
+    if version == 6 and value >> 32 == 0xFFFF:
+        raise ValueError(
+            f"'{_short(text)}': IPv4-mapped IPv6 addresses never appear in IPv6 packets, so "
+            "a rule would match nothing; write the IPv4 address instead"
+        )
+    if not slash:
+        return version, value, value
+    if "." in prefix or (":" in prefix):
+        raise ValueError(f"'{_short(text)}': netmask notation is not supported; write /N")
+    if not (prefix.isascii() and prefix.isdigit()) or len(prefix) > 3 or int(prefix) > bits:
+        raise ValueError(f"invalid address or CIDR '{_short(text)}'; the prefix is 0-{bits}")
+    host = (1 << (bits - int(prefix))) - 1
+    if value & host:
+        first = network_text((version, value & ~host, (value & ~host) | host))
+        single = network_text((version, value, value))
+        raise ValueError(
+            f"'{_short(text)}': host bits set; did you mean {first} or {single}/{bits}?"
+        )
+    return version, value, value | host
+
+
+def _short(text: str) -> str:
+    """*text* fit to quote in a one-line message."""
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def network_text(interval: Interval) -> str:
+    """One CIDR block (or single address) as text, as the rulesets write it."""
+    v4, v6 = _collapse([interval])
+    (text,) = v4 or v6
+    return text
 
 
 @contextlib.contextmanager

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
 
 from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected, split_location
-from fwgen.profile import SERVICE_RE, address_text, parse_address, parse_port
+from fwgen.addresses import network_text, parse_network
+from fwgen.profile import SERVICE_RE, parse_port
 from fwgen.yamlsource import Document, parse, read_text
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class Service(BaseModel):
     @classmethod
     def _names(cls, value: Any) -> Any:
         for name in (value,) if isinstance(value, str) else value:
-            if not SERVICE_RE.match(name):
+            if not SERVICE_RE.fullmatch(name):
                 raise ValueError(
                     f"invalid service name {name!r}; use lowercase letters, digits, _.+-"
                 )
@@ -84,7 +85,7 @@ class Service(BaseModel):
     @field_validator("destinations")
     @classmethod
     def _destinations(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(address_text(parse_address(v)) for v in value)
+        return tuple(network_text(parse_network(v)) for v in value)
 
 
 class Catalogue:
@@ -280,7 +281,7 @@ def system_service(port: int, proto: str) -> str | None:
         return None
 
 
-QUERY_PORT = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?(?:/(tcp|udp))?$")
+QUERY_PORT = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?(?:/(tcp|udp))?")
 
 
 def describe(service: Service, source: str) -> dict[str, Any]:
@@ -298,7 +299,7 @@ def query(cat: Catalogue, text: str | None) -> list[dict[str, Any]]:
     text = (text or "").strip().lower()
     if not text:
         return [describe(s, cat.origin(s)) for s in cat.services]
-    match = QUERY_PORT.match(text)
+    match = QUERY_PORT.fullmatch(text)
     if match:
         start = int(match.group(1))
         end = int(match.group(2) or start)

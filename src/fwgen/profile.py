@@ -7,10 +7,10 @@ depends on the port database, on ``extends`` and on ``--set``.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
+from fwgen.addresses import parse_network
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -22,11 +22,12 @@ from pydantic import (
     model_validator,
 )
 
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
-RULE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,47}$")
-SERVICE_RE = re.compile(r"^[a-z0-9][a-z0-9_.+-]{0,63}$")
-PORT_RE = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?/(tcp|udp)$")
-LIMIT_RE = re.compile(r"^([1-9]\d{0,5})/(second|minute|hour)$")
+# Matched with fullmatch (``$`` would also match before a final newline), ASCII only.
+NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+RULE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,47}")
+SERVICE_RE = re.compile(r"[a-z0-9][a-z0-9_.+-]{0,63}")
+PORT_RE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?/(tcp|udp)")
+LIMIT_RE = re.compile(r"([1-9][0-9]{0,5})/(second|minute|hour)")
 MAX_TEXT = 200
 
 
@@ -51,7 +52,7 @@ def check_text(value: str, what: str) -> str:
 
 def parse_port(text: str) -> tuple[str, int, int]:
     """``"8443/tcp"`` or ``"60000-61000/udp"`` → ``(proto, start, end)``."""
-    match = PORT_RE.match(text.strip().lower())
+    match = PORT_RE.fullmatch(text.strip().lower())
     if not match:
         raise ValueError(
             f"invalid port '{text}'; write PORT/PROTO or FIRST-LAST/PROTO, e.g. 8443/tcp"
@@ -65,21 +66,13 @@ def parse_port(text: str) -> tuple[str, int, int]:
     return match.group(3), start, end
 
 
-def parse_address(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    """An address or CIDR; host bits are cleared (``10.1.2.3/8`` means ``10.0.0.0/8``)."""
-    try:
-        return ipaddress.ip_network(text.strip(), strict=False)
-    except ValueError:
-        raise ValueError(f"invalid address or CIDR '{text}'") from None
-
-
-def address_text(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
-    """Host networks as plain addresses (``192.0.2.1``), others as CIDR."""
-    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
-
-
 def looks_like_address(text: str) -> bool:
     return bool(text) and (text[0].isdigit() or ":" in text)
+
+
+def _address(text: str) -> None:
+    """Refuse an address or CIDR that `parse_network` would not take (with its reason)."""
+    parse_network(text)
 
 
 PortText = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
@@ -97,7 +90,7 @@ class Limit(BaseModel):
     @classmethod
     def _parse(cls, value: Any) -> Any:
         if isinstance(value, str):
-            match = LIMIT_RE.match(value.strip())
+            match = LIMIT_RE.fullmatch(value.strip())
             if not match:
                 raise ValueError(f"invalid limit '{value}'; write N/second, N/minute or N/hour")
             return {"rate": int(match.group(1)), "unit": match.group(2)}
@@ -123,7 +116,7 @@ class RuleSpec(BaseModel):
     @classmethod
     def _services(cls, value: list[str]) -> list[str]:
         for item in value:
-            if not SERVICE_RE.match(item.lower()):
+            if not SERVICE_RE.fullmatch(item.lower()):
                 raise ValueError(f"invalid service name {item!r}")
         return [item.lower() for item in value]
 
@@ -137,7 +130,7 @@ class RuleSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        if value is not None and not RULE_NAME_RE.match(value):
+        if value is not None and not RULE_NAME_RE.fullmatch(value):
             raise ValueError(
                 f"invalid rule name {value!r}; use letters, digits and _.+- (at most 48)"
             )
@@ -170,8 +163,8 @@ def _check_peers(value: list[str]) -> list[str]:
         if not isinstance(item, str):
             raise ValueError(f"invalid address or network name {item!r}")
         if item != "any" and looks_like_address(item):
-            parse_address(item)
-        elif item != "any" and not NAME_RE.match(item):
+            _address(item)
+        elif item != "any" and not NAME_RE.fullmatch(item):
             raise ValueError(f"invalid network name {item!r}")
     if "any" in value and len(value) > 1:
         raise ValueError("'any' cannot be combined with other sources")
@@ -210,8 +203,8 @@ def _check_network_entry(item: Any) -> Any:
     if not isinstance(item, str):
         raise ValueError(f"invalid address or network name {item!r}")
     if looks_like_address(item):
-        parse_address(item)
-    elif not NAME_RE.match(item):
+        _address(item)
+    elif not NAME_RE.fullmatch(item):
         raise ValueError(
             f"invalid network entry {item!r}; give an address, a CIDR or a network name"
         )
@@ -257,7 +250,7 @@ class Profile(BaseModel):
     @classmethod
     def _networks(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         for name in value:
-            if not NAME_RE.match(name) or name == "any":
+            if not NAME_RE.fullmatch(name) or name == "any":
                 raise ValueError(
                     f"invalid network name {name!r}; start with a letter, then letters, digits, _"
                 )

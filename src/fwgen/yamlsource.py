@@ -7,6 +7,12 @@ string keys, no duplicate keys, no anchors or aliases (which also rules out the
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+import stat
+import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +22,7 @@ import yaml
 from fwgen.errors import ProfileError
 
 MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 16  # the deepest real nesting (a port file entry's ports) is 4
 Loc = tuple[str | int, ...]
 
 try:
@@ -42,31 +49,120 @@ class Document:
 
 
 def read_text(path: Path, display: str, what: str = "profile", limit: int = MAX_BYTES) -> str:
-    """The file's text, or a one-line error that says why it cannot be read."""
+    """The text of a regular file, or a one-line error that says why it cannot be read.
+
+    This is the one way fwgen reads what a user or a pull request gives it. Only a
+    regular file is read (a FIFO, device or socket could hang or never end), at most
+    *limit* bytes, as UTF-8; the text must pass `check_text`. ``\\r\\n`` line ends
+    become ``\\n``.
+    """
+    raw = _read_regular(path, display, what, limit)
+    if b"\0" in raw:
+        raise ProfileError(f"{what} file is binary, not text", path=display, line=1)
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(limit + 1)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ProfileError(f"{what} file is not UTF-8 text", path=display, line=line) from None
+    return check_text(text.removeprefix("\ufeff").replace("\r\n", "\n"), display)
+
+
+_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _read_regular(path: Path, display: str, what: str, limit: int) -> bytes:
+    """At most *limit* bytes of a regular file; opened without blocking, so a FIFO
+    is refused instead of waited on."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise ProfileError(f"{what} file not found", path=display) from None
-    except IsADirectoryError:
-        raise ProfileError(f"{what} path is a directory, not a file", path=display) from None
     except PermissionError:
         raise ProfileError(
             f"{what} file is not readable (permission denied)", path=display
         ) from None
+    except ValueError:  # a NUL byte in the path
+        raise ProfileError(f"{what} path contains a NUL byte", path=display) from None
+    except OSError as exc:
+        reason = "a symlink loop" if exc.errno == errno.ELOOP else exc.strerror
+        raise ProfileError(f"cannot read {what} file: {reason}", path=display) from None
+    try:
+        kind = stat.S_IFMT(os.fstat(fd).st_mode)
+        if kind != stat.S_IFREG:
+            raise ProfileError(
+                f"{what} path is {_KINDS.get(kind, 'not a regular file')}, not a file",
+                path=display,
+            )
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
     except OSError as exc:
         raise ProfileError(f"cannot read {what} file: {exc.strerror}", path=display) from None
-    if len(raw) > limit:
+    finally:
+        os.close(fd)
+    if size > limit:
         raise ProfileError(
-            f"{what} file is larger than {limit // 1024} KiB; is this the right file?", path=display
+            f"{what} file is larger than {_size(limit)}; is this the right file?", path=display
         )
-    if b"\0" in raw:
-        raise ProfileError(f"{what} file is binary, not YAML text", path=display, line=1)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ProfileError(f"{what} file is not UTF-8 text", path=display, line=line) from None
+    return b"".join(chunks)
+
+
+def _size(limit: int) -> str:
+    return f"{limit // (1 << 20)} MiB" if limit >= 1 << 20 else f"{limit // 1024} KiB"
+
+
+_ASCII_BAD = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def check_text(text: str, display: str) -> str:
+    """*text* when every character is printable, a tab or a ``\\n``; otherwise an error
+    naming the first other character and its line.
+
+    Text that people review must mean what it shows. YAML also ends lines at
+    ``\\r``, U+0085, U+2028 and U+2029, and Python's ``splitlines`` at those and at
+    ``\\v``, ``\\f`` and ``\\x1c``-``\\x1e``, so such a character could hide a rule in what
+    looks like a comment; bidi controls could reorder what a reviewer sees.
+    """
+    first = _ASCII_BAD.search(text)
+    at = first.start() if first else len(text)
+    if not text.isascii():
+        for match in _NON_ASCII.finditer(text, 0, at):
+            if not match.group().isprintable():
+                at = match.start()
+                break
+    if at == len(text):
+        return text
+    char = text[at]
+    name = unicodedata.name(char, "a control character")
+    raise ProfileError(
+        f"U+{ord(char):04X} ({name}) is not allowed: only printable text, tabs and "
+        "line ends (\\n or \\r\\n); remove it or write it as an escape in a quoted string",
+        path=display,
+        line=text.count("\n", 0, at) + 1,
+    )
+
+
+def lines(text: str) -> Iterator[tuple[int, str]]:
+    """(number, line) for the ``\\n``-separated lines of checked text, one at a time."""
+    start, number = 0, 1
+    while start < len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            end = len(text)
+        yield number, text[start:end]
+        start, number = end + 1, number + 1
 
 
 def parse(text: str, display: str) -> Document:
@@ -77,8 +173,8 @@ def parse(text: str, display: str) -> Document:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         problem = (exc.problem or exc.context or "invalid YAML").strip()
-        lines = text.splitlines()
-        source = lines[line - 1] if line and 0 < line <= len(lines) else ""
+        rows = text.split("\n")
+        source = rows[line - 1] if line and 0 < line <= len(rows) else ""
         if "\t" in source[: len(source) - len(source.lstrip())]:
             problem = "a tab character in the indentation; indent YAML with spaces"
         raise ProfileError(f"invalid YAML: {problem}", path=display, line=line) from None
@@ -93,6 +189,12 @@ def parse(text: str, display: str) -> Document:
 
 def _build(node: yaml.Node, loc: Loc, doc: Document, seen: set[int]) -> Any:
     line = node.start_mark.line + 1
+    if len(loc) > MAX_DEPTH:
+        raise ProfileError(
+            f"values are nested more than {MAX_DEPTH} levels deep; no fwgen file needs that",
+            path=doc.path,
+            line=line,
+        )
     if id(node) in seen:
         raise ProfileError(
             "YAML anchors and aliases are not supported; write the value out",
@@ -139,4 +241,10 @@ def _scalar(node: yaml.Node, doc: Document) -> Any:
         problem = exc.problem or "cannot read this value"
         raise ProfileError(
             f"invalid YAML: {problem}", path=doc.path, line=node.start_mark.line + 1
+        ) from None
+    except (ValueError, OverflowError):  # e.g. an integer of thousands of digits
+        raise ProfileError(
+            f"cannot read the value '{str(node.value)[:20]}...'; is it a number that long?",
+            path=doc.path,
+            line=node.start_mark.line + 1,
         ) from None
