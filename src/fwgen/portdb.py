@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
 
-from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected, split_location
 from fwgen.addresses import network_text, parse_network
+from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected, split_location
 from fwgen.profile import SERVICE_RE, parse_port
 from fwgen.yamlsource import Document, parse, read_text
 

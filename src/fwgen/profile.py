@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from fwgen.addresses import parse_network
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -21,6 +20,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from fwgen.addresses import parse_network
 
 # Matched with fullmatch (``$`` would also match before a final newline), ASCII only.
 NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
