@@ -15,12 +15,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from fwgen.errors import ProfileError
-from fwgen.yamlsource import read_text
+from fwgen.yamlsource import lines, read_text
 
 BITS = {4: 32, 6: 128}
 FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
 Interval = tuple[int, int, int]  # version, first, last
-MAX_LIST_BYTES = 64 * 1024 * 1024
+MAX_LIST_BYTES = 32 * 1024 * 1024
+MAX_ENTRIES = 1_000_000  # addresses from list files, over all the lists of one profile
 
 
 def parse_network(text: str) -> Interval:
@@ -96,15 +97,22 @@ def collapse(intervals: Iterable[Interval]) -> tuple[tuple[str, ...], tuple[str,
         return _collapse(intervals)
 
 
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    """Sorted, with overlapping and adjacent intervals of a family joined."""
+    runs: list[list[int]] = []
+    for version, first, last in sorted(intervals):
+        if runs and runs[-1][0] == version and first <= runs[-1][2] + 1:
+            runs[-1][2] = max(runs[-1][2], last)
+        else:
+            runs.append([version, first, last])
+    return [(v, f, la) for v, f, la in runs]
+
+
 def _collapse(intervals: Iterable[Interval]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     out: dict[int, list[str]] = {4: [], 6: []}
-    merged: dict[int, list[list[int]]] = {4: [], 6: []}
-    for version, first, last in sorted(intervals):
-        runs = merged[version]
-        if runs and first <= runs[-1][1] + 1:
-            runs[-1][1] = max(runs[-1][1], last)
-        else:
-            runs.append([first, last])
+    merged: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
+    for version, first, last in merge(intervals):
+        merged[version].append((first, last))
     for version, runs in merged.items():
         bits, family = BITS[version], FAMILY[version]
         width = bits // 8
@@ -129,16 +137,26 @@ def _collapse(intervals: Iterable[Interval]) -> tuple[tuple[str, ...], tuple[str
     return tuple(out[4]), tuple(out[6])
 
 
-def read_list(path: Path, shown: str) -> list[Interval]:
-    """An address-list file: one address or CIDR per line, ``#`` comments."""
+def read_list(path: Path, shown: str, budget: int = MAX_ENTRIES) -> list[Interval]:
+    """An address-list file: one address or CIDR per line, ``#`` comments; at most
+    *budget* entries (the rest of the Policy's `MAX_ENTRIES`), parsed line by line so
+    an oversized list stops at its first entry too many."""
     text = read_text(path, shown, what="address list", limit=MAX_LIST_BYTES)
-    out = []
+    out: list[Interval] = []
     with no_cycle_collection():
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in lines(text):
             entry = line.partition("#")[0].strip()
-            if entry:
-                try:
-                    out.append(parse_network(entry))
-                except ValueError as exc:
-                    raise ProfileError(str(exc), path=shown, line=number) from None
+            if not entry:
+                continue
+            if len(out) == budget:
+                raise ProfileError(
+                    f"more than {MAX_ENTRIES:,} addresses in this profile's lists; fwgen stops "
+                    "there to keep rendering and loading fast: merge the list into wider networks",
+                    path=shown,
+                    line=number,
+                )
+            try:
+                out.append(parse_network(entry))
+            except ValueError as exc:
+                raise ProfileError(str(exc), path=shown, line=number) from None
     return out

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from fwgen.errors import split_location
-from fwgen.policy import Policy, PortRange, Rule
+from fwgen.policy import Policy, PortRange, Rule, whole_family_warning
 from fwgen.portdb import Catalogue
 
 Level = Literal["error", "warning", "info"]
@@ -29,6 +29,7 @@ CODES: dict[str, tuple[Level, str]] = {
     "FW008": ("warning", "A rule's address set is empty, so it matches nothing"),
     "FW009": ("warning", "Outbound is default-deny but DNS is not allowed out"),
     "FW010": ("info", "A cleartext service is opened beside its safer replacement"),
+    "FW011": ("warning", "An address list adds up to every address of a family"),
 }
 
 
@@ -107,6 +108,15 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
             findings += _service_findings(policy, rule, ports)
         findings += _shadow_findings(rule, policy.rules)
     top = f"{policy.files[-1]}:1"
+    findings += [
+        _finding(
+            "FW011",
+            whole_family_warning(address_set, family),
+            None,
+            address_set.origin if split_location(address_set.origin)[1] else top,
+        )
+        for address_set, family in policy.whole_family_sets()
+    ]
     opens_tcp = any(r.proto == "tcp" and r.families for r in inbound)
     managed = any(r.service in REMOTE_MANAGEMENT and r.families for r in inbound)
     if opens_tcp and not managed:
@@ -143,19 +153,20 @@ def _order(finding: Finding) -> tuple[str, int, str]:
 
 
 def _service_findings(policy: Policy, rule: Rule, ports: Catalogue) -> list[Finding]:
-    out = []
+    out = [
+        _finding(
+            "FW001",
+            f"{service.name} ({service.title}) is never to be opened: "
+            f"{service.description} {service.risk_notes}".strip(),
+            rule,
+            rule.origin,
+            service.name,
+        )
+        for service in ports.backdoors_in(rule)
+    ]
     for service in ports.opened_by(rule):
         what = f"{service.name} ({service.title})"
         if service.exposure == "never":
-            out.append(
-                _finding(
-                    "FW001",
-                    f"{what} is never to be opened: {service.description} {service.risk_notes}".strip(),
-                    rule,
-                    rule.origin,
-                    service.name,
-                )
-            )
             continue
         reach = _public(policy, rule)
         if service.exposure == "lan-only" and reach:

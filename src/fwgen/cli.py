@@ -91,6 +91,14 @@ PortsFiles = Annotated[
     list[str] | None,
     typer.Option("--ports", help="A site port database file (YAML list of services). Repeatable."),
 ]
+AllowOutside = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--allow-outside",
+        help="Let profiles name files (extends, address lists) in this folder too; by default "
+        "they must stay in the folder of the profile given. Repeatable.",
+    ),
+]
 
 
 @app.command()
@@ -114,6 +122,7 @@ def render(
         bool, typer.Option("--strict", help="Fail instead of approximating.")
     ] = False,
     ports_files: PortsFiles = None,
+    allow_outside: AllowOutside = None,
     family: Annotated[
         str | None,
         typer.Option("--family", help="iptables: print only the ipv4 or ipv6 file."),
@@ -139,7 +148,7 @@ def render(
         raise FwgenError(f"--family: {target} writes one file for both families")
     if family is not None and family not in spec.family_files:
         raise FwgenError(f"--family {family!r}: choose {' or '.join(spec.family_files)}")
-    (policy,) = _load_policies([profile], set_, _ports(ports_files))
+    (policy,) = _load_policies([profile], set_, _ports(ports_files), allow_outside)
     files, warnings = render_with_warnings(
         policy, target, RenderOptions(flush_ruleset=flush_ruleset, strict=strict)
     )
@@ -246,10 +255,17 @@ def _ports(ports_files: list[str] | None) -> Catalogue:
     return catalogue(tuple(ports_files or ()))
 
 
-def _load_policies(profiles: list[str], sets: list[str] | None, ports: Catalogue) -> list[Policy]:
+def _load_policies(
+    profiles: list[str],
+    sets: list[str] | None,
+    ports: Catalogue,
+    allow_outside: list[Path] | None = None,
+) -> list[Policy]:
     from fwgen.resolve import resolve_profile
 
-    return [resolve_profile(p, parse_sets(sets or []), ports) for p in profiles]
+    overrides = parse_sets(sets or [])
+    allowed = tuple(allow_outside or ())
+    return [resolve_profile(p, overrides, ports, allow_outside=allowed) for p in profiles]
 
 
 @app.command()
@@ -260,6 +276,7 @@ def check(
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")] = False,
     set_: SetOption = None,
     ports_files: PortsFiles = None,
+    allow_outside: AllowOutside = None,
 ) -> None:
     """Report what a profile opens that deserves a second look.
 
@@ -273,7 +290,9 @@ def check(
     _formats(format_, ("text", "json", "sarif"))
     cat = _ports(ports_files)
     findings = [
-        f for policy in _load_policies(profiles, set_, cat) for f in check_policy(policy, cat)
+        f
+        for policy in _load_policies(profiles, set_, cat, allow_outside)
+        for f in check_policy(policy, cat)
     ]
     if format_ == "text":
         typer.echo(as_text(findings), nl=False)
@@ -293,6 +312,7 @@ def explain(
     format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
     set_: SetOption = None,
     ports_files: PortsFiles = None,
+    allow_outside: AllowOutside = None,
 ) -> None:
     """Show what a profile allows, rule by rule, with where each rule comes from.
 
@@ -306,7 +326,7 @@ def explain(
 
     _formats(format_, ("text", "json"))
     cat = _ports(ports_files)
-    (policy,) = _load_policies([profile], set_, cat)
+    (policy,) = _load_policies([profile], set_, cat, allow_outside)
     rows = explain_policy(policy, cat)
     if format_ == "json":
         typer.echo(json.dumps(rows, indent=2))
@@ -322,6 +342,7 @@ def diff(
     format_: Annotated[str, typer.Option("--format", help="text, markdown or json.")] = "text",
     set_: SetOption = None,
     ports_files: PortsFiles = None,
+    allow_outside: AllowOutside = None,
 ) -> None:
     """Show what changes in what is allowed between two profiles. Exit 1 when anything does.
 
@@ -339,7 +360,7 @@ def diff(
             checkout_profile(ref, Path(tmp) / str(i)) if is_git_ref(ref) else ref
             for i, ref in enumerate((old, new))
         ]
-        before, after = _load_policies(refs, set_, cat)
+        before, after = _load_policies(refs, set_, cat, allow_outside)
     result = diff_policies(before, after, cat)
     if format_ == "json":
         typer.echo(json.dumps(result, indent=2))
@@ -408,6 +429,7 @@ def audit(
     format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
     set_: SetOption = None,
     ports_files: PortsFiles = None,
+    allow_outside: AllowOutside = None,
 ) -> None:
     """Compare what a host really exposes with its profile. Exit 1 on drift.
 
@@ -427,7 +449,7 @@ def audit(
         except ValueError:
             raise FwgenError(f"--from {source!r}: not an IP address") from None
     cat = _ports(ports_files)
-    (policy,) = _load_policies([profile], set_, cat)
+    (policy,) = _load_policies([profile], set_, cat, allow_outside)
     if scan is not None:
         seen, scanned = auditing.read_nmap(scan)
         items = auditing.audit_scan(policy, cat, seen, scanned, source)

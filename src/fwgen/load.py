@@ -13,12 +13,14 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import ValidationError
 
 from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected
-from fwgen.paths import profiles_dir
+from fwgen.paths import Boundary, is_within, profiles_dir, real_path
 from fwgen.profile import InboundRule, OutboundRule, Profile
 from fwgen.yamlsource import Document, Loc, parse, read_text
 
 T = TypeVar("T")
 BUILTIN_PREFIX = "profiles/"
+MAX_EXTENDS_DEPTH = 16  # a chain of `extends:` this long is a mistake or an attack
+MAX_FILES = 64  # profile files in one chain
 KEYS = {
     alias or name
     for model in (Profile, InboundRule, OutboundRule)
@@ -72,6 +74,7 @@ class MergedProfile:
     outbound: Literal["accept"] | list[Located[OutboundRule]] = "accept"
     outbound_origin: Located[Any] | None = None
     options: dict[str, Located[Any]] = field(default_factory=dict)
+    boundary: Boundary = field(default_factory=lambda: Boundary(profiles_dir()))
 
 
 def builtin_profiles() -> dict[str, Path]:
@@ -83,11 +86,17 @@ def _is_path(ref: str) -> bool:
     return ref.endswith((".yaml", ".yml")) or "/" in ref or os.sep in ref
 
 
+def is_builtin(path: Path) -> bool:
+    """Whether *path* is one of fwgen's own profiles (by where it really is, not its name)."""
+    return is_within(real_path(path), real_path(profiles_dir()))
+
+
 def find_profile(ref: str, near: Path | None = None, near_display: str = "") -> tuple[Path, str]:
     """A profile reference (a name or a path) → (file, the name shown in messages).
 
     Names are looked up beside the extending file first (so site profiles can
-    extend each other), then among the built-in profiles.
+    extend each other), then among the built-in profiles; a site's ``base.yaml``
+    that says ``extends: base`` gets the built-in one.
     """
     if _is_path(ref):
         path = Path(ref) if near is None else near.parent / ref
@@ -97,10 +106,10 @@ def find_profile(ref: str, near: Path | None = None, near_display: str = "") -> 
             else os.path.normpath(os.path.join(os.path.dirname(near_display), ref))
         )
         return path, shown
-    if near is not None and not near_display.startswith(BUILTIN_PREFIX):
+    if near is not None and not is_builtin(near):
         for suffix in (".yaml", ".yml"):
             sibling = near.parent / f"{ref}{suffix}"
-            if sibling.is_file():
+            if sibling.is_file() and real_path(sibling) != real_path(near):
                 return sibling, os.path.normpath(
                     os.path.join(os.path.dirname(near_display), sibling.name)
                 )
@@ -167,20 +176,30 @@ def _data_loc(data: Any, loc: tuple[Any, ...]) -> Loc:
     return tuple(out)
 
 
-def load_profile(ref: str, root: Path | None = None) -> MergedProfile:
+def load_profile(
+    ref: str,
+    root: Path | None = None,
+    boundary: Boundary | None = None,
+    allow_outside: tuple[Path, ...] = (),
+) -> MergedProfile:
     """Load a profile by name or path, with its whole ``extends`` chain merged.
 
     A relative path is read from *root* (default: the working directory) and shown
-    as written, so origins do not depend on where fwgen was started.
+    as written, so origins do not depend on where fwgen was started. Files it names
+    must stay inside *boundary* (default: the profile's folder and *allow_outside*).
     """
     path, shown = find_profile(ref)
     if root is not None and _is_path(ref) and not Path(ref).is_absolute():
         path = root / ref
+    if boundary is None:
+        boundary = Boundary.around(path, allow_outside)
+    elif not is_builtin(path):
+        _inside(boundary, path, "profile", shown, None)
     chain: list[tuple[Profile, Document, str]] = []
-    _linearise(path, shown, chain, stack=[], seen=set())
+    _linearise(path, shown, chain, boundary, stack=[], seen=set())
     name = Path(shown).stem
     top = chain[-1][0]
-    merged = MergedProfile(name=name, description=top.description)
+    merged = MergedProfile(name=name, description=top.description, boundary=boundary)
     for profile, doc, text in chain:
         _merge(merged, profile, doc, text)
     if not merged.description:
@@ -190,32 +209,53 @@ def load_profile(ref: str, root: Path | None = None) -> MergedProfile:
     return merged
 
 
+def _inside(
+    boundary: Boundary, path: Path, what: str, shown: str, where: Located[Any] | None
+) -> Path:
+    """*path* resolved, or the boundary's error, located where the file was named."""
+    try:
+        return boundary.check(path, what, shown)
+    except FwgenError as exc:
+        if where is None:
+            raise ProfileError(exc.message) from None
+        raise where.error(exc.message, kind=ProfileError) from None
+
+
 def _linearise(
     path: Path,
     shown: str,
     chain: list[tuple[Profile, Document, str]],
+    boundary: Boundary,
     stack: list[Path],
     seen: set[Path],
 ) -> None:
     """Depth-first, parents left to right before the child; each file once."""
-    key = path.resolve()
+    key = real_path(path)
     if key in seen:
         return
     profile, doc, text = read_profile(path, shown)
     stack = [*stack, key]
     for i, parent in enumerate(profile.extends):
         where = Located(parent, doc, ("extends", i) if len(profile.extends) > 1 else ("extends",))
+        if len(stack) > MAX_EXTENDS_DEPTH or len(seen) >= MAX_FILES:
+            raise where.error(
+                f"profiles extend each other more than {MAX_EXTENDS_DEPTH} levels deep "
+                f"(or {MAX_FILES} files); flatten the chain",
+                kind=ProfileError,
+            )
         try:
             parent_path, parent_shown = find_profile(parent, path, shown)
         except ProfileError as exc:
             raise where.error(exc.message, kind=ProfileError) from None
-        if parent_path.resolve() in stack:
+        if not is_builtin(parent_path):
+            _inside(boundary, parent_path, "profile", parent, where)
+        if real_path(parent_path) in stack:
             raise where.error(
                 f"'{parent}' leads back to '{Path(shown).stem}': profiles cannot extend each other in a cycle",
                 kind=ProfileError,
             )
         try:
-            _linearise(parent_path, parent_shown, chain, stack, seen)
+            _linearise(parent_path, parent_shown, chain, boundary, stack, seen)
         except ProfileError as exc:
             if exc.path is None:
                 raise where.error(exc.message, kind=ProfileError) from None

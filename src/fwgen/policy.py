@@ -17,6 +17,7 @@ Direction = Literal["in", "out"]
 Proto = Literal["tcp", "udp", "icmp", "icmpv6"]
 
 SECONDS = {"second": 1, "minute": 60, "hour": 3600}
+EVERY_ADDRESS: dict[Family, str] = {"ipv4": "0.0.0.0/0", "ipv6": "::/0"}
 
 
 class _Frozen(BaseModel):
@@ -107,6 +108,27 @@ class Policy(_Frozen):
         remote = self.address_set(rule.remote)
         return [a for f in rule.families for a in remote.family(f)]
 
+    def whole_family_sets(self) -> list[tuple[AddressSet, Family]]:
+        """Used address sets that hold every address of a family (see `whole_family_warning`)."""
+        used = {r.remote for r in self.rules if r.remote}
+        return [
+            (s, f)
+            for s in self.sets
+            if s.name in used
+            for f in FAMILIES
+            if s.family(f) == (EVERY_ADDRESS[f],)
+        ]
+
     def digest(self) -> str:
         """sha256 of the whole policy: equal digests, equal rulesets."""
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+def whole_family_warning(address_set: AddressSet, family: Family) -> str:
+    """`any` is how a profile says "everyone"; a list (a file, ranges, ``--set``) that
+    adds up to 0.0.0.0/0 or ::/0 is more likely a mistake than a wish."""
+    return (
+        f"network '{address_set.name}' ({address_set.origin}) holds every "
+        f"{'IPv4' if family == 'ipv4' else 'IPv6'} address ({EVERY_ADDRESS[family]}); "
+        "write `any` if everyone is meant, or fix the list"
+    )

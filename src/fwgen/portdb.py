@@ -91,9 +91,16 @@ class Service(BaseModel):
 class Catalogue:
     """Services by name and alias, each remembering where it was defined."""
 
-    def __init__(self, services: list[Service], origins: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        services: list[Service],
+        origins: dict[str, str] | None = None,
+        backdoors: list[Service] | None = None,
+    ) -> None:
         self.services = sorted(services, key=lambda s: s.name)
         self.origins = origins or {}
+        # Known backdoor ports: kept even when a site entry overrides the entry naming them.
+        self.backdoors = backdoors or [s for s in self.services if s.exposure == "never"]
         self._by_name: dict[str, Service] = {}
         for service in self.services:
             for name in (service.name, *service.aliases):
@@ -149,6 +156,19 @@ class Catalogue:
                 found.setdefault(service.name, service)
         return sorted(found.values(), key=lambda s: s.name)
 
+    def backdoors_in(self, rule: Rule) -> list[Service]:
+        """The known backdoor entries whose ports a rule opens, whatever named them (its
+        service, a site entry, an override, a literal port or a range overlapping theirs)."""
+        return [
+            service
+            for service in self.backdoors
+            if any(
+                p.proto == rule.proto and p.start <= span.end and span.start <= p.end
+                for p in service.ports
+                for span in rule.ports
+            )
+        ]
+
     def search(self, words: str) -> list[Service]:
         """Services whose name, aliases, title, description or category contain every word."""
         terms = words.lower().split()
@@ -197,6 +217,10 @@ def read_catalogue(path: Path, shown: str, site: bool = False) -> Entries:
     return services, origins, overrides
 
 
+def _by_name(service: Service) -> str:
+    return service.name
+
+
 def _names(service: Service) -> set[str]:
     return {service.name, *service.aliases}
 
@@ -238,7 +262,10 @@ def merge_catalogues(base: Entries, *sites: Entries) -> Catalogue:
                 origins[service.name] = where[service.name]
                 from_site.add(service.name)
     raise_collected(errors)
-    return Catalogue(list(services.values()), origins)
+    backdoors = {
+        s.name: s for entries in (base, *sites) for s in entries[0] if s.exposure == "never"
+    }
+    return Catalogue(list(services.values()), origins, sorted(backdoors.values(), key=_by_name))
 
 
 @functools.cache

@@ -101,7 +101,7 @@ class Limit(BaseModel):
 class RuleSpec(BaseModel):
     """One allow rule, common to both directions."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
     service: Annotated[list[str], BeforeValidator(_listify)] = []
     port: Annotated[list[PortText], BeforeValidator(_listify)] = []

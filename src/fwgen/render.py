@@ -15,9 +15,10 @@ import jinja2
 from fwgen import __version__
 from fwgen.errors import FwgenError, RenderError, did_you_mean, raise_collected, split_location
 from fwgen.paths import templates_dir
-from fwgen.policy import Policy
+from fwgen.policy import Policy, whole_family_warning
 from fwgen.targets import TARGETS, RenderOptions, Target
 from fwgen.targets.text import comment_line
+from fwgen.yamlsource import describe_char, first_unsafe
 
 
 def target(name: str) -> Target:
@@ -87,9 +88,35 @@ def compile_template(name: str) -> str:
     )
 
 
+def refuse_unsafe(value: Any) -> Any:
+    """Jinja's ``finalize``: every value a template writes passes here. One holding a
+    control character, a line or paragraph separator or a bidi control was not made
+    safe by its target's quoting; writing it could add a line to a ruleset, so stop."""
+    text = str(value)
+    at = first_unsafe(text)
+    if at is not None or "\t" in text:
+        char = describe_char(text[at if at is not None else text.index("\t")])
+        raise RenderError(
+            f"refusing to write {char} into a ruleset: a value was not made safe for its "
+            "target (a bug in fwgen; please report it with the profile)"
+        )
+    return value
+
+
+def check_output(name: str, text: str) -> None:
+    """The last look at a rendered file: printable text, ``\\n`` and ``\\t`` only."""
+    at = first_unsafe(text)
+    if at is not None:
+        raise RenderError(
+            f"{name}: refusing to return a ruleset holding {describe_char(text[at])} on line "
+            f"{text.count(chr(10), 0, at) + 1} (a bug in fwgen; please report it with the profile)"
+        )
+
+
 @functools.cache
 def environment() -> jinja2.Environment:
-    """One Jinja environment per process: strict, whitespace-controlled."""
+    """One Jinja environment per process: strict, whitespace-controlled, and refusing
+    any value that could break a line (`refuse_unsafe`)."""
     return jinja2.Environment(
         loader=TemplateLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
@@ -97,6 +124,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
+        finalize=refuse_unsafe,
     )
 
 
@@ -104,9 +132,9 @@ def header(policy: Policy, warnings: list[str]) -> dict[str, Any]:
     """What every file's header says, safe inside a comment: no timestamps, no host names."""
     return {
         "version": __version__,
-        "profile": policy.profile,
+        "profile": comment_line(policy.profile),
         "description": comment_line(policy.description),
-        "files": policy.files,
+        "files": [comment_line(f) for f in policy.files],
         "digest": policy.digest(),
         "warnings": [comment_line(w) for w in warnings],
     }
@@ -148,7 +176,9 @@ def render_with_warnings(
     for name, output in built.files.items():
         template = env.get_template(f"{spec.name}/{output.template}")
         files[name] = template.render(header=head, **output.context)
-    return files, built.warnings
+        check_output(name, files[name])
+    warnings = built.warnings + [whole_family_warning(*w) for w in policy.whole_family_sets()]
+    return files, warnings
 
 
 def render(

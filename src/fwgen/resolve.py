@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from fwgen import icmp
-from fwgen.addresses import Interval, collapse, parse_network, read_list
+from fwgen.addresses import MAX_ENTRIES, Interval, collapse, merge, parse_network, read_list
 from fwgen.errors import FwgenError, ResolveError, did_you_mean, raise_collected
 from fwgen.load import Located, MergedProfile, load_profile
+from fwgen.paths import Boundary
 from fwgen.policy import FAMILIES, AddressSet, Defaults, Family, Limit, Policy, PortRange, Rule
 from fwgen.portdb import Catalogue, catalogue
 from fwgen.profile import (
@@ -24,6 +25,7 @@ from fwgen.profile import (
 )
 
 PING_LIMIT = Limit(rate=5, unit="second")
+MAX_NETWORK_DEPTH = 16  # networks naming networks naming networks ...
 PROTO_ORDER = {"icmp": 0, "icmpv6": 1, "tcp": 2, "udp": 3}
 
 
@@ -32,9 +34,14 @@ def resolve_profile(
     overrides: Mapping[str, Sequence[str]] | None = None,
     ports: Catalogue | None = None,
     root: Path | None = None,
+    boundary: Boundary | None = None,
+    allow_outside: tuple[Path, ...] = (),
 ) -> Policy:
-    """Load the profile *ref* (a name or a path, relative to *root*) and resolve it to a Policy."""
-    return resolve(load_profile(ref, root), overrides or {}, ports or catalogue())
+    """Load the profile *ref* (a name or a path, relative to *root*) and resolve it to a Policy.
+
+    Files the profile names stay inside *boundary* (see `load_profile`)."""
+    merged = load_profile(ref, root, boundary, allow_outside)
+    return resolve(merged, overrides or {}, ports or catalogue())
 
 
 def resolve(
@@ -69,6 +76,7 @@ class _Resolver:
         self.errors: list[FwgenError] = []
         self.sets: dict[str, AddressSet] = {}
         self.networks: dict[str, list[Interval] | None] = {}
+        self.list_budget = MAX_ENTRIES
         self.entries: dict[str, tuple[list[str], str, Located[Any] | None]] = {
             name: (loc.value, f"{loc.file}:{loc.line}", loc)
             for name, loc in merged.networks.items()
@@ -87,38 +95,32 @@ class _Resolver:
     # networks -----------------------------------------------------------
 
     def network(self, name: str, stack: tuple[str, ...] = ()) -> list[Interval] | None:
-        """The addresses of a named network, its references expanded; None when invalid."""
+        """The addresses of a named network, its references expanded and merged (so a
+        network named many times costs one copy); None when invalid."""
         if name in self.networks:
             return self.networks[name]
         values, origin, where = self.entries[name]
-        result: list[Interval] | None = []
+        found: list[Interval] = []
+        valid = True
         for i, entry in enumerate(values):
-            error = self._network_entry(name, entry, stack, where)
-            if isinstance(error, str):
+            result = self._network_entry(name, entry, stack, where)
+            if isinstance(result, str):
                 if where is not None:
-                    self.errors.append(where.error(error, i, kind=ResolveError))
+                    self.errors.append(where.error(result, i, kind=ResolveError))
                 else:
-                    self.errors.append(ResolveError(f"{origin}: {error}"))
-                result = None
-            elif result is not None:
-                result.extend(error)
-        self.networks[name] = result
-        return result
+                    self.errors.append(ResolveError(f"{origin}: {result}"))
+                valid = False
+            else:
+                found.extend(result)
+        self.networks[name] = merge(found) if valid else None
+        return self.networks[name]
 
     def _network_entry(
         self, name: str, entry: Any, stack: tuple[str, ...], where: Located[Any] | None
     ) -> list[Interval] | str:
         if isinstance(entry, dict):
             assert where is not None and where.doc.source is not None  # --set gives no files
-            relative = str(entry["file"])
-            shown = os.path.normpath(os.path.join(os.path.dirname(where.file), relative))
-            try:
-                return read_list(where.doc.source.parent / relative, shown)
-            except FwgenError as exc:
-                if exc.line is None:  # the file as a whole: report it where the profile names it
-                    return f"{exc.message}: {shown}"
-                self.errors.append(exc)  # a bad line: report it in the list file
-                return []
+            return self._address_list(str(entry["file"]), where)
         if looks_like_address(entry):
             try:
                 return [parse_network(entry)]
@@ -128,7 +130,28 @@ class _Resolver:
             return f"network '{name}' refers to itself (through '{entry}')"
         if entry not in self.entries:
             return f"unknown network '{entry}'{did_you_mean(entry, self.entries)}"
+        if len(stack) >= MAX_NETWORK_DEPTH:
+            return (
+                f"networks name each other more than {MAX_NETWORK_DEPTH} levels deep; flatten them"
+            )
         return self.network(entry, (*stack, name)) or []
+
+    def _address_list(self, relative: str, where: Located[Any]) -> list[Interval] | str:
+        """The entries of a ``{file: PATH}`` list, a path relative to the naming profile."""
+        assert where.doc.source is not None
+        shown = os.path.normpath(os.path.join(os.path.dirname(where.file), relative))
+        try:
+            path = self.merged.boundary.check(
+                where.doc.source.parent / relative, "address list", relative
+            )
+            found = read_list(path, shown, self.list_budget)
+        except FwgenError as exc:
+            if exc.line is None:  # the file as a whole: report it where the profile names it
+                return exc.message if exc.path is None else f"{exc.message}: {shown}"
+            self.errors.append(exc)  # a bad line: report it in the list file
+            return []
+        self.list_budget -= len(found)
+        return found
 
     def address_set(
         self, peers: list[str], label: str, where: Located[Any], key: str
@@ -342,7 +365,7 @@ class _Resolver:
         """Name the known backdoor services a rule opens; rendering refuses them unless acknowledged."""
         if rule.direction != "in" or rule.proto not in ("tcp", "udp"):
             return rule
-        never = [s for s in self.ports.opened_by(rule) if s.exposure == "never"]
+        never = self.ports.backdoors_in(rule)
         if not never:
             return rule
         return rule.model_copy(update={"risky": ", ".join(f"{s.name} ({s.title})" for s in never)})

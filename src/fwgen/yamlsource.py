@@ -126,6 +126,23 @@ _ASCII_BAD = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
+def first_unsafe(text: str) -> int | None:
+    """Index of the first character that is not printable, a tab or ``\\n``; None if none."""
+    first = _ASCII_BAD.search(text)
+    at = first.start() if first else len(text)
+    if not text.isascii():
+        for match in _NON_ASCII.finditer(text, 0, at):
+            if not match.group().isprintable():
+                at = match.start()
+                break
+    return None if at == len(text) else at
+
+
+def describe_char(char: str) -> str:
+    """``U+2028 (LINE SEPARATOR)``."""
+    return f"U+{ord(char):04X} ({unicodedata.name(char, 'a control character')})"
+
+
 def check_text(text: str, display: str) -> str:
     """*text* when every character is printable, a tab or a ``\\n``; otherwise an error
     naming the first other character and its line.
@@ -135,19 +152,11 @@ def check_text(text: str, display: str) -> str:
     ``\\v``, ``\\f`` and ``\\x1c``-``\\x1e``, so such a character could hide a rule in what
     looks like a comment; bidi controls could reorder what a reviewer sees.
     """
-    first = _ASCII_BAD.search(text)
-    at = first.start() if first else len(text)
-    if not text.isascii():
-        for match in _NON_ASCII.finditer(text, 0, at):
-            if not match.group().isprintable():
-                at = match.start()
-                break
-    if at == len(text):
+    at = first_unsafe(text)
+    if at is None:
         return text
-    char = text[at]
-    name = unicodedata.name(char, "a control character")
     raise ProfileError(
-        f"U+{ord(char):04X} ({name}) is not allowed: only printable text, tabs and "
+        f"{describe_char(text[at])} is not allowed: only printable text, tabs and "
         "line ends (\\n or \\r\\n); remove it or write it as an escape in a quoted string",
         path=display,
         line=text.count("\n", 0, at) + 1,
