@@ -194,7 +194,7 @@ def load_profile(
     if boundary is None:
         boundary = Boundary.around(path, allow_outside)
     elif not is_builtin(path):
-        _inside(boundary, path, "profile", shown, None)
+        boundary.check(path, "profile", shown)
     chain: list[tuple[Profile, Document, str]] = []
     _linearise(path, shown, chain, boundary, stack=[], seen=set())
     name = Path(shown).stem
@@ -207,18 +207,6 @@ def load_profile(
             (p.description for p, _, _ in reversed(chain) if p.description), ""
         )
     return merged
-
-
-def _inside(
-    boundary: Boundary, path: Path, what: str, shown: str, where: Located[Any] | None
-) -> Path:
-    """*path* resolved, or the boundary's error, located where the file was named."""
-    try:
-        return boundary.check(path, what, shown)
-    except FwgenError as exc:
-        if where is None:
-            raise ProfileError(exc.message) from None
-        raise where.error(exc.message, kind=ProfileError) from None
 
 
 def _linearise(
@@ -245,10 +233,10 @@ def _linearise(
             )
         try:
             parent_path, parent_shown = find_profile(parent, path, shown)
-        except ProfileError as exc:
+            if not is_builtin(parent_path):
+                boundary.check(parent_path, "profile", parent)
+        except FwgenError as exc:
             raise where.error(exc.message, kind=ProfileError) from None
-        if not is_builtin(parent_path):
-            _inside(boundary, parent_path, "profile", parent, where)
         if real_path(parent_path) in stack:
             raise where.error(
                 f"'{parent}' leads back to '{Path(shown).stem}': profiles cannot extend each other in a cycle",

@@ -15,7 +15,14 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from fwgen.addresses import network_text, parse_network
 from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected, split_location
@@ -44,6 +51,12 @@ class ServicePort(BaseModel):
     def __str__(self) -> str:
         ports = str(self.start) if self.start == self.end else f"{self.start}-{self.end}"
         return f"{ports}/{self.proto}"
+
+    @model_validator(mode="after")
+    def _in_range(self) -> ServicePort:
+        """The checks `parse_port` makes, for ports written as mappings too."""
+        parse_port(str(self))
+        return self
 
 
 def _port(value: Any) -> Any:

@@ -1,0 +1,421 @@
+"""The hostile corpus: what a pull request controls (file names, paths, zone ids, Unicode
+separators, port files, limits) either is refused with one located line and exit 2, or
+renders harmlessly on every target. Nothing here may give a traceback or a hang."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fwgen.cli import app
+from fwgen.targets import TARGETS
+from fwgen.yamlsource import first_unsafe
+
+runner = CliRunner()
+Setup = Callable[[Path], list[str]]
+
+
+def _files(tmp: Path, files: dict[str, str | bytes]) -> None:
+    for name, content in files.items():
+        path = tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+
+
+def profile(text: str, **others: str | bytes) -> Setup:
+    """A case: p.yaml with *text* (and other files beside it), rendered for nftables."""
+
+    def setup(tmp: Path) -> list[str]:
+        _files(tmp, {"p.yaml": text, **others})
+        return ["render", str(tmp / "p.yaml"), "-t", "nftables"]
+
+    return setup
+
+
+def with_args(setup: Setup, *extra: str) -> Setup:
+    def wrapped(tmp: Path) -> list[str]:
+        return [*setup(tmp), *(a.replace("{tmp}", str(tmp)) for a in extra)]
+
+    return wrapped
+
+
+SSH = "inbound:\n  - {service: ssh, from: admins}\n"
+LIST = "description: x\nnetworks:\n  admins: [{file: list.txt}]\n" + SSH
+PORTS = "description: x\ninbound:\n  - {service: game}\n"
+
+
+def site_ports(entry: str) -> Setup:
+    return with_args(profile(PORTS, **{"ports.yaml": entry}), "--ports", "{tmp}/ports.yaml")
+
+
+def extends_chain(count: int) -> Setup:
+    files = {f"p{i}.yaml": f"description: x\nextends: p{i + 1}.yaml\n" for i in range(count)}
+    files[f"p{count}.yaml"] = "description: end\n"
+
+    def setup(tmp: Path) -> list[str]:
+        _files(tmp, dict(files))
+        return ["render", str(tmp / "p0.yaml"), "-t", "nftables"]
+
+    return setup
+
+
+def network_chain(count: int, fanout: int = 1) -> str:
+    lines = ["description: x", "networks:", "  n0: [192.0.2.1]"]
+    for i in range(1, count + 1):
+        lines.append(f"  n{i}: [{', '.join([f'n{i - 1}'] * fanout)}]")
+    return "\n".join(lines) + f"\ninbound:\n  - {{service: ssh, from: n{count}}}\n"
+
+
+def fifo(name: str, setup: Setup) -> Setup:
+    def wrapped(tmp: Path) -> list[str]:
+        argv = setup(tmp)
+        (tmp / name).unlink(missing_ok=True)
+        os.mkfifo(tmp / name)
+        return argv
+
+    return wrapped
+
+
+def symlink(name: str, target: str, setup: Setup) -> Setup:
+    def wrapped(tmp: Path) -> list[str]:
+        argv = setup(tmp)
+        (tmp / name).unlink(missing_ok=True)
+        (tmp / name).symlink_to(target)
+        return argv
+
+    return wrapped
+
+
+# case: (setup, what the one error line must contain)
+REFUSED: dict[str, tuple[Setup, str]] = {
+    # 2. zone ids
+    "zone id in from": (
+        profile("description: x\ninbound:\n  - {service: ssh, from: 'fe80::1%eth0'}\n"),
+        "p.yaml:3: inbound[0].from: 'fe80::1%eth0': a zone id",
+    ),
+    "zone id with a newline in a port file's destinations": (
+        site_ports(
+            "- name: game\n  title: Game\n  ports: [27015/udp]\n  risk: low\n  exposure: public\n"
+            "  category: game\n  destinations: ['fe80::1%lo\\n-A INPUT -j ACCEPT\\n#']\n"
+        ),
+        "ports.yaml:7: [0].destinations: 'fe80::1%lo\\n-A INPUT -j ACCEPT\\n#': a zone id",
+    ),
+    # 3. Unicode line breaks and other invisible characters
+    "U+2028 in an address list comment": (
+        profile(LIST, **{"list.txt": "# retired range\u2028 0.0.0.0/0\n192.0.2.1\n"}),
+        "list.txt:1: U+2028 (LINE SEPARATOR) is not allowed",
+    ),
+    "U+0085 in an address list": (
+        profile(LIST, **{"list.txt": "192.0.2.1\n# x\u0085 0.0.0.0/0\n"}),
+        "list.txt:2: U+0085",
+    ),
+    "vertical tab in an address list": (
+        profile(LIST, **{"list.txt": "192.0.2.1 # x\x0b0.0.0.0/0\n"}),
+        "list.txt:1: U+000B",
+    ),
+    "U+2029 in a profile comment": (
+        profile("description: x\n# note\u2029inbound: [{service: mysql}]\n"),
+        "p.yaml:2: U+2029 (PARAGRAPH SEPARATOR)",
+    ),
+    "a lone carriage return in a profile": (
+        profile("description: x\n# note\rinbound: [{service: mysql}]\n"),
+        "p.yaml:2: U+000D",
+    ),
+    "a bidi override in a profile comment": (
+        profile("description: x\n# admins only \u202e\ninbound: [{service: ssh}]\n"),
+        "p.yaml:2: U+202E (RIGHT-TO-LEFT OVERRIDE)",
+    ),
+    "a network name ending in a newline": (
+        profile('description: x\nnetworks:\n  "admins\\n": [192.0.2.1]\n'),
+        "p.yaml:2: networks: invalid network name 'admins\\n'",
+    ),
+    # 4. silent widening
+    "a /0 typo in from": (
+        profile("description: x\ninbound:\n  - {service: ssh, from: 192.168.1.0/0}\n"),
+        "p.yaml:3: inbound[0].from: '192.168.1.0/0': host bits set; did you mean 0.0.0.0/0 or 192.168.1.0/32?",
+    ),
+    "host bits in a list": (
+        profile(LIST, **{"list.txt": "192.0.2.1\n203.0.113.77/24\n"}),
+        "list.txt:2: '203.0.113.77/24': host bits set; did you mean 203.0.113.0/24 or 203.0.113.77/32?",
+    ),
+    "host bits in --set": (
+        with_args(
+            profile("description: x\nnetworks:\n  admins: []\n" + SSH),
+            "--set",
+            "admins=192.0.2.1/24",
+        ),
+        "--set admins: '192.0.2.1/24': host bits set",
+    ),
+    "netmask notation": (
+        profile("description: x\nnetworks:\n  admins: [10.0.0.0/255.0.0.0]\n" + SSH),
+        "p.yaml:3: networks.admins[0]: '10.0.0.0/255.0.0.0': netmask notation",
+    ),
+    "an IPv4-mapped source": (
+        profile("description: x\ninbound:\n  - {service: ssh, from: '::ffff:192.0.2.0/120'}\n"),
+        "'::ffff:192.0.2.0/120': IPv4-mapped IPv6 addresses never appear",
+    ),
+    # 5. the backdoor guard
+    "a site service on Back Orifice's port": (
+        site_ports(
+            "- {name: game, title: Game, ports: [31337/udp], risk: low, exposure: public, category: game}\n"
+        ),
+        "p.yaml:3: game opens back-orifice (Back Orifice), a known backdoor port",
+    ),
+    "a site service on NetBus's port": (
+        site_ports(
+            "- {name: game, title: Game, ports: [12345/tcp], risk: low, exposure: public, category: game}\n"
+        ),
+        "p.yaml:3: game opens netbus (NetBus)",
+    ),
+    "an override that makes ssh every port": (
+        with_args(
+            profile(
+                "description: x\ninbound:\n  - {service: ssh}\n",
+                **{
+                    "ports.yaml": "- {name: ssh, override: true, title: SSH, ports: [1-65535/tcp], "
+                    "risk: low, exposure: public, category: remote}\n"
+                },
+            ),
+            "--ports",
+            "{tmp}/ports.yaml",
+        ),
+        "p.yaml:3: ssh opens ",
+    ),
+    "an override that declares a backdoor harmless": (
+        with_args(
+            profile(
+                "description: x\ninbound:\n  - {service: netbus}\n",
+                **{
+                    "ports.yaml": "- {name: netbus, override: true, title: Fine, ports: [12345/tcp], "
+                    "risk: low, exposure: public, category: game}\n"
+                },
+            ),
+            "--ports",
+            "{tmp}/ports.yaml",
+        ),
+        "p.yaml:3: netbus opens netbus (NetBus)",
+    ),
+    "a port inside Mydoom's range": (
+        profile("description: x\ninbound:\n  - {port: 3150/tcp, name: thing}\n"),
+        "p.yaml:3: thing opens mydoom",
+    ),
+    "a range overlapping a backdoor port": (
+        profile("description: x\ninbound:\n  - {port: 31000-31400/udp, name: games}\n"),
+        "p.yaml:3: games opens back-orifice",
+    ),
+    # 6. paths that escape
+    "an absolute address list": (
+        profile("description: x\nnetworks:\n  admins: [{file: /etc/shadow}]\n" + SSH),
+        "p.yaml:3: networks.admins[0]: address list '/etc/shadow' is outside",
+    ),
+    "an address list above the profile's folder": (
+        profile("description: x\nnetworks:\n  admins: [{file: ../list.txt}]\n" + SSH),
+        "address list '../list.txt' is outside",
+    ),
+    "an address list through a symlink that leaves the folder": (
+        symlink("list.txt", "/etc/passwd", profile(LIST)),
+        "p.yaml:3: networks.admins[0]: address list 'list.txt' is outside",
+    ),
+    "extends above the profile's folder": (
+        profile("description: x\nextends: ../../base.yaml\n"),
+        "p.yaml:2: extends: profile '../../base.yaml' is outside",
+    ),
+    "extends into a .git folder": (
+        profile("description: x\nextends: .git/p.yaml\n", **{".git/p.yaml": "description: y\n"}),
+        "p.yaml:2: extends: profile '.git/p.yaml' is inside a .git folder",
+    ),
+    "a NUL byte in an extends path": (
+        profile('description: x\nextends: "a\\0b.yaml"\n'),
+        "p.yaml:2: extends: a path contains a NUL byte",
+    ),
+    # 7. exhaustion and would-be tracebacks
+    "networks nested too deep": (
+        profile(network_chain(600)),
+        "networks name each other more than 16 levels deep",
+    ),
+    "extends chained too deep": (extends_chain(40), "more than 16 levels deep"),
+    "a FIFO as the profile": (fifo("p.yaml", profile("")), "p.yaml: profile path is a FIFO"),
+    "a FIFO as an address list": (
+        fifo("list.txt", profile(LIST)),
+        "p.yaml:3: networks.admins[0]: address list path is a FIFO",
+    ),
+    "a directory as an address list": (
+        profile(LIST, **{"list.txt/x": "192.0.2.1\n"}),
+        "address list path is a directory",
+    ),
+    "a symlink loop as the profile": (
+        symlink("p.yaml", "p.yaml", profile("")),
+        "a symlink loop",
+    ),
+    "a 5,000-digit port": (
+        profile("description: x\ninbound:\n  - {port: " + "9" * 5000 + ", name: x}\n"),
+        "p.yaml:3: cannot read the value",
+    ),
+    "20,000-deep nesting": (
+        profile("description: " + "[" * 20000 + "]" * 20000 + "\n"),
+        "p.yaml:1: values are nested more than 16 levels deep",
+    ),
+    # 8. outputs that would not load
+    "a port file range written backwards as a mapping": (
+        site_ports(
+            "- name: game\n  title: Game\n  ports: [{proto: tcp, start: 9000, end: 8000}]\n"
+            "  risk: low\n  exposure: public\n  category: game\n"
+        ),
+        "ports.yaml:3: [0].ports[0]: invalid port range '9000-8000/tcp'",
+    ),
+    "a port file range past 65535 as a mapping": (
+        site_ports(
+            "- name: game\n  title: Game\n  ports: [{proto: tcp, start: 65530, end: 65545}]\n"
+            "  risk: low\n  exposure: public\n  category: game\n"
+        ),
+        "ports are 1-65535",
+    ),
+    "port 0 as a mapping": (
+        site_ports(
+            "- name: game\n  title: Game\n  ports: [{proto: udp, start: 0, end: 0}]\n"
+            "  risk: low\n  exposure: public\n  category: game\n"
+        ),
+        "invalid port '0/udp'",
+    ),
+    # 9. smaller
+    "the undocumented key from_": (
+        profile("description: x\ninbound:\n  - {service: ssh, from_: 192.0.2.1}\n"),
+        "p.yaml:3: inbound[0].from_: unknown key 'from_'",
+    ),
+}
+
+
+def _run(tmp_path: Path, setup: Setup) -> tuple[int, str, str]:
+    argv = setup(tmp_path)
+    result = runner.invoke(app, argv)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_refused_with_one_located_line(case: str, tmp_path: Path) -> None:
+    setup, expected = REFUSED[case]
+    work = tmp_path / "site" / "hosts"  # room for ../ paths that stay inside tmp_path
+    work.mkdir(parents=True)
+    start = time.perf_counter()
+    code, out, err = _run(work, setup)
+    assert time.perf_counter() - start < 10
+    assert code == 2, (out, err)
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    assert expected in err, err
+    assert "Traceback" not in err
+
+
+def test_allow_outside_lets_a_profile_name_a_folder_it_trusts(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "list.txt").write_text("192.0.2.1\n")
+    (tmp_path / "hosts").mkdir()
+    host = tmp_path / "hosts" / "p.yaml"
+    host.write_text("description: x\nnetworks:\n  admins: [{file: ../shared/list.txt}]\n" + SSH)
+    refused = runner.invoke(app, ["render", str(host), "-t", "nftables"])
+    assert refused.exit_code == 2 and "--allow-outside" in refused.stderr
+    allowed = runner.invoke(
+        app, ["render", str(host), "-t", "nftables", "--allow-outside", str(shared)]
+    )
+    assert allowed.exit_code == 0, allowed.stderr
+    assert "192.0.2.1" in allowed.stdout
+
+
+def test_networks_named_twice_per_level_cost_one_copy(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(network_chain(16, fanout=2))  # 2**16 paths to one address
+    start = time.perf_counter()
+    result = runner.invoke(app, ["render", str(tmp_path / "p.yaml"), "-t", "nftables"])
+    assert time.perf_counter() - start < 5
+    assert result.exit_code == 0, result.stderr
+    assert "elements = { 192.0.2.1 }" in result.stdout
+
+
+def test_an_oversized_list_stops_at_its_limit_quickly(tmp_path: Path) -> None:
+    from fwgen.addresses import MAX_ENTRIES
+
+    rows = (f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n" for i in range(MAX_ENTRIES + 1))
+    (tmp_path / "list.txt").write_text("".join(rows))
+    (tmp_path / "p.yaml").write_text(LIST)
+    start = time.perf_counter()
+    result = runner.invoke(app, ["render", str(tmp_path / "p.yaml"), "-t", "nftables"])
+    assert time.perf_counter() - start < 20
+    assert result.exit_code == 2
+    assert f"list.txt:{MAX_ENTRIES + 1}: more than 1,000,000 addresses" in result.stderr
+
+
+def test_whole_family_from_a_list_is_warned_and_reported(tmp_path: Path) -> None:
+    (tmp_path / "list.txt").write_text("0.0.0.0/1\n128.0.0.0/1\n2001:db8::1\n")
+    (tmp_path / "p.yaml").write_text(LIST)
+    rendered = runner.invoke(app, ["render", str(tmp_path / "p.yaml"), "-t", "nftables"])
+    assert rendered.exit_code == 0
+    assert "warning: network 'admins' (" in rendered.stderr
+    assert "holds every IPv4 address (0.0.0.0/0); write `any`" in rendered.stderr
+    checked = runner.invoke(app, ["check", str(tmp_path / "p.yaml"), "--format", "json"])
+    assert '"code": "FW011"' in checked.stdout
+    literal_any = tmp_path / "any.yaml"
+    literal_any.write_text("description: x\ninbound:\n  - {service: ssh}\n")
+    quiet = runner.invoke(app, ["check", str(literal_any), "--format", "json"])
+    assert "FW011" not in quiet.stdout
+
+
+def test_backdoor_ports_from_site_files_are_findings_too(tmp_path: Path) -> None:
+    (tmp_path / "ports.yaml").write_text(
+        "- {name: game, title: Game, ports: [31337/udp], risk: low, exposure: public, category: game}\n"
+    )
+    (tmp_path / "p.yaml").write_text(
+        'description: x\ninbound:\n  - {service: game, allow_risky: "lab only"}\n'
+    )
+    result = runner.invoke(
+        app, ["check", str(tmp_path / "p.yaml"), "--ports", str(tmp_path / "ports.yaml")]
+    )
+    assert result.exit_code == 1
+    assert "error FW001 [back-orifice]" in result.stdout
+
+
+def test_a_site_folder_called_profiles_uses_its_own_siblings(tmp_path: Path) -> None:
+    site = tmp_path / "profiles"
+    site.mkdir()
+    (site / "base.yaml").write_text(
+        "description: site base\nextends: base\ninbound:\n  - {service: ssh}\n"
+    )
+    (site / "web.yaml").write_text("description: web\nextends: base\n")
+    result = runner.invoke(app, ["explain", str(site / "web.yaml"), "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert '"origin": "' + str(site / "base.yaml") + ':4"' in result.stdout  # the site's ssh
+    assert "profiles/base.yaml" in result.stdout  # and the built-in base below it
+
+
+# -------------------------------------------------------------- rendered harmlessly
+NEWLINE_NAMES = [
+    "evil\nflush ruleset\n#.yaml",
+    "evil\nufw disable\n#.yaml",
+    "evil\nSet-NetFirewallProfile -All -Enabled False\n#.yaml",
+    "evil\n*nat\n-A PREROUTING -j ACCEPT\nCOMMIT\n#.yaml",
+    "evil\u2028flush ruleset.yaml",
+    "evil\u202e.yaml",
+]
+
+
+@pytest.mark.parametrize("name", NEWLINE_NAMES)
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_file_names_reach_no_ruleset_raw(name: str, target: str, tmp_path: Path) -> None:
+    (tmp_path / name).write_text("description: parent\ninbound: [{service: http}]\n")
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    quoted = quoted.replace("\u2028", "\\u2028").replace("\u202e", "\\u202e")
+    (tmp_path / "top.yaml").write_text(f'description: top\nextends: "{quoted}"\n')
+    result = runner.invoke(app, ["render", str(tmp_path / "top.yaml"), "-t", target])
+    assert result.exit_code == 0, result.stderr
+    assert first_unsafe(result.stdout.replace("\n", "")) is None
+    for line in result.stdout.splitlines():
+        assert not line.startswith(
+            ("flush ruleset", "ufw disable", "Set-NetFirewallProfile -All -Enabled False", "*nat")
+        ), line
