@@ -65,12 +65,44 @@ HOSTILE = st.sampled_from(
         "\x00",
         "\u202e",
         "é",
+        "\u2028",
+        "\u2029",
+        "\u0085",
+        "\x0b",
+        "\r",
     ]
 )
+# File names a pull request could add (git allows all but NUL and "/").
+file_names = st.lists(
+    st.sampled_from(
+        [
+            "a",
+            "-",
+            "_",
+            ".",
+            " ",
+            "\n",
+            "\u2028",
+            "'",
+            '"',
+            "$(x)",
+            "é",
+            "\u202e",
+            "\t",
+            "*",
+            "#",
+            "\\",
+        ]
+    ),
+    min_size=1,
+    max_size=8,
+).map(lambda parts: "".join(parts) + ".yaml")
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
 rule_names = st.from_regex(r"[a-z0-9][a-z0-9_.+-]{0,12}", fullmatch=True)
-text = st.lists(st.one_of(HOSTILE, st.text(max_size=6)), max_size=6).map("".join)
+hostile_text = st.lists(st.one_of(HOSTILE, st.text(max_size=6)), max_size=6).map("".join)
+plain_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20)
+text = st.one_of(plain_text, plain_text, plain_text, hostile_text)
 
 
 @st.composite
@@ -83,16 +115,32 @@ def ports(draw: st.DrawFn) -> str:
 
 @st.composite
 def addresses(draw: st.DrawFn) -> str:
-    kind = draw(st.sampled_from(["v4", "v6", "mapped", "zero4", "zero6"]))
+    """Mostly valid networks; sometimes what a strict parser must refuse."""
+    kind = draw(st.sampled_from(["v4"] * 7 + ["v6"] * 7 + ["zero4", "zero6", "hostile"]))
     if kind == "zero4":
         return "0.0.0.0/0"
     if kind == "zero6":
         return "::/0"
-    if kind == "mapped":
-        return f"::ffff:{ipaddress.IPv4Address(draw(st.integers(0, 2**32 - 1)))}"
+    if kind == "hostile":
+        v4 = ipaddress.IPv4Address(draw(st.integers(1, 2**32 - 1)))
+        return draw(
+            st.sampled_from(
+                [
+                    f"::ffff:{v4}",  # IPv4-mapped
+                    f"{v4}/8" if int(v4) & 0xFFFFFF else f"{v4}/4",  # host bits set
+                    f"{v4}/255.0.0.0",  # netmask notation
+                    "fe80::1%eth0",  # zone id
+                    "fe80::1%lo\n-A INPUT -j ACCEPT\n#",  # zone id with a payload
+                ]
+            )
+        )
     if kind == "v4":
-        return f"{ipaddress.IPv4Address(draw(st.integers(0, 2**32 - 1)))}/{draw(st.integers(8, 32))}"  # host bits set
-    return f"{ipaddress.IPv6Address(draw(st.integers(0, 2**128 - 1)))}/{draw(st.integers(16, 128))}"
+        prefix = draw(st.integers(8, 32))
+        address = draw(st.integers(0, 2**32 - 1))
+        return str(ipaddress.IPv4Network((address, prefix), strict=False))
+    prefix = draw(st.integers(16, 128))
+    address = draw(st.integers(0, 2**128 - 1)) & ~(0xFFFF << 32)  # never IPv4-mapped
+    return str(ipaddress.IPv6Network((address, prefix), strict=False))
 
 
 @st.composite
@@ -151,13 +199,17 @@ def profiles(draw: st.DrawFn) -> dict[str, object]:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(profiles())
+@given(
+    profiles(),
+    file_names,
+    st.one_of(st.just(""), st.just(""), hostile_text.map(lambda t: f"# {t}\n")),
+)
 def test_every_target_means_exactly_the_policy(
-    tmp_path_factory: object, profile: dict[str, object]
+    tmp_path_factory: object, profile: dict[str, object], name: str, comment: str
 ) -> None:
     folder = Path(tmp_path_factory.mktemp("prop"))  # type: ignore[attr-defined]
-    path = folder / "p.yaml"
-    path.write_text(yaml.safe_dump(profile, allow_unicode=True))
+    path = folder / name
+    path.write_text(comment + yaml.safe_dump(profile, allow_unicode=True), encoding="utf-8")
     try:
         policy = resolve_profile(str(path))
     except FwgenError as err:  # a clear, located refusal is a valid outcome for hostile input
@@ -171,6 +223,9 @@ def test_every_target_means_exactly_the_policy(
             outputs[target] = render(policy, target)
         except RenderError as err:
             assert target == "ufw" or "known backdoor" in str(err), str(err)
+    for files in outputs.values():
+        for output in files.values():
+            assert all(c.isprintable() or c in "\n\t" for c in output), output
     nft = outputs["nftables"]["fwgen.nft"]
     assert nft_check(nft).returncode == 0, nft
     assert canonical(parse_nftables(nft)) == canonical(expected(policy))
