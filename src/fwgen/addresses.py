@@ -99,6 +99,11 @@ def collapse(intervals: Iterable[Interval]) -> tuple[tuple[str, ...], tuple[str,
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
     """Sorted, with overlapping and adjacent intervals of a family joined."""
+    with no_cycle_collection():
+        return _merge(intervals)
+
+
+def _merge(intervals: Iterable[Interval]) -> list[Interval]:
     runs: list[list[int]] = []
     for version, first, last in sorted(intervals):
         if runs and runs[-1][0] == version and first <= runs[-1][2] + 1:
@@ -111,7 +116,7 @@ def merge(intervals: Iterable[Interval]) -> list[Interval]:
 def _collapse(intervals: Iterable[Interval]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     out: dict[int, list[str]] = {4: [], 6: []}
     merged: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
-    for version, first, last in merge(intervals):
+    for version, first, last in _merge(intervals):
         merged[version].append((first, last))
     for version, runs in merged.items():
         bits, family = BITS[version], FAMILY[version]

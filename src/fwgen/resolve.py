@@ -112,7 +112,8 @@ class _Resolver:
                 valid = False
             else:
                 found.extend(result)
-        self.networks[name] = merge(found) if valid else None
+        # merged when it joins several entries, so a network named many times is one copy
+        self.networks[name] = (merge(found) if len(values) > 1 else found) if valid else None
         return self.networks[name]
 
     def _network_entry(
