@@ -21,7 +21,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from fwgen.errors import ProfileError, raise_collected
 from fwgen.load import validation_errors
-from fwgen.yamlsource import parse, read_text
+from fwgen.output import read_current, shown_text
+from fwgen.yamlsource import MAX_BYTES, parse, read_text
 
 
 class Host(BaseModel):
@@ -47,11 +48,12 @@ class Output:
     path: Path
     text: str
 
-    def current(self) -> str | None:
-        try:
-            return self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
+    def current(self) -> bytes | None:
+        """What the file holds now (enough of it to compare), or None when it is missing."""
+        return read_current(self.path, len(self.text.encode("utf-8")) + MAX_BYTES)
+
+    def is_current(self) -> bool:
+        return self.current() == self.text.encode("utf-8")
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -83,7 +85,7 @@ def outputs(manifest_path: Path) -> Iterator[Output]:
 
 
 def unified(output: Output) -> str:
-    old = output.current() or ""
+    old = shown_text(output.current() or b"")
     return "".join(
         difflib.unified_diff(
             old.splitlines(keepends=True),
@@ -95,4 +97,4 @@ def unified(output: Output) -> str:
 
 
 def stale(items: list[Output]) -> list[Output]:
-    return [o for o in items if o.current() != o.text]
+    return [o for o in items if not o.is_current()]

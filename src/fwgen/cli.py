@@ -159,8 +159,10 @@ def render(
 
 def _check_current(files: dict[str, str], output: Path) -> None:
     from fwgen.build import Output, stale
-    from fwgen.output import destinations
+    from fwgen.output import check_folder, destinations
 
+    if len(files) > 1:
+        check_folder(output)
     items = [Output("", path, text) for path, text in destinations(files, output).items()]
     old = stale(items)
     _fail_when_stale(old, f"stale: {', '.join(str(o.path) for o in old)}")
