@@ -13,7 +13,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import ValidationError
 
 from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected
-from fwgen.paths import profiles_dir
+from fwgen.paths import Boundary, profiles_dir
 from fwgen.profile import InboundRule, OutboundRule, Profile
 from fwgen.yamlsource import Document, Loc, parse, read_text
 
@@ -167,7 +167,9 @@ def _data_loc(data: Any, loc: tuple[Any, ...]) -> Loc:
     return tuple(out)
 
 
-def load_profile(ref: str, root: Path | None = None) -> MergedProfile:
+def load_profile(
+    ref: str, root: Path | None = None, boundary: Boundary | None = None
+) -> MergedProfile:
     """Load a profile by name or path, with its whole ``extends`` chain merged.
 
     A relative path is read from *root* (default: the working directory) and shown

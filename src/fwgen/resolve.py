@@ -13,6 +13,7 @@ from fwgen import icmp
 from fwgen.addresses import Interval, collapse, parse_network, read_list
 from fwgen.errors import FwgenError, ResolveError, did_you_mean, raise_collected
 from fwgen.load import Located, MergedProfile, load_profile
+from fwgen.paths import Boundary
 from fwgen.policy import FAMILIES, AddressSet, Defaults, Family, Limit, Policy, PortRange, Rule
 from fwgen.portdb import Catalogue, catalogue
 from fwgen.profile import (
@@ -32,9 +33,12 @@ def resolve_profile(
     overrides: Mapping[str, Sequence[str]] | None = None,
     ports: Catalogue | None = None,
     root: Path | None = None,
+    boundary: Boundary | None = None,
 ) -> Policy:
     """Load the profile *ref* (a name or a path, relative to *root*) and resolve it to a Policy."""
-    return resolve(load_profile(ref, root), overrides or {}, ports or catalogue())
+    return resolve(
+        load_profile(ref, root, boundary=boundary), overrides or {}, ports or catalogue()
+    )
 
 
 def resolve(
