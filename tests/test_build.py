@@ -176,6 +176,17 @@ def test_hostile_output_names_are_one_located_line(case: str, site: Path) -> Non
     assert files_under(site) == ["fwgen.yaml", "out"]
 
 
+def test_a_symlink_loop_where_an_output_goes_is_one_located_line(site: Path) -> None:
+    (site / "out").mkdir()
+    (site / "out" / "a.nft").symlink_to("b.nft")
+    (site / "out" / "b.nft").symlink_to("a.nft")
+    path = manifest(site, "      nftables: out/a.nft\n")
+    for extra in ([], ["--check"]):
+        stderr = one_error(build(path, *extra))
+        assert stderr.startswith(f"error: {path}:5: hosts.web1.targets.nftables: ")
+        assert "symbolic links" in stderr
+
+
 def test_an_unknown_target_is_located(site: Path) -> None:
     path = manifest(site, "      nftable: x.nft\n")
     stderr = one_error(build(path))
