@@ -168,8 +168,10 @@ def render(
 
 def _check_current(files: dict[str, str], output: Path) -> None:
     from fwgen.build import Output, stale
-    from fwgen.output import destinations
+    from fwgen.output import check_folder, destinations
 
+    if len(files) > 1:
+        check_folder(output)
     items = [Output("", path, text) for path, text in destinations(files, output).items()]
     old = stale(items)
     _fail_when_stale(old, f"stale: {', '.join(str(o.path) for o in old)}")
@@ -380,15 +382,25 @@ def build(
         bool,
         typer.Option("--check", help="Exit 1 and show diffs when a file is stale; write nothing."),
     ] = False,
+    allow_outside: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--allow-outside",
+            metavar="DIR",
+            help="Let the manifest name files in DIR too (outputs, ports, profiles); by default "
+            "only its own folder tree. Repeatable.",
+        ),
+    ] = None,
 ) -> None:
-    """Render every host of a manifest, writing only the files that changed.
+    """Render every host of a manifest, writing only the files that changed (all or none).
 
     Example: fwgen build site/fwgen.yaml --check
     """
-    from fwgen.build import outputs, stale
-    from fwgen.output import write_atomic
+    from fwgen.build import plan, stale
+    from fwgen.output import write_files
 
-    items = list(outputs(manifest))
+    site = plan(manifest, allow_outside or ())
+    items = site.outputs
     changed = stale(items)
     if check_only:
         _fail_when_stale(
@@ -396,9 +408,8 @@ def build(
         )
         typer.echo(f"all {len(items)} generated files are current")
         return
+    write_files({item.path: item.text for item in changed}, boundary=site.boundary)
     for item in changed:
-        item.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(item.path, item.text)
         typer.echo(f"wrote {item.path}")
     typer.echo(f"{len(changed)} written, {len(items) - len(changed)} unchanged")
 

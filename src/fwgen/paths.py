@@ -58,20 +58,29 @@ class Boundary:
 
     @classmethod
     def around(cls, top_file: Path, allowed: tuple[Path, ...] | list[Path] = ()) -> Boundary:
-        """The folder of *top_file* (the profile or manifest the user named), and *allowed*."""
-        return cls(real_path(top_file).parent, tuple(real_path(p) for p in allowed))
+        """The folder of *top_file* (the profile or manifest the user named), and *allowed*.
+
+        The folder is the one the file is named in, symlinks in it followed: names inside
+        the file are relative to that folder, so a symlinked file does not move it.
+        """
+        return cls(real_path(top_file.parent), tuple(real_path(p) for p in allowed))
+
+    def folder_of(self, real: Path) -> Path | None:
+        """The boundary folder that holds the real path *real*, if any."""
+        return next((f for f in (self.home, *self.allowed) if is_within(real, f)), None)
 
     def check(self, path: Path, what: str, shown: str) -> Path:
         """The real path of *path*, or an error when it leads outside the boundary or into
         a ``.git`` folder. *shown* is how the referring file wrote it."""
         real = real_path(path)
-        for folder in (self.home, *self.allowed):
-            if is_within(real, folder):
-                if ".git" in real.relative_to(folder).parts:
-                    raise FwgenError(
-                        f"{what} '{shown}' is inside a .git folder; fwgen never goes there"
-                    )
-                return real
+        folder = self.folder_of(real)
+        if folder is not None:
+            # casefold: on a case-insensitive file system .GIT is the same folder
+            if ".git" in (part.casefold() for part in real.relative_to(folder).parts):
+                raise FwgenError(
+                    f"{what} '{shown}' is inside a .git folder; fwgen never goes there"
+                )
+            return real
         raise FwgenError(
             f"{what} '{shown}' is outside {self.home}, the folder of the file that names it; "
             f"move it inside, or pass --allow-outside {real.parent} to allow that folder"
