@@ -95,8 +95,9 @@ AllowOutside = Annotated[
     list[Path] | None,
     typer.Option(
         "--allow-outside",
-        help="Let profiles name files (extends, address lists) in this folder too; by default "
-        "they must stay in the folder of the profile given. Repeatable.",
+        metavar="DIR",
+        help="Trust files in DIR too: extends, address lists, and a manifest's profiles, ports "
+        "and outputs; by default they must stay in the folder tree of the file given. Repeatable.",
     ),
 ]
 
@@ -382,15 +383,7 @@ def build(
         bool,
         typer.Option("--check", help="Exit 1 and show diffs when a file is stale; write nothing."),
     ] = False,
-    allow_outside: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--allow-outside",
-            metavar="DIR",
-            help="Let the manifest name files in DIR too (outputs, ports, profiles); by default "
-            "only its own folder tree. Repeatable.",
-        ),
-    ] = None,
+    allow_outside: AllowOutside = None,
 ) -> None:
     """Render every host of a manifest, writing only the files that changed (all or none).
 
