@@ -3,7 +3,7 @@ ipset and iptables-restore take it in a private network namespace, the PowerShel
 parses and names each rule once; and each reads back as exactly the Policy.
 
 What loading cannot show is checked too: no two rules share an iptables hashlimit
-bucket, and ufw comment tags stand for one rule specification each."""
+bucket, and no two ufw commands are the same rule to ufw or carry the same tag."""
 
 from __future__ import annotations
 
@@ -61,13 +61,18 @@ def test_iptables_rules_share_no_hashlimit_bucket(policy: Policy) -> None:
         assert len(buckets) == sum(2 if r.log else 1 for r in limited)
 
 
-def test_ufw_tags_stand_for_one_specification_each(policy: Policy) -> None:
+def test_ufw_has_one_command_per_ufw_rule_and_one_tag_per_command(policy: Policy) -> None:
+    """ufw replaces a rule by one that differs only in allow/limit, log or comment."""
     script = render(policy, "ufw")["fwgen-ufw.sh"]
-    spec_of: dict[str, str] = {}
+    seen: set[str] = set()
+    tags: set[str] = set()
     for line in commands(script):
         assert UFW_LINE.match(line), line
         spec, tag = re.fullmatch(r"ufw (.*) comment 'fwgen: \S+ \[(\w+)\]'", line).groups()  # type: ignore[union-attr]
-        assert spec_of.setdefault(tag, spec) == spec
+        same_to_ufw = re.sub(r"^(?:allow|limit)( out)?(?: log)? ", r"\1 ", spec)
+        assert same_to_ufw not in seen and tag not in tags, line
+        seen.add(same_to_ufw)
+        tags.add(tag)
     assert canonical(parse_ufw(script)) == canonical(expected(policy, ("tcp", "udp")))
 
 
