@@ -120,3 +120,18 @@ def test_long_and_shared_prefix_set_names_load_as_distinct_ipsets(
     assert loaded.returncode == 0, loaded.stderr
     kernel = {**files, "ipsets": loaded.stdout}  # the sets as `ipset save` prints them
     assert canonical(parse_iptables(kernel)) == canonical(expected(policy))
+
+
+def test_a_changed_rate_limit_names_new_buckets(write_profile: Callable[..., Path]) -> None:
+    """The kernel keeps a hashlimit bucket's settings while a rule names it, reloads too."""
+
+    def buckets(rate: str) -> list[str]:
+        path = write_profile(
+            f"description: d\ninbound: [{{service: ssh, limit: {rate}, log: true}}]\n"
+        )
+        v4 = render(resolve_profile(str(path)), "iptables")["rules.v4"]
+        return re.findall(r"--hashlimit-name (\S+)", v4)
+
+    assert buckets("3/minute") == buckets("3/minute")
+    assert len(set(buckets("3/minute"))) == 2  # the LOG line's and the ACCEPT line's
+    assert not set(buckets("3/minute")) & set(buckets("4/minute"))

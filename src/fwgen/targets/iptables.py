@@ -60,13 +60,39 @@ def _proto_matches(rule: Rule, family: Family) -> list[str]:
     ]
 
 
-def _hashlimit(rule: Rule, name: str) -> str:
+def _hashlimit_settings(rule: Rule) -> str:
     assert rule.limit is not None
     mode = "srcip" if rule.direction == "in" else "dstip"
     return (
-        f" -m conntrack --ctstate NEW -m hashlimit --hashlimit-upto {rule.limit.rate}/{rule.limit.unit}"
-        f" --hashlimit-burst {rule.limit.rate} --hashlimit-mode {mode} --hashlimit-name {name}"
+        f"--hashlimit-upto {rule.limit.rate}/{rule.limit.unit}"
+        f" --hashlimit-burst {rule.limit.rate} --hashlimit-mode {mode}"
     )
+
+
+def _hashlimit(rule: Rule, name: str) -> str:
+    settings = _hashlimit_settings(rule)
+    return f" -m conntrack --ctstate NEW -m hashlimit {settings} --hashlimit-name {name}"
+
+
+def hashlimit_names(rules: tuple[Rule, ...]) -> dict[int, tuple[str, str]]:
+    """The two hashlimit buckets of each limited rule (by id): its ACCEPT line's and its
+    LOG line's, each unique, of at most 15 characters.
+
+    The kernel keeps a bucket by name, settings and all, while any rule names it, and
+    iptables-restore checks the new rules before the old ones go: a reload that kept a
+    name but changed the rate would keep the old rate. So a name holds a hash of the
+    settings: ``fwHASH_RULE`` and ``fwlHASH_RULE``.
+    """
+    taken: set[str] = set()
+    out = {}
+    for rule in rules:
+        if rule.limit is not None:
+            digest = hashlib.sha256(_hashlimit_settings(rule).encode()).hexdigest()[:4]
+            out[id(rule)] = (
+                identifier(f"fw{digest}_{rule.name}", taken, 15),
+                identifier(f"fwl{digest}_{rule.name}", taken, 15),
+            )
+    return out
 
 
 def ipset_names(set_names: Iterable[str]) -> dict[str, str]:
@@ -174,15 +200,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     in_ipsets = {s["key"]: s["name"] for s in ipsets}
     if ipsets:
         files[IPSET_FILE] = OutputFile("ipsets.j2", {"policy": policy, "sets": ipsets})
-    limit_names: set[str] = set()
-    names = {
-        id(r): (
-            identifier(f"fw_{r.name}", limit_names, 15),
-            identifier(f"fwlog_{r.name}", limit_names, 15),
-        )
-        for r in policy.rules
-        if r.limit
-    }
+    names = hashlimit_names(policy.rules)
     for family, filename in FILES.items():
         chains: dict[str, list[dict[str, Any]]] = {"INPUT": [], "OUTPUT": []}
         for rule in policy.rules:

@@ -1,6 +1,7 @@
-"""The tricky profiles (tests/tricky.py) in a real kernel: every target's output loads,
-and loads again, as the next configuration run does; address sets whose names share a
-long prefix each admit their own clients."""
+"""What targets name, in a real kernel. The tricky profiles (tests/tricky.py): every
+target's output loads, and loads again, as the next configuration run does. Address
+sets whose names share a long prefix each admit their own clients. A rate limit changed
+in place takes effect on reload, although the kernel keeps a hashlimit bucket by name."""
 
 from __future__ import annotations
 
@@ -87,3 +88,21 @@ def test_sets_sharing_a_long_prefix_admit_their_own_clients(
         assert lab.matrix(specs) == want, target
         if target == "nftables":
             lab.run(lab.server, "nft", "delete", "table", "inet", "fwgen")
+
+
+@pytest.mark.parametrize("target", ["nftables", "iptables"])
+def test_a_changed_rate_limit_takes_effect_on_reload(
+    lab: Lab, target: str, write_profile: Callable[..., Path]
+) -> None:
+    """xt_hashlimit reuses a bucket of the same name, settings and all, while any rule
+    names it; iptables-restore checks the new rules before the old ones go."""
+
+    def files(rate: str) -> dict[str, str]:
+        profile = {"description": "d", "inbound": [{"service": "ssh", "limit": rate}]}
+        return render(resolve_profile(str(write_profile(json.dumps(profile)))), target)
+
+    lab.apply(target, files("2/minute"))
+    lab.listen(["tcp:22"])
+    assert lab.burst("trusted", "ipv4", 22, 3) == [True, True, False]
+    lab.apply(target, files("100/second"))
+    assert lab.burst("trusted", "ipv4", 22, 5) == [True] * 5
