@@ -77,7 +77,7 @@ def _unique_names(rules: list[dict[str, str]]) -> None:
     Policy's order, which does not depend on the order of the profile."""
     taken: set[str] = set()
     for rule in rules:
-        base = rule.pop("id")
+        base = rule.pop("wanted_name")
         name, n = base, 1
         while name.casefold() in taken:
             n += 1
@@ -115,7 +115,7 @@ def _rule(rule: Rule, remote: list[str], warnings: list[str], part: str) -> dict
     ports = " ".join(str(p) for p in rule.ports) or " ".join(rule.icmp_types)
     label = f"fwgen: {rule.name} ({rule.proto} {ports})"
     return {
-        "id": name,  # quoted as "name" once unique: see _unique_names
+        "wanted_name": name,  # becomes "name", quoted, once unique: see _unique_names
         "display": ps_string(label[:250]),
         "description": ps_string(f"{rule.comment or rule.name}; from {rule.origin}"[:500]),
         "params": " ".join(f"-{k} {v}" for k, v in params.items()),
