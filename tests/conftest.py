@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -32,12 +33,16 @@ def write_profile(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+def _require(tool: str, package: str) -> None:
+    if shutil.which(tool) is None:
+        if os.environ.get("FWGEN_REQUIRE_KERNEL"):
+            pytest.fail(f"{tool} is required (FWGEN_REQUIRE_KERNEL is set) but not installed")
+        pytest.skip(f"{tool} not installed (apt-get install {package})")
+
+
 def nft_check(text: str) -> subprocess.CompletedProcess[str]:
     """`nft -c -f -` in a private network namespace (never the host's ruleset)."""
-    if shutil.which("nft") is None:
-        if os.environ.get("FWGEN_REQUIRE_KERNEL"):
-            pytest.fail("nft is required (FWGEN_REQUIRE_KERNEL is set) but not installed")
-        pytest.skip("nft not installed (apt-get install nftables)")
+    _require("nft", "nftables")
     return subprocess.run(
         ["unshare", "-rn", "nft", "-c", "-f", "-"], input=text, capture_output=True, text=True
     )
@@ -46,10 +51,32 @@ def nft_check(text: str) -> subprocess.CompletedProcess[str]:
 def restore_test(text: str, family: str) -> subprocess.CompletedProcess[str]:
     """`iptables-restore --test` (or ip6tables-) in a private network namespace."""
     tool = "iptables-restore" if family == "ipv4" else "ip6tables-restore"
-    if shutil.which(tool) is None:
-        if os.environ.get("FWGEN_REQUIRE_KERNEL"):
-            pytest.fail(f"{tool} is required (FWGEN_REQUIRE_KERNEL is set) but not installed")
-        pytest.skip(f"{tool} not installed (apt-get install iptables)")
+    _require(tool, "iptables")
     return subprocess.run(
         ["unshare", "-rn", tool, "--test"], input=text, capture_output=True, text=True
     )
+
+
+def iptables_load_test(files: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """In a private network namespace: `ipset restore` the ipsets file (if any), then
+    `iptables-restore --test` and `ip6tables-restore --test`, which look the sets up.
+    stdout is `ipset save`: the sets as the kernel holds them."""
+    for tool in ("iptables-restore", "ip6tables-restore"):
+        _require(tool, "iptables")
+    if "ipsets" in files:
+        _require("ipset", "ipset")
+    script = (
+        "[ ! -e ipsets ] || ipset restore -exist < ipsets || exit 1\n"
+        "iptables-restore --test < rules.v4 || exit 2\n"
+        "ip6tables-restore --test < rules.v6 || exit 3\n"
+        "[ ! -e ipsets ] || ipset save\n"
+    )
+    with tempfile.TemporaryDirectory(prefix="fwgen-iptables-") as folder:
+        for name, text in files.items():
+            Path(folder, name).write_text(text)
+        return subprocess.run(
+            ["unshare", "-rn", "sh", "-c", script],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+        )

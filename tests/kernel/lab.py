@@ -1,8 +1,9 @@
 """Throw-away network namespaces: a server and clients joined by veth links.
 
 Every link i gets 198.18.i.0/24 and 2001:db8:i::/64; the server is .1 / ::1 on
-each link, the client .2 / ::2. Names are unique per run, and everything is
-deleted on exit even when a test fails. Nothing touches the host's own namespace.
+each link, the client .2 / ::2. Names are unique per run: FWGEN_NETNS_PREFIX ("fwg"
+unless set), then a random part. Everything is deleted on exit even when a test
+fails. Nothing touches the host's own namespace.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 AGENT = Path(__file__).with_name("agent.py")
+# At most 4 characters: the veth names keep 8 of the prefix and its random part.
+PREFIX = os.environ.get("FWGEN_NETNS_PREFIX", "fwg")[:4]
 
 
 def missing_tools(*tools: str) -> str:
@@ -48,7 +51,7 @@ class Client:
 @dataclass
 class Lab:
     clients: dict[str, Client] = field(default_factory=dict)
-    prefix: str = field(default_factory=lambda: f"fwg{uuid.uuid4().hex[:8]}")
+    prefix: str = field(default_factory=lambda: f"{PREFIX}{uuid.uuid4().hex[:8]}")
     listeners: list[subprocess.Popen[str]] = field(default_factory=list)
     ufw_dir: str | None = None
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +14,9 @@ from fwgen.policy import PortRange
 from fwgen.render import render, render_with_warnings
 from fwgen.resolve import resolve_profile
 from fwgen.targets.iptables import port_groups
-from tests.conftest import BUILTIN, EVERY_FEATURE, restore_test
+from tests.conftest import BUILTIN, EVERY_FEATURE, iptables_load_test, restore_test
+from tests.roundtrip import canonical, expected, parse_iptables
+from tests.tricky import long_names
 
 FAMILIES = {"rules.v4": "ipv4", "rules.v6": "ipv6"}
 
@@ -98,3 +102,36 @@ def test_hostile_comment_stays_inside_its_quotes(write_profile: Callable[..., Pa
     files = render(resolve_profile(str(path)), "iptables")
     assert restore_test(files["rules.v4"], "ipv4").returncode == 0
     assert '--comment "web: a? -j ACCEPT?nCOMMIT"' in files["rules.v4"]
+
+
+def test_long_and_shared_prefix_set_names_load_as_distinct_ipsets(
+    write_profile: Callable[..., Path],
+) -> None:
+    """Network names of 20, 21 and 32 characters, two sharing 30, and rule-named
+    literal sets of 50+: every ipset name (and its temporary swap name) fits ipset's
+    31 characters, the sets load, and each rule matches its own set's addresses."""
+    policy = resolve_profile(str(write_profile(json.dumps(long_names()))))
+    files = render(policy, "iptables")
+    names = re.findall(r"^create (\S+) ", files["ipsets"], re.M)
+    assert len(names) == 2 * 2 * 8  # 8 sets over 16 addresses, two families, and their -n
+    assert len(set(names)) == len(names) and max(map(len, names)) <= 31
+    assert "fwgen-fits_as_it_is_twenty-v4" in names  # short enough to stay readable
+    loaded = iptables_load_test(files)
+    assert loaded.returncode == 0, loaded.stderr
+    kernel = {**files, "ipsets": loaded.stdout}  # the sets as `ipset save` prints them
+    assert canonical(parse_iptables(kernel)) == canonical(expected(policy))
+
+
+def test_a_changed_rate_limit_names_new_buckets(write_profile: Callable[..., Path]) -> None:
+    """The kernel keeps a hashlimit bucket's settings while a rule names it, reloads too."""
+
+    def buckets(rate: str) -> list[str]:
+        path = write_profile(
+            f"description: d\ninbound: [{{service: ssh, limit: {rate}, log: true}}]\n"
+        )
+        v4 = render(resolve_profile(str(path)), "iptables")["rules.v4"]
+        return re.findall(r"--hashlimit-name (\S+)", v4)
+
+    assert buckets("3/minute") == buckets("3/minute")
+    assert len(set(buckets("3/minute"))) == 2  # the LOG line's and the ACCEPT line's
+    assert not set(buckets("3/minute")) & set(buckets("4/minute"))

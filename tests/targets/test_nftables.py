@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +12,8 @@ from fwgen.render import render
 from fwgen.resolve import resolve_profile
 from fwgen.targets import RenderOptions
 from tests.conftest import BUILTIN, EVERY_FEATURE, nft_check
+from tests.roundtrip import canonical, expected, parse_nftables
+from tests.tricky import colliding_names
 
 
 @pytest.mark.parametrize("profile", BUILTIN)
@@ -82,3 +86,18 @@ def test_hostile_text_cannot_escape_nft_strings_or_comments(
         for line in text.splitlines()
         if "flush ruleset" in line and not line.lstrip().startswith("#") and "comment" not in line
     ] == []
+
+
+def test_meter_names_avoid_address_set_names(write_profile: Callable[..., Path]) -> None:
+    """Networks named limit_ssh, limit_ssh_2 and limit_ping beside limited rules named
+    ssh (twice) and ping: the per-source meters take other names, and nft loads the file."""
+    policy = resolve_profile(str(write_profile(json.dumps(colliding_names()))))
+    text = render(policy, "nftables")["fwgen.nft"]
+    names = re.findall(r"^\tset (\S+) \{$", text, re.M)
+    assert len(names) == len(set(names))
+    assert {"limit_ssh_v4", "limit_ssh_2_v4", "limit_ping_v4"} <= set(names)
+    meters = re.findall(r" update @(\S+) ", text)
+    assert len(meters) == 14 and not set(meters) & set(re.findall(r" saddr @(\S+) ", text))
+    result = nft_check(text)
+    assert result.returncode == 0, result.stderr
+    assert canonical(parse_nftables(text)) == canonical(expected(policy))

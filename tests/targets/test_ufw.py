@@ -12,6 +12,7 @@ from fwgen.cli import app
 from fwgen.render import render, render_with_warnings
 from fwgen.resolve import resolve_profile
 from tests.conftest import BUILTIN, EVERY_FEATURE
+from tests.roundtrip import canonical, expected, parse_ufw
 
 UFW_LINE = re.compile(
     r"^ufw (allow|limit)( out)?( log)? proto (tcp|udp) from \S+ to \S+ port [0-9,:]+ comment 'fwgen: [A-Za-z0-9_.+-]+ \[[0-9a-f]{10}\]'$"
@@ -89,3 +90,32 @@ def test_hostile_names_and_comments_cannot_leave_the_quotes(
         assert UFW_LINE.match(line), line
     header = [line for line in script.splitlines() if "reboot" in line]
     assert header and all(line.startswith("# ") for line in header)
+
+
+def test_rules_ufw_cannot_tell_apart_become_one_command(write_profile: Callable[..., Path]) -> None:
+    """ufw keeps one rule per direction, addresses and ports: adding a twin that differs
+    in allow/limit or log replaces the first, so the last would win and every run would
+    rewrite them. One command stands for all: allow if any twin is unlimited, log if any logs."""
+    path = write_profile(
+        """\
+        description: twins
+        inbound:
+          - {port: 8080/tcp, name: web, limit: 1/second}
+          - {port: 8080/tcp, name: web, limit: 2/second}
+          - {port: 8081/tcp, name: web, limit: 1/second}
+          - {port: 8081/tcp, name: web, log: true}
+          - {port: 8081/tcp, name: web}
+          - {port: 8082/tcp, name: web, limit: 1/second, log: true}
+          - {port: 8082/tcp, name: web, limit: 1/second}
+        """
+    )
+    policy = resolve_profile(str(path))
+    script = render(policy, "ufw")["fwgen-ufw.sh"]
+    lines = [re.sub(r" comment .*", "", line) for line in commands(script)]
+    assert lines == [
+        "ufw limit proto tcp from any to any port 8080",
+        "ufw allow log proto tcp from any to any port 8081",
+        "ufw limit log proto tcp from any to any port 8082",
+    ]
+    assert script.count("\n# merged into web's above (1 of 1): ufw keeps") == 4
+    assert canonical(parse_ufw(script)) == canonical(expected(policy))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from fwgen.cli import app
 from fwgen.render import render
 from fwgen.resolve import resolve_profile
 from tests.conftest import BUILTIN, EVERY_FEATURE
+from tests.tricky import TRICKY
 
 ts = pytest.importorskip("tree_sitter")
 tsp = pytest.importorskip("tree_sitter_powershell")
@@ -34,6 +36,15 @@ def parse_errors(script: str) -> list[str]:
 
 def commands(script: str) -> list[str]:
     return [line for line in script.splitlines() if line and not line.startswith("#")]
+
+
+def rule_names(script: str) -> list[str]:
+    """The -Name of each New-NetFirewallRule, as Windows compares them: ignoring case."""
+    return [
+        re.match(r"New-NetFirewallRule -Name '([^']*)' ", line)[1].casefold()  # type: ignore[index]
+        for line in commands(script)
+        if line.startswith("New-NetFirewallRule ")
+    ]
 
 
 @pytest.mark.parametrize("profile", BUILTIN)
@@ -122,3 +133,48 @@ def _command_names(node: object) -> list[str]:
     for child in node.children:  # type: ignore[attr-defined]
         out.extend(_command_names(child))
     return out
+
+
+def test_rules_that_differ_only_in_log_or_limit_have_names_of_their_own(
+    write_profile: Callable[..., Path],
+) -> None:
+    """A second New-NetFirewallRule of a taken -Name fails, and 'Stop' ends the script there.
+    The last two differ only in what Windows does not see (a service, a literal port)
+    and in the case of their names, which Windows ignores."""
+    path = write_profile(
+        """\
+        description: twins
+        inbound:
+          - {port: 8080/tcp, name: web}
+          - {port: 8080/tcp, name: web, log: true}
+          - {port: 8080/tcp, name: web, limit: 5/second}
+          - {port: 8080/tcp, name: web, limit: 6/second}
+          - {port: 80/tcp, name: Web}
+          - {service: http, name: web}
+        """
+    )
+    policy = resolve_profile(str(path))
+    assert len(policy.rules) == 6
+    script = render(policy, "windows")["fwgen.ps1"]
+    names = rule_names(script)
+    assert len(names) == 6 and len(set(names)) == 6
+    assert parse_errors(script) == []
+
+
+@pytest.mark.parametrize("profile", [*BUILTIN, EVERY_FEATURE, *TRICKY])
+def test_every_rule_name_is_unique(profile: str, write_profile: Callable[..., Path]) -> None:
+    if profile in TRICKY:
+        profile = str(write_profile(json.dumps(TRICKY[profile]())))
+    policy = resolve_profile(profile)
+    names = rule_names(render(policy, "windows")["fwgen.ps1"])
+    assert len(names) >= sum(1 for r in policy.rules if r.families)
+    assert len(set(names)) == len(names)
+
+
+def test_a_rule_keeps_its_name_when_others_come_and_go(write_profile: Callable[..., Path]) -> None:
+    rules = ["{port: 8080/tcp, name: web}", "{port: 8080/tcp, name: web, log: true}"]
+    before = write_profile(f"description: d\ninbound: [{rules[0]}]\n", "before.yaml")
+    after = write_profile(f"description: d\ninbound: [{rules[1]}, {rules[0]}]\n", "after.yaml")
+    old = rule_names(render(resolve_profile(str(before)), "windows")["fwgen.ps1"])
+    new = rule_names(render(resolve_profile(str(after)), "windows")["fwgen.ps1"])
+    assert len(old) == 1 and len(new) == 2 and old[0] in new

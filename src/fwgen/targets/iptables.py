@@ -8,6 +8,8 @@ go into an ``ipsets`` file for ``ipset restore`` (loaded first), matched with on
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 from fwgen.icmp import HOP_LIMIT_255, ICMP_TYPES, ICMPV6_TYPES
@@ -20,6 +22,8 @@ CHAINS = {"in": "INPUT", "out": "OUTPUT"}
 MULTIPORT_MAX = 15  # a range counts as two
 IPSET_FROM = 16  # address sets larger than this (per family) become ipsets: O(1) per packet
 IPSET_FILE = "ipsets"
+IPSET_MAX_NAME = 31  # ipset's IPSET_MAXNAMELEN, less the terminating NUL
+IPSET_SWAP = "-n"  # the ipsets file fills NAME-n and swaps it with NAME
 MAX_COMMENT = 200
 
 
@@ -56,17 +60,66 @@ def _proto_matches(rule: Rule, family: Family) -> list[str]:
     ]
 
 
-def _hashlimit(rule: Rule, name: str) -> str:
+def _hashlimit_settings(rule: Rule) -> str:
     assert rule.limit is not None
     mode = "srcip" if rule.direction == "in" else "dstip"
     return (
-        f" -m conntrack --ctstate NEW -m hashlimit --hashlimit-upto {rule.limit.rate}/{rule.limit.unit}"
-        f" --hashlimit-burst {rule.limit.rate} --hashlimit-mode {mode} --hashlimit-name {name}"
+        f"--hashlimit-upto {rule.limit.rate}/{rule.limit.unit}"
+        f" --hashlimit-burst {rule.limit.rate} --hashlimit-mode {mode}"
     )
 
 
-def ipset_name(set_name: str, family: Family) -> str:
-    return f"fwgen-{set_name}"[:27] + ("-v4" if family == "ipv4" else "-v6")
+def _hashlimit(rule: Rule, name: str) -> str:
+    settings = _hashlimit_settings(rule)
+    return f" -m conntrack --ctstate NEW -m hashlimit {settings} --hashlimit-name {name}"
+
+
+def hashlimit_names(rules: tuple[Rule, ...]) -> dict[int, tuple[str, str]]:
+    """The two hashlimit buckets of each limited rule (by id): its ACCEPT line's and its
+    LOG line's, each unique, of at most 15 characters.
+
+    The kernel keeps a bucket by name, settings and all, while any rule names it, and
+    iptables-restore checks the new rules before the old ones go: a reload that kept a
+    name but changed the rate would keep the old rate. So a name holds a hash of the
+    settings: ``fwHASH_RULE`` and ``fwlHASH_RULE``.
+    """
+    taken: set[str] = set()
+    out = {}
+    for rule in rules:
+        if rule.limit is not None:
+            digest = hashlib.sha256(_hashlimit_settings(rule).encode()).hexdigest()[:4]
+            out[id(rule)] = (
+                identifier(f"fw{digest}_{rule.name}", taken, 15),
+                identifier(f"fwl{digest}_{rule.name}", taken, 15),
+            )
+    return out
+
+
+def ipset_names(set_names: Iterable[str]) -> dict[str, str]:
+    """The ipset base name of each address set: ``fwgen-NAME``, completed by ``-v4``/``-v6``.
+
+    ipset names have at most 31 characters, and the ipsets file fills each set under a
+    temporary ``BASE-v4-n``, so a base has at most 26. A longer NAME keeps its first 11
+    characters and ends in ``-`` and a hash of all of it. Set names have no ``-``, so a
+    shortened base never equals a whole one; should two hashes agree, the later name
+    (in sorted order) hashes again with a counter.
+    """
+    room = IPSET_MAX_NAME - len(IPSET_SWAP) - len("-v4")
+    taken: set[str] = set()
+    out = {}
+    for name in sorted(set(set_names)):
+        base, n = f"fwgen-{name}", 0
+        while len(base) > room or base in taken:
+            n += 1
+            digest = hashlib.sha256((name if n == 1 else f"{name}#{n}").encode()).hexdigest()
+            base = f"fwgen-{name[: room - len('fwgen--') - 8]}-{digest[:8]}"
+        taken.add(base)
+        out[name] = base
+    return out
+
+
+def ipset_name(base: str, family: Family) -> str:
+    return base + ("-v4" if family == "ipv4" else "-v6")
 
 
 def _power_of_two(n: int, least: int) -> int:
@@ -76,21 +129,26 @@ def _power_of_two(n: int, least: int) -> int:
 def _ipsets(policy: Policy) -> list[dict[str, Any]]:
     """The address sets, per family, that are too large for one rule per address."""
     used = {r.remote for r in policy.rules if r.remote}
+    large = [
+        (address_set, family)
+        for address_set in policy.sets
+        for family in FILES
+        if address_set.name in used and len(address_set.family(family)) > IPSET_FROM
+    ]
+    bases = ipset_names(s.name for s, _ in large)
     out = []
-    for address_set in policy.sets:
-        for family in FILES:
-            elements = address_set.family(family)
-            if address_set.name in used and len(elements) > IPSET_FROM:
-                out.append(
-                    {
-                        "key": (address_set.name, family),
-                        "name": ipset_name(address_set.name, family),
-                        "family": "inet" if family == "ipv4" else "inet6",
-                        "hashsize": _power_of_two(len(elements) // 4, 1024),
-                        "maxelem": _power_of_two(len(elements) * 2, 65536),
-                        "elements": elements,
-                    }
-                )
+    for address_set, family in large:
+        elements = address_set.family(family)
+        out.append(
+            {
+                "key": (address_set.name, family),
+                "name": ipset_name(bases[address_set.name], family),
+                "family": "inet" if family == "ipv4" else "inet6",
+                "hashsize": _power_of_two(len(elements) // 4, 1024),
+                "maxelem": _power_of_two(len(elements) * 2, 65536),
+                "elements": elements,
+            }
+        )
     return out
 
 
@@ -99,7 +157,7 @@ def _lines(
     family: Family,
     policy: Policy,
     limit_names: tuple[str, str],
-    ipsets: set[tuple[str, str]],
+    ipsets: dict[tuple[str, str], str],
 ) -> list[str]:
     """The rule lines for one family. A logged, limited rule's LOG line has a bucket
     of its own with the same settings: it sees the same packets as the ACCEPT line,
@@ -109,7 +167,7 @@ def _lines(
     remotes = [""]
     if rule.remote is not None and (rule.remote, family) in ipsets:
         way = "src" if rule.direction == "in" else "dst"
-        remotes = [f"-m set --match-set {ipset_name(rule.remote, family)} {way} "]
+        remotes = [f"-m set --match-set {ipsets[rule.remote, family]} {way} "]
     elif rule.remote is not None:
         remotes = [f"{peer} {a} " for a in policy.address_set(rule.remote).family(family)]
     locals_ = [f"{local} {a} " for a in rule.local_of(family)] or [""]
@@ -139,18 +197,10 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         )
     files = {}
     ipsets = _ipsets(policy)
-    in_ipsets = {s["key"] for s in ipsets}
+    in_ipsets = {s["key"]: s["name"] for s in ipsets}
     if ipsets:
         files[IPSET_FILE] = OutputFile("ipsets.j2", {"policy": policy, "sets": ipsets})
-    limit_names: set[str] = set()
-    names = {
-        id(r): (
-            identifier(f"fw_{r.name}", limit_names, 15),
-            identifier(f"fwlog_{r.name}", limit_names, 15),
-        )
-        for r in policy.rules
-        if r.limit
-    }
+    names = hashlimit_names(policy.rules)
     for family, filename in FILES.items():
         chains: dict[str, list[dict[str, Any]]] = {"INPUT": [], "OUTPUT": []}
         for rule in policy.rules:

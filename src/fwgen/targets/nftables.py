@@ -74,7 +74,12 @@ def _statements(rule: Rule, meter: str) -> list[str]:
 
 
 def _meter_name(rule: Rule, taken: set[str]) -> str:
-    """limit_NAME, unique per family (the v4 and v6 sets of one name do not collide)."""
+    """limit_NAME, its sets named apart from every set in *taken* (which they join).
+
+    *taken* starts with the address sets: a network may well be called ``limit_ssh``.
+    The v4 and v6 meters of one name do not collide, so a rule of one family (ping's
+    ICMP and ICMPv6 rules) may take the name its twin of the other family took.
+    """
     base = identifier(f"limit_{rule.name}", set(), 40)
     name, n = base, 1
     while any(set_name(name, f) in taken for f in rule.families):
@@ -95,11 +100,11 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     if policy.defaults.outbound == "drop":
         chains["out"] = Chain("output", "output", "drop")
     limit_sets: list[dict[str, Any]] = []
-    meters: set[str] = set()
+    taken: set[str] = {str(s["name"]) for s in sets}  # meters are sets too, in the same table
     for rule in policy.rules:
         meter = ""
         if rule.limit is not None:
-            meter = _meter_name(rule, meters)
+            meter = _meter_name(rule, taken)
             timeout = f"{SECONDS[rule.limit.unit]}s"
             limit_sets += [
                 {"name": set_name(meter, f), "type": ADDR_TYPE[f], "timeout": timeout}

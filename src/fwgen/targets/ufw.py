@@ -10,6 +10,7 @@ new rule and the old one is recognised as stale.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from fwgen.errors import RenderError
@@ -17,7 +18,7 @@ from fwgen.icmp import ICMP_TYPES
 from fwgen.policy import Family, Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
 from fwgen.targets.iptables import port_groups
-from fwgen.targets.text import empty_note, plain_ascii, rule_heading
+from fwgen.targets.text import comment_line, empty_note, plain_ascii, rule_heading
 
 # What ufw's stock before.rules / before6.rules accept, by direction and protocol.
 BEFORE_RULES = {
@@ -82,20 +83,46 @@ def _family(address: str) -> Family | None:
     return None if address == "any" else ("ipv6" if ":" in address else "ipv4")
 
 
-def _specs(rule: Rule, policy: Policy) -> list[str]:
-    """ufw rule specifications (without the comment) for one port rule."""
-    action = "limit" if rule.limit is not None else "allow"
-    log = " log" if rule.log else ""
+def _matches(rule: Rule, policy: Policy) -> list[tuple[str, str]]:
+    """What ufw tells one port rule's ufw rules apart by: (" out" or "", "proto ... port ...").
+
+    Not by allow or limit, log, or comment: adding a rule that differs only in those
+    replaces the one ufw has.
+    """
     way = "" if rule.direction == "in" else " out"
     out = []
     for peer in _peers(rule, policy):
         for local in _locals(rule, _family(peer)):
             for group in port_groups(rule.ports):
                 src, dst = (peer, local) if rule.direction == "in" else (local, peer)
-                out.append(
-                    f"{action}{way}{log} proto {rule.proto} from {src} to {dst} port {','.join(group)}"
-                )
+                out.append((way, f"proto {rule.proto} from {src} to {dst} port {','.join(group)}"))
     return out
+
+
+@dataclass
+class _UfwRule:
+    """One ufw rule, standing for every port rule of the Policy that ufw sees as it.
+
+    The Policy allows what any of them allows, so one without a limit makes it an allow
+    rule; it is logged if any of them asks for a log.
+    """
+
+    name: str
+    way: str
+    match: str
+    limit: bool
+    log: bool
+
+    def spec(self) -> str:
+        action = "limit" if self.limit else "allow"
+        return f"{action}{self.way}{' log' if self.log else ''} {self.match}"
+
+    def tag(self) -> str:
+        return hashlib.sha256(self.spec().encode()).hexdigest()[:10]
+
+    def command(self) -> str:
+        label = plain_ascii(f"fwgen: {self.name} [{self.tag()}]", 200)
+        return f"ufw {self.spec()} comment '{label}'"
 
 
 def _icmp_note(rule: Rule, warnings: list[str]) -> str:
@@ -120,10 +147,6 @@ def _icmp_note(rule: Rule, warnings: list[str]) -> str:
     )
 
 
-def _tag(spec: str) -> str:
-    return hashlib.sha256(spec.encode()).hexdigest()[:10]
-
-
 def _check_sizes(policy: Policy, warnings: list[str]) -> None:
     used = {r.remote for r in policy.rules if r.remote}
     for address_set in policy.sets:
@@ -141,11 +164,36 @@ def _check_sizes(policy: Policy, warnings: list[str]) -> None:
         warnings.append(message)
 
 
+def _add_rules(
+    rule: Rule, policy: Policy, entry: dict[str, Any], ufw_rules: dict[tuple[str, str], _UfwRule]
+) -> None:
+    """The rule's ufw rules into its *entry*; those ufw already has from an earlier rule
+    join that one instead, and the entry's note says so."""
+    joined = []
+    matches = _matches(rule, policy)
+    for way, match in matches:
+        twin = ufw_rules.get((way, match))
+        if twin is None:
+            new = _UfwRule(rule.name, way, match, rule.limit is not None, rule.log)
+            ufw_rules[way, match] = new
+            entry["commands"].append(new)
+        else:
+            twin.limit = twin.limit and rule.limit is not None
+            twin.log = twin.log or rule.log
+            joined.append(twin.name)
+    if joined:
+        entry["note"] = comment_line(
+            f"merged into {', '.join(sorted(set(joined)))}'s above ({len(joined)} of "
+            f"{len(matches)}): ufw keeps one rule per addresses and ports; it limits only if "
+            "all of them limit, and logs if any logs"
+        )
+
+
 def build(policy: Policy, options: RenderOptions) -> Build:
     warnings: list[str] = []
     _check_sizes(policy, warnings)
     entries = []
-    tags = []
+    ufw_rules: dict[tuple[str, str], _UfwRule] = {}
     for rule in policy.rules:
         entry: dict[str, Any] = {
             "origin": rule_heading(rule),
@@ -160,12 +208,10 @@ def build(policy: Policy, options: RenderOptions) -> Build:
                     f"{rule.name} ({rule.origin}): limit {rule.limit} approximated by ufw's fixed "
                     "limit (6 new connections in 30 seconds per source)"
                 )
-            for spec in _specs(rule, policy):
-                tag = _tag(spec)
-                tags.append(tag)
-                label = plain_ascii(f"fwgen: {rule.name} [{tag}]", 200)
-                entry["commands"].append(f"ufw {spec} comment '{label}'")
+            _add_rules(rule, policy, entry, ufw_rules)
         entries.append(entry)
+    for entry in entries:
+        entry["commands"] = [ufw_rule.command() for ufw_rule in entry["commands"]]
     echo_in = any(r.direction == "in" and "echo-request" in r.icmp_types for r in policy.rules)
     if not echo_in:
         warnings.append(
@@ -176,7 +222,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     context = {
         "policy": policy,
         "entries": entries,
-        "tags": sorted(set(tags)),
+        "tags": sorted({ufw_rule.tag() for ufw_rule in ufw_rules.values()}),
         "outgoing": "deny" if policy.defaults.outbound == "drop" else "allow",
         "routed": forward,
         "logging": "low" if policy.log_drops else "off",

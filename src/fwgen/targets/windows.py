@@ -54,6 +54,38 @@ def _rules(rule: Rule, policy: Policy, warnings: list[str]) -> list[dict[str, st
     ]
 
 
+def _identity(rule: Rule, params: dict[str, str]) -> str:
+    """What the -Name's hash covers: the parameters, and what else tells rules apart.
+
+    What the parameters do not show (the limit and the log Windows cannot express, the
+    risk acknowledged) joins the hash only where a rule has it: the names of rules
+    without any stay what they were when the parameters alone were hashed.
+    """
+    extra = {
+        "Limit": str(rule.limit) if rule.limit else "",
+        "Log": "yes" if rule.log else "",
+        "AllowRisky": rule.acknowledged,
+    }
+    shown = sorted((k, v) for k, v in extra.items() if v)
+    return repr(sorted(params.items())) + (repr(shown) if shown else "")
+
+
+def _unique_names(rules: list[dict[str, str]]) -> None:
+    """A second New-NetFirewallRule of a taken -Name (Windows ignores case) fails, and
+    'Stop' ends the script there. Rules the hash cannot tell apart (a service and a
+    literal port of one name, two networks of the same addresses) are numbered in the
+    Policy's order, which does not depend on the order of the profile."""
+    taken: set[str] = set()
+    for rule in rules:
+        base = rule.pop("wanted_name")
+        name, n = base, 1
+        while name.casefold() in taken:
+            n += 1
+            name = f"{base}-{n}"
+        taken.add(name.casefold())
+        rule["name"] = ps_string(name)
+
+
 def _rule(rule: Rule, remote: list[str], warnings: list[str], part: str) -> dict[str, str]:
     where = f"{rule.name} ({rule.origin})"
     if rule.limit is not None:
@@ -78,13 +110,12 @@ def _rule(rule: Rule, remote: list[str], warnings: list[str], part: str) -> dict
         params["RemoteAddress"] = ps_list(remote)
     if rule.local:
         params["LocalAddress"] = ps_list(list(rule.local))
-    content = repr(sorted(params.items()))
-    tag = hashlib.sha256(content.encode()).hexdigest()[:10]
+    tag = hashlib.sha256(_identity(rule, params).encode()).hexdigest()[:10]
     name = plain_ascii(f"fwgen-{rule.name}-{tag}{part}", 120).replace(" ", "_")
     ports = " ".join(str(p) for p in rule.ports) or " ".join(rule.icmp_types)
     label = f"fwgen: {rule.name} ({rule.proto} {ports})"
     return {
-        "name": ps_string(name),
+        "wanted_name": name,  # becomes "name", quoted, once unique: see _unique_names
         "display": ps_string(label[:250]),
         "description": ps_string(f"{rule.comment or rule.name}; from {rule.origin}"[:500]),
         "params": " ".join(f"-{k} {v}" for k, v in params.items()),
@@ -101,6 +132,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             "note": empty_note(rule),
         }
         rules.append(entry)
+    _unique_names([r for entry in rules for r in entry["rules"]])
     log_allowed = any(r.log for r in policy.rules)
     if log_allowed:
         warnings.append(
