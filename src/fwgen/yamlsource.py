@@ -186,6 +186,8 @@ def parse(text: str, display: str) -> Document:
         source = rows[line - 1] if line and 0 < line <= len(rows) else ""
         if "\t" in source[: len(source) - len(source.lstrip())]:
             problem = "a tab character in the indentation; indent YAML with spaces"
+        elif "nesting depth" in problem:  # PyYAML 6.0.4 and later stop deep nesting themselves
+            raise _too_deep(display, line or 1) from None
         raise ProfileError(f"invalid YAML: {problem}", path=display, line=line) from None
     except yaml.YAMLError as exc:
         raise ProfileError(f"invalid YAML: {exc}", path=display) from None
@@ -196,14 +198,18 @@ def parse(text: str, display: str) -> Document:
     return doc
 
 
+def _too_deep(display: str, line: int) -> ProfileError:
+    return ProfileError(
+        f"values are nested more than {MAX_DEPTH} levels deep; no fwgen file needs that",
+        path=display,
+        line=line,
+    )
+
+
 def _build(node: yaml.Node, loc: Loc, doc: Document, seen: set[int]) -> Any:
     line = node.start_mark.line + 1
     if len(loc) > MAX_DEPTH:
-        raise ProfileError(
-            f"values are nested more than {MAX_DEPTH} levels deep; no fwgen file needs that",
-            path=doc.path,
-            line=line,
-        )
+        raise _too_deep(doc.path, line)
     if id(node) in seen:
         raise ProfileError(
             "YAML anchors and aliases are not supported; write the value out",
