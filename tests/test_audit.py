@@ -105,15 +105,52 @@ def test_discover_drafts_a_profile_that_check_and_render_accept(tmp_path: Path) 
     assert result.exit_code == 0
     text = draft.read_text()
     assert "extends: base" in text
-    assert "  - service: ssh  # Secure Shell: risk medium, exposure public" in text
+    # Every listener of the capture is a python test server: named after it, not after the
+    # service the port database has on that port, which the comment names instead.
     assert (
-        "  - service: mysql  # MySQL / MariaDB: risk high, exposure lan-only\n    from: lan" in text
+        "  - port: 22/tcp\n    name: python-22  # python listens; the port database calls "
+        "22/tcp ssh (Secure Shell: risk medium, exposure public)\n" in text
     )
-    assert "  - port: 47001/tcp\n    name: python  # not in the port database" in text
+    assert (
+        "  - port: 3306/tcp\n    name: python-3306  # python listens; the port database calls "
+        "3306/tcp mysql (MySQL / MariaDB: risk high, exposure lan-only)\n    from: lan\n" in text
+    )
+    assert "  - port: 443/tcp\n    name: python-443-tcp  #" in text
+    assert "  - port: 443/udp\n    name: python-443-udp  #" in text
+    assert "  - port: 47001/tcp\n    name: python-47001  # not in the port database" in text
     assert "631" not in text
     assert runner.invoke(app, ["check", str(draft)]).exit_code == 0
     rendered = runner.invoke(app, ["render", str(draft), "-t", "nftables"])
     assert rendered.exit_code == 0 and "tcp dport 47001 accept" in rendered.stdout
+
+
+def test_discover_names_a_service_after_the_program_that_usually_serves_it() -> None:
+    ss = "".join(
+        f'tcp LISTEN 0 128 *:{port} *:* users:(("{program}",pid=1,fd=3))\n'
+        for port, program in (
+            (22, "sshd"),
+            (80, "nginx"),
+            (443, "nginx"),
+            (3306, "mysqld"),
+            (9999, "python3"),
+            (31337, "bo2k"),
+        )
+    )
+    result = runner.invoke(app, ["discover", "--listening", "-"], input=ss)
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "  - service: ssh  # Secure Shell" in out
+    assert "  - service: http  #" in out and "  - service: https  #" in out
+    assert (
+        "  - service: mysql  # MySQL / MariaDB: risk high, exposure lan-only\n    from: lan" in out
+    )
+    # python3 on 9999 is not the smart plug the port database knows there
+    assert (
+        "  - port: 9999/tcp\n    name: python3  # python3 listens; the port database calls 9999/tcp"
+        in out
+    )
+    assert "service: tplink" not in out
+    assert "  # - port: 31337/tcp  # back-orifice (" in out and "do not open" in out
 
 
 def test_discover_without_process_names_and_from_stdin() -> None:

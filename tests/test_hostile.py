@@ -94,6 +94,36 @@ def symlink(name: str, target: str, setup: Setup) -> Setup:
     return wrapped
 
 
+def command(*argv: str, **files: str | bytes) -> Setup:
+    """A case: *files* written, then fwgen *argv* with {tmp} standing for the folder."""
+
+    def setup(tmp: Path) -> list[str]:
+        _files(tmp, dict(files))
+        return [a.replace("{tmp}", str(tmp)) for a in argv]
+
+    return setup
+
+
+NMAP = (
+    '<?xml version="1.0"?>\n<nmaprun scanner="nmap">\n'
+    '<scaninfo type="syn" protocol="tcp" services="{services}"/>\n'
+    '<host><address addr="192.0.2.1" addrtype="ipv4"/><ports>'
+    '<port protocol="tcp" portid="{portid}"><state state="open"/></port></ports></host>\n'
+    "</nmaprun>\n"
+)
+
+
+def scan(services: str = "1-1000", portid: str = "22", text: str = "") -> Setup:
+    xml = text or NMAP.format(services=services, portid=portid)
+    return command("audit", "webserver", "--scan", "{tmp}/scan.xml", **{"scan.xml": xml})
+
+
+def listening(port: str, verb: str = "discover") -> Setup:
+    line = f'tcp LISTEN 0 128 0.0.0.0:{port} 0.0.0.0:* users:(("python3",pid=1,fd=3))\n'
+    head = ["audit", "webserver"] if verb == "audit" else ["discover"]
+    return command(*head, "--listening", "{tmp}/ss.txt", **{"ss.txt": line})
+
+
 # case: (setup, what the one error line must contain)
 REFUSED: dict[str, tuple[Setup, str]] = {
     # 2. zone ids
@@ -263,6 +293,63 @@ REFUSED: dict[str, tuple[Setup, str]] = {
         profile("description: " + "[" * 20000 + "]" * 20000 + "\n"),
         "p.yaml:1: values are nested more than 16 levels deep",
     ),
+    "nmap scanning two billion ports": (
+        scan(services="1-2000000000"),
+        "scan.xml: scaninfo services '2000000000' is not a port number (0-65535)",
+    ),
+    "an nmap port that is a name": (
+        scan(portid="ssh"),
+        "scan.xml: portid 'ssh' is not a port number (0-65535)",
+    ),
+    "an nmap port of 5,000 digits": (scan(portid="9" * 5000), "portid '99999999999999999...'"),
+    "XML entities in a scan": (
+        scan(
+            text='<?xml version="1.0"?>\n<!DOCTYPE nmaprun [<!ENTITY a "aaaaaaaaaa">'
+            '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>\n<nmaprun>&b;</nmaprun>\n'
+        ),
+        "scan.xml:2: the scan declares XML entities",
+    ),
+    "a scan that is not XML": (
+        scan(text="<nmaprun>\n<a>\n</nmaprun>\n"),
+        "scan.xml:3: not an nmap XML report",
+    ),
+    "a FIFO as the scan": (fifo("scan.xml", scan()), "scan.xml: scan path is a FIFO"),
+    "U+2028 in ss output": (
+        command("discover", "--listening", "{tmp}/ss.txt", **{"ss.txt": "tcp\u2028LISTEN\n"}),
+        "ss.txt:1: U+2028 (LINE SEPARATOR) is not allowed",
+    ),
+    "a 5,000-digit port in ss output for discover": (
+        listening("9" * 5000),
+        "ss.txt:1: port '99999999999999999...' is not a port number",
+    ),
+    "a 5,000-digit port in ss output for audit": (
+        listening("9" * 5000, "audit"),
+        "ss.txt:1: port '99999999999999999...' is not a port number",
+    ),
+    "a port past 65535 in ss output": (listening("65536"), "ss.txt:1: port '65536'"),
+    "a site port file whose title holds a second line": (
+        command(
+            "discover",
+            "--listening",
+            "{tmp}/ss.txt",
+            "--ports",
+            "{tmp}/ports.yaml",
+            **{
+                "ss.txt": "tcp LISTEN 0 128 0.0.0.0:27015 0.0.0.0:*\n",
+                "ports.yaml": '- {name: game, title: "Game\\n  - port: 1-65535/tcp\\n    name: all",'
+                " ports: [27015/tcp], risk: low, exposure: public, category: game}\n",
+            },
+        ),
+        "ports.yaml:1: [0].title: title contains a control character '\\n'",
+    ),
+    "a git revision that is an option": (
+        command("diff", "--", "--output={tmp}/written:HEAD/x.yaml", "webserver"),
+        "'--output=",
+    ),
+    "a git path that climbs out": (
+        command("diff", "HEAD:../../x.yaml", "webserver"),
+        "HEAD:../../x.yaml: give the path from the top of the repository, without '..'",
+    ),
     # 8. outputs that would not load
     "a port file range written backwards as a mapping": (
         site_ports(
@@ -312,6 +399,7 @@ def test_refused_with_one_located_line(case: str, tmp_path: Path) -> None:
     assert err.count("\n") == 1 and err.startswith("error: "), err
     assert expected in err, err
     assert "Traceback" not in err
+    assert not (work / "written").exists()
 
 
 def test_allow_outside_lets_a_profile_name_a_folder_it_trusts(tmp_path: Path) -> None:
@@ -419,3 +507,38 @@ def test_file_names_reach_no_ruleset_raw(name: str, target: str, tmp_path: Path)
         assert not line.startswith(
             ("flush ruleset", "ufw disable", "Set-NetFirewallProfile -All -Enabled False", "*nat")
         ), line
+
+
+def test_standard_input_is_read_like_a_file() -> None:
+    big = runner.invoke(app, ["discover", "--listening", "-"], input=b"\xff\xfe\n")
+    assert big.exit_code == 2 and big.stderr == "error: <stdin>:1: input file is not UTF-8 text\n"
+    nul = runner.invoke(app, ["audit", "webserver", "--listening", "-"], input=b"tcp\0\n")
+    assert nul.exit_code == 2 and "<stdin>:1: input file is binary" in nul.stderr
+
+
+def test_git_diff_skips_links_that_leave_the_folder(tmp_path: Path) -> None:
+    import subprocess
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "web.yaml").write_text("description: web\ninbound: [{service: http}]\n")
+    (site / "abs").symlink_to("/etc/passwd")
+    (site / "link.yaml").symlink_to("/etc/passwd")
+    git = ["git", "-C", str(tmp_path), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        same = runner.invoke(app, ["diff", "HEAD:site/web.yaml", "site/web.yaml"])
+        link = runner.invoke(app, ["diff", "HEAD:site/link.yaml", "site/web.yaml"])
+    finally:
+        os.chdir(cwd)
+    assert same.exit_code == 0, same.stderr
+    assert "no change in what is allowed" in same.stdout
+    assert link.exit_code == 2
+    assert link.stderr == (
+        "error: HEAD:site/link.yaml: no such file at that revision "
+        "(a link pointing outside its folder, which fwgen does not follow)\n"
+    )

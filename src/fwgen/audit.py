@@ -9,12 +9,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fwgen.errors import FwgenError
 from fwgen.policy import Family, Policy, Rule
 from fwgen.portdb import Catalogue, Service
+from fwgen.yamlsource import check_text, lines, read_text
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -48,22 +50,40 @@ class Item:
 # ---------------------------------------------------------------- reading
 
 
-def read_nmap(path: Path) -> tuple[list[Observed], dict[str, set[int]]]:
-    """Ports nmap reported for every host in the file, and the ports it scanned per protocol."""
+MAX_INPUT = 64 * 1024 * 1024  # nmap XML of a /16 with every port is well under this
+
+
+def read_nmap(path: Path, shown: str | None = None) -> tuple[list[Observed], dict[str, set[int]]]:
+    """Ports nmap reported for every host in the file, and the ports it scanned per protocol.
+
+    The report is read like every other input (a regular file, bounded, printable text);
+    a document type with entity declarations is refused, since nmap never writes one and
+    entities are how XML expands a small file into a huge one.
+    """
+    shown = shown or str(path)
+    text = read_text(path, shown, what="scan", limit=MAX_INPUT)
+    if "<!ENTITY" in text:
+        raise FwgenError(
+            "the scan declares XML entities, which nmap never writes; give nmap's own -oX output",
+            path=shown,
+            line=text.count("\n", 0, text.index("<!ENTITY")) + 1,
+        )
     try:
-        root = ET.parse(path).getroot()
-    except FileNotFoundError:
-        raise FwgenError("scan file not found", path=str(path)) from None
-    except (ET.ParseError, OSError) as exc:
-        raise FwgenError(f"not an nmap XML report: {exc}", path=str(path)) from None
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise FwgenError(
+            f"not an nmap XML report: {str(exc).partition(':')[0]}",
+            path=shown,
+            line=exc.position[0],
+        ) from None
     if root.tag != "nmaprun":
         raise FwgenError(
-            "not an nmap XML report (expected <nmaprun>; run nmap with -oX)", path=str(path)
+            "not an nmap XML report (expected <nmaprun>; run nmap with -oX)", path=shown
         )
     scanned: dict[str, set[int]] = {}
     for info in root.iter("scaninfo"):
         scanned.setdefault(info.get("protocol", ""), set()).update(
-            _port_list(info.get("services", ""))
+            _port_list(info.get("services", ""), shown)
         )
     seen = []
     for host in root.iter("host"):
@@ -79,7 +99,7 @@ def read_nmap(path: Path) -> tuple[list[Observed], dict[str, set[int]]]:
                 Observed(
                     family=family,
                     proto=port.get("protocol", ""),
-                    port=int(port.get("portid", "0")),
+                    port=_port_number(port.get("portid", ""), shown, "portid"),
                     state=(state.get("state", "") if state is not None else "").split("|")[0],
                     address=address.get("addr", ""),
                 )
@@ -87,11 +107,22 @@ def read_nmap(path: Path) -> tuple[list[Observed], dict[str, set[int]]]:
     return seen, scanned
 
 
-def _port_list(text: str) -> set[int]:
+def _port_number(text: str, shown: str, what: str, line: int | None = None) -> int:
+    """A port number 0-65535 from a report (nmap can scan port 0); else a one-line error."""
+    if text.isascii() and text.isdigit() and len(text) <= 5 and int(text) <= 65535:
+        return int(text)
+    quoted = text if len(text) <= 20 else text[:17] + "..."
+    raise FwgenError(f"{what} {quoted!r} is not a port number (0-65535)", path=shown, line=line)
+
+
+def _port_list(text: str, shown: str) -> set[int]:
+    """nmap's ``services="1-1000,8080"``: at most the 65,536 ports there are."""
     ports: set[int] = set()
     for part in filter(None, text.split(",")):
         low, _, high = part.partition("-")
-        ports.update(range(int(low), int(high or low) + 1))
+        first = _port_number(low, shown, "scaninfo services")
+        last = _port_number(high, shown, "scaninfo services") if high else first
+        ports.update(range(first, last + 1))
     return ports
 
 
@@ -103,7 +134,7 @@ SS_LINE = re.compile(
 def read_ss(text: str, shown: str) -> list[Observed]:
     """Listeners from `ss -tulnH` / `ss -tulpnH` output (a header line is skipped)."""
     out = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in lines(check_text(text, shown)):
         if not line.strip() or line.startswith("Netid"):
             continue
         match = SS_LINE.match(line.strip())
@@ -122,7 +153,7 @@ def read_ss(text: str, shown: str) -> list[Observed]:
             Observed(
                 family,
                 match["proto"],
-                int(match["port"]),
+                _port_number(match["port"], shown, "port", number),
                 "listening",
                 local,
                 process[1] if process else "",
@@ -322,37 +353,76 @@ def _rule_name(text: str) -> str:
     return name if name and name[0].isalnum() else f"port-{name}".strip("-")
 
 
+def serves(service: Service, process: str) -> bool:
+    """Whether a program of this name is what usually serves *service* (``sshd`` for ssh,
+    ``nginx`` for http); true when ``ss`` did not name the program."""
+    if not process:
+        return True
+    program = process.lower()
+    names = {service.name, *service.aliases}
+    return program in names or program.removesuffix("d") in names or program in service.processes
+
+
+def _draft_rule(obs: Observed, service: Service | None, name: str) -> tuple[list[str], bool]:
+    """The draft's lines for one listener, and whether they need the `lan` network.
+
+    The port database names the rule when the program listening is what usually serves
+    that port, or when ``ss`` did not say; otherwise the rule is *name* (after the program)
+    and the comment says what the port database would call the port.
+    """
+    port = f"{obs.port}/{obs.proto}"
+    if service is None:
+        return [f"  - port: {port}", f"    name: {name}  # not in the port database"], False
+    note = f"{service.title}: risk {service.risk}, exposure {service.exposure}"
+    if service.exposure == "never":
+        return [
+            f"  # - port: {port}  # {service.name} ({note}): a known backdoor port; investigate, do not open"
+        ], False
+    if serves(service, obs.process):
+        head = [f"  - service: {service.name}  # {note}"]
+    else:
+        head = [
+            f"  - port: {port}",
+            f"    name: {name}  # {obs.process} listens; the port database calls {port} {service.name} ({note})",
+        ]
+    lan = service.exposure == "lan-only"
+    return head + (["    from: lan"] if lan else []), lan
+
+
+def _port_rule_names(listeners: list[Observed]) -> dict[Observed, str]:
+    """A rule name per listener: the program's name, with the port (and protocol) added
+    where one program listens on several ports, so that names stay unique."""
+    base = {obs: _rule_name(obs.process or f"port-{obs.port}") for obs in listeners}
+    count = Counter(base.values())
+    named = {obs: f"{b}-{obs.port}" if count[b] > 1 else b for obs, b in base.items()}
+    again = Counter(named.values())
+    return {obs: f"{n}-{obs.proto}" if again[n] > 1 else n for obs, n in named.items()}
+
+
 def discover(listeners: list[Observed], ports: Catalogue) -> str:
     """A draft profile: one inbound rule per non-loopback listener, annotated from the port database."""
     seen: dict[tuple[str, int], Observed] = {}
     for obs in listeners:
         if not _loopback(obs.address):
             seen.setdefault((obs.proto, obs.port), obs)
-    entries: list[str] = []
+    drafted: list[tuple[Observed, Service | None]] = []
     services_done: set[str] = set()
-    needs_lan = False
     for (proto, port), obs in sorted(seen.items(), key=lambda item: (item[0][1], item[0][0])):
         service = _service(ports, None, proto, port)
-        if service is not None and service.name in services_done:
-            continue
-        if service is None:
-            name = _rule_name(obs.process or f"port-{port}")
-            entries += [
-                f"  - port: {port}/{proto}",
-                f"    name: {name}  # not in the port database",
-            ]
-            continue
-        services_done.add(service.name)
-        note = f"{service.title}: risk {service.risk}, exposure {service.exposure}"
-        if service.exposure == "never":
-            entries.append(
-                f"  # - service: {service.name}  # {note}: a known backdoor port; investigate, do not open"
-            )
-        elif service.exposure == "lan-only":
-            needs_lan = True
-            entries += [f"  - service: {service.name}  # {note}", "    from: lan"]
-        else:
-            entries.append(f"  - service: {service.name}  # {note}")
+        if service is not None and service.exposure != "never" and serves(service, obs.process):
+            if service.name in services_done:
+                continue
+            services_done.add(service.name)
+        drafted.append((obs, service))
+    names = _port_rule_names(
+        [obs for obs, service in drafted if service is None or not serves(service, obs.process)]
+    )
+    entries: list[str] = []
+    needs_lan = False
+    for obs, service in drafted:
+        rule, lan = _draft_rule(obs, service, names.get(obs, ""))
+        entries += rule
+        needs_lan = needs_lan or lan
     lines = [
         "# Drafted by `fwgen discover` from the services listening on a host.",
         "# Review every rule: a listener is not a reason to open a port.",
@@ -365,4 +435,4 @@ def discover(listeners: list[Observed], ports: Catalogue) -> str:
             "  lan: []  # fill in the networks that may reach LAN-only services, e.g. [192.0.2.0/24]",
         ]
     lines += ["inbound:" if entries else "inbound: []", *entries]
-    return "\n".join(lines) + "\n"
+    return check_text("\n".join(lines) + "\n", "the draft")

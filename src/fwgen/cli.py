@@ -409,11 +409,12 @@ def build(
 
 def _read_input(name: str) -> tuple[str, str]:
     """The text of FILE, or of standard input for '-'; and the name to show."""
-    if name == "-":
-        return sys.stdin.read(), "<stdin>"
-    from fwgen.yamlsource import read_text
+    from fwgen.audit import MAX_INPUT
+    from fwgen.yamlsource import read_stream, read_text
 
-    return read_text(Path(name), name, what="input", limit=64 * 1024 * 1024), name
+    if name == "-":
+        return read_stream(sys.stdin.buffer, "<stdin>", "input", MAX_INPUT), "<stdin>"
+    return read_text(Path(name), name, what="input", limit=MAX_INPUT), name
 
 
 @app.command()

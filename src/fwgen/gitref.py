@@ -11,24 +11,31 @@ from pathlib import Path, PurePosixPath
 
 from fwgen.errors import FwgenError
 
-REV_PATH = re.compile(r"^(?P<rev>[^:\s]+):(?P<path>[^:\s]+\.ya?ml)$")
+REV_PATH = re.compile(r"(?P<rev>[^:\s]+):(?P<path>[^:\s]+\.ya?ml)")
+# What a branch, tag, commit or reflog expression looks like; never an option (a leading "-").
+REV = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./@{}~^+-]{0,199}")
 
 
 def is_git_ref(ref: str) -> bool:
-    return bool(REV_PATH.match(ref)) and not Path(ref).exists()
+    return bool(REV_PATH.fullmatch(ref)) and not Path(ref).exists()
 
 
 def checkout_profile(ref: str, into: Path) -> str:
     """Extract the profile's directory at REV into *into*; return the profile's path there.
 
-    The whole directory comes along, so `extends:` finds its siblings as they were.
+    The whole directory comes along, so `extends:` finds its siblings as they were. Links
+    that would point outside it (absolute, or through ``..``) are not extracted.
     """
-    match = REV_PATH.match(ref)
+    match = REV_PATH.fullmatch(ref)
     assert match is not None
     rev, path = match.group("rev"), PurePosixPath(match.group("path"))
+    if not REV.fullmatch(rev):
+        raise FwgenError(f"{ref}: {rev!r} is not a git revision (a branch, tag or commit)")
+    if path.is_absolute() or ".." in path.parts:
+        raise FwgenError(f"{ref}: give the path from the top of the repository, without '..'")
     try:
         archive = subprocess.run(
-            ["git", "archive", "--format=tar", rev, "--", str(path.parent)],
+            ["git", "archive", "--format=tar", "--end-of-options", rev, str(path.parent)],
             capture_output=True,
             check=True,
         ).stdout
@@ -36,15 +43,27 @@ def checkout_profile(ref: str, into: Path) -> str:
         raise FwgenError(f"{ref}: git is not installed") from None
     except subprocess.CalledProcessError as exc:
         message = exc.stderr.decode(errors="replace").strip().splitlines()
-        raise FwgenError(
-            f"{ref}: git cannot read it ({message[-1] if message else 'unknown error'})"
-        ) from None
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
+        reason = "".join(c if c.isprintable() else "?" for c in message[-1]) if message else ""
+        raise FwgenError(f"{ref}: git cannot read it ({reason or 'unknown error'})") from None
+    skipped = _extract(archive, into)
     target = into / path
     if not target.is_file():
-        raise FwgenError(f"{ref}: no such file at that revision")
+        why = " (a link pointing outside its folder, which fwgen does not follow)"
+        why = why if str(path) in skipped else ""
+        raise FwgenError(f"{ref}: no such file at that revision{why}")
     return str(target)
+
+
+def _extract(archive: bytes, into: Path) -> list[str]:
+    """Extract what tar's "data" filter allows; the names of the members it refused."""
+    skipped = []
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        for member in tar:
+            try:
+                tar.extract(member, into, filter="data")
+            except tarfile.FilterError:
+                skipped.append(member.name)
+    return skipped
 
 
 def temporary_dir() -> tempfile.TemporaryDirectory[str]:

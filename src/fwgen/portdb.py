@@ -20,13 +20,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from fwgen.addresses import network_text, parse_network
 from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected, split_location
-from fwgen.profile import SERVICE_RE, parse_port
+from fwgen.profile import SERVICE_RE, check_text, parse_port
 from fwgen.yamlsource import Document, parse, read_text
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 CATALOGUE = Path(__file__).resolve().parent / "data" / "services.yaml"
 COMPILED = CATALOGUE.with_suffix(".json")
+PROCESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 NARROW = 64  # a service spanning more ports than this is not "the" service of one of them
 Risk = Literal["low", "medium", "high", "critical"]
 Exposure = Literal["public", "lan-only", "never"]
@@ -84,6 +86,20 @@ class Service(BaseModel):
     helper: str | None = None
     destinations: tuple[str, ...] = ()
     family: Literal["ipv4", "ipv6"] | None = None
+    processes: tuple[str, ...] = ()  # programs that usually serve it, as `ss -p` names them
+
+    @field_validator("title", "description", "risk_notes")
+    @classmethod
+    def _text(cls, value: str, info: ValidationInfo) -> str:
+        return check_text(value, str(info.field_name), 200 if info.field_name == "title" else 1000)
+
+    @field_validator("processes")
+    @classmethod
+    def _processes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not PROCESS_RE.fullmatch(name):
+                raise ValueError(f"invalid process name {name!r}; use letters, digits, _.+-")
+        return value
 
     @field_validator("name", "aliases")
     @classmethod

@@ -39,10 +39,10 @@ def _listify(value: Any) -> Any:
     return value if isinstance(value, list) else [value]
 
 
-def check_text(value: str, what: str) -> str:
+def check_text(value: str, what: str, limit: int = MAX_TEXT) -> str:
     """Free text (descriptions, comments): one line, printable, bounded."""
-    if len(value) > MAX_TEXT:
-        raise ValueError(f"{what} is longer than {MAX_TEXT} characters")
+    if len(value) > limit:
+        raise ValueError(f"{what} is longer than {limit} characters")
     bad = [c for c in value if not c.isprintable()]
     if bad:
         raise ValueError(

@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -56,7 +56,11 @@ def read_text(path: Path, display: str, what: str = "profile", limit: int = MAX_
     *limit* bytes, as UTF-8; the text must pass `check_text`. ``\\r\\n`` line ends
     become ``\\n``.
     """
-    raw = _read_regular(path, display, what, limit)
+    return decode_text(_read_regular(path, display, what, limit), display, what)
+
+
+def decode_text(raw: bytes, display: str, what: str) -> str:
+    """Bytes read from a file or a pipe as checked text (see `read_text`)."""
     if b"\0" in raw:
         raise ProfileError(f"{what} file is binary, not text", path=display, line=1)
     try:
@@ -74,6 +78,14 @@ _KINDS = {
     stat.S_IFBLK: "a block device",
     stat.S_IFSOCK: "a socket",
 }
+
+
+def read_stream(stream: BinaryIO, display: str, what: str, limit: int) -> str:
+    """At most *limit* bytes of a pipe (standard input) as checked text."""
+    raw = stream.read(limit + 1)
+    if len(raw) > limit:
+        raise ProfileError(f"{what} is larger than {_size(limit)}", path=display)
+    return decode_text(raw, display, what)
 
 
 def _read_regular(path: Path, display: str, what: str, limit: int) -> bytes:
