@@ -191,11 +191,14 @@ FULL = {"0.0.0.0-255.255.255.255": "ipv4", "::-ffff:ffff:ffff:ffff:ffff:ffff:fff
 def parse_windows(script: str) -> set[Tuple]:
     out: set[Tuple] = set()
     for line in script.splitlines():
-        if not line.startswith("New-NetFirewallRule "):
+        # `if (-not $Present.ContainsKey('NAME')) { New-NetFirewallRule -Name 'NAME' ... }`:
+        # a NAME holds no space, so the command starts at the first "New-NetFirewallRule ".
+        start = line.find("New-NetFirewallRule ")
+        if start < 0 or line.lstrip().startswith("#"):
             continue
         params = {
             k: [s.replace("''", "'") for s in re.findall(r"'((?:[^']|'')*)'", v)] or [v]
-            for k, v in PARAM.findall(line.split(" | ")[0])
+            for k, v in PARAM.findall(line[start:])
         }
         direction = "in" if params["Direction"] == ["Inbound"] else "out"
         proto = {"TCP": "tcp", "UDP": "udp", "ICMPv4": "icmp", "ICMPv6": "icmpv6"}[

@@ -30,6 +30,7 @@ from tests.roundtrip import (
     parse_ufw,
     parse_windows,
 )
+from tests.targets.pwsh import Firewall, read_script, run
 from tests.targets.test_ufw import UFW_LINE, commands
 from tests.targets.test_windows import parse_errors
 
@@ -237,6 +238,10 @@ def test_every_target_means_exactly_the_policy(
     windows = outputs["windows"]["fwgen.ps1"]
     assert parse_errors(windows) == []
     assert canonical(parse_windows(windows)) == canonical(expected(policy))
+    shape = read_script(windows)  # add, then default block, then remove: whatever the input
+    firewall = Firewall()
+    run(shape, firewall)
+    assert firewall.fwgen() == set(shape.names())
     if "ufw" in outputs:
         script = outputs["ufw"]["fwgen-ufw.sh"]
         for line in commands(script):

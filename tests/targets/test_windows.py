@@ -10,14 +10,12 @@ from syrupy.assertion import SnapshotAssertion
 from typer.testing import CliRunner
 
 from fwgen.cli import app
-from fwgen.render import render
+from fwgen.render import render, render_with_warnings
 from fwgen.resolve import resolve_profile
+from fwgen.targets import RenderOptions
 from tests.conftest import BUILTIN, EVERY_FEATURE
+from tests.targets.pwsh import PARSER, read_script
 from tests.tricky import TRICKY
-
-ts = pytest.importorskip("tree_sitter")
-tsp = pytest.importorskip("tree_sitter_powershell")
-PARSER = ts.Parser(ts.Language(tsp.language()))
 
 
 def parse_errors(script: str) -> list[str]:
@@ -35,16 +33,12 @@ def parse_errors(script: str) -> list[str]:
 
 
 def commands(script: str) -> list[str]:
-    return [line for line in script.splitlines() if line and not line.startswith("#")]
+    return [line for line in script.splitlines() if line and not line.lstrip().startswith("#")]
 
 
 def rule_names(script: str) -> list[str]:
     """The -Name of each New-NetFirewallRule, as Windows compares them: ignoring case."""
-    return [
-        re.match(r"New-NetFirewallRule -Name '([^']*)' ", line)[1].casefold()  # type: ignore[index]
-        for line in commands(script)
-        if line.startswith("New-NetFirewallRule ")
-    ]
+    return [name.casefold() for name in read_script(script).names()]
 
 
 @pytest.mark.parametrize("profile", BUILTIN)
@@ -58,21 +52,12 @@ def test_builtin_profile_snapshot(profile: str, snapshot: SnapshotAssertion) -> 
 def test_script_parses_clean_and_has_the_safety_lines(profile: str) -> None:
     script = render(resolve_profile(profile), "windows")["fwgen.ps1"]
     assert parse_errors(script) == []
-    lines = commands(script)
     assert script.startswith("#Requires -RunAsAdministrator\n")
-    assert lines[0] == "$ErrorActionPreference = 'Stop'"
-    assert lines[1].startswith(
-        "Set-NetFirewallProfile -All -Enabled True -DefaultInboundAction Block "
-    )
-    assert (
-        lines[2]
-        == "Get-NetFirewallRule -Group 'fwgen' -ErrorAction SilentlyContinue | Remove-NetFirewallRule"
-    )
-    assert all(re.match(r"^New-NetFirewallRule -Name 'fwgen-", line) for line in lines[3:])
-    assert all(
-        " -Group 'fwgen' " in line and line.endswith("-Action Allow -Profile Any | Out-Null")
-        for line in lines[3:]
-    )
+    shape = read_script(script)  # the order of work: see tests/targets/pwsh.py
+    assert shape.adds
+    for add in shape.adds:
+        assert add.params["Group"] == ["fwgen"]
+        assert add.params["Action"] == ["Allow"] and add.params["Profile"] == ["Any"]
 
 
 def test_every_feature_rules() -> None:
@@ -113,26 +98,40 @@ def test_hostile_text_stays_inside_single_quotes(write_profile: Callable[..., Pa
     )
     script = render(resolve_profile(str(path)), "windows")["fwgen.ps1"]
     assert parse_errors(script) == []
-    rule = next(line for line in commands(script) if line.startswith("New-NetFirewallRule"))
+    rule = next(line for line in commands(script) if "New-NetFirewallRule" in line)
     assert "-Description 'a'' -Action Block; Remove-NetFirewallRule -All; ''?; from " in rule
     tree = PARSER.parse(script.encode())
     names = [n for n in _command_names(tree.root_node)]
     assert names == [
-        "Set-NetFirewallProfile",
         "Get-NetFirewallRule",
-        "Remove-NetFirewallRule",
+        "ForEach-Object",
         "New-NetFirewallRule",
         "Out-Null",
+        "Set-NetFirewallProfile",
+        "Get-NetFirewallRule",
+        "Where-Object",
+        "Remove-NetFirewallRule",
+        "Get-NetFirewallRule",
+        "Where-Object",
+        "Remove-NetFirewallRule",
+    ]
+    (add,) = read_script(script).adds
+    assert add.params["Description"] == [
+        f"a' -Action Block; Remove-NetFirewallRule -All; '?; from {path}:3"
     ]
 
 
-def _command_names(node: object) -> list[str]:
+def _nodes(node: object, kind: str) -> list[str]:
     out = []
-    if node.type == "command_name":  # type: ignore[attr-defined]
+    if node.type == kind:  # type: ignore[attr-defined]
         out.append(node.text.decode())  # type: ignore[attr-defined]
     for child in node.children:  # type: ignore[attr-defined]
-        out.extend(_command_names(child))
+        out.extend(_nodes(child, kind))
     return out
+
+
+def _command_names(node: object) -> list[str]:
+    return _nodes(node, "command_name")
 
 
 def test_rules_that_differ_only_in_log_or_limit_have_names_of_their_own(
@@ -177,4 +176,140 @@ def test_a_rule_keeps_its_name_when_others_come_and_go(write_profile: Callable[.
     after = write_profile(f"description: d\ninbound: [{rules[1]}, {rules[0]}]\n", "after.yaml")
     old = rule_names(render(resolve_profile(str(before)), "windows")["fwgen.ps1"])
     new = rule_names(render(resolve_profile(str(after)), "windows")["fwgen.ps1"])
-    assert len(old) == 1 and len(new) == 2 and old[0] in new
+    # the generation changes with the rules; the rest of a rule's name does not
+    assert len(old) == 1 and len(new) == 2 and old[0][19:] in [n[19:] for n in new]
+    assert old[0][:19] != new[0][:19]
+
+
+# ------------------------------------------------------------------ exact where Windows is exact
+
+PING_OFF = """\
+description: base without ping
+extends: base
+options: {ping: false}
+"""
+
+
+def test_base_without_ping_renders_strict_with_no_warning(
+    write_profile: Callable[..., Path],
+) -> None:
+    """Windows' own stack discards neighbour discovery whose hop limit is not 255
+    (RFC 4861), so the ND rules are exact: nothing to warn about."""
+    path = write_profile(PING_OFF)
+    result = CliRunner().invoke(app, ["render", str(path), "-t", "windows", "--strict"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    assert "APPROXIMATED" not in result.stdout
+    assert "-IcmpType '1','2','3','4','134','135','136'" in result.stdout
+
+
+def test_what_windows_cannot_express_is_still_warned_once() -> None:
+    _, warnings = render_with_warnings(resolve_profile(str(EVERY_FEATURE)), "windows")
+    assert not any("hop limit" in w for w in warnings)
+    assert len(warnings) == len(set(warnings))
+    limits = [w for w in warnings if "cannot rate-limit" in w]
+    assert [w.split(":")[0] for w in limits] == [
+        "ping (profiles/base.yaml",
+        "ssh (tests/data/good/every-feature.yaml",
+    ]
+    assert any("logs per profile, not per rule" in w for w in warnings)
+
+
+def _descriptions(script: str) -> list[str]:
+    return [
+        m[1].replace("''", "'") for m in re.finditer(r" -Description '((?:[^']|'')*)' ", script)
+    ]
+
+
+def test_no_description_claims_a_rate_limit_windows_does_not_apply() -> None:
+    script = render(resolve_profile(str(EVERY_FEATURE)), "windows")["fwgen.ps1"]
+    descriptions = _descriptions(script)
+    assert descriptions
+    assert not [d for d in descriptions if "rate limited" in d.replace("not rate limited", "")]
+    ping = [d for d in descriptions if d.startswith("ping")]
+    assert (
+        ping
+        == [
+            "ping: not rate limited (Windows Firewall cannot apply the 5/second limit); from profiles/base.yaml:29"
+        ]
+        * 2
+    )
+
+
+@pytest.mark.parametrize("flush", [False, True])
+def test_the_header_tells_the_truth_about_exclusive_mode(flush: bool) -> None:
+    policy = resolve_profile("webserver")
+    script = render(policy, "windows", RenderOptions(flush_ruleset=flush))["fwgen.ps1"]
+    header = script.split("$ErrorActionPreference")[0]
+    if flush:
+        assert "# Exclusive mode is ON (rendered with --flush-ruleset):" in header
+        assert "to turn it on" not in header
+    else:
+        assert "# Exclusive mode is off (render with --flush-ruleset to turn it on):" in header
+        assert " ON" not in header
+
+
+# ------------------------------------------------------------------ generations
+
+
+def generation(script: str) -> str:
+    m = re.search(r"^\$ThisGeneration = 'fwgen-([0-9a-f]{12})-\*'$", script, re.M)
+    assert m, "no generation"
+    return m[1]
+
+
+def test_the_generation_is_a_hash_of_the_rules_alone(write_profile: Callable[..., Path]) -> None:
+    def script(text: str) -> str:
+        return render(resolve_profile(str(write_profile(text))), "windows")["fwgen.ps1"]
+
+    one = script("description: one\ninbound: [{port: 80/tcp, name: web}]\n")
+    two = script("description: two\ninbound: [{port: 80/tcp, name: web}]\n")
+    three = script("description: one\ninbound: [{port: 81/tcp, name: web}]\n")
+    # another description of the same rules: another header, the same generation
+    assert one != two and generation(one) == generation(two)
+    assert generation(three) != generation(one)
+    assert script("description: one\ninbound: [{port: 80/tcp, name: web}]\n") == one
+    assert all(n.startswith(f"fwgen-{generation(three)}-") for n in rule_names(three))
+
+
+KNOWN_VARIABLES = {"$ErrorActionPreference", "$ThisGeneration", "$Present", "$_", "$true"}
+KNOWN_COMMANDS = {
+    "Get-NetFirewallRule",
+    "ForEach-Object",
+    "New-NetFirewallRule",
+    "Out-Null",
+    "Set-NetFirewallProfile",
+    "Where-Object",
+    "Remove-NetFirewallRule",
+    "Disable-NetFirewallRule",
+}
+
+
+@pytest.mark.parametrize("profile", [*TRICKY, "hostile"])
+def test_hostile_values_stay_single_quoted_data(
+    profile: str, write_profile: Callable[..., Path]
+) -> None:
+    """Whatever a profile holds, the script has only fwgen's own commands and variables,
+    every string is a single-quoted literal, and the generation is hex."""
+    if profile == "hostile":
+        path = write_profile(
+            """\
+            description: "$(Remove-NetFirewallRule -All)"
+            inbound:
+              - {port: 80/tcp, name: a.b+c, comment: "') { Remove-NetFirewallRule }; $Present = @{}; ('\u2019"}
+            """,
+            "x'); $Present = @{}; #.yaml",
+        )
+    else:
+        path = write_profile(json.dumps(TRICKY[profile]()))
+    for flush in (False, True):
+        script = render(resolve_profile(str(path)), "windows", RenderOptions(flush_ruleset=flush))[
+            "fwgen.ps1"
+        ]
+        tree = PARSER.parse(script.encode())
+        assert not tree.root_node.has_error
+        assert set(_nodes(tree.root_node, "command_name")) <= KNOWN_COMMANDS
+        assert set(_nodes(tree.root_node, "variable")) <= KNOWN_VARIABLES
+        assert _nodes(tree.root_node, "expandable_string_literal") == []
+        assert all(s.startswith("'") for s in _nodes(tree.root_node, "string_literal"))
+        assert re.fullmatch(r"[0-9a-f]{12}", generation(script))

@@ -113,7 +113,7 @@ TARGETS: dict[str, Target] = {
                 "source sets": "yes (-RemoteAddress lists)",
                 "rate limits": "no: rendered without the limit, warned",
                 "logging": "approximated: per firewall profile, not per rule",
-                "icmp types": "yes; hop limit 255 on neighbour discovery not expressible (warned)",
+                "icmp types": "yes (Windows itself drops neighbour discovery off hop limit 255)",
                 "outbound deny": "yes",
                 "forward policy": "not filtered by these rules (accept warned)",
             },

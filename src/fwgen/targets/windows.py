@@ -2,20 +2,34 @@
 
 Windows has no rule order and evaluates block rules before allow rules, so the
 script is allow rules on top of the default block. fwgen's rules live in the
-group 'fwgen' and are replaced as a whole each time the script runs.
+group 'fwgen'. Their names begin with the script's generation, a hash of every
+rule it creates: the script adds the rules of its generation that are missing,
+sets the default block, and only then removes the rules of other generations. A
+failure while adding removes what that run added and leaves the rules that were
+there before; a second run of the same script adds and removes nothing.
+
+Neighbour discovery needs no hop-limit match here: Windows' own IPv6 stack
+discards neighbour discovery messages whose hop limit is not 255 (RFC 4861
+sections 6.1, 7.1 and 8.1), so allowing the types is exactly what the Policy means.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
-from fwgen.icmp import HOP_LIMIT_255, ICMP_TYPES, ICMPV6_TYPES
+from fwgen.icmp import ICMP_TYPES, ICMPV6_TYPES
 from fwgen.policy import Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
 from fwgen.targets.text import empty_note, plain_ascii, rule_heading
 
 GROUP = "fwgen"  # a constant: an empty -Group filter would select every rule
+# The Group of Windows' Core Networking rules: an id, unlike the DisplayGroup, which
+# is "Core Networking" only on an English Windows.
+CORE_NETWORKING = "@FirewallAPI.dll,-25000"
+GENERATION_DIGITS = 12
+NAME_CHARS = 80  # of the rule's own name in -Name, before its hash
 ANY_OF = {"ipv4": "0.0.0.0-255.255.255.255", "ipv6": "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"}
 PROTOCOL = {"tcp": "TCP", "udp": "UDP", "icmp": "ICMPv4", "icmpv6": "ICMPv6"}
 ADDRESSES_PER_RULE = 1000  # longer -RemoteAddress lists are split over several rules
@@ -83,7 +97,38 @@ def _unique_names(rules: list[dict[str, str]]) -> None:
             n += 1
             name = f"{base}-{n}"
         taken.add(name.casefold())
-        rule["name"] = ps_string(name)
+        rule["name"] = name
+
+
+def _generation(rules: list[dict[str, str]]) -> str:
+    """Hex digits of a sha256 over every rule the script creates, as it creates them
+    (names, texts, parameters): equal generations, equal rules. The profile's
+    description and the header do not count."""
+    text = json.dumps([GROUP, rules], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:GENERATION_DIGITS]
+
+
+def _name_generation(rules: list[dict[str, str]]) -> str:
+    """Give every rule its quoted -Name, 'fwgen-<generation>-<name>', and return the
+    generation's -like pattern, quoted."""
+    _unique_names(rules)
+    generation = _generation(rules)
+    for rule in rules:
+        rule["name"] = ps_string(f"fwgen-{generation}-{rule['name']}")
+    return ps_string(f"fwgen-{generation}-*")
+
+
+def _description(rule: Rule) -> str:
+    """What the rule is, true on Windows. A rule with a limit has its comment left out:
+    written for the Policy, it may promise the limit ("echo request, rate limited"),
+    which Windows Firewall cannot keep."""
+    if rule.limit is None:
+        text = rule.comment or rule.name
+    else:
+        text = (
+            f"{rule.name}: not rate limited (Windows Firewall cannot apply the {rule.limit} limit)"
+        )
+    return f"{text}; from {rule.origin}"[:500]
 
 
 def _rule(rule: Rule, remote: list[str], warnings: list[str], part: str) -> dict[str, str]:
@@ -91,10 +136,6 @@ def _rule(rule: Rule, remote: list[str], warnings: list[str], part: str) -> dict
     if rule.limit is not None:
         warnings.append(
             f"{where}: Windows Firewall cannot rate-limit; the {rule.limit} limit is not applied"
-        )
-    if any(t in HOP_LIMIT_255 for t in rule.icmp_types):
-        warnings.append(
-            f"{where}: Windows Firewall cannot match hop limit 255 on neighbour discovery"
         )
     params = {
         "Direction": "Inbound" if rule.direction == "in" else "Outbound",
@@ -111,13 +152,13 @@ def _rule(rule: Rule, remote: list[str], warnings: list[str], part: str) -> dict
     if rule.local:
         params["LocalAddress"] = ps_list(list(rule.local))
     tag = hashlib.sha256(_identity(rule, params).encode()).hexdigest()[:10]
-    name = plain_ascii(f"fwgen-{rule.name}-{tag}{part}", 120).replace(" ", "_")
+    name = f"{plain_ascii(rule.name, NAME_CHARS)}-{tag}{part}".replace(" ", "_")
     ports = " ".join(str(p) for p in rule.ports) or " ".join(rule.icmp_types)
     label = f"fwgen: {rule.name} ({rule.proto} {ports})"
     return {
-        "wanted_name": name,  # becomes "name", quoted, once unique: see _unique_names
+        "wanted_name": name,  # becomes "name", unique and quoted: see _name_generation
         "display": ps_string(label[:250]),
-        "description": ps_string(f"{rule.comment or rule.name}; from {rule.origin}"[:500]),
+        "description": ps_string(_description(rule)),
         "params": " ".join(f"-{k} {v}" for k, v in params.items()),
     }
 
@@ -132,7 +173,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             "note": empty_note(rule),
         }
         rules.append(entry)
-    _unique_names([r for entry in rules for r in entry["rules"]])
+    generation = _name_generation([r for entry in rules for r in entry["rules"]])
     log_allowed = any(r.log for r in policy.rules)
     if log_allowed:
         warnings.append(
@@ -145,10 +186,14 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     context = {
         "policy": policy,
         "group": ps_string(GROUP),
+        "generation": generation,
+        "core_networking": ps_string(CORE_NETWORKING),
         "rules": rules,
         "outbound": "Block" if policy.defaults.outbound == "drop" else "Allow",
         "log_allowed": "True" if log_allowed else "False",
         "log_blocked": "True" if policy.log_drops else "False",
         "exclusive": options.flush_ruleset,
     }
-    return Build(files={"fwgen.ps1": OutputFile("apply.ps1.j2", context)}, warnings=warnings)
+    # The two rules of ping (ICMP, ICMPv6) warn alike: say it once.
+    unique = list(dict.fromkeys(warnings))
+    return Build(files={"fwgen.ps1": OutputFile("apply.ps1.j2", context)}, warnings=unique)
