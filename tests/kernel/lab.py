@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,11 @@ from pathlib import Path
 AGENT = Path(__file__).with_name("agent.py")
 # At most 4 characters: the veth names keep 8 of the prefix and its random part.
 PREFIX = os.environ.get("FWGEN_NETNS_PREFIX", "fwg")[:4]
+# Every path ufw writes (found with strace): its rules and settings, its defaults, and
+# /run for its lock file (and, through TMPDIR, its temporary files). `Lab.ufw` mounts a
+# private copy over each, inside a private mount namespace.
+UFW_WRITES = {"/etc/ufw": "etc-ufw", "/etc/default/ufw": "default-ufw", "/run": "run"}
+UFW_EMPTY = {"/run"}  # mounted empty: nothing of the machine's /run is needed inside
 
 
 def missing_tools(*tools: str) -> str:
@@ -130,17 +136,31 @@ class Lab:
         self.run(self.server, "nft", "-f", "-", stdin=text)
 
     def ufw(self, script: str) -> str:
-        """Run a ufw script in the server namespace over a private copy of /etc/ufw."""
+        """Run a ufw script in the server namespace over private copies of every path
+        ufw writes (see `UFW_WRITES`): the machine's own files are never touched."""
         if self.ufw_dir is None:
             self.ufw_dir = tempfile.mkdtemp(prefix="fwgen-ufw-")
-            shutil.copytree("/etc/ufw", self.ufw_dir, dirs_exist_ok=True)
+            for path, private in UFW_WRITES.items():
+                copy = os.path.join(self.ufw_dir, private)
+                if path in UFW_EMPTY:
+                    os.mkdir(copy)
+                elif os.path.isdir(path):
+                    shutil.copytree(path, copy, symlinks=True)
+                else:
+                    shutil.copy2(path, copy)
+        mounts = " && ".join(
+            f"mount --bind {shlex.quote(os.path.join(self.ufw_dir, private))} {path}"
+            for path, private in UFW_WRITES.items()
+        )
         return self.run(
             self.server,
             "unshare",
-            "-m",
+            "--mount",
+            "--propagation",
+            "private",
             "sh",
             "-c",
-            f'mount --bind {self.ufw_dir} /etc/ufw && exec "$0" "$@"',
+            f'{mounts} && TMPDIR=/run exec "$0" "$@"',
             "bash",
             "-c",
             'bash -s && echo "--- added" && ufw show added',
