@@ -86,7 +86,7 @@ class Lab:
         i = len(self.clients) + 1
         ns = f"{self.prefix}-{name}"
         subprocess.run(["ip", "netns", "add", ns], check=True)
-        here, there = f"{self.prefix[:8]}s{i}", f"{self.prefix[:8]}c{i}"
+        here, there = self.link(i, "s"), self.link(i, "c")
         subprocess.run(
             [
                 "ip",
@@ -120,6 +120,10 @@ class Lab:
             self.run(where, "ip", "link", "set", dev, "up")
         self.clients[name] = client
         return client
+
+    def link(self, i: int, end: str) -> str:
+        """The veth device of link *i* at the server ("s") or client ("c") end."""
+        return f"{self.prefix[:8]}{end}{i}"
 
     def __exit__(self, *exc: object) -> None:
         for proc in self.listeners:
@@ -206,6 +210,12 @@ class Lab:
             self.iptables(files)
         else:
             self.ufw(files["fwgen-ufw.sh"])
+
+    def send(self, client: str, specs: list[str]) -> dict[str, str]:
+        """One UDP datagram per ``ADDRESS,PORT,SPORT`` from the server out of its link to
+        *client*: {"ADDRESS,PORT,SPORT": "sent" | "EPERM" | ...} (see agent.py)."""
+        device = self.link(list(self.clients).index(client) + 1, "s")
+        return dict(json.loads(self.agent(self.server, "send", device, *specs)))
 
     def burst(self, client: str, family: str, port: int, count: int) -> list[bool]:
         """*count* new TCP connections in a row from *client*: which got through."""
