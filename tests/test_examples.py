@@ -67,6 +67,7 @@ def stand_in(path: Path, log: Path) -> Path:
     return path
 
 
+@pytest.mark.kernel
 def test_playbook_installs_checks_loads_and_enables_on_a_fresh_host(tmp_path: Path) -> None:
     need(missing_tools("nft", "iptables-restore", "ip6tables-restore", "ipset", "unshare"))
     etc = tmp_path / "root" / "etc"  # the managed host's /etc: empty, no folder exists yet
