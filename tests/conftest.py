@@ -5,10 +5,12 @@ import shutil
 import subprocess
 import tempfile
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.machine_guard import changes, machine_state
 
 REPO = Path(__file__).resolve().parent.parent
 BUILTIN = ["base", "mailserver", "webserver", "workstation"]
@@ -79,4 +81,21 @@ def iptables_load_test(files: dict[str, str]) -> subprocess.CompletedProcess[str
             cwd=folder,
             capture_output=True,
             text=True,
+        )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _machine_untouched() -> Iterator[None]:
+    """The run leaves the machine's firewall files and rulesets as it found them.
+
+    Kernel tests work in throw-away network namespaces, and ufw on private copies of
+    its files; this compares checksums of the real ones (and the machine's own nft
+    ruleset and iptables tables, read-only) before and after the whole session."""
+    before = machine_state()
+    yield
+    changed = changes(before, machine_state())
+    if changed:
+        pytest.fail(
+            "the test session changed the machine it runs on:\n  " + "\n  ".join(changed),
+            pytrace=False,
         )

@@ -1,65 +1,143 @@
-"""The examples are tested: the Ansible playbook parses and runs in check mode,
-the pre-commit hooks and CI workflow name real commands."""
+"""The examples run as written.
+
+- The Ansible playbook runs for real with ansible-core: every destination in a
+  temporary root, the rules loaded into throw-away network namespaces, and
+  `systemctl` a stand-in that records what it is asked. Never the machine's own
+  /etc or firewall.
+- The CI workflow's steps run with bash in a git repository holding the example site.
+- The pre-commit hook `fwgen-check` is given profiles only.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from fwgen.render import render
+from fwgen.resolve import resolve_profile
+from tests.kernel.lab import Lab, missing_tools
+
 BIN = Path(sys.executable).parent
+PATH = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 PLAYBOOK = "examples/ansible/playbook.yml"
+WORKFLOW = "examples/ci/fwgen.yml"
 
 
-def ansible(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    tool = shutil.which("ansible-playbook", path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    if tool is None:
-        pytest.skip("ansible-playbook not installed (pip install ansible-core)")
-    full_env = {
+def need(reason: str) -> None:
+    """Skip with *reason* (fail when FWGEN_REQUIRE_KERNEL is set); nothing when empty."""
+    if reason:
+        if os.environ.get("FWGEN_REQUIRE_KERNEL"):
+            pytest.fail(f"{reason} (FWGEN_REQUIRE_KERNEL is set)")
+        pytest.skip(reason)
+
+
+def ansible(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    tool = shutil.which("ansible-playbook", path=PATH)
+    need("" if tool else "ansible-playbook not installed (pip install ansible-core)")
+    assert tool is not None
+    env = {
         **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PATH": PATH,
         "LC_ALL": "C.UTF-8",
-        "ANSIBLE_LOCAL_TEMP": str(Path(env["HOME"]) / "tmp") if env else "/tmp",
-        **(env or {}),
+        "HOME": str(home),
+        "ANSIBLE_LOCAL_TEMP": str(home / "ansible-tmp"),
+        "ANSIBLE_NOCOLOR": "1",
     }
-    return subprocess.run([tool, *args], capture_output=True, text=True, env=full_env, timeout=300)
+    return subprocess.run([tool, *args], capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_playbook_syntax() -> None:
-    result = ansible("--syntax-check", "-i", "localhost,", PLAYBOOK)
+def test_playbook_syntax(tmp_path: Path) -> None:
+    result = ansible("--syntax-check", "-i", "localhost,", PLAYBOOK, home=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_playbook_check_mode_against_localhost(tmp_path: Path) -> None:
-    render_dir = tmp_path / "render"
-    render_dir.mkdir()
-    env = {"HOME": str(tmp_path), "FWGEN_RENDER_DIR": str(render_dir)}
-    result = ansible(
-        "--check",
-        "--diff",
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        PLAYBOOK,
-        "-e",
-        f"fwgen_nft_dest={tmp_path / 'etc' / 'fwgen.nft'}",
-        "-e",
-        '{"fwgen_sets": ["admins=192.0.2.0/24"]}',
-        "-e",
-        f"ansible_python_interpreter={sys.executable}",
-        env=env,
+def stand_in(path: Path, log: Path) -> Path:
+    """An executable that records its arguments in *log*, one call a line."""
+    path.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.kernel
+def test_playbook_installs_checks_loads_and_enables_on_a_fresh_host(tmp_path: Path) -> None:
+    need(missing_tools("nft", "iptables-restore", "ip6tables-restore", "ipset", "unshare"))
+    etc = tmp_path / "root" / "etc"  # the managed host's /etc: empty, no folder exists yet
+    partners = [f"203.0.113.{i}" for i in range(2, 42, 2)]  # 20 apart: an ipsets file
+    big = tmp_path / "wall.yaml"
+    big.write_text(
+        "description: many partners\nextends: base\n"
+        f"networks:\n  partners: [{', '.join(partners)}]\n"
+        "inbound:\n  - {service: ssh, from: partners}\n"
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    rendered = (render_dir / "localhost").read_text()
-    assert "elements = { 192.0.2.0/24 }" in rendered
-    assert "Install the nftables ruleset" in result.stdout and "changed=1" in result.stdout
-    assert not (tmp_path / "etc" / "fwgen.nft").exists()  # check mode writes nothing
+    log = tmp_path / "systemctl.log"
+    with Lab() as web, Lab() as wall:
+        inventory = tmp_path / "inventory.yml"
+        hosts: dict[str, dict[str, Any]] = {
+            "web": {"fwgen_sets": ["admins=192.0.2.0/24"], "fwgen_exec": exec_in(web)},
+            "wall": {
+                "fwgen_target": "iptables",
+                "fwgen_profile": str(big),
+                "fwgen_exec": exec_in(wall),
+            },
+        }
+        inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+        settings = {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            "fwgen_render_dir": str(tmp_path / "control" / "render"),
+            "fwgen_nft_dest": str(etc / "nftables.d" / "fwgen.nft"),
+            "fwgen_nft_conf": str(etc / "nftables.conf"),
+            "fwgen_iptables_dest": str(etc / "iptables"),
+            "fwgen_systemctl": str(stand_in(tmp_path / "systemctl", log)),
+        }
+        args = ("-i", str(inventory), PLAYBOOK, "-e", json.dumps(settings))
+        first = ansible(*args, home=tmp_path)
+        assert first.returncode == 0, first.stdout + first.stderr
+
+        # Installed: what fwgen renders, and nftables.service's file includes it.
+        nft = render(resolve_profile("webserver", {"admins": ["192.0.2.0/24"]}), "nftables")
+        assert (etc / "nftables.d" / "fwgen.nft").read_text() == nft["fwgen.nft"]
+        conf = (etc / "nftables.conf").read_text()
+        assert conf == f'include "{etc}/nftables.d/fwgen.nft"\n'
+        iptables = render(resolve_profile(str(big)), "iptables")
+        assert sorted(iptables) == ["ipsets", "rules.v4", "rules.v6"]
+        for name, text in iptables.items():
+            assert (etc / "iptables" / name).read_text() == text, name
+
+        # Loaded, each into its namespace: the sets first, then the rules that match them.
+        assert "192.0.2.0/24" in web.run(web.server, "nft", "list", "table", "inet", "fwgen")
+        assert "fwgen-partners-v4" in wall.run(wall.server, "ipset", "list", "-n")
+        rules = wall.run(wall.server, "iptables", "-S", "INPUT")
+        assert "-P INPUT DROP" in rules and "--match-set fwgen-partners-v4 src" in rules
+        assert "-P INPUT DROP" in wall.run(wall.server, "ip6tables", "-S", "INPUT")
+
+        # Loaded at boot.
+        assert sorted(log.read_text().splitlines()) == [
+            "enable netfilter-persistent.service",
+            "enable nftables.service",
+        ]
+
+        # Run again: nothing changes, nothing is loaded.
+        second = ansible(*args, home=tmp_path)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert re.findall(r"changed=(\d+)", second.stdout) == ["0", "0"], second.stdout
+        assert "RUNNING HANDLER" not in second.stdout
+
+
+def exec_in(lab: Lab) -> list[str]:
+    return ["ip", "netns", "exec", lab.server]
+
+
+# pre-commit ---------------------------------------------------------------
 
 
 def test_pre_commit_hooks_run_fwgen_commands() -> None:
@@ -70,8 +148,106 @@ def test_pre_commit_hooks_run_fwgen_commands() -> None:
     }
 
 
-def test_ci_workflow_runs_build_check_and_diff() -> None:
-    workflow = yaml.safe_load(Path("examples/ci/fwgen.yml").read_text())
-    steps = " ".join(str(step.get("run", "")) for step in workflow["jobs"]["fwgen"]["steps"])
-    assert "fwgen build site/fwgen.yaml --check" in steps
-    assert "--format markdown" in steps
+@pytest.mark.parametrize(
+    ("path", "is_profile"),
+    [
+        ("profiles/base.yaml", True),
+        ("site/profiles/web1.yaml", True),
+        ("examples/site/profiles/web1.yaml", True),
+        ("site/profiles/web1.yml", True),
+        ("site/fwgen.yaml", False),  # a manifest
+        ("fwgen.yaml", False),
+        ("site/ports.yaml", False),  # a --ports file
+        ("site/web1.yaml", False),  # not in a profiles/ folder
+        ("site/profiles/lists/partners.txt", False),
+        ("site/generated/web1.nft", False),
+    ],
+)
+def test_fwgen_check_hook_is_given_profiles_only(path: str, is_profile: bool) -> None:
+    (hook,) = [
+        h
+        for h in yaml.safe_load(Path(".pre-commit-hooks.yaml").read_text())
+        if h["id"] == "fwgen-check"
+    ]
+    # pre-commit's selection: `files` searched in the path, `exclude` (if any) not.
+    chosen = re.search(hook["files"], path) and not re.search(hook.get("exclude", "^$"), path)
+    assert bool(chosen) == is_profile
+
+
+def test_fwgen_check_hook_passes_on_the_example_profiles() -> None:
+    profiles = sorted(str(p) for p in Path("examples").rglob("profiles/*.yaml"))
+    assert profiles == ["examples/site/profiles/web1.yaml"]
+    result = subprocess.run(
+        [str(BIN / "fwgen"), "check", *profiles], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# CI -----------------------------------------------------------------------
+
+
+def steps() -> dict[str, dict[str, Any]]:
+    workflow = yaml.safe_load(Path(WORKFLOW).read_text())
+    return {s.get("name") or s["uses"]: s for s in workflow["jobs"]["fwgen"]["steps"]}
+
+
+def test_ci_installs_fwgen_from_its_repository_not_from_pypi() -> None:
+    found = steps()
+    assert found["actions/checkout@v4"]["with"]["submodules"] is True
+    assert found["Install fwgen from its repository"]["run"] == "pip install ./vendor/fwgen"
+    runs = [str(s.get("run", "")) for s in found.values()]
+    assert not [r for r in runs if re.search(r"pip install +fwgen(\s|$)", r)]
+    assert "unrelated" in Path(WORKFLOW).read_text()  # the comment says why
+
+
+def test_ci_steps_fail_on_a_broken_profile_and_pass_on_changes(tmp_path: Path) -> None:
+    need("" if shutil.which("git") else "git not installed")
+    repo = tmp_path / "repo"
+    shutil.copytree("examples/site", repo / "site")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    gh_log = tmp_path / "gh.log"
+    stand_in(bin_dir / "gh", gh_log)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{PATH}",
+        "BASE_REF": "main",
+        "PR": "7",
+        "GH_TOKEN": "unused",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+    }
+
+    def run(*cmd: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
+
+    def step(name: str) -> int:
+        # GitHub runs a `run:` script with `bash -e`.
+        return run("bash", "-e", "-c", steps()[name]["run"]).returncode
+
+    assert run("fwgen", "build", "site/fwgen.yaml").returncode == 0
+    for cmd in (
+        ("git", "init", "-q", "-b", "main"),
+        ("git", "add", "-A"),
+        ("git", "-c", "user.name=ci", "-c", "user.email=ci@example.org", "commit", "-qm", "site"),
+        ("git", "update-ref", "refs/remotes/origin/main", "HEAD"),
+    ):
+        assert run(*cmd).returncode == 0
+    changes = "What this pull request changes"
+
+    # Nothing changed: every step passes, and nothing is posted.
+    assert [step(s) for s in ("Generated rules are current", "Findings", changes)] == [0, 0, 0]
+    assert not gh_log.exists()
+
+    # A pull request that opens a port: the comment is posted and the job goes on;
+    # the generated files are stale until `fwgen build` runs.
+    profile = repo / "site" / "profiles" / "web1.yaml"
+    original = profile.read_text()
+    profile.write_text(original + "  - service: imaps\n")
+    assert step(changes) == 0
+    assert gh_log.read_text() == "pr comment 7 --body-file diff.md\n"
+    assert "imaps" in (repo / "diff.md").read_text()
+    assert step("Generated rules are current") == 1
+
+    # A broken profile fails every step with fwgen's exit 2.
+    profile.write_text(original + "  - service: imapz\n")
+    assert [step(s) for s in ("Generated rules are current", "Findings", changes)] == [2, 2, 2]

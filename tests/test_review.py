@@ -158,8 +158,8 @@ def test_build_check_fails_when_stale_and_passes_after_build(tmp_path: Path) -> 
     shutil.copytree("examples/site", site)
     manifest = str(site / "fwgen.yaml")
     assert runner.invoke(app, ["build", manifest, "--check"]).exit_code == 0
-    (site / "web1.yaml").write_text(
-        (site / "web1.yaml").read_text().replace("192.0.2.64/28", "192.0.2.80/28")
+    (site / "profiles" / "web1.yaml").write_text(
+        (site / "profiles" / "web1.yaml").read_text().replace("192.0.2.64/28", "192.0.2.80/28")
     )
     stale = runner.invoke(app, ["build", manifest, "--check"])
     assert stale.exit_code == 1

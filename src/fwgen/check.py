@@ -30,7 +30,13 @@ CODES: dict[str, tuple[Level, str]] = {
     "FW009": ("warning", "Outbound is default-deny but DNS is not allowed out"),
     "FW010": ("info", "A cleartext service is opened beside its safer replacement"),
     "FW011": ("warning", "An address list adds up to every address of a family"),
+    "FW014": (
+        "warning",
+        "Outbound is default-deny but DHCP is not allowed out (address not static)",
+    ),
 }
+# What a DHCP client sends: (protocol, port, family, name).
+DHCP_OUT = (("udp", 67, "ipv4", "DHCP (67/udp)"), ("udp", 547, "ipv6", "DHCPv6 (547/udp)"))
 
 
 @dataclass(frozen=True)
@@ -129,22 +135,51 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
                 top,
             )
         )
-    if policy.defaults.outbound == "drop":
-        dns = [
-            r
-            for r in policy.rules
-            if r.direction == "out" and r.proto == "udp" and _covers(r.ports, 53, 53)
-        ]
-        if not dns:
-            findings.append(
-                _finding(
-                    "FW009",
-                    "outbound is default-deny but DNS (53/udp) is not allowed out: name lookups will fail",
-                    None,
-                    top,
-                )
+    if policy.defaults.outbound == "drop" and not _lets_out(policy, "udp", 53):
+        findings.append(
+            _finding(
+                "FW009",
+                "outbound is default-deny but DNS (53/udp) is not allowed out: name lookups will fail",
+                None,
+                top,
             )
+        )
+    findings += _dhcp_findings(policy, top)
     return sorted(findings, key=_order)
+
+
+def _lets_out(policy: Policy, proto: str, port: int, family: str | None = None) -> bool:
+    """Whether an outbound rule allows *port*/*proto* (to some address, of *family*)."""
+    return any(
+        r.direction == "out"
+        and r.proto == proto
+        and _covers(r.ports, port, port)
+        and (family is None or family in r.families)
+        for r in policy.rules
+    )
+
+
+def _dhcp_findings(policy: Policy, top: str) -> list[Finding]:
+    """Outbound deny without DHCP cuts off a host that takes its address from DHCP when
+    its lease runs out; `options.address` says whether that is the case."""
+    if policy.defaults.outbound != "drop" or policy.address == "static":
+        return []
+    missing = [
+        name for proto, port, family, name in DHCP_OUT if not _lets_out(policy, proto, port, family)
+    ]
+    if not missing:
+        return []
+    return [
+        _finding(
+            "FW014",
+            f"outbound is default-deny but {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not allowed out: a host that takes its "
+            "address from DHCP loses it when the lease runs out; set `options: {address: dhcp}` "
+            "to let DHCP out, or `address: static` if the addresses are set by hand",
+            None,
+            top,
+        )
+    ]
 
 
 def _order(finding: Finding) -> tuple[str, int, str]:

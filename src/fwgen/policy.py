@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 Family = Literal["ipv4", "ipv6"]
 FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")
@@ -95,6 +95,9 @@ class Policy(_Frozen):
     established: bool = True
     drop_invalid: bool = True
     log_drops: bool = False
+    # What the profile says about the host's addresses (`options.address`). It changes
+    # findings, never the ruleset (`dhcp` adds ordinary rules), so the digest leaves it out.
+    address: Literal["dhcp", "static"] | None = Field(default=None, exclude=True)
     sets: tuple[AddressSet, ...] = ()
     rules: tuple[Rule, ...] = ()
 

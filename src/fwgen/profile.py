@@ -228,6 +228,9 @@ class Options(BaseModel):
     loopback: bool = True
     established: bool = True
     drop_invalid: bool = True
+    # How the host gets its addresses: `dhcp` keeps DHCP and DHCPv6 open (clienthost);
+    # `static` says no DHCP is needed. Unset: unknown (`check` warns with outbound deny).
+    address: Literal["dhcp", "static"] | None = None
 
 
 class Profile(BaseModel):

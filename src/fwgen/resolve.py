@@ -11,6 +11,7 @@ from typing import Any
 
 from fwgen import icmp
 from fwgen.addresses import MAX_ENTRIES, Interval, collapse, merge, parse_network, read_list
+from fwgen.clienthost import dhcp_rules, multicast_replies
 from fwgen.errors import FwgenError, ResolveError, did_you_mean, raise_collected
 from fwgen.load import Located, MergedProfile, load_profile
 from fwgen.paths import Boundary
@@ -362,6 +363,19 @@ class _Resolver:
             )
         return out
 
+    def client_rules(self) -> list[Rule]:
+        """DHCP for ``address: dhcp``, and multicast replies with outbound deny (clienthost)."""
+        outbound = self.merged.outbound
+        deny = isinstance(outbound, list)
+        specs: list[Located[InboundRule] | Located[OutboundRule]] = []
+        if self.options.address == "dhcp":
+            specs += dhcp_rules(self.merged.options["address"], deny)
+        out = [r for loc in specs for r in self.rules(loc)]
+        if isinstance(outbound, list):
+            replies = multicast_replies(self.merged.inbound, outbound, self.ports)
+            out += [r for loc in replies for r in self.rules(loc) if r.proto == "udp"]
+        return out
+
     def _mark_risky(self, rule: Rule) -> Rule:
         """Name the known backdoor services a rule opens; rendering refuses them unless acknowledged."""
         if rule.direction != "in" or rule.proto not in ("tcp", "udp"):
@@ -376,7 +390,7 @@ class _Resolver:
         outbound = self.merged.outbound
         if isinstance(outbound, list):
             rules += [r for loc in outbound for r in self.rules(loc)]
-        rules += self.builtin_rules()
+        rules += self.builtin_rules() + self.client_rules()
         raise_collected(self.errors)
         rules = [self._mark_risky(r) for r in rules]
         unique: dict[str, Rule] = {}
@@ -396,6 +410,7 @@ class _Resolver:
             established=opts.established,
             drop_invalid=opts.drop_invalid,
             log_drops=opts.log_drops,
+            address=opts.address,
             sets=tuple(
                 sorted((s for s in self.sets.values() if s.name in used), key=lambda s: s.name)
             ),

@@ -2,10 +2,12 @@
 
 agent.py listen tcp:80 udp:53 ...          # dual-stack listeners; UDP echoes each datagram
 agent.py probe ADDRESS tcp:80 udp:53 ...   # prints JSON {"tcp:80": "open"|"blocked"}
+agent.py send DEVICE ADDRESS,PORT,SPORT ... # one UDP datagram each: {"ADDRESS,PORT,SPORT": "sent"|errno}
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import socket
 import sys
@@ -119,6 +121,23 @@ def ping(address: str) -> None:
             print("blocked")
 
 
+def send_one(device: str, spec: str) -> str:
+    """One UDP datagram out of *device* from port SPORT, as a DHCP, DHCPv6 or mDNS client
+    sends it (broadcast allowed): "sent", or the error name (EPERM: the firewall refused)."""
+    address, port, source_port = spec.split(",")
+    v6 = ":" in address
+    with socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sock.bind(("::" if v6 else "0.0.0.0", int(source_port)))
+        to = (address, int(port), 0, socket.if_nametoindex(device)) if v6 else (address, int(port))
+        try:
+            sock.sendto(b"fwgen-probe", to)
+        except OSError as exc:
+            return errno.errorcode.get(exc.errno or 0, str(exc))
+        return "sent"
+
+
 def burst(address: str, port: int, count: int) -> None:
     print(json.dumps([probe_one(address, f"tcp:{port}") == "open" for _ in range(count)]))
 
@@ -146,6 +165,8 @@ if __name__ == "__main__":
         probe(args[0], args[1:])
     elif command == "ping":
         ping(args[0])
+    elif command == "send":
+        print(json.dumps({spec: send_one(args[0], spec) for spec in args[1:]}, sort_keys=True))
     elif command == "burst":
         burst(args[0], int(args[1]), int(args[2]))
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,11 @@ from pathlib import Path
 AGENT = Path(__file__).with_name("agent.py")
 # At most 4 characters: the veth names keep 8 of the prefix and its random part.
 PREFIX = os.environ.get("FWGEN_NETNS_PREFIX", "fwg")[:4]
+# Every path ufw writes (found with strace): its rules and settings, its defaults, and
+# /run for its lock file (and, through TMPDIR, its temporary files). `Lab.ufw` mounts a
+# private copy over each, inside a private mount namespace.
+UFW_WRITES = {"/etc/ufw": "etc-ufw", "/etc/default/ufw": "default-ufw", "/run": "run"}
+UFW_EMPTY = {"/run"}  # mounted empty: nothing of the machine's /run is needed inside
 
 
 def missing_tools(*tools: str) -> str:
@@ -80,7 +86,7 @@ class Lab:
         i = len(self.clients) + 1
         ns = f"{self.prefix}-{name}"
         subprocess.run(["ip", "netns", "add", ns], check=True)
-        here, there = f"{self.prefix[:8]}s{i}", f"{self.prefix[:8]}c{i}"
+        here, there = self.link(i, "s"), self.link(i, "c")
         subprocess.run(
             [
                 "ip",
@@ -115,6 +121,10 @@ class Lab:
         self.clients[name] = client
         return client
 
+    def link(self, i: int, end: str) -> str:
+        """The veth device of link *i* at the server ("s") or client ("c") end."""
+        return f"{self.prefix[:8]}{end}{i}"
+
     def __exit__(self, *exc: object) -> None:
         for proc in self.listeners:
             proc.kill()
@@ -130,17 +140,31 @@ class Lab:
         self.run(self.server, "nft", "-f", "-", stdin=text)
 
     def ufw(self, script: str) -> str:
-        """Run a ufw script in the server namespace over a private copy of /etc/ufw."""
+        """Run a ufw script in the server namespace over private copies of every path
+        ufw writes (see `UFW_WRITES`): the machine's own files are never touched."""
         if self.ufw_dir is None:
             self.ufw_dir = tempfile.mkdtemp(prefix="fwgen-ufw-")
-            shutil.copytree("/etc/ufw", self.ufw_dir, dirs_exist_ok=True)
+            for path, private in UFW_WRITES.items():
+                copy = os.path.join(self.ufw_dir, private)
+                if path in UFW_EMPTY:
+                    os.mkdir(copy)
+                elif os.path.isdir(path):
+                    shutil.copytree(path, copy, symlinks=True)
+                else:
+                    shutil.copy2(path, copy)
+        mounts = " && ".join(
+            f"mount --bind {shlex.quote(os.path.join(self.ufw_dir, private))} {path}"
+            for path, private in UFW_WRITES.items()
+        )
         return self.run(
             self.server,
             "unshare",
-            "-m",
+            "--mount",
+            "--propagation",
+            "private",
             "sh",
             "-c",
-            f'mount --bind {self.ufw_dir} /etc/ufw && exec "$0" "$@"',
+            f'{mounts} && TMPDIR=/run exec "$0" "$@"',
             "bash",
             "-c",
             'bash -s && echo "--- added" && ufw show added',
@@ -186,6 +210,12 @@ class Lab:
             self.iptables(files)
         else:
             self.ufw(files["fwgen-ufw.sh"])
+
+    def send(self, client: str, specs: list[str]) -> dict[str, str]:
+        """One UDP datagram per ``ADDRESS,PORT,SPORT`` from the server out of its link to
+        *client*: {"ADDRESS,PORT,SPORT": "sent" | "EPERM" | ...} (see agent.py)."""
+        device = self.link(list(self.clients).index(client) + 1, "s")
+        return dict(json.loads(self.agent(self.server, "send", device, *specs)))
 
     def burst(self, client: str, family: str, port: int, count: int) -> list[bool]:
         """*count* new TCP connections in a row from *client*: which got through."""

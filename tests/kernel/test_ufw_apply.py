@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fwgen.render import render
 from fwgen.resolve import resolve_profile
 from fwgen.targets import RenderOptions
-from tests.kernel.lab import Lab
+from tests.kernel.lab import UFW_WRITES, Lab
+from tests.machine_guard import machine_state
 
 pytestmark = pytest.mark.kernel
 
@@ -50,3 +53,21 @@ def test_exclusive_removes_rules_of_others(lab: Lab) -> None:
     rules = added(lab.ufw(script("webserver", exclusive=True)))
     assert not any("9999" in r for r in rules)
     assert rules and all("comment 'fwgen: " in r for r in rules)
+
+
+def test_ufw_writes_only_private_copies(lab: Lab) -> None:
+    """ufw rewrites /etc/default/ufw and /etc/ufw/*, and locks /run/ufw.lock: in the tests
+    each is a private copy, and the machine's own files stay as they were."""
+    watched = ("/etc/default/ufw", "/etc/ufw/*")
+    before = machine_state(watched, ())
+    lab.ufw(
+        "ufw default deny outgoing\nufw default allow routed\nufw logging medium\n"
+        "ufw --force enable\n"
+    )
+    assert machine_state(watched, ()) == before
+    assert lab.ufw_dir is not None
+    private = {path: Path(lab.ufw_dir, name) for path, name in UFW_WRITES.items()}
+    assert 'DEFAULT_OUTPUT_POLICY="DROP"' in private["/etc/default/ufw"].read_text()
+    assert "ENABLED=yes" in (private["/etc/ufw"] / "ufw.conf").read_text()
+    assert "LOGLEVEL=medium" in (private["/etc/ufw"] / "ufw.conf").read_text()
+    assert (private["/run"] / "ufw.lock").exists()
