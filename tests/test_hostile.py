@@ -350,6 +350,36 @@ REFUSED: dict[str, tuple[Setup, str]] = {
         command("diff", "HEAD:../../x.yaml", "webserver"),
         "HEAD:../../x.yaml: give the path from the top of the repository, without '..'",
     ),
+    "an explicit !!bool tag": (
+        profile("description: !!bool maybe\n"),
+        "p.yaml:1: cannot read the value 'maybe...' as !!bool",
+    ),
+    "an explicit !!int tag on nothing": (
+        profile("description: x\ninbound:\n  - {port: !!int '', name: x}\n"),
+        "p.yaml:3: cannot read the value '...' as !!int",
+    ),
+    "a timestamp": (
+        profile("description: !!timestamp x\n"),
+        "p.yaml:1: a value tagged !!timestamp is not something fwgen reads",
+    ),
+    "a Python tag": (
+        profile("description: !!python/name:os.system x\n"),
+        "p.yaml:1: a value tagged !!python/name:os.system is not something fwgen reads",
+    ),
+    "a 300-character profile name": (
+        profile("description: x\nextends: " + "a" * 300 + "\n"),
+        "p.yaml:2: extends: unknown profile 'aaaa",
+    ),
+    "a limit written as a mapping with rate 0": (
+        profile("description: x\ninbound:\n  - {service: ssh, limit: {rate: 0, unit: second}}\n"),
+        "p.yaml:3: inbound[0].limit.rate: input should be greater than or equal to 1",
+    ),
+    "a limit written as a mapping with a huge rate": (
+        profile(
+            "description: x\ninbound:\n  - {service: ssh, limit: {rate: 99999999999, unit: hour}}\n"
+        ),
+        "inbound[0].limit.rate: input should be less than or equal to 999999",
+    ),
     # 8. outputs that would not load
     "a port file range written backwards as a mapping": (
         site_ports(
@@ -542,3 +572,39 @@ def test_git_diff_skips_links_that_leave_the_folder(tmp_path: Path) -> None:
         "error: HEAD:site/link.yaml: no such file at that revision "
         "(a link pointing outside its folder, which fwgen does not follow)\n"
     )
+
+
+def test_one_list_cannot_be_copied_into_rules_without_end(tmp_path: Path) -> None:
+    from fwgen.addresses import MAX_ENTRIES
+
+    rows = (f"10.{i >> 15 & 255}.{i >> 7 & 255}.{(i & 127) * 2}\n" for i in range(MAX_ENTRIES))
+    (tmp_path / "big.txt").write_text("".join(rows))
+    rules = "".join(
+        f"  - {{port: {20000 + k}/tcp, name: r{k}, from: [big, 192.0.2.{k}]}}\n" for k in range(4)
+    )
+    (tmp_path / "p.yaml").write_text(
+        "description: x\nnetworks:\n  big: [{file: big.txt}]\ninbound:\n" + rules
+    )
+    start = time.perf_counter()
+    result = runner.invoke(app, ["render", str(tmp_path / "p.yaml"), "-t", "nftables"])
+    assert time.perf_counter() - start < 60
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert "p.yaml:6: inbound[1].from: the address sets of this profile would hold more than" in (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize("program", ["yes", "null", "123", "0x1f", "x" * 60])
+def test_discover_drafts_rule_names_that_read_back(program: str, tmp_path: Path) -> None:
+    ss = "".join(
+        f'tcp LISTEN 0 128 0.0.0.0:{port} 0.0.0.0:* users:(("{program}",pid=1,fd=3))\n'
+        for port in (40001, 40002)
+    )
+    draft = tmp_path / "draft.yaml"
+    made = runner.invoke(app, ["discover", "--listening", "-", "-o", str(draft)], input=ss)
+    assert made.exit_code == 0, made.stderr
+    rendered = runner.invoke(app, ["render", str(draft), "-t", "nftables"])
+    assert rendered.exit_code == 0, rendered.stderr
+    assert "tcp dport 40001 accept" in rendered.stdout
+    assert "tcp dport 40002 accept" in rendered.stdout

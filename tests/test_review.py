@@ -183,3 +183,24 @@ def test_bad_manifest_is_a_located_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["build", manifest])
     assert result.exit_code == 2
     assert f"{manifest}:4: hosts.web1.targtes: unknown key 'targtes'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "extra",
+    ["  - {service: ssh, log: true}\n", "  - {port: 1-1000/tcp, name: ssh}\n"],
+)
+def test_diff_shows_a_second_rule_of_the_same_name(extra: str, tmp_path: Path) -> None:
+    old = (
+        "description: x\nnetworks:\n  admins: [192.0.2.0/24]\n"
+        "inbound:\n  - {service: https}\n  - {service: ssh, from: admins}\n"
+    )
+    (tmp_path / "old.yaml").write_text(old)
+    (tmp_path / "new.yaml").write_text(old + extra)
+    result = runner.invoke(
+        app, ["diff", str(tmp_path / "old.yaml"), str(tmp_path / "new.yaml"), "--format", "json"]
+    )
+    assert result.exit_code == 1
+    changes = json.loads(result.stdout)
+    assert changes["removed"] == [] and changes["changed"] == []
+    (opened,) = changes["added"]
+    assert opened["sources"] == ["any"] and opened["service"] == "ssh"

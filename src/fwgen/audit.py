@@ -13,6 +13,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import yaml
+
 from fwgen.errors import FwgenError
 from fwgen.policy import Family, Policy, Rule
 from fwgen.portdb import Catalogue, Service
@@ -349,8 +351,16 @@ def as_text(items: list[Item]) -> str:
 
 
 def _rule_name(text: str) -> str:
-    name = re.sub(r"[^A-Za-z0-9_.+-]", "-", text).strip("-.+_")[:48]
+    """A rule name from a program's name: at most 36 characters (room for ``-PORT-PROTO``
+    within the 48 a name may have), starting with a letter or digit."""
+    name = re.sub(r"[^A-Za-z0-9_.+-]", "-", text).strip("-.+_")[:36].rstrip("-.+_")
     return name if name and name[0].isalnum() else f"port-{name}".strip("-")
+
+
+def _yaml_name(name: str) -> str:
+    """*name* as YAML reads it back as that text: quoted where YAML would read a number,
+    a boolean or null (``123``, ``yes``, ``null``, ``0x1f``). Names hold no quotes."""
+    return name if yaml.safe_load(name) == name else f"'{name}'"
 
 
 def serves(service: Service, process: str) -> bool:
@@ -372,7 +382,10 @@ def _draft_rule(obs: Observed, service: Service | None, name: str) -> tuple[list
     """
     port = f"{obs.port}/{obs.proto}"
     if service is None:
-        return [f"  - port: {port}", f"    name: {name}  # not in the port database"], False
+        return [
+            f"  - port: {port}",
+            f"    name: {_yaml_name(name)}  # not in the port database",
+        ], False
     note = f"{service.title}: risk {service.risk}, exposure {service.exposure}"
     if service.exposure == "never":
         return [
@@ -383,7 +396,7 @@ def _draft_rule(obs: Observed, service: Service | None, name: str) -> tuple[list
     else:
         head = [
             f"  - port: {port}",
-            f"    name: {name}  # {obs.process} listens; the port database calls {port} {service.name} ({note})",
+            f"    name: {_yaml_name(name)}  # {obs.process} listens; the port database calls {port} {service.name} ({note})",
         ]
     lan = service.exposure == "lan-only"
     return head + (["    from: lan"] if lan else []), lan

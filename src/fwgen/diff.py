@@ -81,23 +81,53 @@ def _verdict(before: dict[str, Any], after: dict[str, Any]) -> str:
     )
 
 
+def _rows(policy: Policy, ports: Catalogue) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+    """Every rule's row, grouped by what names it: a profile may have several rules of one
+    name (ssh from admins, and ssh from anywhere), and none of them may hide another."""
+    rows: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for rule in policy.rules:
+        rows.setdefault(_key(rule), []).append(rule_row(policy, rule, ports))
+    return rows
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a[k] == b[k] for k in COMPARED)
+
+
+def _pair(
+    before: list[dict[str, Any]], after: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[dict[str, Any], dict[str, Any]]]]:
+    """Rules of one name: (added, removed, changed pairs). Identical rules cancel out; one
+    rule left on each side is a change of that rule, anything else is opened or closed."""
+    left = list(before)
+    added = []
+    for row in after:
+        twin = next((old for old in left if _same(old, row)), None)
+        if twin is None:
+            added.append(row)
+        else:
+            left.remove(twin)
+    if len(left) == 1 and len(added) == 1:
+        return [], [], [(left[0], added[0])]
+    return added, left, []
+
+
 def diff_policies(old: Policy, new: Policy, ports: Catalogue) -> dict[str, list[dict[str, Any]]]:
     """``{"added": [...], "removed": [...], "changed": [...]}``, one entry per rule."""
-    old_rows = {_key(r): rule_row(old, r, ports) for r in old.rules}
-    new_rows = {_key(r): rule_row(new, r, ports) for r in new.rules}
+    old_rows, new_rows = _rows(old, ports), _rows(new, ports)
     old_findings = {(f.code, f.service, tuple(f.ports)) for f in check_policy(old, ports)}
     new_findings: dict[str, list[Finding]] = {}
     for f in check_policy(new, ports):
         if (f.code, f.service, tuple(f.ports)) not in old_findings:
             new_findings.setdefault(f.location, []).append(f)
     result: dict[str, list[dict[str, Any]]] = {"added": [], "removed": [], "changed": []}
-    for key, row in new_rows.items():
-        found = new_findings.get(row["origin"], [])
-        if key not in old_rows:
-            result["added"].append(_entry(row, found))
-        elif any(old_rows[key][k] != row[k] for k in COMPARED):
-            before = _entry(old_rows[key], [])
-            after = _entry(row, found)
+    for key in sorted(old_rows.keys() | new_rows.keys()):
+        added, removed, changed = _pair(old_rows.get(key, []), new_rows.get(key, []))
+        result["added"] += [_entry(row, new_findings.get(row["origin"], [])) for row in added]
+        result["removed"] += [_entry(row, []) for row in removed]
+        for was, row in changed:
+            before = _entry(was, [])
+            after = _entry(row, new_findings.get(row["origin"], []))
             result["changed"].append(
                 {
                     "service": row["service"],
@@ -108,9 +138,6 @@ def diff_policies(old: Policy, new: Policy, ports: Catalogue) -> dict[str, list[
                     "after": after,
                 }
             )
-    for key, row in old_rows.items():
-        if key not in new_rows:
-            result["removed"].append(_entry(row, []))
     return result
 
 

@@ -10,6 +10,7 @@ from io import BytesIO
 from pathlib import Path, PurePosixPath
 
 from fwgen.errors import FwgenError
+from fwgen.paths import is_file
 
 REV_PATH = re.compile(r"(?P<rev>[^:\s]+):(?P<path>[^:\s]+\.ya?ml)")
 # What a branch, tag, commit or reflog expression looks like; never an option (a leading "-").
@@ -17,7 +18,7 @@ REV = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./@{}~^+-]{0,199}")
 
 
 def is_git_ref(ref: str) -> bool:
-    return bool(REV_PATH.fullmatch(ref)) and not Path(ref).exists()
+    return bool(REV_PATH.fullmatch(ref)) and not is_file(Path(ref))
 
 
 def checkout_profile(ref: str, into: Path) -> str:

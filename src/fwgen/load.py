@@ -13,7 +13,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import ValidationError
 
 from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected
-from fwgen.paths import Boundary, is_within, profiles_dir, real_path
+from fwgen.paths import Boundary, is_file, is_within, profiles_dir, real_path
 from fwgen.profile import InboundRule, OutboundRule, Profile
 from fwgen.yamlsource import Document, Loc, parse, read_text
 
@@ -109,7 +109,7 @@ def find_profile(ref: str, near: Path | None = None, near_display: str = "") -> 
     if near is not None and not is_builtin(near):
         for suffix in (".yaml", ".yml"):
             sibling = near.parent / f"{ref}{suffix}"
-            if sibling.is_file() and real_path(sibling) != real_path(near):
+            if is_file(sibling) and real_path(sibling) != real_path(near):
                 return sibling, os.path.normpath(
                     os.path.join(os.path.dirname(near_display), sibling.name)
                 )

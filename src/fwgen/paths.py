@@ -85,3 +85,11 @@ class Boundary:
             f"{what} '{shown}' is outside {self.home}, the folder of the file that names it; "
             f"move it inside, or pass --allow-outside {real.parent} to allow that folder"
         )
+
+
+def is_file(path: Path) -> bool:
+    """Whether *path* is a file; false, not an error, for a name too long to be one."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False

@@ -84,7 +84,7 @@ class Limit(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rate: int
+    rate: int = Field(ge=1, le=999_999)  # the same bounds as N in N/unit
     unit: Literal["second", "minute", "hour"]
 
     @model_validator(mode="before")

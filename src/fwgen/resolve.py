@@ -77,7 +77,8 @@ class _Resolver:
         self.errors: list[FwgenError] = []
         self.sets: dict[str, AddressSet] = {}
         self.networks: dict[str, list[Interval] | None] = {}
-        self.list_budget = MAX_ENTRIES
+        self.list_budget = MAX_ENTRIES  # addresses read from files
+        self.set_budget = 2 * MAX_ENTRIES  # addresses copied into rules' own sets
         self.entries: dict[str, tuple[list[str], str, Located[Any] | None]] = {
             name: (loc.value, f"{loc.file}:{loc.line}", loc)
             for name, loc in merged.networks.items()
@@ -194,6 +195,20 @@ class _Resolver:
                         kind=ResolveError,
                     )
                 )
+        self.set_budget -= len(found)
+        if self.set_budget < 0:
+            if self.set_budget + len(found) < 0:  # reported at the first rule past it
+                return None
+            self.errors.append(
+                where.error(
+                    f"the address sets of this profile would hold more than {2 * MAX_ENTRIES:,} "
+                    "addresses in all; name the list once under `networks:` and use that name "
+                    "in each rule instead of repeating lists that contain it",
+                    key,
+                    kind=ResolveError,
+                )
+            )
+            return None
         v4, v6 = collapse(found)
         for existing in self.sets.values():
             if (

@@ -261,7 +261,23 @@ def _build(node: yaml.Node, loc: Loc, doc: Document, seen: set[int]) -> Any:
 _constructor = yaml.constructor.SafeConstructor()
 
 
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null")}
+
+
+def _tag(node: yaml.Node) -> str:
+    """``!!int`` for YAML's own tags, the tag as written (made printable) for others."""
+    tag = str(node.tag).replace("tag:yaml.org,2002:", "!!", 1)
+    return "".join(c if c.isprintable() else "?" for c in tag)[:40]
+
+
 def _scalar(node: yaml.Node, doc: Document) -> Any:
+    if node.tag not in _PLAIN_TAGS:
+        raise ProfileError(
+            f"a value tagged {_tag(node)} is not something fwgen reads; write plain text, a number, "
+            "true/false, or quote the value",
+            path=doc.path,
+            line=node.start_mark.line + 1,
+        )
     try:
         return _constructor.construct_object(node, deep=True)
     except yaml.constructor.ConstructorError as exc:
@@ -269,9 +285,10 @@ def _scalar(node: yaml.Node, doc: Document) -> Any:
         raise ProfileError(
             f"invalid YAML: {problem}", path=doc.path, line=node.start_mark.line + 1
         ) from None
-    except (ValueError, OverflowError):  # e.g. an integer of thousands of digits
+    except (ValueError, OverflowError, LookupError):  # a 5,000-digit integer, `!!bool maybe`
         raise ProfileError(
-            f"cannot read the value '{str(node.value)[:20]}...'; is it a number that long?",
+            f"cannot read the value '{str(node.value)[:20]}...' as {_tag(node)}"
+            + ("; is it a number that long?" if str(node.value).isdigit() else ""),
             path=doc.path,
             line=node.start_mark.line + 1,
         ) from None

@@ -170,24 +170,23 @@ def test_lab_cleans_up_after_itself() -> None:
 
 
 @pytest.mark.parametrize("target", ["nftables", "iptables"])
-def test_ten_thousand_entry_list(
+def test_forty_thousand_entry_list(
     lab: Lab, target: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """A 10,000-entry file list: the listed client gets in, the unlisted one does not,
-    and the ruleset has one rule for it (nftables set, or one ipset)."""
+    """A 40,000-entry file list: the listed client gets in, the unlisted one does not,
+    and the ruleset has one rule for it (nftables set, or one ipset). It replaces a
+    20-entry list loaded before, as a feed that grows between two loads would."""
     folder = tmp_path_factory.mktemp("feed")
     trusted = lab.clients["trusted"]
-    entries = [f"203.0.{i >> 8}.{i & 255}" for i in range(0, 9998 * 2, 2)] + [
-        trusted.ipv4,
-        trusted.ipv6,
-    ]
-    (folder / "feed.txt").write_text("\n".join(entries) + "\n")
     (folder / "feed.yaml").write_text(
         "description: feed\nextends: base\nnetworks:\n  feed: [{file: feed.txt}]\n"
         "inbound: [{service: ssh, from: feed}]\n"
     )
-    files = render(resolve_profile(str(folder / "feed.yaml")), target)
-    lab.apply(target, files)
+    for count in (20, 39998):
+        entries = [f"10.{i >> 16}.{i >> 8 & 255}.{i & 255}" for i in range(0, count * 2, 2)]
+        (folder / "feed.txt").write_text("\n".join([*entries, trusted.ipv4, trusted.ipv6]) + "\n")
+        files = render(resolve_profile(str(folder / "feed.yaml")), target)
+        lab.apply(target, files)
     lab.listen(["tcp:22"])
     assert lab.matrix(["tcp:22"]) == {
         ("trusted", "ipv4", "tcp:22"): "open",
@@ -198,7 +197,7 @@ def test_ten_thousand_entry_list(
     if target == "iptables":
         rules = lab.run(lab.server, "iptables", "-S", "INPUT")
         assert rules.count("--dport 22") == 1 and "--match-set fwgen-feed-v4 src" in rules
-        assert "Number of entries: 9999" in lab.run(
+        assert "Number of entries: 39999" in lab.run(
             lab.server, "ipset", "list", "-t", "fwgen-feed-v4"
         )
     else:

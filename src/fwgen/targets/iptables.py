@@ -122,8 +122,12 @@ def ipset_name(base: str, family: Family) -> str:
     return base + ("-v4" if family == "ipv4" else "-v6")
 
 
-def _power_of_two(n: int, least: int) -> int:
-    return max(least, 1 << (max(n, 1) - 1).bit_length())
+# Every set is created with the same settings, whatever its size: `create NAME ... -exist`
+# fails when a set of that name exists with other settings, so sizing sets to their lists
+# would stop the next load once a list grows. The hash grows by itself from its initial
+# size; maxelem holds the most addresses a profile may have (see resolve).
+IPSET_HASHSIZE = 1024
+IPSET_MAXELEM = 1 << 21
 
 
 def _ipsets(policy: Policy) -> list[dict[str, Any]]:
@@ -144,8 +148,8 @@ def _ipsets(policy: Policy) -> list[dict[str, Any]]:
                 "key": (address_set.name, family),
                 "name": ipset_name(bases[address_set.name], family),
                 "family": "inet" if family == "ipv4" else "inet6",
-                "hashsize": _power_of_two(len(elements) // 4, 1024),
-                "maxelem": _power_of_two(len(elements) * 2, 65536),
+                "hashsize": IPSET_HASHSIZE,
+                "maxelem": IPSET_MAXELEM,
                 "elements": elements,
             }
         )
