@@ -158,7 +158,7 @@ def test_iptables_uses_an_ipset_for_large_lists(tmp_path: Path) -> None:
     assert "ipsets" in files
     assert files["ipsets"].count("\nadd fwgen-feed-v4-n ") == 5000
     assert (
-        "create fwgen-feed-v4 hash:net family inet hashsize 2048 maxelem 65536 -exist"
+        "create fwgen-feed-v4 hash:net family inet hashsize 1024 maxelem 2097152 -exist"
         in files["ipsets"]
     )
     ssh = [line for line in files["rules.v4"].splitlines() if "--dport 22" in line]
