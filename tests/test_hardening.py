@@ -90,7 +90,7 @@ def test_hostile_names_are_refused_with_a_located_error(
     path = write_profile(REFUSED[case])
     result = runner.invoke(app, ["render", str(path), "-t", "nftables"])
     assert result.exit_code == 2, result.output
-    assert result.stderr.startswith(f"error: {path}:") and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"error: {path.name}:") and len(result.stderr.splitlines()) == 1
 
 
 # -------------------------------------------------------------- malformed input that is made, not stored
@@ -173,7 +173,7 @@ def test_backdoor_port_needs_an_acknowledgement_repeated_in_the_output(
     result = runner.invoke(app, ["render", str(bare), "-t", target])
     assert result.exit_code == 2
     assert result.stderr == (
-        f"error: {bare}:3: thing opens netbus (NetBus), a known backdoor port; remove the rule, "
+        "error: bare.yaml:3: thing opens netbus (NetBus), a known backdoor port; remove the rule, "
         'or acknowledge it with `allow_risky: "why"`\n'
     )
     acked = write_profile(

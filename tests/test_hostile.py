@@ -390,7 +390,7 @@ def test_a_site_folder_called_profiles_uses_its_own_siblings(tmp_path: Path) -> 
     (site / "web.yaml").write_text("description: web\nextends: base\n")
     result = runner.invoke(app, ["explain", str(site / "web.yaml"), "--format", "json"])
     assert result.exit_code == 0, result.stderr
-    assert '"origin": "' + str(site / "base.yaml") + ':4"' in result.stdout  # the site's ssh
+    assert '"origin": "base.yaml:4"' in result.stdout  # the site's ssh
     assert "profiles/base.yaml" in result.stdout  # and the built-in base below it
 
 

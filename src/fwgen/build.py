@@ -28,7 +28,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from fwgen.errors import FwgenError, FwgenErrors, ProfileError, raise_collected
 from fwgen.load import format_loc, validation_errors
 from fwgen.output import check_folder, destination, destinations, read_current, shown_text
-from fwgen.paths import Boundary, real_path
+from fwgen.paths import Boundary, Origins, real_path
 from fwgen.yamlsource import MAX_BYTES, Document, Loc, parse, read_text
 
 
@@ -201,9 +201,12 @@ def plan(manifest_path: Path, allow_outside: Sequence[Path] = ()) -> Site:
     paths = _Paths(doc, base, site.boundary)
     paths.reads[real_path(manifest_path)] = "the manifest"
     _check_paths(manifest, paths)
+    origins = Origins.around(manifest_path)
     for name, host in sorted(manifest.hosts.items()):
         ports = catalogue(tuple(str(base / p) for p in host.ports))
-        policy = resolve_profile(host.profile, host.set, ports, root=base, boundary=site.boundary)
+        policy = resolve_profile(
+            host.profile, host.set, ports, root=base, boundary=site.boundary, origins=origins
+        )
         for target_name, dest in sorted(host.targets.items()):
             try:
                 files = render(policy, target_name)

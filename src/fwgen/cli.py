@@ -20,6 +20,7 @@ from fwgen.errors import FwgenError
 
 if TYPE_CHECKING:
     from fwgen.build import Output
+    from fwgen.paths import Origins
     from fwgen.policy import Policy
     from fwgen.portdb import Catalogue
 
@@ -263,12 +264,16 @@ def _load_policies(
     sets: list[str] | None,
     ports: Catalogue,
     allow_outside: list[Path] | None = None,
+    origins: list[Origins | None] | None = None,
 ) -> list[Policy]:
     from fwgen.resolve import resolve_profile
 
     overrides = parse_sets(sets or [])
     allowed = tuple(allow_outside or ())
-    return [resolve_profile(p, overrides, ports, allow_outside=allowed) for p in profiles]
+    return [
+        resolve_profile(p, overrides, ports, allow_outside=allowed, origins=named)
+        for p, named in zip(profiles, origins or [None] * len(profiles), strict=True)
+    ]
 
 
 @app.command()
@@ -355,15 +360,20 @@ def diff(
 
     from fwgen.diff import as_text, diff_policies
     from fwgen.gitref import checkout_profile, is_git_ref, temporary_dir
+    from fwgen.paths import Origins
 
     _formats(format_, ("text", "markdown", "json"))
     cat = _ports(ports_files)
     with temporary_dir() as tmp:
-        refs = [
-            checkout_profile(ref, Path(tmp) / str(i)) if is_git_ref(ref) else ref
-            for i, ref in enumerate((old, new))
+        folders = [
+            Path(tmp) / str(i) if is_git_ref(ref) else None for i, ref in enumerate((old, new))
         ]
-        before, after = _load_policies(refs, set_, cat, allow_outside)
+        refs = [
+            checkout_profile(ref, folder) if folder else ref
+            for ref, folder in zip((old, new), folders, strict=True)
+        ]
+        origins = [Origins.checkout(folder) if folder else None for folder in folders]
+        before, after = _load_policies(refs, set_, cat, allow_outside, origins)
     result = diff_policies(before, after, cat)
     if format_ == "json":
         typer.echo(json.dumps(result, indent=2))

@@ -13,12 +13,11 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import ValidationError
 
 from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected
-from fwgen.paths import Boundary, is_within, profiles_dir, real_path
+from fwgen.paths import Boundary, Origins, is_within, profiles_dir, real_path
 from fwgen.profile import InboundRule, OutboundRule, Profile
 from fwgen.yamlsource import Document, Loc, parse, read_text
 
 T = TypeVar("T")
-BUILTIN_PREFIX = "profiles/"
 MAX_EXTENDS_DEPTH = 16  # a chain of `extends:` this long is a mistake or an attack
 MAX_FILES = 64  # profile files in one chain
 KEYS = {
@@ -75,6 +74,7 @@ class MergedProfile:
     outbound_origin: Located[Any] | None = None
     options: dict[str, Located[Any]] = field(default_factory=dict)
     boundary: Boundary = field(default_factory=lambda: Boundary(profiles_dir()))
+    origins: Origins = field(default_factory=lambda: Origins(profiles_dir()))
 
 
 def builtin_profiles() -> dict[str, Path]:
@@ -91,31 +91,23 @@ def is_builtin(path: Path) -> bool:
     return is_within(real_path(path), real_path(profiles_dir()))
 
 
-def find_profile(ref: str, near: Path | None = None, near_display: str = "") -> tuple[Path, str]:
-    """A profile reference (a name or a path) → (file, the name shown in messages).
+def find_profile(ref: str, near: Path | None = None) -> Path:
+    """A profile reference (a name or a path) → its file.
 
     Names are looked up beside the extending file first (so site profiles can
     extend each other), then among the built-in profiles; a site's ``base.yaml``
     that says ``extends: base`` gets the built-in one.
     """
     if _is_path(ref):
-        path = Path(ref) if near is None else near.parent / ref
-        shown = (
-            ref
-            if near is None
-            else os.path.normpath(os.path.join(os.path.dirname(near_display), ref))
-        )
-        return path, shown
+        return Path(ref) if near is None else near.parent / ref
     if near is not None and not is_builtin(near):
         for suffix in (".yaml", ".yml"):
             sibling = near.parent / f"{ref}{suffix}"
             if sibling.is_file() and real_path(sibling) != real_path(near):
-                return sibling, os.path.normpath(
-                    os.path.join(os.path.dirname(near_display), sibling.name)
-                )
+                return sibling
     builtins = builtin_profiles()
     if ref in builtins:
-        return builtins[ref], f"{BUILTIN_PREFIX}{ref}.yaml"
+        return builtins[ref]
     raise ProfileError(
         f"unknown profile '{ref}'{did_you_mean(ref, builtins)}; built-in profiles are "
         f"{', '.join(builtins)}, or give the path of a .yaml file"
@@ -181,25 +173,32 @@ def load_profile(
     root: Path | None = None,
     boundary: Boundary | None = None,
     allow_outside: tuple[Path, ...] = (),
+    origins: Origins | None = None,
 ) -> MergedProfile:
     """Load a profile by name or path, with its whole ``extends`` chain merged.
 
-    A relative path is read from *root* (default: the working directory) and shown
-    as written, so origins do not depend on where fwgen was started. Files it names
-    must stay inside *boundary* (default: the profile's folder and *allow_outside*).
+    A relative path is read from *root* (default: the working directory). Files are
+    named by *origins* (default: around the profile, see `Origins`), so origins do not
+    depend on where fwgen was started or how the path was spelled. Files it names must
+    stay inside *boundary* (default: the profile's folder and *allow_outside*).
     """
-    path, shown = find_profile(ref)
+    path = find_profile(ref)
     if root is not None and _is_path(ref) and not Path(ref).is_absolute():
         path = root / ref
+    if origins is None:
+        origins = Origins.around(path)
+    shown = origins.name(path)
     if boundary is None:
         boundary = Boundary.around(path, allow_outside)
     elif not is_builtin(path):
         boundary.check(path, "profile", shown)
     chain: list[tuple[Profile, Document, str]] = []
-    _linearise(path, shown, chain, boundary, stack=[], seen=set())
+    _linearise(path, shown, chain, boundary, origins, stack=[], seen=set())
     name = Path(shown).stem
     top = chain[-1][0]
-    merged = MergedProfile(name=name, description=top.description, boundary=boundary)
+    merged = MergedProfile(
+        name=name, description=top.description, boundary=boundary, origins=origins
+    )
     for profile, doc, text in chain:
         _merge(merged, profile, doc, text)
     if not merged.description:
@@ -214,6 +213,7 @@ def _linearise(
     shown: str,
     chain: list[tuple[Profile, Document, str]],
     boundary: Boundary,
+    origins: Origins,
     stack: list[Path],
     seen: set[Path],
 ) -> None:
@@ -232,7 +232,7 @@ def _linearise(
                 kind=ProfileError,
             )
         try:
-            parent_path, parent_shown = find_profile(parent, path, shown)
+            parent_path = find_profile(parent, path)
             if not is_builtin(parent_path):
                 boundary.check(parent_path, "profile", parent)
         except FwgenError as exc:
@@ -243,7 +243,9 @@ def _linearise(
                 kind=ProfileError,
             )
         try:
-            _linearise(parent_path, parent_shown, chain, boundary, stack, seen)
+            _linearise(
+                parent_path, origins.name(parent_path), chain, boundary, origins, stack, seen
+            )
         except ProfileError as exc:
             if exc.path is None:
                 raise where.error(exc.message, kind=ProfileError) from None
