@@ -377,8 +377,9 @@ def test_backdoor_ports_from_site_files_are_findings_too(tmp_path: Path) -> None
     result = runner.invoke(
         app, ["check", str(tmp_path / "p.yaml"), "--ports", str(tmp_path / "ports.yaml")]
     )
-    assert result.exit_code == 1
-    assert "error FW001 [back-orifice]" in result.stdout
+    assert result.exit_code == 0  # acknowledged: reported, with the reason, as info
+    assert "info FW001 [back-orifice]" in result.stdout
+    assert '(accepted: "lab only")' in result.stdout
 
 
 def test_a_site_folder_called_profiles_uses_its_own_siblings(tmp_path: Path) -> None:

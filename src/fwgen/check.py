@@ -7,7 +7,8 @@ and the service and ports concerned.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from fwgen.errors import split_location
@@ -31,6 +32,24 @@ CODES: dict[str, tuple[Level, str]] = {
     "FW010": ("info", "A cleartext service is opened beside its safer replacement"),
     "FW011": ("warning", "An address list adds up to every address of a family"),
 }
+HOST_CODES = ("FW006", "FW009", "FW011")  # about the whole profile, not one rule
+
+
+def refuse_accepting(code: str) -> None:
+    """A ValueError when a rule's ``accept:`` names *code*, which it cannot accept."""
+    from fwgen.errors import did_you_mean
+
+    if code not in CODES:
+        raise ValueError(f"unknown finding code '{code}'{did_you_mean(code, CODES)}")
+    if code == "FW001":
+        raise ValueError(
+            'a backdoor port (FW001) is acknowledged with `allow_risky: "why"` on the rule, '
+            "not with accept"
+        )
+    if code in HOST_CODES:
+        raise ValueError(
+            f"finding {code} is about the whole profile, not one rule; it cannot be accepted here"
+        )
 
 
 @dataclass(frozen=True)
@@ -41,6 +60,7 @@ class Finding:
     location: str
     service: str | None = None
     ports: list[str] = field(default_factory=list)
+    accepted: str | None = None  # why the profile accepts it (then it is info)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -104,9 +124,10 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
                 )
             )
             continue
+        found = _shadow_findings(rule, policy.rules)
         if rule.direction == "in" and rule.proto in ("tcp", "udp"):
-            findings += _service_findings(policy, rule, ports)
-        findings += _shadow_findings(rule, policy.rules)
+            found = _service_findings(policy, rule, ports) + found
+        findings += _accepted(rule, found)
     top = f"{policy.files[-1]}:1"
     findings += [
         _finding(
@@ -145,6 +166,17 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
                 )
             )
     return sorted(findings, key=_order)
+
+
+def _accepted(rule: Rule, findings: list[Finding]) -> list[Finding]:
+    """The rule's findings, those it accepts (`accept:`, `allow_risky:`) made info with why."""
+    reasons = dict(rule.accepted)
+    if rule.acknowledged:
+        reasons["FW001"] = rule.acknowledged
+    return [
+        replace(f, level="info", accepted=reasons[f.code]) if f.code in reasons else f
+        for f in findings
+    ]
 
 
 def _order(finding: Finding) -> tuple[str, int, str]:
@@ -267,6 +299,7 @@ def as_text(findings: list[Finding]) -> str:
         f"{f.location}: {f.level} {f.code}"
         + (f" [{f.service}]" if f.service else "")
         + f": {f.message}"
+        + (f" (accepted: {json.dumps(f.accepted, ensure_ascii=False)})" if f.accepted else "")
         for f in findings
     ]
     counts = {
@@ -289,21 +322,23 @@ def as_sarif(findings: list[Finding], version: str) -> dict[str, object]:
     results = []
     for f in findings:
         path, line = split_location(f.location)
-        results.append(
-            {
-                "ruleId": f.code,
-                "level": SARIF_LEVEL[f.level],
-                "message": {"text": f.message},
-                "locations": [
-                    {
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": path},
-                            "region": {"startLine": line or 1},
-                        }
+        result: dict[str, object] = {
+            "ruleId": f.code,
+            # an accepted finding keeps its level; its suppression says why it passes
+            "level": SARIF_LEVEL[CODES[f.code][0] if f.accepted else f.level],
+            "message": {"text": f.message},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": path},
+                        "region": {"startLine": line or 1},
                     }
-                ],
-            }
-        )
+                }
+            ],
+        }
+        if f.accepted:
+            result["suppressions"] = [{"kind": "inSource", "justification": f.accepted}]
+        results.append(result)
     rules = [
         {
             "id": code,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 Family = Literal["ipv4", "ipv6"]
 FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")
@@ -72,6 +72,9 @@ class Rule(_Frozen):
     origin: str
     risky: str = ""  # a known backdoor service this rule opens, e.g. "back-orifice (Back Orifice)"
     acknowledged: str = ""  # the profile's `allow_risky:` reason
+    # `fwgen check` findings the profile accepts for this rule: ((code, reason), ...). They
+    # change no ruleset, so the digest (and every rendered byte) leaves them out.
+    accepted: tuple[tuple[str, str], ...] = Field(default=(), exclude=True)
 
     def local_of(self, family: Family) -> list[str]:
         """The rule's local addresses of one family."""

@@ -227,6 +227,7 @@ class _Resolver:
             "log": spec.log,
             "origin": f"{where.file}:{where.line}",
             "acknowledged": spec.allow_risky or "",
+            "accepted": tuple(sorted(spec.accept.items())),
         }
         out = []
         for i, name in enumerate(spec.service):
@@ -381,7 +382,11 @@ class _Resolver:
         rules = [self._mark_risky(r) for r in rules]
         unique: dict[str, Rule] = {}
         for rule in rules:
-            unique.setdefault(rule.model_dump_json(exclude={"origin", "comment", "name"}), rule)
+            key = rule.model_dump_json(exclude={"origin", "comment", "name"})
+            kept = unique.setdefault(key, rule)
+            if kept is not rule and rule.accepted:  # a repeated rule keeps what each accepts
+                accepted = tuple(sorted({*kept.accepted, *rule.accepted}))
+                unique[key] = kept.model_copy(update={"accepted": accepted})
         ordered = sorted(unique.values(), key=_rule_order)
         used = {r.remote for r in ordered if r.remote}
         opts = self.options
