@@ -42,10 +42,15 @@ def test_lan_only_service_from_any_warns_with_the_word_lan() -> None:
     assert strict.exit_code == 1
 
 
-def test_builtin_profiles_have_no_warnings() -> None:
-    for profile in ("base", "webserver", "mailserver", "workstation"):
+def test_builtin_profiles_have_no_warnings_once_their_admins_are_set() -> None:
+    for profile in ("base", "workstation"):
         result = runner.invoke(app, ["check", profile, "--strict"])
         assert result.exit_code == 0, result.stdout
+    for profile in ("webserver", "mailserver"):
+        result = runner.invoke(app, ["check", profile, "--strict", "--set", "admins=10.1.0.0/16"])
+        assert result.exit_code == 0, result.stdout
+        placeholders = runner.invoke(app, ["check", profile, "--strict"])
+        assert placeholders.exit_code == 1 and "FW012 [ssh]" in placeholders.stdout
 
 
 def test_findings(write_profile: Callable[..., Path]) -> None:

@@ -127,7 +127,10 @@ def test_a_failed_rename_leaves_the_old_file_and_no_temporary(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(output.os, "replace", fail)
-    result = runner.invoke(app, ["render", "webserver", "-t", "nftables", "-o", str(out)])
+    result = runner.invoke(
+        app,
+        ["render", "webserver", "-t", "nftables", "--set", "admins=10.1.0.0/16", "-o", str(out)],
+    )
     assert result.exit_code == 2
     assert result.stderr == f"error: {out}: cannot write output: No space left on device\n"
     assert out.read_text() == "previous\n"
@@ -152,7 +155,10 @@ def test_a_failure_in_the_middle_of_rendering_writes_nothing(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(iptables, "_lines", explode)
-    result = runner.invoke(app, ["render", "webserver", "-t", "iptables", "-o", str(out)])
+    result = runner.invoke(
+        app,
+        ["render", "webserver", "-t", "iptables", "--set", "admins=10.1.0.0/16", "-o", str(out)],
+    )
     assert result.exit_code == 2
     assert (
         sorted(os.listdir(out)) == ["rules.v4"]

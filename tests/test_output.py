@@ -16,8 +16,10 @@ from fwgen.cli import app
 from fwgen.errors import FwgenError
 
 runner = CliRunner()
-RENDER_NFT = ["render", "webserver", "-t", "nftables"]
-RENDER_IPT = ["render", "webserver", "-t", "iptables"]
+# Real admins: the placeholders would add a warning to the one line these tests read.
+REAL_ADMINS = ["--set", "admins=10.1.0.0/16"]
+RENDER_NFT = ["render", "webserver", "-t", "nftables", *REAL_ADMINS]
+RENDER_IPT = ["render", "webserver", "-t", "iptables", *REAL_ADMINS]
 
 
 def one_error(result: object) -> str:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from fwgen.errors import split_location
-from fwgen.policy import Policy, PortRange, Rule, whole_family_warning
+from fwgen.policy import Policy, PortRange, Rule, few, set_hint, whole_family_warning
 from fwgen.portdb import Catalogue
 
 Level = Literal["error", "warning", "info"]
@@ -31,6 +31,7 @@ CODES: dict[str, tuple[Level, str]] = {
     "FW009": ("warning", "Outbound is default-deny but DNS is not allowed out"),
     "FW010": ("info", "A cleartext service is opened beside its safer replacement"),
     "FW011": ("warning", "An address list adds up to every address of a family"),
+    "FW012": ("warning", "A rule admits only documentation addresses (placeholders)"),
 }
 HOST_CODES = ("FW006", "FW009", "FW011")  # about the whole profile, not one rule
 
@@ -124,7 +125,7 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
                 )
             )
             continue
-        found = _shadow_findings(rule, policy.rules)
+        found = _shadow_findings(rule, policy.rules) + _placeholder_findings(policy, rule)
         if rule.direction == "in" and rule.proto in ("tcp", "udp"):
             found = _service_findings(policy, rule, ports) + found
         findings += _accepted(rule, found)
@@ -166,6 +167,29 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
                 )
             )
     return sorted(findings, key=_order)
+
+
+def _placeholder_findings(policy: Policy, rule: Rule) -> list[Finding]:
+    """A rule whose sources are only documentation addresses admits no one (a lock-out
+    when it is the way in for the admins)."""
+    addresses = policy.placeholder_sources(rule)
+    if not addresses or rule.remote is None:
+        return []
+    found = policy.address_set(rule.remote)
+    if found.origin == rule.origin:  # written in the rule itself
+        where, fix = "", "write the real ones in the profile"
+    else:
+        where, fix = f", from network '{found.name}'", f"set the real ones ({set_hint(found.name)})"
+    return [
+        _finding(
+            "FW012",
+            f"{rule.name} admits only documentation addresses ({few(addresses)}{where}), "
+            f"placeholders that match no real host; {fix} before applying this ruleset",
+            rule,
+            rule.origin,
+            rule.service,
+        )
+    ]
 
 
 def _accepted(rule: Rule, findings: list[Finding]) -> list[Finding]:

@@ -141,6 +141,7 @@ def render(
     Example: fwgen render webserver --target nftables --set admins=192.0.2.0/24
     """
     from fwgen.output import to_stdout, write_outputs
+    from fwgen.policy import policy_warnings
     from fwgen.render import render_with_warnings
     from fwgen.render import target as find_target
     from fwgen.targets import RenderOptions
@@ -154,7 +155,7 @@ def render(
     files, warnings = render_with_warnings(
         policy, target, RenderOptions(flush_ruleset=flush_ruleset, strict=strict)
     )
-    for warning in warnings:
+    for warning in [*warnings, *policy_warnings(policy)]:
         typer.echo(f"warning: {warning}", err=True)
     if family is not None:
         files = {spec.family_files[family]: files[spec.family_files[family]]}
