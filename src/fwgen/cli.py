@@ -19,7 +19,6 @@ from fwgen import __version__
 from fwgen.errors import FwgenError
 
 if TYPE_CHECKING:
-    from fwgen.build import Output
     from fwgen.paths import Origins
     from fwgen.policy import Policy
     from fwgen.portdb import Catalogue
@@ -162,33 +161,13 @@ def render(
     if check_only:
         if output is None:
             raise FwgenError("--check needs -o FILE (the file to compare with)")
-        _check_current(files, output)
+        from fwgen.build_command import check_current
+
+        check_current(files, output)
     elif output is None:
         sys.stdout.write(to_stdout(files))
     else:
         write_outputs(files, output)
-
-
-def _check_current(files: dict[str, str], output: Path) -> None:
-    from fwgen.build import Output, stale
-    from fwgen.output import check_folder, destinations
-
-    if len(files) > 1:
-        check_folder(output)
-    items = [Output("", path, text) for path, text in destinations(files, output).items()]
-    old = stale(items)
-    _fail_when_stale(old, f"stale: {', '.join(str(o.path) for o in old)}")
-
-
-def _fail_when_stale(changed: list[Output], message: str) -> None:
-    """Show how each stale file would change, then exit 1 with *message*; nothing when none is."""
-    from fwgen.build import unified
-
-    for item in changed:
-        typer.echo(unified(item), nl=False)
-    if changed:
-        typer.echo(message, err=True)
-        raise typer.Exit(1)
 
 
 @app.command()
@@ -388,34 +367,36 @@ def diff(
 @user_errors
 def build(
     manifest: Annotated[
-        Path, typer.Argument(help="The manifest: hosts, their profiles and outputs.")
+        Path,
+        typer.Argument(metavar="MANIFEST", help="The manifest: hosts, their profiles and outputs."),
     ] = Path("fwgen.yaml"),
     check_only: Annotated[
         bool,
         typer.Option("--check", help="Exit 1 and show diffs when a file is stale; write nothing."),
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Fail (exit 2, nothing written) when a target approximates."),
+    ] = False,
+    format_: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help="text or json.")
+    ] = "text",
     allow_outside: AllowOutside = None,
 ) -> None:
     """Render every host of a manifest, writing only the files that changed (all or none).
 
     Example: fwgen build site/fwgen.yaml --check
     """
-    from fwgen.build import plan, stale
-    from fwgen.output import write_files
+    from fwgen.build_command import run_build
 
-    site = plan(manifest, allow_outside or ())
-    items = site.outputs
-    changed = stale(items)
-    if check_only:
-        _fail_when_stale(
-            changed, f"stale: {len(changed)} of {len(items)} generated files; run `fwgen build`"
-        )
-        typer.echo(f"all {len(items)} generated files are current")
-        return
-    write_files({item.path: item.text for item in changed}, boundary=site.boundary)
-    for item in changed:
-        typer.echo(f"wrote {item.path}")
-    typer.echo(f"{len(changed)} written, {len(items) - len(changed)} unchanged")
+    _formats(format_, ("text", "json"))
+    run_build(
+        manifest,
+        tuple(allow_outside or ()),
+        check=check_only,
+        strict=strict,
+        json=format_ == "json",
+    )
 
 
 def _read_input(name: str) -> tuple[str, str]:

@@ -197,7 +197,7 @@ def placeholder_warnings(policy: Policy) -> list[str]:
                 f"network '{name}' ({found.origin}) is empty, so {names} {verb} nothing; "
                 f"give its addresses with {fix}"
             )
-    return out
+    return list(dict.fromkeys(out))  # a rule written once may be one Rule per protocol
 
 
 def policy_warnings(policy: Policy) -> list[str]:
