@@ -96,7 +96,7 @@ def read_manifest(path: Path) -> tuple[Manifest, Document]:
     try:
         return Manifest.model_validate(doc.data), doc
     except ValidationError as exc:
-        raise_collected(validation_errors(exc, doc))
+        raise_collected(validation_errors(exc, doc, profile=False))
         raise
 
 

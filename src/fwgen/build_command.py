@@ -11,7 +11,7 @@ import typer
 
 from fwgen.build import Output, as_json, plan, stale, unified
 from fwgen.errors import FwgenError
-from fwgen.output import check_folder, destinations, write_files
+from fwgen.output import check_folder, destinations, is_stdout, write_files
 
 
 def run_build(
@@ -48,8 +48,12 @@ def run_build(
         typer.echo(f"{len(changed)} written, {len(items) - len(changed)} unchanged")
 
 
-def check_current(files: dict[str, str], output: Path) -> None:
+def check_current(files: dict[str, str], output: Path | None) -> None:
     """`render --check`: exit 1 with a diff when the files at *output* are not *files*."""
+    if output is None:
+        raise FwgenError("--check needs -o FILE (the file to compare with)")
+    if is_stdout(output):
+        raise FwgenError("--check compares with files; -o - is standard output")
     if len(files) > 1:
         check_folder(output)
     items = [Output("", path, text) for path, text in destinations(files, output).items()]

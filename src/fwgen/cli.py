@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from fwgen import __version__
+from fwgen.clihelp import App
 from fwgen.errors import FwgenError
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-app = typer.Typer(
+app = App(
     help="Render declarative host profiles into default-deny firewall rulesets.",
     no_args_is_help=True,
     add_completion=False,
@@ -85,11 +86,19 @@ def parse_sets(values: list[str]) -> dict[str, list[str]]:
 
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Replace a network's addresses: NAME=CIDR[,CIDR...]. Repeatable."),
+    typer.Option(
+        "--set",
+        metavar="NAME=CIDR[,CIDR...]",
+        help="Replace a network's addresses. Repeatable; repeated for one NAME, the lists add up.",
+    ),
 ]
 PortsFiles = Annotated[
     list[str] | None,
-    typer.Option("--ports", help="A site port database file (YAML list of services). Repeatable."),
+    typer.Option(
+        "--ports",
+        metavar="FILE",
+        help="A site port database file (YAML list of services). Repeatable.",
+    ),
 ]
 AllowOutside = Annotated[
     list[Path] | None,
@@ -100,17 +109,30 @@ AllowOutside = Annotated[
         "and outputs; by default they must stay in the folder tree of the file given. Repeatable.",
     ),
 ]
+ProfileArgument = Annotated[
+    str, typer.Argument(metavar="PROFILE", help="A built-in profile name or a profile file.")
+]
+
+
+def _format(choices: str) -> Any:
+    return typer.Option("--format", metavar="FORMAT", help=f"{choices}.")
+
+
+def _output(what: str) -> Any:
+    return typer.Option(
+        "--output", "-o", metavar="FILE", help=f"Write {what} here (atomically); - for stdout."
+    )
 
 
 @app.command()
 @user_errors
 def render(
-    profile: Annotated[str, typer.Argument(help="A built-in profile name or a profile file.")],
-    target: Annotated[str, typer.Option("--target", "-t", help="nftables (see `fwgen targets`).")],
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Write here (atomically) instead of stdout."),
-    ] = None,
+    profile: ProfileArgument,
+    target: Annotated[
+        str,
+        typer.Option("--target", "-t", metavar="TARGET", help="nftables (see `fwgen targets`)."),
+    ],
+    output: Annotated[Path | None, _output("the ruleset (a folder for several files)")] = None,
     set_: SetOption = None,
     flush_ruleset: Annotated[
         bool,
@@ -126,7 +148,9 @@ def render(
     allow_outside: AllowOutside = None,
     family: Annotated[
         str | None,
-        typer.Option("--family", help="iptables: print only the ipv4 or ipv6 file."),
+        typer.Option(
+            "--family", metavar="ipv4|ipv6", help="iptables: print only the ipv4 or ipv6 file."
+        ),
     ] = None,
     check_only: Annotated[
         bool,
@@ -139,7 +163,7 @@ def render(
 
     Example: fwgen render webserver --target nftables --set admins=192.0.2.0/24
     """
-    from fwgen.output import to_stdout, write_outputs
+    from fwgen.output import emit
     from fwgen.policy import policy_warnings
     from fwgen.render import render_with_warnings
     from fwgen.render import target as find_target
@@ -159,33 +183,38 @@ def render(
     if family is not None:
         files = {spec.family_files[family]: files[spec.family_files[family]]}
     if check_only:
-        if output is None:
-            raise FwgenError("--check needs -o FILE (the file to compare with)")
         from fwgen.build_command import check_current
 
         check_current(files, output)
-    elif output is None:
-        sys.stdout.write(to_stdout(files))
     else:
-        write_outputs(files, output)
+        emit(files, output)
 
 
 @app.command()
 @user_errors
-def profiles() -> None:
+def profiles(
+    format_: Annotated[str, _format("text or json")] = "text",
+) -> None:
     """List the built-in profiles.
 
-    Example: fwgen profiles
+    Example: fwgen profiles --format json
     """
+    import json
+
     from fwgen.load import builtin_profiles, read_profile
 
+    _formats(format_, ("text", "json"))
     rows = []
     for name, path in builtin_profiles().items():
-        profile, _, _ = read_profile(path, f"profiles/{path.name}")
-        rows.append((name, profile.description))
-    width = max(len(name) for name, _ in rows)
-    for name, description in rows:
-        typer.echo(f"{name:<{width}}  {description}")
+        shown = f"profiles/{path.name}"
+        profile, _, _ = read_profile(path, shown)
+        rows.append({"name": name, "description": profile.description, "file": shown})
+    if format_ == "json":
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    width = max(len(row["name"]) for row in rows)
+    for row in rows:
+        typer.echo(f"{row['name']:<{width}}  {row['description']}")
 
 
 @app.command()
@@ -193,9 +222,12 @@ def profiles() -> None:
 def ports(
     query: Annotated[
         str | None,
-        typer.Argument(help="3306, 514/udp, 6000-6010, a name or alias, or words; none lists all."),
+        typer.Argument(
+            metavar="QUERY",
+            help="3306, 514/udp, 6000-6010, a name or alias, or words; none lists all.",
+        ),
     ] = None,
-    format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    format_: Annotated[str, _format("text or json")] = "text",
     ports_files: PortsFiles = None,
 ) -> None:
     """Look up services in the port database.
@@ -259,8 +291,10 @@ def _load_policies(
 @app.command()
 @user_errors
 def check(
-    profiles: Annotated[list[str], typer.Argument(help="Profile names or files.")],
-    format_: Annotated[str, typer.Option("--format", help="text, json or sarif.")] = "text",
+    profiles: Annotated[
+        list[str], typer.Argument(metavar="PROFILE...", help="Profile names or files.")
+    ],
+    format_: Annotated[str, _format("text, json or sarif")] = "text",
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")] = False,
     set_: SetOption = None,
     ports_files: PortsFiles = None,
@@ -269,6 +303,7 @@ def check(
     """Report what a profile opens that deserves a second look.
 
     Exit 0 when there are no errors, 1 when there are (or warnings with --strict).
+
     Example: fwgen check webserver --format sarif > fwgen.sarif
     """
     import json
@@ -296,8 +331,8 @@ def check(
 @app.command()
 @user_errors
 def explain(
-    profile: Annotated[str, typer.Argument(help="A profile name or file.")],
-    format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    profile: ProfileArgument,
+    format_: Annotated[str, _format("text or json")] = "text",
     set_: SetOption = None,
     ports_files: PortsFiles = None,
     allow_outside: AllowOutside = None,
@@ -325,9 +360,15 @@ def explain(
 @app.command()
 @user_errors
 def diff(
-    old: Annotated[str, typer.Argument(help="Old profile: a name, a file, or REV:path from git.")],
-    new: Annotated[str, typer.Argument(help="New profile: a name, a file, or REV:path from git.")],
-    format_: Annotated[str, typer.Option("--format", help="text, markdown or json.")] = "text",
+    old: Annotated[
+        str,
+        typer.Argument(metavar="OLD", help="Old profile: a name, a file, or REV:path from git."),
+    ],
+    new: Annotated[
+        str,
+        typer.Argument(metavar="NEW", help="New profile: a name, a file, or REV:path from git."),
+    ],
+    format_: Annotated[str, _format("text, markdown or json")] = "text",
     set_: SetOption = None,
     ports_files: PortsFiles = None,
     allow_outside: AllowOutside = None,
@@ -378,9 +419,7 @@ def build(
         bool,
         typer.Option("--strict", help="Fail (exit 2, nothing written) when a target approximates."),
     ] = False,
-    format_: Annotated[
-        str, typer.Option("--format", metavar="FORMAT", help="text or json.")
-    ] = "text",
+    format_: Annotated[str, _format("text or json")] = "text",
     allow_outside: AllowOutside = None,
 ) -> None:
     """Render every host of a manifest, writing only the files that changed (all or none).
@@ -411,18 +450,26 @@ def _read_input(name: str) -> tuple[str, str]:
 @app.command()
 @user_errors
 def audit(
-    profile: Annotated[str, typer.Argument(help="The profile the host should be running.")],
+    profile: Annotated[
+        str, typer.Argument(metavar="PROFILE", help="The profile the host should be running.")
+    ],
     scan: Annotated[
-        Path | None, typer.Option("--scan", help="An nmap XML report (nmap -oX) of the host.")
+        Path | None,
+        typer.Option("--scan", metavar="FILE", help="An nmap XML report (nmap -oX) of the host."),
     ] = None,
     listening: Annotated[
         str | None,
-        typer.Option("--listening", help="`ss -tulnH` output taken on the host; - for stdin."),
+        typer.Option(
+            "--listening",
+            metavar="FILE",
+            help="`ss -tulnH` output taken on the host; - for stdin.",
+        ),
     ] = None,
     source: Annotated[
-        str | None, typer.Option("--from", help="The address the scan was taken from.")
+        str | None,
+        typer.Option("--from", metavar="ADDRESS", help="The address the scan was taken from."),
     ] = None,
-    format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    format_: Annotated[str, _format("text or json")] = "text",
     set_: SetOption = None,
     ports_files: PortsFiles = None,
     allow_outside: AllowOutside = None,
@@ -437,8 +484,10 @@ def audit(
     from fwgen import audit as auditing
 
     _formats(format_, ("text", "json"))
-    if (scan is None) == (listening is None):
+    if scan is None and listening is None:
         raise FwgenError("give one of --scan FILE or --listening FILE")
+    if scan is not None and listening is not None:
+        raise FwgenError("give only one of --scan FILE or --listening FILE")
     if source is not None:
         try:
             ipaddress.ip_address(source)
@@ -465,27 +514,40 @@ def audit(
 @user_errors
 def discover(
     listening: Annotated[
-        str, typer.Option("--listening", help="`ss -tulnH` (or -tulpnH) output; - for stdin.")
+        str,
+        typer.Option(
+            "--listening", metavar="FILE", help="`ss -tulnH` (or -tulpnH) output; - for stdin."
+        ),
     ],
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the draft here.")
-    ] = None,
+    output: Annotated[Path | None, _output("the draft")] = None,
+    format_: Annotated[
+        str, _format("yaml (the draft profile) or json (the listeners and the draft)")
+    ] = "yaml",
     ports_files: PortsFiles = None,
 ) -> None:
     """Draft a profile from the services listening on a host.
 
     Example: ss -tulpnH | fwgen discover --listening - -o draft.yaml
     """
+    import dataclasses
+    import json
+
     from fwgen.audit import discover as draft
     from fwgen.audit import read_ss
-    from fwgen.output import write_atomic
+    from fwgen.output import emit
+    from fwgen.yamlsource import parse
 
+    _formats(format_, ("yaml", "json"))
     text, shown = _read_input(listening)
-    profile = draft(read_ss(text, shown), _ports(ports_files))
-    if output is None:
-        typer.echo(profile, nl=False)
-    else:
-        write_atomic(output, profile)
+    listeners = read_ss(text, shown)
+    profile = draft(listeners, _ports(ports_files))
+    if format_ == "json":
+        data = {
+            "listeners": [dataclasses.asdict(listener) for listener in listeners],
+            "profile": parse(profile, "draft").data,
+        }
+        profile = json.dumps(data, indent=2) + "\n"
+    emit({"draft": profile}, output)
 
 
 def _formats(value: str, choices: tuple[str, ...]) -> None:
@@ -494,13 +556,22 @@ def _formats(value: str, choices: tuple[str, ...]) -> None:
 
 
 @app.command()
-def targets() -> None:
+@user_errors
+def targets(format_: Annotated[str, _format("text or json")] = "text") -> None:
     """List the targets and what each can express.
 
-    Example: fwgen targets
+    Example: fwgen targets --format json
     """
+    import json
+
     from fwgen.targets import TARGETS
 
+    _formats(format_, ("text", "json"))
+    if format_ == "json":
+        keys = ("name", "title", "files", "capabilities")
+        rows = [{k: getattr(spec, k) for k in keys} for spec in TARGETS.values()]
+        typer.echo(json.dumps(rows, indent=2))
+        return
     for spec in TARGETS.values():
         typer.echo(f"{spec.name}: {spec.title}; writes {', '.join(spec.files)}")
         width = max(len(k) for k in spec.capabilities)

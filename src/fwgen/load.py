@@ -10,22 +10,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected
 from fwgen.paths import Boundary, Origins, is_within, profiles_dir, real_path
-from fwgen.profile import InboundRule, OutboundRule, Profile
+from fwgen.profile import InboundRule, Options, OutboundRule, Profile
 from fwgen.yamlsource import Document, Loc, parse, read_text
 
 T = TypeVar("T")
 MAX_EXTENDS_DEPTH = 16  # a chain of `extends:` this long is a mistake or an attack
 MAX_FILES = 64  # profile files in one chain
-KEYS = {
-    alias or name
-    for model in (Profile, InboundRule, OutboundRule)
-    for name, info in model.model_fields.items()
-    for alias in (info.alias,)
-} | set(Profile.model_fields["options"].annotation.model_fields)  # type: ignore[union-attr]
+
+
+def _keys(model: type[BaseModel]) -> set[str]:
+    return {info.alias or name for name, info in model.model_fields.items()}
+
+
+# Where each key of a profile belongs, as a message says it.
+PLACES = {
+    "top": ("at the top of a profile", _keys(Profile)),
+    "inbound": ("to inbound rules", _keys(InboundRule)),
+    "outbound": ("to outbound rules", _keys(OutboundRule)),
+    "options": ("under `options:`", _keys(Options)),
+}
+KEYS = set().union(*(keys for _, keys in PLACES.values()))
+PEERS = {"inbound": "from", "outbound": "to"}  # the key that names the other end of a rule
 
 
 def format_loc(loc: Loc) -> str:
@@ -134,8 +143,30 @@ def read_profile(path: Path, shown: str) -> tuple[Profile, Document, str]:
         raise  # unreachable: a ValidationError always has errors
 
 
-def validation_errors(exc: ValidationError, doc: Document) -> list[FwgenError]:
-    """pydantic's errors as located, one-line profile errors (shallow duplicates dropped)."""
+def key_home(key: str, loc: Loc) -> str:
+    """Where *key* belongs when it is valid elsewhere in a profile than at *loc* (the mapping
+    that holds it): ``: `to` belongs to outbound rules; inbound rules take `from```."""
+    place = "top" if not loc else str(loc[0]) if loc[0] in PEERS or len(loc) == 1 else ""
+    if place not in PLACES or key in PLACES[place][1]:
+        return ""
+    homes = [p for p, (_, keys) in PLACES.items() if key in keys]
+    if not homes:
+        return ""
+    if homes == ["inbound", "outbound"]:
+        where = "to inbound and outbound rules"
+    else:
+        where = " and ".join(PLACES[p][0] for p in homes)
+    peer = (
+        f"; {place} rules take `{PEERS[place]}`" if key in PEERS.values() and place in PEERS else ""
+    )
+    return f": `{key}` belongs {where}{peer}"
+
+
+def validation_errors(
+    exc: ValidationError, doc: Document, profile: bool = True
+) -> list[FwgenError]:
+    """pydantic's errors as located, one-line profile errors (shallow duplicates dropped).
+    For a *profile*, a key valid elsewhere in a profile is said where it belongs."""
     found: dict[Loc, str] = {}
     for err in exc.errors():
         loc = _data_loc(doc.data, err["loc"])
@@ -143,7 +174,8 @@ def validation_errors(exc: ValidationError, doc: Document) -> list[FwgenError]:
         message = message[:1].lower() + message[1:]
         if err["type"] == "extra_forbidden":
             key = str(loc[-1]) if loc else "?"
-            message = f"unknown key '{key}'{did_you_mean(key, KEYS)}"
+            home = key_home(key, loc[:-1]) if profile else ""
+            message = f"unknown key '{key}'{home or did_you_mean(key, KEYS)}"
         elif err["type"] == "missing":
             message = f"missing key '{err['loc'][-1]}'"
         found.setdefault(loc, message)
