@@ -7,24 +7,28 @@ Anything else with a traceback is a bug in fwgen.
 
 from __future__ import annotations
 
-import functools
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
 from fwgen import __version__
-from fwgen.clihelp import App
+from fwgen.cliparts import (
+    STATE,
+    AllowOutside,
+    App,
+    PortsFiles,
+    ProfileArgument,
+    SetOption,
+    check_format,
+    format_option,
+    load_policies,
+    output_option,
+    read_input,
+    site_ports,
+    user_errors,
+)
 from fwgen.errors import FwgenError
-
-if TYPE_CHECKING:
-    from fwgen.paths import Origins
-    from fwgen.policy import Policy
-    from fwgen.portdb import Catalogue
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 app = App(
     help="Render declarative host profiles into default-deny firewall rulesets.",
@@ -33,24 +37,6 @@ app = App(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
-_state = {"debug": False}
-
-
-def user_errors(command: F) -> F:
-    """Report FwgenError as one line on stderr and exit 2 (a traceback only with --debug)."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except FwgenError as error:
-            if _state["debug"]:
-                raise
-            for line in str(error).splitlines():
-                typer.echo(f"error: {line}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _version(value: bool) -> None:
@@ -68,60 +54,7 @@ def main_options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    _state["debug"] = debug
-
-
-def parse_sets(values: list[str]) -> dict[str, list[str]]:
-    """``NAME=CIDR[,CIDR...]`` options → {name: [cidr, ...]}."""
-    out: dict[str, list[str]] = {}
-    for value in values:
-        name, sep, cidrs = value.partition("=")
-        if not sep or not name.strip():
-            raise FwgenError(
-                f"--set {value!r}: write NAME=CIDR[,CIDR...], e.g. admins=192.0.2.0/24"
-            )
-        out.setdefault(name.strip(), []).extend(c.strip() for c in cidrs.split(",") if c.strip())
-    return out
-
-
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        metavar="NAME=CIDR[,CIDR...]",
-        help="Replace a network's addresses. Repeatable; repeated for one NAME, the lists add up.",
-    ),
-]
-PortsFiles = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--ports",
-        metavar="FILE",
-        help="A site port database file (YAML list of services). Repeatable.",
-    ),
-]
-AllowOutside = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--allow-outside",
-        metavar="DIR",
-        help="Trust files in DIR too: extends, address lists, and a manifest's profiles, ports "
-        "and outputs; by default they must stay in the folder tree of the file given. Repeatable.",
-    ),
-]
-ProfileArgument = Annotated[
-    str, typer.Argument(metavar="PROFILE", help="A built-in profile name or a profile file.")
-]
-
-
-def _format(choices: str) -> Any:
-    return typer.Option("--format", metavar="FORMAT", help=f"{choices}.")
-
-
-def _output(what: str) -> Any:
-    return typer.Option(
-        "--output", "-o", metavar="FILE", help=f"Write {what} here (atomically); - for stdout."
-    )
+    STATE["debug"] = debug
 
 
 @app.command()
@@ -132,7 +65,9 @@ def render(
         str,
         typer.Option("--target", "-t", metavar="TARGET", help="nftables (see `fwgen targets`)."),
     ],
-    output: Annotated[Path | None, _output("the ruleset (a folder for several files)")] = None,
+    output: Annotated[
+        Path | None, output_option("the ruleset (a folder for several files)")
+    ] = None,
     set_: SetOption = None,
     flush_ruleset: Annotated[
         bool,
@@ -174,7 +109,7 @@ def render(
         raise FwgenError(f"--family: {target} writes one file for both families")
     if family is not None and family not in spec.family_files:
         raise FwgenError(f"--family {family!r}: choose {' or '.join(spec.family_files)}")
-    (policy,) = _load_policies([profile], set_, _ports(ports_files), allow_outside)
+    (policy,) = load_policies([profile], set_, site_ports(ports_files), allow_outside)
     files, warnings = render_with_warnings(
         policy, target, RenderOptions(flush_ruleset=flush_ruleset, strict=strict)
     )
@@ -193,7 +128,7 @@ def render(
 @app.command()
 @user_errors
 def profiles(
-    format_: Annotated[str, _format("text or json")] = "text",
+    format_: Annotated[str, format_option("text or json")] = "text",
 ) -> None:
     """List the built-in profiles.
 
@@ -203,7 +138,7 @@ def profiles(
 
     from fwgen.load import builtin_profiles, read_profile
 
-    _formats(format_, ("text", "json"))
+    check_format(format_, ("text", "json"))
     rows = []
     for name, path in builtin_profiles().items():
         shown = f"profiles/{path.name}"
@@ -227,7 +162,7 @@ def ports(
             help="3306, 514/udp, 6000-6010, a name or alias, or words; none lists all.",
         ),
     ] = None,
-    format_: Annotated[str, _format("text or json")] = "text",
+    format_: Annotated[str, format_option("text or json")] = "text",
     ports_files: PortsFiles = None,
 ) -> None:
     """Look up services in the port database.
@@ -240,8 +175,8 @@ def ports(
     from fwgen.portdb import query as run_query
     from fwgen.table import format_table
 
-    _formats(format_, ("text", "json"))
-    found = run_query(_ports(ports_files), query)
+    check_format(format_, ("text", "json"))
+    found = run_query(site_ports(ports_files), query)
     if format_ == "json":
         typer.echo(json.dumps(found, indent=2, ensure_ascii=False))
     elif found:
@@ -264,37 +199,13 @@ def ports(
         raise typer.Exit(1)
 
 
-def _ports(ports_files: list[str] | None) -> Catalogue:
-    """The port database with the site files given by --ports (and $FWGEN_PORTS)."""
-    from fwgen.portdb import catalogue
-
-    return catalogue(tuple(ports_files or ()))
-
-
-def _load_policies(
-    profiles: list[str],
-    sets: list[str] | None,
-    ports: Catalogue,
-    allow_outside: list[Path] | None = None,
-    origins: list[Origins | None] | None = None,
-) -> list[Policy]:
-    from fwgen.resolve import resolve_profile
-
-    overrides = parse_sets(sets or [])
-    allowed = tuple(allow_outside or ())
-    return [
-        resolve_profile(p, overrides, ports, allow_outside=allowed, origins=named)
-        for p, named in zip(profiles, origins or [None] * len(profiles), strict=True)
-    ]
-
-
 @app.command()
 @user_errors
 def check(
     profiles: Annotated[
         list[str], typer.Argument(metavar="PROFILE...", help="Profile names or files.")
     ],
-    format_: Annotated[str, _format("text, json or sarif")] = "text",
+    format_: Annotated[str, format_option("text, json or sarif")] = "text",
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")] = False,
     set_: SetOption = None,
     ports_files: PortsFiles = None,
@@ -310,11 +221,11 @@ def check(
 
     from fwgen.check import as_json, as_sarif, as_text, check_policy
 
-    _formats(format_, ("text", "json", "sarif"))
-    cat = _ports(ports_files)
+    check_format(format_, ("text", "json", "sarif"))
+    cat = site_ports(ports_files)
     findings = [
         f
-        for policy in _load_policies(profiles, set_, cat, allow_outside)
+        for policy in load_policies(profiles, set_, cat, allow_outside)
         for f in check_policy(policy, cat)
     ]
     if format_ == "text":
@@ -332,7 +243,7 @@ def check(
 @user_errors
 def explain(
     profile: ProfileArgument,
-    format_: Annotated[str, _format("text or json")] = "text",
+    format_: Annotated[str, format_option("text or json")] = "text",
     set_: SetOption = None,
     ports_files: PortsFiles = None,
     allow_outside: AllowOutside = None,
@@ -347,9 +258,9 @@ def explain(
     from fwgen.explain import explain as explain_policy
     from fwgen.table import format_table
 
-    _formats(format_, ("text", "json"))
-    cat = _ports(ports_files)
-    (policy,) = _load_policies([profile], set_, cat, allow_outside)
+    check_format(format_, ("text", "json"))
+    cat = site_ports(ports_files)
+    (policy,) = load_policies([profile], set_, cat, allow_outside)
     rows = explain_policy(policy, cat)
     if format_ == "json":
         typer.echo(json.dumps(rows, indent=2))
@@ -368,7 +279,7 @@ def diff(
         str,
         typer.Argument(metavar="NEW", help="New profile: a name, a file, or REV:path from git."),
     ],
-    format_: Annotated[str, _format("text, markdown or json")] = "text",
+    format_: Annotated[str, format_option("text, markdown or json")] = "text",
     set_: SetOption = None,
     ports_files: PortsFiles = None,
     allow_outside: AllowOutside = None,
@@ -383,8 +294,8 @@ def diff(
     from fwgen.gitref import checkout_profile, is_git_ref, temporary_dir
     from fwgen.paths import Origins
 
-    _formats(format_, ("text", "markdown", "json"))
-    cat = _ports(ports_files)
+    check_format(format_, ("text", "markdown", "json"))
+    cat = site_ports(ports_files)
     with temporary_dir() as tmp:
         folders = [
             Path(tmp) / str(i) if is_git_ref(ref) else None for i, ref in enumerate((old, new))
@@ -394,7 +305,7 @@ def diff(
             for ref, folder in zip((old, new), folders, strict=True)
         ]
         origins = [Origins.checkout(folder) if folder else None for folder in folders]
-        before, after = _load_policies(refs, set_, cat, allow_outside, origins)
+        before, after = load_policies(refs, set_, cat, allow_outside, origins)
     result = diff_policies(before, after, cat)
     if format_ == "json":
         typer.echo(json.dumps(result, indent=2))
@@ -419,7 +330,7 @@ def build(
         bool,
         typer.Option("--strict", help="Fail (exit 2, nothing written) when a target approximates."),
     ] = False,
-    format_: Annotated[str, _format("text or json")] = "text",
+    format_: Annotated[str, format_option("text or json")] = "text",
     allow_outside: AllowOutside = None,
 ) -> None:
     """Render every host of a manifest, writing only the files that changed (all or none).
@@ -428,7 +339,7 @@ def build(
     """
     from fwgen.build_command import run_build
 
-    _formats(format_, ("text", "json"))
+    check_format(format_, ("text", "json"))
     run_build(
         manifest,
         tuple(allow_outside or ()),
@@ -436,15 +347,6 @@ def build(
         strict=strict,
         json=format_ == "json",
     )
-
-
-def _read_input(name: str) -> tuple[str, str]:
-    """The text of FILE, or of standard input for '-'; and the name to show."""
-    if name == "-":
-        return sys.stdin.read(), "<stdin>"
-    from fwgen.yamlsource import read_text
-
-    return read_text(Path(name), name, what="input", limit=64 * 1024 * 1024), name
 
 
 @app.command()
@@ -469,7 +371,7 @@ def audit(
         str | None,
         typer.Option("--from", metavar="ADDRESS", help="The address the scan was taken from."),
     ] = None,
-    format_: Annotated[str, _format("text or json")] = "text",
+    format_: Annotated[str, format_option("text or json")] = "text",
     set_: SetOption = None,
     ports_files: PortsFiles = None,
     allow_outside: AllowOutside = None,
@@ -483,7 +385,7 @@ def audit(
 
     from fwgen import audit as auditing
 
-    _formats(format_, ("text", "json"))
+    check_format(format_, ("text", "json"))
     if scan is None and listening is None:
         raise FwgenError("give one of --scan FILE or --listening FILE")
     if scan is not None and listening is not None:
@@ -493,13 +395,13 @@ def audit(
             ipaddress.ip_address(source)
         except ValueError:
             raise FwgenError(f"--from {source!r}: not an IP address") from None
-    cat = _ports(ports_files)
-    (policy,) = _load_policies([profile], set_, cat, allow_outside)
+    cat = site_ports(ports_files)
+    (policy,) = load_policies([profile], set_, cat, allow_outside)
     if scan is not None:
         seen, scanned = auditing.read_nmap(scan)
         items = auditing.audit_scan(policy, cat, seen, scanned, source)
     else:
-        text, shown = _read_input(listening or "-")
+        text, shown = read_input(listening or "-")
         items = auditing.audit_listening(policy, cat, auditing.read_ss(text, shown))
     drift = any(i.kind == "drift" for i in items)
     if format_ == "json":
@@ -519,9 +421,9 @@ def discover(
             "--listening", metavar="FILE", help="`ss -tulnH` (or -tulpnH) output; - for stdin."
         ),
     ],
-    output: Annotated[Path | None, _output("the draft")] = None,
+    output: Annotated[Path | None, output_option("the draft")] = None,
     format_: Annotated[
-        str, _format("yaml (the draft profile) or json (the listeners and the draft)")
+        str, format_option("yaml (the draft profile) or json (the listeners and the draft)")
     ] = "yaml",
     ports_files: PortsFiles = None,
 ) -> None:
@@ -537,10 +439,10 @@ def discover(
     from fwgen.output import emit
     from fwgen.yamlsource import parse
 
-    _formats(format_, ("yaml", "json"))
-    text, shown = _read_input(listening)
+    check_format(format_, ("yaml", "json"))
+    text, shown = read_input(listening)
     listeners = read_ss(text, shown)
-    profile = draft(listeners, _ports(ports_files))
+    profile = draft(listeners, site_ports(ports_files))
     if format_ == "json":
         data = {
             "listeners": [dataclasses.asdict(listener) for listener in listeners],
@@ -550,14 +452,9 @@ def discover(
     emit({"draft": profile}, output)
 
 
-def _formats(value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise FwgenError(f"--format {value!r}: choose {', '.join(choices)}")
-
-
 @app.command()
 @user_errors
-def targets(format_: Annotated[str, _format("text or json")] = "text") -> None:
+def targets(format_: Annotated[str, format_option("text or json")] = "text") -> None:
     """List the targets and what each can express.
 
     Example: fwgen targets --format json
@@ -566,7 +463,7 @@ def targets(format_: Annotated[str, _format("text or json")] = "text") -> None:
 
     from fwgen.targets import TARGETS
 
-    _formats(format_, ("text", "json"))
+    check_format(format_, ("text", "json"))
     if format_ == "json":
         keys = ("name", "title", "files", "capabilities")
         rows = [{k: getattr(spec, k) for k in keys} for spec in TARGETS.values()]
