@@ -127,6 +127,10 @@ def test_repeated_set_for_one_network_merges() -> None:
             "options.inbound: unknown key 'inbound': `inbound` belongs at the top of a profile",
         ),
         (
+            "inbound:\n  - {service: ssh, limit: {rate: 3, unit: minute, from: x}}\n",
+            "inbound[0].limit.from: unknown key 'from'",  # never "(did you mean 'from'?)"
+        ),
+        (
             "inbound:\n  - {service: ssh, frm: [10.0.0.0/8]}\n",
             "inbound[0].frm: unknown key 'frm' (did you mean 'from'?)",
         ),

@@ -146,8 +146,13 @@ def read_profile(path: Path, shown: str) -> tuple[Profile, Document, str]:
 def key_home(key: str, loc: Loc) -> str:
     """Where *key* belongs when it is valid elsewhere in a profile than at *loc* (the mapping
     that holds it): ``: `to` belongs to outbound rules; inbound rules take `from```."""
-    place = "top" if not loc else str(loc[0]) if loc[0] in PEERS or len(loc) == 1 else ""
-    if place not in PLACES or key in PLACES[place][1]:
+    if not loc or loc == ("options",):
+        place = str(loc[0]) if loc else "top"
+    elif len(loc) == 2 and loc[0] in PEERS and isinstance(loc[1], int):
+        place = str(loc[0])
+    else:
+        return ""  # inside a value (a limit, a network list): no other place takes keys
+    if key in PLACES[place][1]:
         return ""
     homes = [p for p, (_, keys) in PLACES.items() if key in keys]
     if not homes:
@@ -175,7 +180,7 @@ def validation_errors(
         if err["type"] == "extra_forbidden":
             key = str(loc[-1]) if loc else "?"
             home = key_home(key, loc[:-1]) if profile else ""
-            message = f"unknown key '{key}'{home or did_you_mean(key, KEYS)}"
+            message = f"unknown key '{key}'{home or did_you_mean(key, KEYS - {key})}"
         elif err["type"] == "missing":
             message = f"missing key '{err['loc'][-1]}'"
         found.setdefault(loc, message)
