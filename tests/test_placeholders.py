@@ -18,10 +18,9 @@ from fwgen.resolve import resolve_profile
 runner = CliRunner()
 
 WEBSERVER_WARNING = (
-    "warning: network 'admins' (profiles/webserver.yaml:8) holds only documentation addresses "
-    "(198.51.100.0/24, 2001:db8:100::/48), placeholders that match no real host, so ssh "
-    "admits no one; give the real ones with --set admins=CIDR[,CIDR...] (in a manifest, "
-    "`set:`)\n"
+    "warning: network 'admins' (profiles/webserver.yaml:8): ssh admits only its documentation "
+    "addresses (198.51.100.0/24, 2001:db8:100::/48), placeholders that match no real host; "
+    "give the real ones with --set admins=CIDR[,CIDR...] (in a manifest, `set:`)\n"
 )
 
 
@@ -118,3 +117,18 @@ def test_addresses_written_in_the_rule_are_fixed_in_the_profile(
 def test_the_library_render_is_unchanged() -> None:
     files = render(resolve_profile("webserver"), "nftables")
     assert "198.51.100.0/24" in files["fwgen.nft"] and "placeholder" not in files["fwgen.nft"]
+
+
+def test_a_rule_of_one_family_names_only_the_addresses_it_uses(
+    write_profile: Callable[..., Path],
+) -> None:
+    path = write_profile(
+        'description: x\nnetworks:\n  ops: [192.0.2.0/24, "2001:470::/32"]\n'
+        "inbound:\n  - {service: ssh, from: ops}\n  - {icmp: [echo-request], from: ops}\n"
+    )
+    result = runner.invoke(app, ["render", str(path), "-t", "nftables"])
+    assert result.stderr == (
+        "warning: network 'ops' (host.yaml:3): icmp admits only its documentation addresses "
+        "(192.0.2.0/24), placeholders that match no real host; give the real ones with "
+        "--set ops=CIDR[,CIDR...] (in a manifest, `set:`)\n"
+    )

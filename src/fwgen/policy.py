@@ -182,20 +182,20 @@ def placeholder_warnings(policy: Policy) -> list[str]:
     for name, rules in by_set.items():
         found = policy.address_set(name)
         names = ", ".join(sorted({r.name for r in rules}))
+        one = len({r.name for r in rules}) == 1
         fix = f"{set_hint(name)} (in a manifest, `set:`)"
-        addresses = [*found.ipv4, *found.ipv6]
-        if addresses:
-            verb = "admits" if len({r.name for r in rules}) == 1 else "admit"
+        used = {a for r in rules for a in policy.placeholder_sources(r)}
+        if used:  # in the set's order; the rules may use one family of a mixed set
+            shown = few([a for a in (*found.ipv4, *found.ipv6) if a in used])
             out.append(
-                f"network '{name}' ({found.origin}) holds only documentation addresses "
-                f"({few(addresses)}), placeholders that match no real host, so {names} "
-                f"{verb} no one; give the real ones with {fix}"
+                f"network '{name}' ({found.origin}): {names} {'admits' if one else 'admit'} only "
+                f"its documentation addresses ({shown}), placeholders that match no real "
+                f"host; give the real ones with {fix}"
             )
         else:
-            verb = "matches" if len({r.name for r in rules}) == 1 else "match"
             out.append(
-                f"network '{name}' ({found.origin}) is empty, so {names} {verb} nothing; "
-                f"give its addresses with {fix}"
+                f"network '{name}' ({found.origin}) is empty, so {names} "
+                f"{'matches' if one else 'match'} nothing; give its addresses with {fix}"
             )
     return list(dict.fromkeys(out))  # a rule written once may be one Rule per protocol
 
