@@ -38,8 +38,10 @@ def one_error(result: object) -> str:
     assert result.exit_code == 2, result.output  # type: ignore[attr-defined]
     assert result.exception is None or isinstance(result.exception, SystemExit)  # type: ignore[attr-defined]
     stderr: str = result.stderr  # type: ignore[attr-defined]
-    assert stderr.startswith("error: ") and len(stderr.splitlines()) == 1, stderr
-    return stderr
+    # warnings about the profiles (their placeholder admins) may come before it
+    errors = [line for line in stderr.splitlines() if not line.startswith("warning: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: "), stderr
+    return errors[0] + "\n"
 
 
 def files_under(folder: Path) -> list[str]:
@@ -278,3 +280,56 @@ def test_build_check_reads_what_it_finds_without_crashing(site: Path) -> None:
     stderr = one_error(build(path, "--check"))
     assert f"{path}:6: hosts.web1.targets.iptables: " in stderr
     assert "this target writes several files" in stderr
+
+
+# -------------------------------------------------------------- warnings and --strict
+
+LIMITED = "description: x\ninbound:\n  - {service: ssh, from: [10.0.0.0/8], limit: 3/minute}\n"
+
+
+def limited_site(site: Path) -> str:
+    (site / "web1.yaml").write_text(LIMITED)
+    path = site / "fwgen.yaml"
+    path.write_text(
+        "hosts:\n"
+        "  web1:\n    profile: web1.yaml\n"
+        "    targets: {windows: out/web1.ps1, nftables: out/web1.nft}\n"
+        "  mail1:\n    profile: mailserver\n    targets: {nftables: out/mail1.nft}\n"
+    )
+    return str(path)
+
+
+def test_build_prints_every_warning_with_its_host_and_target(site: Path) -> None:
+    result = build(limited_site(site))
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    stderr = result.stderr.splitlines()  # type: ignore[attr-defined]
+    assert (
+        "warning: web1 (windows): ssh (web1.yaml:3): Windows Firewall cannot rate-limit; "
+        "the 3/minute limit is not applied"
+    ) in stderr
+    assert not any(line.startswith("warning: web1 (nftables)") for line in stderr)
+    # about the profile, whatever the target: once per host
+    placeholder = [line for line in stderr if "documentation addresses" in line]
+    assert len(placeholder) == 1 and placeholder[0].startswith(
+        "warning: mail1: network 'admins' (profiles/mailserver.yaml:"
+    )
+    assert files_under(site / "out") == ["mail1.nft", "web1.nft", "web1.ps1"]
+
+
+def test_build_strict_fails_on_an_approximation_and_writes_nothing(site: Path) -> None:
+    manifest = limited_site(site)
+    for extra in ([], ["--check"]):
+        result = build(manifest, "--strict", *extra)
+        assert result.exit_code == 2, result.output  # type: ignore[attr-defined]
+        stderr: str = result.stderr  # type: ignore[attr-defined]
+        assert "warning: web1 (windows): ssh (web1.yaml:3): Windows Firewall" in stderr
+        assert stderr.splitlines()[-1] == (
+            "error: --strict: 1 approximation (above); nothing written"
+        )
+        assert not (site / "out").exists()
+    # the placeholder admins of mail1 are a warning about the profile: --strict passes
+    (site / "web1.yaml").write_text(LIMITED.replace(", limit: 3/minute", ""))
+    result = build(manifest, "--strict")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert "warning: mail1: network 'admins'" in result.stderr  # type: ignore[attr-defined]
+    assert files_under(site / "out") == ["mail1.nft", "web1.nft", "web1.ps1"]

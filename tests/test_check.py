@@ -42,10 +42,15 @@ def test_lan_only_service_from_any_warns_with_the_word_lan() -> None:
     assert strict.exit_code == 1
 
 
-def test_builtin_profiles_have_no_warnings() -> None:
-    for profile in ("base", "webserver", "mailserver", "workstation"):
+def test_builtin_profiles_have_no_warnings_once_their_admins_are_set() -> None:
+    for profile in ("base", "workstation"):
         result = runner.invoke(app, ["check", profile, "--strict"])
         assert result.exit_code == 0, result.stdout
+    for profile in ("webserver", "mailserver"):
+        result = runner.invoke(app, ["check", profile, "--strict", "--set", "admins=10.1.0.0/16"])
+        assert result.exit_code == 0, result.stdout
+        placeholders = runner.invoke(app, ["check", profile, "--strict"])
+        assert placeholders.exit_code == 1 and "FW012 [ssh]" in placeholders.stdout
 
 
 def test_findings(write_profile: Callable[..., Path]) -> None:
@@ -85,7 +90,15 @@ def test_json_output_shape() -> None:
     data = json.loads(result.stdout)
     assert list(data) == ["findings"]
     for finding in data["findings"]:
-        assert set(finding) == {"code", "level", "message", "location", "service", "ports"}
+        assert set(finding) == {
+            "code",
+            "level",
+            "message",
+            "location",
+            "service",
+            "ports",
+            "accepted",
+        }
     error = next(f for f in data["findings"] if f["code"] == "FW001")
     assert error["ports"] == ["31337/tcp"] and error["level"] == "error"
 
@@ -108,3 +121,101 @@ def test_sarif_output_validates_against_the_schema() -> None:
 def test_schema_rejects_a_broken_log() -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"version": "2.1.0", "runs": [{"tool": {"driver": {}}}]}, SCHEMA)
+
+
+# -------------------------------------------------------------- accepted findings
+
+ACCEPTING = """\
+description: legacy host
+extends: base
+inbound:
+  - {service: ssh, from: [10.0.0.0/8]}
+  - service: telnet
+    from: [10.9.0.0/16]
+    accept: {FW003: "the PLCs on this line speak only telnet", FW005: "isolated VLAN"}
+  - port: 31337/tcp
+    name: elite
+    allow_risky: "sinkhole for a malware study"
+"""
+
+
+def test_an_acknowledged_backdoor_is_info_with_its_reason(
+    write_profile: Callable[..., Path],
+) -> None:
+    path = write_profile(ACCEPTING)
+    result = runner.invoke(app, ["check", str(path), "--strict"])
+    assert result.exit_code == 0, result.stdout
+    lines = result.stdout.splitlines()
+    assert (
+        "host.yaml:8: info FW001 [back-orifice]: back-orifice (Back Orifice) is never to be opened"
+        in result.stdout
+    )
+    backdoor = next(line for line in lines if "FW001" in line)
+    assert backdoor.endswith('(accepted: "sinkhole for a malware study")')
+    assert lines[-1] == "0 errors, 0 warnings, 3 info"
+
+
+def test_accepted_findings_are_info_with_their_reasons(
+    write_profile: Callable[..., Path],
+) -> None:
+    path = write_profile(ACCEPTING)
+    data = json.loads(runner.invoke(app, ["check", str(path), "--format", "json"]).stdout)
+    telnet = {f["code"]: f for f in data["findings"] if f["service"] == "telnet"}
+    assert telnet["FW003"]["level"] == "info"
+    assert telnet["FW003"]["accepted"] == "the PLCs on this line speak only telnet"
+    assert telnet["FW005"]["accepted"] == "isolated VLAN"
+    assert telnet["FW003"]["location"] == "host.yaml:5"
+    # without the accept: the same findings are warnings, and --strict fails
+    (path.parent / "bare").mkdir()
+    bare = path.parent / "bare" / "host.yaml"
+    bare.write_text(ACCEPTING.replace("    accept:", "    # accept:"))
+    result = runner.invoke(app, ["check", str(bare), "--strict"])
+    assert result.exit_code == 1
+    assert "host.yaml:5: warning FW003 [telnet]" in result.stdout
+    # accepting a finding changes no rendered byte
+    rendered = [
+        runner.invoke(app, ["render", str(p), "-t", "nftables"]).stdout for p in (path, bare)
+    ]
+    assert rendered[0] == rendered[1] and "telnet" in rendered[0]
+
+
+def test_sarif_marks_accepted_findings_as_suppressed(write_profile: Callable[..., Path]) -> None:
+    path = write_profile(ACCEPTING)
+    result = runner.invoke(app, ["check", str(path), "--format", "sarif"])
+    assert result.exit_code == 0
+    log = json.loads(result.stdout)
+    jsonschema.validate(log, SCHEMA)
+    results = {r["ruleId"]: r for r in log["runs"][0]["results"]}
+    assert results["FW001"]["level"] == "error"  # what it is; the suppression says why it passes
+    assert results["FW001"]["suppressions"] == [
+        {"kind": "inSource", "justification": "sinkhole for a malware study"}
+    ]
+    assert results["FW003"]["suppressions"][0]["justification"].startswith("the PLCs")
+    unaccepted = runner.invoke(app, ["check", "webserver", "--format", "sarif"]).stdout
+    assert all("suppressions" not in r for r in json.loads(unaccepted)["runs"][0]["results"])
+
+
+@pytest.mark.parametrize(
+    ("accept", "message"),
+    [
+        ("{FW099: why}", "unknown finding code 'FW099' (did you mean 'FW009'?)"),
+        ('{FW003: ""}', "accepting FW003 needs a reason: say why it is acceptable here"),
+        ("[FW003]", "write accept: {CODE: reason}, e.g. {FW003: why it is acceptable here}"),
+        (
+            "{FW001: why}",
+            'a backdoor port (FW001) is acknowledged with `allow_risky: "why"` on the rule, '
+            "not with accept",
+        ),
+        (
+            "{FW006: why}",
+            "finding FW006 is about the whole profile, not one rule; it cannot be accepted here",
+        ),
+    ],
+)
+def test_a_bad_accept_is_a_located_error(
+    write_profile: Callable[..., Path], accept: str, message: str
+) -> None:
+    path = write_profile(f"description: x\ninbound:\n  - service: telnet\n    accept: {accept}\n")
+    result = runner.invoke(app, ["check", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: host.yaml:4: inbound[0].accept: {message}\n"

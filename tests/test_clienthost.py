@@ -52,7 +52,7 @@ def test_address_dhcp_with_outbound_deny_lets_requests_out_and_replies_in(
         """
     )
     policy = resolve_profile(str(path))
-    here = f"{path}:5"
+    here = f"{path.name}:5"
     assert rows(policy, *DHCP) == {
         ("in", "dhcp-client", "udp", "68", ("ipv4",), None, here),
         ("in", "dhcpv6-client", "udp", "546", ("ipv6",), ("fe80::/10",), here),
@@ -99,7 +99,7 @@ def test_outbound_deny_without_an_address_option_warns_fw014(
     path = write_profile("description: x\noutbound: [{service: dns}]\n")
     findings = [f for f in check_policy(resolve_profile(str(path)), catalogue())]
     (finding,) = [f for f in findings if f.code == "FW014"]
-    assert finding.level == "warning" and finding.location == f"{path}:1"
+    assert finding.level == "warning" and finding.location == f"{path.name}:1"
     assert "DHCP (67/udp) and DHCPv6 (547/udp) are not allowed out" in finding.message
     assert "`options: {address: dhcp}`" in finding.message
     assert "`address: static`" in finding.message
@@ -139,7 +139,7 @@ def test_a_local_multicast_service_accepted_in_may_send_to_its_groups(
     )
     policy = resolve_profile(str(path))
     assert rows(policy, "mdns", "llmnr") - rows(policy, "dns") == {
-        ("in", "mdns", "udp", "5353", ("ipv4", "ipv6"), None, f"{path}:3"),
+        ("in", "mdns", "udp", "5353", ("ipv4", "ipv6"), None, f"{path.name}:3"),
         (
             "out",
             "mdns",
@@ -147,10 +147,10 @@ def test_a_local_multicast_service_accepted_in_may_send_to_its_groups(
             "5353",
             ("ipv4", "ipv6"),
             ("224.0.0.251", "ff02::fb"),
-            f"{path}:3",
+            f"{path.name}:3",
         ),
-        ("in", "llmnr", "tcp", "5355", ("ipv4", "ipv6"), None, f"{path}:4"),
-        ("in", "llmnr", "udp", "5355", ("ipv4", "ipv6"), None, f"{path}:4"),
+        ("in", "llmnr", "tcp", "5355", ("ipv4", "ipv6"), None, f"{path.name}:4"),
+        ("in", "llmnr", "udp", "5355", ("ipv4", "ipv6"), None, f"{path.name}:4"),
         # multicast is UDP: LLMNR's TCP port gets no outbound rule
         (
             "out",
@@ -159,7 +159,7 @@ def test_a_local_multicast_service_accepted_in_may_send_to_its_groups(
             "5355",
             ("ipv4", "ipv6"),
             ("224.0.0.252", "ff02::1:3"),
-            f"{path}:4",
+            f"{path.name}:4",
         ),
     }
     assert not [r for r in policy.rules if r.direction == "out" and r.name == "ssh"]
@@ -180,10 +180,10 @@ def test_no_multicast_rule_with_outbound_accept_or_when_the_author_wrote_one(
     )
     policy = resolve_profile(str(own))
     assert rows(policy, "mdns") >= {
-        ("out", "mdns", "udp", "5353", ("ipv4",), ("224.0.0.251",), f"{own}:3")
+        ("out", "mdns", "udp", "5353", ("ipv4",), ("224.0.0.251",), f"{own.name}:3")
     }
     assert [r.origin for r in policy.rules if r.direction == "out" and r.name == "mdns"] == [
-        f"{own}:3"
+        f"{own.name}:3"
     ]
 
 

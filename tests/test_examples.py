@@ -224,9 +224,10 @@ def test_ci_steps_fail_on_a_broken_profile_and_pass_on_changes(tmp_path: Path) -
         # GitHub runs a `run:` script with `bash -e`.
         return run("bash", "-e", "-c", steps()[name]["run"]).returncode
 
+    assert run("git", "init", "-q", "-b", "main").returncode == 0
+    # built inside the work tree, so the files are named by their paths in it
     assert run("fwgen", "build", "site/fwgen.yaml").returncode == 0
     for cmd in (
-        ("git", "init", "-q", "-b", "main"),
         ("git", "add", "-A"),
         ("git", "-c", "user.name=ci", "-c", "user.email=ci@example.org", "commit", "-qm", "site"),
         ("git", "update-ref", "refs/remotes/origin/main", "HEAD"),

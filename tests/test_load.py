@@ -47,7 +47,7 @@ def test_missing_extends_target_names_the_line(write_profile: Callable[..., Path
     with pytest.raises(ProfileError) as err:
         load_profile(str(path))
     assert str(err.value).startswith(
-        f"{path}:2: extends: unknown profile 'webservr' (did you mean 'webserver'?)"
+        f"{path.name}:2: extends: unknown profile 'webservr' (did you mean 'webserver'?)"
     )
 
 
@@ -66,8 +66,8 @@ def test_all_validation_errors_are_reported_together(write_profile: Callable[...
         load_profile(str(path))
     lines = str(err.value).splitlines()
     assert lines == [
-        f"{path}:4: inbound[0].frm: unknown key 'frm' (did you mean 'from'?)",
-        f"{path}:5: inbound[1].port: invalid port '99999/tcp'; ports are 1-65535",
+        f"{path.name}:4: inbound[0].frm: unknown key 'frm' (did you mean 'from'?)",
+        f"{path.name}:5: inbound[1].port: invalid port '99999/tcp'; ports are 1-65535",
     ]
 
 

@@ -16,8 +16,10 @@ from fwgen.cli import app
 from fwgen.errors import FwgenError
 
 runner = CliRunner()
-RENDER_NFT = ["render", "webserver", "-t", "nftables"]
-RENDER_IPT = ["render", "webserver", "-t", "iptables"]
+# Real admins: the placeholders would add a warning to the one line these tests read.
+REAL_ADMINS = ["--set", "admins=10.1.0.0/16"]
+RENDER_NFT = ["render", "webserver", "-t", "nftables", *REAL_ADMINS]
+RENDER_IPT = ["render", "webserver", "-t", "iptables", *REAL_ADMINS]
 
 
 def one_error(result: object) -> str:
@@ -275,16 +277,26 @@ def test_a_failed_restore_keeps_the_backup_and_says_where(
 # -------------------------------------------------------------- folders
 
 
-def test_render_makes_the_folder_o_names_but_not_those_above_it(tmp_path: Path) -> None:
+def test_render_makes_the_folders_o_needs_and_removes_them_when_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = runner.invoke(app, [*RENDER_IPT, "-o", str(tmp_path / "web1")])
     assert result.exit_code == 0, result.output
     assert sorted(os.listdir(tmp_path / "web1")) == ["rules.v4", "rules.v6"]
     deeper = tmp_path / "missing" / "web1"
-    stderr = one_error(runner.invoke(app, [*RENDER_IPT, "-o", str(deeper)]))
-    assert f"the folder {deeper.parent} does not exist; create it first" in stderr
-    stderr = one_error(runner.invoke(app, [*RENDER_NFT, "-o", str(deeper / "x.nft")]))
-    assert f"the folder {deeper.parent} does not exist" in stderr
-    assert os.listdir(tmp_path) == ["web1"]
+    assert runner.invoke(app, [*RENDER_IPT, "-o", str(deeper)]).exit_code == 0
+    assert sorted(os.listdir(deeper)) == ["rules.v4", "rules.v6"]
+
+    def no_space(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(output.os, "replace", no_space)
+    for args in (RENDER_IPT, RENDER_NFT):
+        target = tmp_path / "new" / "deep" / ("web1" if args is RENDER_IPT else "x.nft")
+        stderr = one_error(runner.invoke(app, [*args, "-o", str(target)]))
+        assert "No space left on device" in stderr
+        assert not (tmp_path / "new").exists()
+    assert sorted(os.listdir(tmp_path)) == ["missing", "web1"]
 
 
 def test_a_multi_file_target_needs_a_folder(tmp_path: Path) -> None:

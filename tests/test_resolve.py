@@ -89,7 +89,7 @@ def test_services_split_by_protocol_and_keep_their_origin(
     policy = resolve_profile(str(path))
     dns = inbound(policy.rules, "dns")
     assert [(r.proto, [str(p) for p in r.ports]) for r in dns] == [("tcp", ["53"]), ("udp", ["53"])]
-    assert {r.origin for r in dns} == {f"{path}:3"}
+    assert {r.origin for r in dns} == {f"{path.name}:3"}
 
 
 def test_duplicates_from_extends_are_merged(write_profile: Callable[..., Path]) -> None:
@@ -123,9 +123,9 @@ def test_unknown_names_are_all_reported(write_profile: Callable[..., Path]) -> N
     with pytest.raises(FwgenErrors) as err:
         resolve_profile(str(path))
     assert str(err.value).splitlines() == [
-        f"{path}:3: inbound[0].service: unknown service 'htps' (did you mean 'https'?)",
-        f"{path}:5: inbound[1].from: unknown network 'admn'; define it under `networks:`",
-        f"{path}:6: inbound[2].icmp: unknown icmp type 'echo-requets' (did you mean 'echo-request'?)",
+        f"{path.name}:3: inbound[0].service: unknown service 'htps' (did you mean 'https'?)",
+        f"{path.name}:5: inbound[1].from: unknown network 'admn'; define it under `networks:`",
+        f"{path.name}:6: inbound[2].icmp: unknown icmp type 'echo-requets' (did you mean 'echo-request'?)",
     ]
 
 

@@ -154,7 +154,8 @@ def test_render_check_detects_a_stale_file(tmp_path: Path) -> None:
 
 
 def test_build_check_fails_when_stale_and_passes_after_build(tmp_path: Path) -> None:
-    site = tmp_path / "site"
+    (tmp_path / ".git").mkdir()  # a checkout: origins are paths in the repository
+    site = tmp_path / "examples" / "site"
     shutil.copytree("examples/site", site)
     manifest = str(site / "fwgen.yaml")
     assert runner.invoke(app, ["build", manifest, "--check"]).exit_code == 0

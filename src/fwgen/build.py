@@ -28,7 +28,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from fwgen.errors import FwgenError, FwgenErrors, ProfileError, raise_collected
 from fwgen.load import format_loc, validation_errors
 from fwgen.output import check_folder, destination, destinations, read_current, shown_text
-from fwgen.paths import Boundary, real_path
+from fwgen.paths import Boundary, Origins, real_path
 from fwgen.yamlsource import MAX_BYTES, Document, Loc, parse, read_text
 
 
@@ -54,6 +54,7 @@ class Output:
     host: str
     path: Path  # as the manifest or -o names it
     text: str
+    target: str = ""
 
     def current(self) -> bytes | None:
         """What the file holds now (enough of it to compare), or None when it is missing."""
@@ -63,12 +64,29 @@ class Output:
         return self.current() == self.text.encode("utf-8")
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A warning of a build: about one host's profile (*target* None), or an approximation
+    of one of its targets (what `--strict` refuses)."""
+
+    host: str
+    target: str | None
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.host}{f' ({self.target})' if self.target else ''}: {self.text}"
+
+
 @dataclass
 class Site:
     """Everything a manifest asks for, rendered in memory, and the folders it may write in."""
 
     boundary: Boundary
     outputs: list[Output] = field(default_factory=list)
+    warnings: list[Notice] = field(default_factory=list)
+
+    def approximations(self) -> list[Notice]:
+        return [w for w in self.warnings if w.target is not None]
 
 
 def read_manifest(path: Path) -> tuple[Manifest, Document]:
@@ -78,7 +96,7 @@ def read_manifest(path: Path) -> tuple[Manifest, Document]:
     try:
         return Manifest.model_validate(doc.data), doc
     except ValidationError as exc:
-        raise_collected(validation_errors(exc, doc))
+        raise_collected(validation_errors(exc, doc, profile=False))
         raise
 
 
@@ -191,8 +209,9 @@ def plan(manifest_path: Path, allow_outside: Sequence[Path] = ()) -> Site:
     Every path is checked before any profile is resolved; errors are located at the
     manifest line that names the path.
     """
+    from fwgen.policy import policy_warnings
     from fwgen.portdb import catalogue
-    from fwgen.render import render
+    from fwgen.render import render_with_warnings
     from fwgen.resolve import resolve_profile
 
     manifest, doc = read_manifest(manifest_path)
@@ -201,20 +220,25 @@ def plan(manifest_path: Path, allow_outside: Sequence[Path] = ()) -> Site:
     paths = _Paths(doc, base, site.boundary)
     paths.reads[real_path(manifest_path)] = "the manifest"
     _check_paths(manifest, paths)
+    origins = Origins.around(manifest_path)
     for name, host in sorted(manifest.hosts.items()):
         ports = catalogue(tuple(str(base / p) for p in host.ports))
-        policy = resolve_profile(host.profile, host.set, ports, root=base, boundary=site.boundary)
+        policy = resolve_profile(
+            host.profile, host.set, ports, root=base, boundary=site.boundary, origins=origins
+        )
+        site.warnings += [Notice(name, None, w) for w in policy_warnings(policy)]
         for target_name, dest in sorted(host.targets.items()):
             try:
-                files = render(policy, target_name)
+                files, approximations = render_with_warnings(policy, target_name)
             except FwgenErrors:
                 raise
             except FwgenError as exc:
                 if exc.path is not None:
                     raise
                 raise paths.error(("hosts", name, "targets", target_name), exc.message) from None
+            site.warnings += [Notice(name, target_name, w) for w in approximations]
             for path, text in destinations(files, base / dest).items():
-                site.outputs.append(Output(name, path, text))
+                site.outputs.append(Output(name, path, text, target_name))
     return site
 
 
@@ -232,3 +256,29 @@ def unified(output: Output) -> str:
 
 def stale(items: list[Output]) -> list[Output]:
     return [o for o in items if not o.is_current()]
+
+
+def as_json(site: Site, changed: list[Output], check: bool) -> dict[str, object]:
+    """What `fwgen build --format json` prints: each file with what became of it (``written``
+    or ``unchanged``; with ``--check``, ``stale`` or ``current``), and every warning."""
+    was, was_not = ("stale", "current") if check else ("written", "unchanged")
+    return {
+        "files": [
+            {
+                "host": o.host,
+                "target": o.target,
+                "path": str(o.path),
+                "status": was if o in changed else was_not,
+            }
+            for o in site.outputs
+        ],
+        "warnings": [
+            {
+                "host": w.host,
+                "target": w.target,
+                "approximation": w.target is not None,
+                "message": w.text,
+            }
+            for w in site.warnings
+        ],
+    }

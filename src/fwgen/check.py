@@ -7,11 +7,12 @@ and the service and ports concerned.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from fwgen.errors import split_location
-from fwgen.policy import Policy, PortRange, Rule, whole_family_warning
+from fwgen.policy import Policy, PortRange, Rule, few, set_hint, whole_family_warning
 from fwgen.portdb import Catalogue
 
 Level = Literal["error", "warning", "info"]
@@ -30,6 +31,7 @@ CODES: dict[str, tuple[Level, str]] = {
     "FW009": ("warning", "Outbound is default-deny but DNS is not allowed out"),
     "FW010": ("info", "A cleartext service is opened beside its safer replacement"),
     "FW011": ("warning", "An address list adds up to every address of a family"),
+    "FW012": ("warning", "A rule admits only documentation addresses (placeholders)"),
     "FW014": (
         "warning",
         "Outbound is default-deny but DHCP is not allowed out (address not static)",
@@ -37,6 +39,24 @@ CODES: dict[str, tuple[Level, str]] = {
 }
 # What a DHCP client sends: (protocol, port, family, name).
 DHCP_OUT = (("udp", 67, "ipv4", "DHCP (67/udp)"), ("udp", 547, "ipv6", "DHCPv6 (547/udp)"))
+HOST_CODES = ("FW006", "FW009", "FW011", "FW014")  # about the whole profile, not one rule
+
+
+def refuse_accepting(code: str) -> None:
+    """A ValueError when a rule's ``accept:`` names *code*, which it cannot accept."""
+    from fwgen.errors import did_you_mean
+
+    if code not in CODES:
+        raise ValueError(f"unknown finding code '{code}'{did_you_mean(code, CODES)}")
+    if code == "FW001":
+        raise ValueError(
+            'a backdoor port (FW001) is acknowledged with `allow_risky: "why"` on the rule, '
+            "not with accept"
+        )
+    if code in HOST_CODES:
+        raise ValueError(
+            f"finding {code} is about the whole profile, not one rule; it cannot be accepted here"
+        )
 
 
 @dataclass(frozen=True)
@@ -47,6 +67,7 @@ class Finding:
     location: str
     service: str | None = None
     ports: list[str] = field(default_factory=list)
+    accepted: str | None = None  # why the profile accepts it (then it is info)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -110,9 +131,10 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
                 )
             )
             continue
+        found = _shadow_findings(rule, policy.rules) + _placeholder_findings(policy, rule)
         if rule.direction == "in" and rule.proto in ("tcp", "udp"):
-            findings += _service_findings(policy, rule, ports)
-        findings += _shadow_findings(rule, policy.rules)
+            found = _service_findings(policy, rule, ports) + found
+        findings += _accepted(rule, found)
     top = f"{policy.files[-1]}:1"
     findings += [
         _finding(
@@ -179,6 +201,40 @@ def _dhcp_findings(policy: Policy, top: str) -> list[Finding]:
             None,
             top,
         )
+    ]
+
+
+def _placeholder_findings(policy: Policy, rule: Rule) -> list[Finding]:
+    """A rule whose sources are only documentation addresses admits no one (a lock-out
+    when it is the way in for the admins)."""
+    addresses = policy.placeholder_sources(rule)
+    if not addresses or rule.remote is None:
+        return []
+    found = policy.address_set(rule.remote)
+    if found.origin == rule.origin:  # written in the rule itself
+        where, fix = "", "write the real ones in the profile"
+    else:
+        where, fix = f", from network '{found.name}'", f"set the real ones ({set_hint(found.name)})"
+    return [
+        _finding(
+            "FW012",
+            f"{rule.name} admits only documentation addresses ({few(addresses)}{where}), "
+            f"placeholders that match no real host; {fix} before applying this ruleset",
+            rule,
+            rule.origin,
+            rule.service,
+        )
+    ]
+
+
+def _accepted(rule: Rule, findings: list[Finding]) -> list[Finding]:
+    """The rule's findings, those it accepts (`accept:`, `allow_risky:`) made info with why."""
+    reasons = dict(rule.accepted)
+    if rule.acknowledged:
+        reasons["FW001"] = rule.acknowledged
+    return [
+        replace(f, level="info", accepted=reasons[f.code]) if f.code in reasons else f
+        for f in findings
     ]
 
 
@@ -302,6 +358,7 @@ def as_text(findings: list[Finding]) -> str:
         f"{f.location}: {f.level} {f.code}"
         + (f" [{f.service}]" if f.service else "")
         + f": {f.message}"
+        + (f" (accepted: {json.dumps(f.accepted, ensure_ascii=False)})" if f.accepted else "")
         for f in findings
     ]
     counts = {
@@ -324,21 +381,23 @@ def as_sarif(findings: list[Finding], version: str) -> dict[str, object]:
     results = []
     for f in findings:
         path, line = split_location(f.location)
-        results.append(
-            {
-                "ruleId": f.code,
-                "level": SARIF_LEVEL[f.level],
-                "message": {"text": f.message},
-                "locations": [
-                    {
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": path},
-                            "region": {"startLine": line or 1},
-                        }
+        result: dict[str, object] = {
+            "ruleId": f.code,
+            # an accepted finding keeps its level; its suppression says why it passes
+            "level": SARIF_LEVEL[CODES[f.code][0] if f.accepted else f.level],
+            "message": {"text": f.message},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": path},
+                        "region": {"startLine": line or 1},
                     }
-                ],
-            }
-        )
+                }
+            ],
+        }
+        if f.accepted:
+            result["suppressions"] = [{"kind": "inSource", "justification": f.accepted}]
+        results.append(result)
     rules = [
         {
             "id": code,

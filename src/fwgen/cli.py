@@ -7,49 +7,36 @@ Anything else with a traceback is a bug in fwgen.
 
 from __future__ import annotations
 
-import functools
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
 from fwgen import __version__
+from fwgen.cliparts import (
+    STATE,
+    AllowOutside,
+    App,
+    PortsFiles,
+    ProfileArgument,
+    SetOption,
+    check_format,
+    format_option,
+    load_policies,
+    output_option,
+    read_input,
+    site_ports,
+    user_errors,
+)
 from fwgen.errors import FwgenError
 
-if TYPE_CHECKING:
-    from fwgen.build import Output
-    from fwgen.policy import Policy
-    from fwgen.portdb import Catalogue
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-app = typer.Typer(
+app = App(
     help="Render declarative host profiles into default-deny firewall rulesets.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
-_state = {"debug": False}
-
-
-def user_errors(command: F) -> F:
-    """Report FwgenError as one line on stderr and exit 2 (a traceback only with --debug)."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except FwgenError as error:
-            if _state["debug"]:
-                raise
-            for line in str(error).splitlines():
-                typer.echo(f"error: {line}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _version(value: bool) -> None:
@@ -67,49 +54,19 @@ def main_options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    _state["debug"] = debug
-
-
-def parse_sets(values: list[str]) -> dict[str, list[str]]:
-    """``NAME=CIDR[,CIDR...]`` options → {name: [cidr, ...]}."""
-    out: dict[str, list[str]] = {}
-    for value in values:
-        name, sep, cidrs = value.partition("=")
-        if not sep or not name.strip():
-            raise FwgenError(
-                f"--set {value!r}: write NAME=CIDR[,CIDR...], e.g. admins=192.0.2.0/24"
-            )
-        out.setdefault(name.strip(), []).extend(c.strip() for c in cidrs.split(",") if c.strip())
-    return out
-
-
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option("--set", help="Replace a network's addresses: NAME=CIDR[,CIDR...]. Repeatable."),
-]
-PortsFiles = Annotated[
-    list[str] | None,
-    typer.Option("--ports", help="A site port database file (YAML list of services). Repeatable."),
-]
-AllowOutside = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--allow-outside",
-        metavar="DIR",
-        help="Trust files in DIR too: extends, address lists, and a manifest's profiles, ports "
-        "and outputs; by default they must stay in the folder tree of the file given. Repeatable.",
-    ),
-]
+    STATE["debug"] = debug
 
 
 @app.command()
 @user_errors
 def render(
-    profile: Annotated[str, typer.Argument(help="A built-in profile name or a profile file.")],
-    target: Annotated[str, typer.Option("--target", "-t", help="nftables (see `fwgen targets`).")],
+    profile: ProfileArgument,
+    target: Annotated[
+        str,
+        typer.Option("--target", "-t", metavar="TARGET", help="nftables (see `fwgen targets`)."),
+    ],
     output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Write here (atomically) instead of stdout."),
+        Path | None, output_option("the ruleset (a folder for several files)")
     ] = None,
     set_: SetOption = None,
     flush_ruleset: Annotated[
@@ -126,7 +83,9 @@ def render(
     allow_outside: AllowOutside = None,
     family: Annotated[
         str | None,
-        typer.Option("--family", help="iptables: print only the ipv4 or ipv6 file."),
+        typer.Option(
+            "--family", metavar="ipv4|ipv6", help="iptables: print only the ipv4 or ipv6 file."
+        ),
     ] = None,
     check_only: Annotated[
         bool,
@@ -139,7 +98,8 @@ def render(
 
     Example: fwgen render webserver --target nftables --set admins=192.0.2.0/24
     """
-    from fwgen.output import to_stdout, write_outputs
+    from fwgen.output import emit
+    from fwgen.policy import policy_warnings
     from fwgen.render import render_with_warnings
     from fwgen.render import target as find_target
     from fwgen.targets import RenderOptions
@@ -149,62 +109,47 @@ def render(
         raise FwgenError(f"--family: {target} writes one file for both families")
     if family is not None and family not in spec.family_files:
         raise FwgenError(f"--family {family!r}: choose {' or '.join(spec.family_files)}")
-    (policy,) = _load_policies([profile], set_, _ports(ports_files), allow_outside)
+    (policy,) = load_policies([profile], set_, site_ports(ports_files), allow_outside)
     files, warnings = render_with_warnings(
         policy, target, RenderOptions(flush_ruleset=flush_ruleset, strict=strict)
     )
-    for warning in warnings:
+    for warning in [*warnings, *policy_warnings(policy)]:
         typer.echo(f"warning: {warning}", err=True)
     if family is not None:
         files = {spec.family_files[family]: files[spec.family_files[family]]}
     if check_only:
-        if output is None:
-            raise FwgenError("--check needs -o FILE (the file to compare with)")
-        _check_current(files, output)
-    elif output is None:
-        sys.stdout.write(to_stdout(files))
+        from fwgen.build_command import check_current
+
+        check_current(files, output)
     else:
-        write_outputs(files, output)
-
-
-def _check_current(files: dict[str, str], output: Path) -> None:
-    from fwgen.build import Output, stale
-    from fwgen.output import check_folder, destinations
-
-    if len(files) > 1:
-        check_folder(output)
-    items = [Output("", path, text) for path, text in destinations(files, output).items()]
-    old = stale(items)
-    _fail_when_stale(old, f"stale: {', '.join(str(o.path) for o in old)}")
-
-
-def _fail_when_stale(changed: list[Output], message: str) -> None:
-    """Show how each stale file would change, then exit 1 with *message*; nothing when none is."""
-    from fwgen.build import unified
-
-    for item in changed:
-        typer.echo(unified(item), nl=False)
-    if changed:
-        typer.echo(message, err=True)
-        raise typer.Exit(1)
+        emit(files, output)
 
 
 @app.command()
 @user_errors
-def profiles() -> None:
+def profiles(
+    format_: Annotated[str, format_option("text or json")] = "text",
+) -> None:
     """List the built-in profiles.
 
-    Example: fwgen profiles
+    Example: fwgen profiles --format json
     """
+    import json
+
     from fwgen.load import builtin_profiles, read_profile
 
+    check_format(format_, ("text", "json"))
     rows = []
     for name, path in builtin_profiles().items():
-        profile, _, _ = read_profile(path, f"profiles/{path.name}")
-        rows.append((name, profile.description))
-    width = max(len(name) for name, _ in rows)
-    for name, description in rows:
-        typer.echo(f"{name:<{width}}  {description}")
+        shown = f"profiles/{path.name}"
+        profile, _, _ = read_profile(path, shown)
+        rows.append({"name": name, "description": profile.description, "file": shown})
+    if format_ == "json":
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    width = max(len(row["name"]) for row in rows)
+    for row in rows:
+        typer.echo(f"{row['name']:<{width}}  {row['description']}")
 
 
 @app.command()
@@ -212,9 +157,12 @@ def profiles() -> None:
 def ports(
     query: Annotated[
         str | None,
-        typer.Argument(help="3306, 514/udp, 6000-6010, a name or alias, or words; none lists all."),
+        typer.Argument(
+            metavar="QUERY",
+            help="3306, 514/udp, 6000-6010, a name or alias, or words; none lists all.",
+        ),
     ] = None,
-    format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    format_: Annotated[str, format_option("text or json")] = "text",
     ports_files: PortsFiles = None,
 ) -> None:
     """Look up services in the port database.
@@ -227,8 +175,8 @@ def ports(
     from fwgen.portdb import query as run_query
     from fwgen.table import format_table
 
-    _formats(format_, ("text", "json"))
-    found = run_query(_ports(ports_files), query)
+    check_format(format_, ("text", "json"))
+    found = run_query(site_ports(ports_files), query)
     if format_ == "json":
         typer.echo(json.dumps(found, indent=2, ensure_ascii=False))
     elif found:
@@ -251,31 +199,13 @@ def ports(
         raise typer.Exit(1)
 
 
-def _ports(ports_files: list[str] | None) -> Catalogue:
-    """The port database with the site files given by --ports (and $FWGEN_PORTS)."""
-    from fwgen.portdb import catalogue
-
-    return catalogue(tuple(ports_files or ()))
-
-
-def _load_policies(
-    profiles: list[str],
-    sets: list[str] | None,
-    ports: Catalogue,
-    allow_outside: list[Path] | None = None,
-) -> list[Policy]:
-    from fwgen.resolve import resolve_profile
-
-    overrides = parse_sets(sets or [])
-    allowed = tuple(allow_outside or ())
-    return [resolve_profile(p, overrides, ports, allow_outside=allowed) for p in profiles]
-
-
 @app.command()
 @user_errors
 def check(
-    profiles: Annotated[list[str], typer.Argument(help="Profile names or files.")],
-    format_: Annotated[str, typer.Option("--format", help="text, json or sarif.")] = "text",
+    profiles: Annotated[
+        list[str], typer.Argument(metavar="PROFILE...", help="Profile names or files.")
+    ],
+    format_: Annotated[str, format_option("text, json or sarif")] = "text",
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")] = False,
     set_: SetOption = None,
     ports_files: PortsFiles = None,
@@ -284,17 +214,18 @@ def check(
     """Report what a profile opens that deserves a second look.
 
     Exit 0 when there are no errors, 1 when there are (or warnings with --strict).
+
     Example: fwgen check webserver --format sarif > fwgen.sarif
     """
     import json
 
     from fwgen.check import as_json, as_sarif, as_text, check_policy
 
-    _formats(format_, ("text", "json", "sarif"))
-    cat = _ports(ports_files)
+    check_format(format_, ("text", "json", "sarif"))
+    cat = site_ports(ports_files)
     findings = [
         f
-        for policy in _load_policies(profiles, set_, cat, allow_outside)
+        for policy in load_policies(profiles, set_, cat, allow_outside)
         for f in check_policy(policy, cat)
     ]
     if format_ == "text":
@@ -311,8 +242,8 @@ def check(
 @app.command()
 @user_errors
 def explain(
-    profile: Annotated[str, typer.Argument(help="A profile name or file.")],
-    format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    profile: ProfileArgument,
+    format_: Annotated[str, format_option("text or json")] = "text",
     set_: SetOption = None,
     ports_files: PortsFiles = None,
     allow_outside: AllowOutside = None,
@@ -327,9 +258,9 @@ def explain(
     from fwgen.explain import explain as explain_policy
     from fwgen.table import format_table
 
-    _formats(format_, ("text", "json"))
-    cat = _ports(ports_files)
-    (policy,) = _load_policies([profile], set_, cat, allow_outside)
+    check_format(format_, ("text", "json"))
+    cat = site_ports(ports_files)
+    (policy,) = load_policies([profile], set_, cat, allow_outside)
     rows = explain_policy(policy, cat)
     if format_ == "json":
         typer.echo(json.dumps(rows, indent=2))
@@ -340,9 +271,15 @@ def explain(
 @app.command()
 @user_errors
 def diff(
-    old: Annotated[str, typer.Argument(help="Old profile: a name, a file, or REV:path from git.")],
-    new: Annotated[str, typer.Argument(help="New profile: a name, a file, or REV:path from git.")],
-    format_: Annotated[str, typer.Option("--format", help="text, markdown or json.")] = "text",
+    old: Annotated[
+        str,
+        typer.Argument(metavar="OLD", help="Old profile: a name, a file, or REV:path from git."),
+    ],
+    new: Annotated[
+        str,
+        typer.Argument(metavar="NEW", help="New profile: a name, a file, or REV:path from git."),
+    ],
+    format_: Annotated[str, format_option("text, markdown or json")] = "text",
     set_: SetOption = None,
     ports_files: PortsFiles = None,
     allow_outside: AllowOutside = None,
@@ -355,15 +292,20 @@ def diff(
 
     from fwgen.diff import as_text, diff_policies
     from fwgen.gitref import checkout_profile, is_git_ref, temporary_dir
+    from fwgen.paths import Origins
 
-    _formats(format_, ("text", "markdown", "json"))
-    cat = _ports(ports_files)
+    check_format(format_, ("text", "markdown", "json"))
+    cat = site_ports(ports_files)
     with temporary_dir() as tmp:
-        refs = [
-            checkout_profile(ref, Path(tmp) / str(i)) if is_git_ref(ref) else ref
-            for i, ref in enumerate((old, new))
+        folders = [
+            Path(tmp) / str(i) if is_git_ref(ref) else None for i, ref in enumerate((old, new))
         ]
-        before, after = _load_policies(refs, set_, cat, allow_outside)
+        refs = [
+            checkout_profile(ref, folder) if folder else ref
+            for ref, folder in zip((old, new), folders, strict=True)
+        ]
+        origins = [Origins.checkout(folder) if folder else None for folder in folders]
+        before, after = load_policies(refs, set_, cat, allow_outside, origins)
     result = diff_policies(before, after, cat)
     if format_ == "json":
         typer.echo(json.dumps(result, indent=2))
@@ -377,61 +319,59 @@ def diff(
 @user_errors
 def build(
     manifest: Annotated[
-        Path, typer.Argument(help="The manifest: hosts, their profiles and outputs.")
+        Path,
+        typer.Argument(metavar="MANIFEST", help="The manifest: hosts, their profiles and outputs."),
     ] = Path("fwgen.yaml"),
     check_only: Annotated[
         bool,
         typer.Option("--check", help="Exit 1 and show diffs when a file is stale; write nothing."),
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Fail (exit 2, nothing written) when a target approximates."),
+    ] = False,
+    format_: Annotated[str, format_option("text or json")] = "text",
     allow_outside: AllowOutside = None,
 ) -> None:
     """Render every host of a manifest, writing only the files that changed (all or none).
 
     Example: fwgen build site/fwgen.yaml --check
     """
-    from fwgen.build import plan, stale
-    from fwgen.output import write_files
+    from fwgen.build_command import run_build
 
-    site = plan(manifest, allow_outside or ())
-    items = site.outputs
-    changed = stale(items)
-    if check_only:
-        _fail_when_stale(
-            changed, f"stale: {len(changed)} of {len(items)} generated files; run `fwgen build`"
-        )
-        typer.echo(f"all {len(items)} generated files are current")
-        return
-    write_files({item.path: item.text for item in changed}, boundary=site.boundary)
-    for item in changed:
-        typer.echo(f"wrote {item.path}")
-    typer.echo(f"{len(changed)} written, {len(items) - len(changed)} unchanged")
-
-
-def _read_input(name: str) -> tuple[str, str]:
-    """The text of FILE, or of standard input for '-'; and the name to show."""
-    from fwgen.audit import MAX_INPUT
-    from fwgen.yamlsource import read_stream, read_text
-
-    if name == "-":
-        return read_stream(sys.stdin.buffer, "<stdin>", "input", MAX_INPUT), "<stdin>"
-    return read_text(Path(name), name, what="input", limit=MAX_INPUT), name
+    check_format(format_, ("text", "json"))
+    run_build(
+        manifest,
+        tuple(allow_outside or ()),
+        check=check_only,
+        strict=strict,
+        json=format_ == "json",
+    )
 
 
 @app.command()
 @user_errors
 def audit(
-    profile: Annotated[str, typer.Argument(help="The profile the host should be running.")],
+    profile: Annotated[
+        str, typer.Argument(metavar="PROFILE", help="The profile the host should be running.")
+    ],
     scan: Annotated[
-        Path | None, typer.Option("--scan", help="An nmap XML report (nmap -oX) of the host.")
+        Path | None,
+        typer.Option("--scan", metavar="FILE", help="An nmap XML report (nmap -oX) of the host."),
     ] = None,
     listening: Annotated[
         str | None,
-        typer.Option("--listening", help="`ss -tulnH` output taken on the host; - for stdin."),
+        typer.Option(
+            "--listening",
+            metavar="FILE",
+            help="`ss -tulnH` output taken on the host; - for stdin.",
+        ),
     ] = None,
     source: Annotated[
-        str | None, typer.Option("--from", help="The address the scan was taken from.")
+        str | None,
+        typer.Option("--from", metavar="ADDRESS", help="The address the scan was taken from."),
     ] = None,
-    format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    format_: Annotated[str, format_option("text or json")] = "text",
     set_: SetOption = None,
     ports_files: PortsFiles = None,
     allow_outside: AllowOutside = None,
@@ -445,21 +385,23 @@ def audit(
 
     from fwgen import audit as auditing
 
-    _formats(format_, ("text", "json"))
-    if (scan is None) == (listening is None):
+    check_format(format_, ("text", "json"))
+    if scan is None and listening is None:
         raise FwgenError("give one of --scan FILE or --listening FILE")
+    if scan is not None and listening is not None:
+        raise FwgenError("give only one of --scan FILE or --listening FILE")
     if source is not None:
         try:
             ipaddress.ip_address(source)
         except ValueError:
             raise FwgenError(f"--from {source!r}: not an IP address") from None
-    cat = _ports(ports_files)
-    (policy,) = _load_policies([profile], set_, cat, allow_outside)
+    cat = site_ports(ports_files)
+    (policy,) = load_policies([profile], set_, cat, allow_outside)
     if scan is not None:
         seen, scanned = auditing.read_nmap(scan)
         items = auditing.audit_scan(policy, cat, seen, scanned, source)
     else:
-        text, shown = _read_input(listening or "-")
+        text, shown = read_input(listening or "-")
         items = auditing.audit_listening(policy, cat, auditing.read_ss(text, shown))
     drift = any(i.kind == "drift" for i in items)
     if format_ == "json":
@@ -474,42 +416,59 @@ def audit(
 @user_errors
 def discover(
     listening: Annotated[
-        str, typer.Option("--listening", help="`ss -tulnH` (or -tulpnH) output; - for stdin.")
+        str,
+        typer.Option(
+            "--listening", metavar="FILE", help="`ss -tulnH` (or -tulpnH) output; - for stdin."
+        ),
     ],
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the draft here.")
-    ] = None,
+    output: Annotated[Path | None, output_option("the draft")] = None,
+    format_: Annotated[
+        str, format_option("yaml (the draft profile) or json (the listeners and the draft)")
+    ] = "yaml",
     ports_files: PortsFiles = None,
 ) -> None:
     """Draft a profile from the services listening on a host.
 
     Example: ss -tulpnH | fwgen discover --listening - -o draft.yaml
     """
+    import dataclasses
+    import json
+
     from fwgen.audit import discover as draft
     from fwgen.audit import read_ss
-    from fwgen.output import write_atomic
+    from fwgen.output import emit
+    from fwgen.yamlsource import parse
 
-    text, shown = _read_input(listening)
-    profile = draft(read_ss(text, shown), _ports(ports_files))
-    if output is None:
-        typer.echo(profile, nl=False)
-    else:
-        write_atomic(output, profile)
-
-
-def _formats(value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise FwgenError(f"--format {value!r}: choose {', '.join(choices)}")
+    check_format(format_, ("yaml", "json"))
+    text, shown = read_input(listening)
+    listeners = read_ss(text, shown)
+    profile = draft(listeners, site_ports(ports_files))
+    if format_ == "json":
+        data = {
+            "listeners": [dataclasses.asdict(listener) for listener in listeners],
+            "profile": parse(profile, "draft").data,
+        }
+        profile = json.dumps(data, indent=2) + "\n"
+    emit({"draft": profile}, output)
 
 
 @app.command()
-def targets() -> None:
+@user_errors
+def targets(format_: Annotated[str, format_option("text or json")] = "text") -> None:
     """List the targets and what each can express.
 
-    Example: fwgen targets
+    Example: fwgen targets --format json
     """
+    import json
+
     from fwgen.targets import TARGETS
 
+    check_format(format_, ("text", "json"))
+    if format_ == "json":
+        keys = ("name", "title", "files", "capabilities")
+        rows = [{k: getattr(spec, k) for k in keys} for spec in TARGETS.values()]
+        typer.echo(json.dumps(rows, indent=2))
+        return
     for spec in TARGETS.values():
         typer.echo(f"{spec.name}: {spec.title}; writes {', '.join(spec.files)}")
         width = max(len(k) for k in spec.capabilities)

@@ -70,5 +70,6 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'https'?)`` or the empty string when nothing is close."""
     import difflib
 
-    close = difflib.get_close_matches(word.lower(), sorted(set(choices)), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    by_lower = {c.lower(): c for c in sorted(set(choices), reverse=True)}  # case aside
+    close = difflib.get_close_matches(word.lower(), sorted(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""

@@ -10,23 +10,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected
-from fwgen.paths import Boundary, is_file, is_within, profiles_dir, real_path
-from fwgen.profile import InboundRule, OutboundRule, Profile
+from fwgen.paths import Boundary, Origins, is_file, is_within, profiles_dir, real_path
+from fwgen.profile import InboundRule, Options, OutboundRule, Profile
 from fwgen.yamlsource import Document, Loc, parse, read_text
 
 T = TypeVar("T")
-BUILTIN_PREFIX = "profiles/"
 MAX_EXTENDS_DEPTH = 16  # a chain of `extends:` this long is a mistake or an attack
 MAX_FILES = 64  # profile files in one chain
-KEYS = {
-    alias or name
-    for model in (Profile, InboundRule, OutboundRule)
-    for name, info in model.model_fields.items()
-    for alias in (info.alias,)
-} | set(Profile.model_fields["options"].annotation.model_fields)  # type: ignore[union-attr]
+
+
+def _keys(model: type[BaseModel]) -> set[str]:
+    return {info.alias or name for name, info in model.model_fields.items()}
+
+
+# Where each key of a profile belongs, as a message says it.
+PLACES = {
+    "top": ("at the top of a profile", _keys(Profile)),
+    "inbound": ("to inbound rules", _keys(InboundRule)),
+    "outbound": ("to outbound rules", _keys(OutboundRule)),
+    "options": ("under `options:`", _keys(Options)),
+}
+KEYS = set().union(*(keys for _, keys in PLACES.values()))
+PEERS = {"inbound": "from", "outbound": "to"}  # the key that names the other end of a rule
 
 
 def format_loc(loc: Loc) -> str:
@@ -75,6 +83,7 @@ class MergedProfile:
     outbound_origin: Located[Any] | None = None
     options: dict[str, Located[Any]] = field(default_factory=dict)
     boundary: Boundary = field(default_factory=lambda: Boundary(profiles_dir()))
+    origins: Origins = field(default_factory=lambda: Origins(profiles_dir()))
 
 
 def builtin_profiles() -> dict[str, Path]:
@@ -91,31 +100,23 @@ def is_builtin(path: Path) -> bool:
     return is_within(real_path(path), real_path(profiles_dir()))
 
 
-def find_profile(ref: str, near: Path | None = None, near_display: str = "") -> tuple[Path, str]:
-    """A profile reference (a name or a path) → (file, the name shown in messages).
+def find_profile(ref: str, near: Path | None = None) -> Path:
+    """A profile reference (a name or a path) → its file.
 
     Names are looked up beside the extending file first (so site profiles can
     extend each other), then among the built-in profiles; a site's ``base.yaml``
     that says ``extends: base`` gets the built-in one.
     """
     if _is_path(ref):
-        path = Path(ref) if near is None else near.parent / ref
-        shown = (
-            ref
-            if near is None
-            else os.path.normpath(os.path.join(os.path.dirname(near_display), ref))
-        )
-        return path, shown
+        return Path(ref) if near is None else near.parent / ref
     if near is not None and not is_builtin(near):
         for suffix in (".yaml", ".yml"):
             sibling = near.parent / f"{ref}{suffix}"
             if is_file(sibling) and real_path(sibling) != real_path(near):
-                return sibling, os.path.normpath(
-                    os.path.join(os.path.dirname(near_display), sibling.name)
-                )
+                return sibling
     builtins = builtin_profiles()
     if ref in builtins:
-        return builtins[ref], f"{BUILTIN_PREFIX}{ref}.yaml"
+        return builtins[ref]
     raise ProfileError(
         f"unknown profile '{ref}'{did_you_mean(ref, builtins)}; built-in profiles are "
         f"{', '.join(builtins)}, or give the path of a .yaml file"
@@ -142,8 +143,35 @@ def read_profile(path: Path, shown: str) -> tuple[Profile, Document, str]:
         raise  # unreachable: a ValidationError always has errors
 
 
-def validation_errors(exc: ValidationError, doc: Document) -> list[FwgenError]:
-    """pydantic's errors as located, one-line profile errors (shallow duplicates dropped)."""
+def key_home(key: str, loc: Loc) -> str:
+    """Where *key* belongs when it is valid elsewhere in a profile than at *loc* (the mapping
+    that holds it): ``: `to` belongs to outbound rules; inbound rules take `from```."""
+    if not loc or loc == ("options",):
+        place = str(loc[0]) if loc else "top"
+    elif len(loc) == 2 and loc[0] in PEERS and isinstance(loc[1], int):
+        place = str(loc[0])
+    else:
+        return ""  # inside a value (a limit, a network list): no other place takes keys
+    if key in PLACES[place][1]:
+        return ""
+    homes = [p for p, (_, keys) in PLACES.items() if key in keys]
+    if not homes:
+        return ""
+    if homes == ["inbound", "outbound"]:
+        where = "to inbound and outbound rules"
+    else:
+        where = " and ".join(PLACES[p][0] for p in homes)
+    peer = (
+        f"; {place} rules take `{PEERS[place]}`" if key in PEERS.values() and place in PEERS else ""
+    )
+    return f": `{key}` belongs {where}{peer}"
+
+
+def validation_errors(
+    exc: ValidationError, doc: Document, profile: bool = True
+) -> list[FwgenError]:
+    """pydantic's errors as located, one-line profile errors (shallow duplicates dropped).
+    For a *profile*, a key valid elsewhere in a profile is said where it belongs."""
     found: dict[Loc, str] = {}
     for err in exc.errors():
         loc = _data_loc(doc.data, err["loc"])
@@ -151,7 +179,8 @@ def validation_errors(exc: ValidationError, doc: Document) -> list[FwgenError]:
         message = message[:1].lower() + message[1:]
         if err["type"] == "extra_forbidden":
             key = str(loc[-1]) if loc else "?"
-            message = f"unknown key '{key}'{did_you_mean(key, KEYS)}"
+            home = key_home(key, loc[:-1]) if profile else ""
+            message = f"unknown key '{key}'{home or did_you_mean(key, KEYS - {key})}"
         elif err["type"] == "missing":
             message = f"missing key '{err['loc'][-1]}'"
         found.setdefault(loc, message)
@@ -181,25 +210,32 @@ def load_profile(
     root: Path | None = None,
     boundary: Boundary | None = None,
     allow_outside: tuple[Path, ...] = (),
+    origins: Origins | None = None,
 ) -> MergedProfile:
     """Load a profile by name or path, with its whole ``extends`` chain merged.
 
-    A relative path is read from *root* (default: the working directory) and shown
-    as written, so origins do not depend on where fwgen was started. Files it names
-    must stay inside *boundary* (default: the profile's folder and *allow_outside*).
+    A relative path is read from *root* (default: the working directory). Files are
+    named by *origins* (default: around the profile, see `Origins`), so origins do not
+    depend on where fwgen was started or how the path was spelled. Files it names must
+    stay inside *boundary* (default: the profile's folder and *allow_outside*).
     """
-    path, shown = find_profile(ref)
+    path = find_profile(ref)
     if root is not None and _is_path(ref) and not Path(ref).is_absolute():
         path = root / ref
+    if origins is None:
+        origins = Origins.around(path)
+    shown = origins.name(path)
     if boundary is None:
         boundary = Boundary.around(path, allow_outside)
     elif not is_builtin(path):
         boundary.check(path, "profile", shown)
     chain: list[tuple[Profile, Document, str]] = []
-    _linearise(path, shown, chain, boundary, stack=[], seen=set())
+    _linearise(path, shown, chain, boundary, origins, stack=[], seen=set())
     name = Path(shown).stem
     top = chain[-1][0]
-    merged = MergedProfile(name=name, description=top.description, boundary=boundary)
+    merged = MergedProfile(
+        name=name, description=top.description, boundary=boundary, origins=origins
+    )
     for profile, doc, text in chain:
         _merge(merged, profile, doc, text)
     if not merged.description:
@@ -214,6 +250,7 @@ def _linearise(
     shown: str,
     chain: list[tuple[Profile, Document, str]],
     boundary: Boundary,
+    origins: Origins,
     stack: list[Path],
     seen: set[Path],
 ) -> None:
@@ -232,7 +269,7 @@ def _linearise(
                 kind=ProfileError,
             )
         try:
-            parent_path, parent_shown = find_profile(parent, path, shown)
+            parent_path = find_profile(parent, path)
             if not is_builtin(parent_path):
                 boundary.check(parent_path, "profile", parent)
         except FwgenError as exc:
@@ -243,7 +280,9 @@ def _linearise(
                 kind=ProfileError,
             )
         try:
-            _linearise(parent_path, parent_shown, chain, boundary, stack, seen)
+            _linearise(
+                parent_path, origins.name(parent_path), chain, boundary, origins, stack, seen
+            )
         except ProfileError as exc:
             if exc.path is None:
                 raise where.error(exc.message, kind=ProfileError) from None

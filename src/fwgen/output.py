@@ -14,6 +14,7 @@ import re
 import secrets
 import shutil
 import stat
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -147,8 +148,8 @@ def shown_text(data: bytes) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write *text* to *path* (its folder must exist); see `write_files`."""
-    write_files({path: text})
+    """Write *text* to *path*, making missing folders (see `write_outputs`)."""
+    write_outputs({path.name: text}, path)
 
 
 def write_files(
@@ -332,16 +333,38 @@ def destinations(files: dict[str, str], destination: Path) -> dict[Path, str]:
 def write_outputs(files: dict[str, str], destination: Path) -> list[Path]:
     """Write rendered files to their destinations (see `destinations`), all or none.
 
-    A target that writes several files makes the folder *destination* when it is missing,
-    but never the folders above it. Everything is rendered before anything is written.
+    *destination* is a path the user typed (``-o``): the folders it needs are made when
+    they are missing (and removed again when the write fails). Everything is rendered
+    before anything is written.
     """
-    folders = None
     if len(files) > 1:
         check_folder(destination)
-        folders = Boundary(real_path(destination).parent)
     targets = destinations(files, destination)
-    write_files(targets, folders=folders)
+    write_files(targets, folders=Boundary(_existing(real_path(destination.absolute()).parent)))
     return list(targets)
+
+
+def _existing(folder: Path) -> Path:
+    """*folder*, or the nearest folder above it that exists."""
+    while not folder.is_dir() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+def is_stdout(path: Path | None) -> bool:
+    """Whether ``-o`` names standard output: left out, or ``-``."""
+    return path is None or str(path) == "-"
+
+
+def emit(files: dict[str, str], output: Path | None) -> None:
+    """Rendered files to ``-o`` (see `write_outputs`), or to standard output for ``-o -``
+    or none (see `to_stdout`)."""
+    if is_stdout(output):
+        sys.stdout.write(to_stdout(files))
+        sys.stdout.flush()
+    else:
+        assert output is not None
+        write_outputs(files, output)
 
 
 def to_stdout(files: dict[str, str]) -> str:

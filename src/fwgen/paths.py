@@ -10,6 +10,7 @@ fwgen read ``/etc/shadow`` or write ``../../etc/cron.d/x``.
 from __future__ import annotations
 
 import os
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,58 @@ def real_path(path: Path) -> Path:
 
 def is_within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
+
+
+def work_tree(folder: Path) -> Path | None:
+    """The git work tree that holds *folder* (a real path): the nearest folder at or above
+    it with a ``.git`` entry (a folder, or a file in a worktree or submodule); else None."""
+    for candidate in (folder, *folder.parents):
+        try:
+            if os.path.lexists(candidate / ".git"):
+                return candidate
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+@dataclass(frozen=True)
+class Origins:
+    """How files are named in output and messages, whoever typed their path and however.
+
+    Relative to the git work tree around the file the user named (a profile or a
+    manifest), else to that file's folder; fwgen's own profiles are ``profiles/NAME.yaml``.
+    So the same profile gives the same bytes from any directory and any spelling.
+    """
+
+    root: Path  # a real path
+    prefix: str = ""  # put before each name (a profile checked out from git at a revision)
+
+    @classmethod
+    def around(cls, top_file: Path) -> Origins:
+        folder = real_path(top_file.absolute().parent)
+        return cls(work_tree(folder) or folder)
+
+    @classmethod
+    def checkout(cls, folder: Path) -> Origins:
+        """Names for files extracted into *folder* from the git work tree around the working
+        directory (paths in the extract are relative to that directory): as in the tree."""
+        here = real_path(Path.cwd())
+        tree = work_tree(here)
+        prefix = Path(os.path.relpath(here, tree)).as_posix() if tree else ""
+        return cls(real_path(folder), "" if prefix == "." else prefix)
+
+    def name(self, path: Path) -> str:
+        """The stable name of *path*: its folder's real path (the file itself is not followed,
+        like `Boundary.around`) relative to the root, with ``/`` between parts."""
+        folder = real_path(path.absolute().parent)
+        builtin = real_path(profiles_dir())
+        if is_within(folder, builtin):
+            return f"profiles/{(folder / path.name).relative_to(builtin).as_posix()}"
+        try:
+            relative = os.path.relpath(folder / path.name, self.root)
+        except ValueError:  # another drive (Windows): the name is all that can be stable
+            relative = path.name
+        return posixpath.normpath(posixpath.join(self.prefix, Path(relative).as_posix()))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ Small frozen models. Nothing here points back at YAML; origins are plain
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +19,12 @@ Proto = Literal["tcp", "udp", "icmp", "icmpv6"]
 
 SECONDS = {"second": 1, "minute": 60, "hour": 3600}
 EVERY_ADDRESS: dict[Family, str] = {"ipv4": "0.0.0.0/0", "ipv6": "::/0"}
+# Addresses for documentation and examples (RFC 5737, RFC 3849, RFC 9637): no real host
+# has one, so a rule whose only sources are here admits no one.
+DOCUMENTATION = tuple(
+    ipaddress.ip_network(n)
+    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "3fff::/20")
+)
 
 
 class _Frozen(BaseModel):
@@ -72,6 +79,9 @@ class Rule(_Frozen):
     origin: str
     risky: str = ""  # a known backdoor service this rule opens, e.g. "back-orifice (Back Orifice)"
     acknowledged: str = ""  # the profile's `allow_risky:` reason
+    # `fwgen check` findings the profile accepts for this rule: ((code, reason), ...). They
+    # change no ruleset, so the digest (and every rendered byte) leaves them out.
+    accepted: tuple[tuple[str, str], ...] = Field(default=(), exclude=True)
 
     def local_of(self, family: Family) -> list[str]:
         """The rule's local addresses of one family."""
@@ -111,6 +121,15 @@ class Policy(_Frozen):
         remote = self.address_set(rule.remote)
         return [a for f in rule.families for a in remote.family(f)]
 
+    def placeholder_sources(self, rule: Rule) -> list[str]:
+        """The remote addresses of *rule* when every one is a documentation address
+        (`DOCUMENTATION`); empty when it admits any address, none, or one real one."""
+        addresses = self.remote_addresses(rule) or []
+        nets = [ipaddress.ip_network(a) for a in addresses]
+        if all(any(n.subnet_of(d) for d in DOCUMENTATION if d.version == n.version) for n in nets):  # type: ignore[arg-type]
+            return addresses
+        return []
+
     def whole_family_sets(self) -> list[tuple[AddressSet, Family]]:
         """Used address sets that hold every address of a family (see `whole_family_warning`)."""
         used = {r.remote for r in self.rules if r.remote}
@@ -135,3 +154,59 @@ def whole_family_warning(address_set: AddressSet, family: Family) -> str:
         f"{'IPv4' if family == 'ipv4' else 'IPv6'} address ({EVERY_ADDRESS[family]}); "
         "write `any` if everyone is meant, or fix the list"
     )
+
+
+def set_hint(name: str) -> str:
+    """How a user gives a network its real addresses."""
+    return f"--set {name}=CIDR[,CIDR...]"
+
+
+def few(addresses: list[str]) -> str:
+    return ", ".join(addresses[:3]) + (f" +{len(addresses) - 3} more" if len(addresses) > 3 else "")
+
+
+def placeholder_warnings(policy: Policy) -> list[str]:
+    """Rules that admit no one, because their sources are only documentation addresses
+    (placeholders) or an empty network: applied remotely as it is, such a ruleset can lock
+    the admin out. One warning per network, naming the ``--set`` that fixes it."""
+    by_set: dict[str, list[Rule]] = {}
+    out = []
+    for rule in policy.rules:
+        if rule.remote is None or (rule.families and not policy.placeholder_sources(rule)):
+            continue
+        if policy.address_set(rule.remote).origin == rule.origin:  # written in the rule itself
+            out.append(
+                f"{rule.name} ({rule.origin}) admits only documentation addresses "
+                f"({few(policy.placeholder_sources(rule))}), placeholders that match no real "
+                "host; write the real ones in the profile"
+            )
+        else:
+            by_set.setdefault(rule.remote, []).append(rule)
+    for name, rules in by_set.items():
+        found = policy.address_set(name)
+        names = ", ".join(sorted({r.name for r in rules}))
+        one = len({r.name for r in rules}) == 1
+        fix = f"{set_hint(name)} (in a manifest, `set:`)"
+        used = {a for r in rules for a in policy.placeholder_sources(r)}
+        if used:  # in the set's order; the rules may use one family of a mixed set
+            shown = few([a for a in (*found.ipv4, *found.ipv6) if a in used])
+            out.append(
+                f"network '{name}' ({found.origin}): {names} {'admits' if one else 'admit'} only "
+                f"its documentation addresses ({shown}), placeholders that match no real "
+                f"host; give the real ones with {fix}"
+            )
+        else:
+            out.append(
+                f"network '{name}' ({found.origin}) is empty, so {names} "
+                f"{'matches' if one else 'match'} nothing; give its addresses with {fix}"
+            )
+    return list(dict.fromkeys(out))  # a rule written once may be one Rule per protocol
+
+
+def policy_warnings(policy: Policy) -> list[str]:
+    """What deserves a warning whatever the target: address lists that add up to a whole
+    family, and rules that admit no one (`placeholder_warnings`)."""
+    return [
+        *(whole_family_warning(*w) for w in policy.whole_family_sets()),
+        *placeholder_warnings(policy),
+    ]

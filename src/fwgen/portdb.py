@@ -236,7 +236,7 @@ def read_catalogue(path: Path, shown: str, site: bool = False) -> Entries:
             from fwgen.load import validation_errors
 
             sub = Document(entry, shown, {k[1:]: v for k, v in doc.lines.items() if k[:1] == (i,)})
-            for err in validation_errors(exc, sub):
+            for err in validation_errors(exc, sub, profile=False):
                 err.field = f"[{i}]" + (f".{err.field}" if err.field else "")
                 errors.append(err)
             continue

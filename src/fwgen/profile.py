@@ -112,6 +112,7 @@ class RuleSpec(BaseModel):
     log: bool = False
     comment: str | None = None
     allow_risky: str | None = None
+    accept: dict[str, str] = {}
 
     @field_validator("service")
     @classmethod
@@ -141,6 +142,23 @@ class RuleSpec(BaseModel):
     @classmethod
     def _comment(cls, value: str | None, info: ValidationInfo) -> str | None:
         return None if value is None else check_text(value, str(info.field_name))
+
+    @field_validator("accept", mode="before")
+    @classmethod
+    def _accept(cls, value: Any) -> Any:
+        """``{CODE: reason}``: findings of `fwgen check` accepted for this rule, each with why."""
+        from fwgen.check import refuse_accepting
+
+        if not isinstance(value, dict):
+            raise ValueError(
+                "write accept: {CODE: reason}, e.g. {FW003: why it is acceptable here}"
+            )
+        for code, reason in value.items():
+            refuse_accepting(str(code))
+            if not isinstance(reason, str) or not reason.strip():
+                raise ValueError(f"accepting {code} needs a reason: say why it is acceptable here")
+            check_text(reason, f"the reason for {code}")
+        return value
 
     @model_validator(mode="after")
     def _one_kind(self) -> RuleSpec:

@@ -15,7 +15,7 @@ import jinja2
 from fwgen import __version__
 from fwgen.errors import FwgenError, RenderError, did_you_mean, raise_collected, split_location
 from fwgen.paths import templates_dir
-from fwgen.policy import Policy, whole_family_warning
+from fwgen.policy import Policy
 from fwgen.targets import TARGETS, RenderOptions, Target
 from fwgen.targets.text import comment_line
 from fwgen.yamlsource import describe_char, first_unsafe
@@ -160,9 +160,10 @@ def refuse_unacknowledged_risks(policy: Policy) -> None:
 def render_with_warnings(
     policy: Policy, target_name: str, options: RenderOptions | None = None
 ) -> tuple[dict[str, str], list[str]]:
-    """Render *policy* for a target: ``({file name: text}, [warnings])``.
+    """Render *policy* for a target: ``({file name: text}, [approximations])``.
 
-    With ``options.strict`` any approximation is an error instead of a warning.
+    With ``options.strict`` any approximation is an error instead of a warning. What is
+    worth a warning whatever the target is `fwgen.policy.policy_warnings`.
     """
     options = options or RenderOptions()
     spec = target(target_name)
@@ -177,8 +178,7 @@ def render_with_warnings(
         template = env.get_template(f"{spec.name}/{output.template}")
         files[name] = template.render(header=head, **output.context)
         check_output(name, files[name])
-    warnings = built.warnings + [whole_family_warning(*w) for w in policy.whole_family_sets()]
-    return files, warnings
+    return files, built.warnings
 
 
 def render(

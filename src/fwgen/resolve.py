@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,7 +13,7 @@ from fwgen.addresses import MAX_ENTRIES, Interval, collapse, merge, parse_networ
 from fwgen.clienthost import dhcp_rules, multicast_replies
 from fwgen.errors import FwgenError, ResolveError, did_you_mean, raise_collected
 from fwgen.load import Located, MergedProfile, load_profile
-from fwgen.paths import Boundary
+from fwgen.paths import Boundary, Origins
 from fwgen.policy import FAMILIES, AddressSet, Defaults, Family, Limit, Policy, PortRange, Rule
 from fwgen.portdb import Catalogue, catalogue
 from fwgen.profile import (
@@ -37,11 +36,13 @@ def resolve_profile(
     root: Path | None = None,
     boundary: Boundary | None = None,
     allow_outside: tuple[Path, ...] = (),
+    origins: Origins | None = None,
 ) -> Policy:
     """Load the profile *ref* (a name or a path, relative to *root*) and resolve it to a Policy.
 
-    Files the profile names stay inside *boundary* (see `load_profile`)."""
-    merged = load_profile(ref, root, boundary, allow_outside)
+    Files the profile names stay inside *boundary*, and are named by *origins* (see
+    `load_profile`)."""
+    merged = load_profile(ref, root, boundary, allow_outside, origins)
     return resolve(merged, overrides or {}, ports or catalogue())
 
 
@@ -142,11 +143,10 @@ class _Resolver:
     def _address_list(self, relative: str, where: Located[Any]) -> list[Interval] | str:
         """The entries of a ``{file: PATH}`` list, a path relative to the naming profile."""
         assert where.doc.source is not None
-        shown = os.path.normpath(os.path.join(os.path.dirname(where.file), relative))
+        named = where.doc.source.parent / relative
+        shown = self.merged.origins.name(named)
         try:
-            path = self.merged.boundary.check(
-                where.doc.source.parent / relative, "address list", relative
-            )
+            path = self.merged.boundary.check(named, "address list", relative)
             found = read_list(path, shown, self.list_budget)
         except FwgenError as exc:
             if exc.line is None:  # the file as a whole: report it where the profile names it
@@ -243,6 +243,7 @@ class _Resolver:
             "log": spec.log,
             "origin": f"{where.file}:{where.line}",
             "acknowledged": spec.allow_risky or "",
+            "accepted": tuple(sorted(spec.accept.items())),
         }
         out = []
         for i, name in enumerate(spec.service):
@@ -410,7 +411,11 @@ class _Resolver:
         rules = [self._mark_risky(r) for r in rules]
         unique: dict[str, Rule] = {}
         for rule in rules:
-            unique.setdefault(rule.model_dump_json(exclude={"origin", "comment", "name"}), rule)
+            key = rule.model_dump_json(exclude={"origin", "comment", "name"})
+            kept = unique.setdefault(key, rule)
+            if kept is not rule and rule.accepted:  # a repeated rule keeps what each accepts
+                accepted = tuple(sorted({*kept.accepted, *rule.accepted}))
+                unique[key] = kept.model_copy(update={"accepted": accepted})
         ordered = sorted(unique.values(), key=_rule_order)
         used = {r.remote for r in ordered if r.remote}
         opts = self.options

@@ -117,7 +117,7 @@ def test_hostile_text_stays_inside_single_quotes(write_profile: Callable[..., Pa
     ]
     (add,) = read_script(script).adds
     assert add.params["Description"] == [
-        f"a' -Action Block; Remove-NetFirewallRule -All; '?; from {path}:3"
+        f"a' -Action Block; Remove-NetFirewallRule -All; '?; from {path.name}:3"
     ]
 
 

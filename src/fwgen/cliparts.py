@@ -1,0 +1,167 @@
+"""What the ``fwgen`` commands share: options, reading profiles and input, and ``--help``
+that reads like the README (``fwgen render [OPTIONS] PROFILE``, not typer's ``{profile}``
+and ``profile <str>``)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from typer.core import TyperArgument, TyperCommand
+
+from fwgen.errors import FwgenError
+
+if TYPE_CHECKING:
+    from fwgen.paths import Origins
+    from fwgen.policy import Policy
+    from fwgen.portdb import Catalogue
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+STATE = {"debug": False}
+
+
+def user_errors(command: F) -> F:
+    """Report FwgenError as one line on stderr and exit 2 (a traceback only with --debug)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except FwgenError as error:
+            if STATE["debug"]:
+                raise
+            for line in str(error).splitlines():
+                typer.echo(f"error: {line}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class ReadableArgument(TyperArgument):
+    """An argument shown by its metavar alone: ``PROFILE``, ``[QUERY]``, ``PROFILE...``."""
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw
+        if self.nargs != 1 and not name.endswith("..."):
+            name += "..."
+        return name if self.required else f"[{name}]"
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None if self.metavar is not None else super().display_type_rich(ctx)
+
+
+class ReadableCommand(TyperCommand):
+    """A command whose arguments are `ReadableArgument`s."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if type(param) is TyperArgument:
+                param.__class__ = ReadableArgument  # the same object, shown differently
+
+
+class App(typer.Typer):
+    """typer.Typer whose commands are `ReadableCommand`s."""
+
+    def command(  # the same, with another default class
+        self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kwargs: Any
+    ) -> Callable[[F], F]:
+        return super().command(name, cls=cls or ReadableCommand, **kwargs)
+
+
+def parse_sets(values: list[str]) -> dict[str, list[str]]:
+    """``NAME=CIDR[,CIDR...]`` options → {name: [cidr, ...]}."""
+    out: dict[str, list[str]] = {}
+    for value in values:
+        name, sep, cidrs = value.partition("=")
+        if not sep or not name.strip():
+            raise FwgenError(
+                f"--set {value!r}: write NAME=CIDR[,CIDR...], e.g. admins=192.0.2.0/24"
+            )
+        out.setdefault(name.strip(), []).extend(c.strip() for c in cidrs.split(",") if c.strip())
+    return out
+
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="NAME=CIDR[,CIDR...]",
+        help="Replace a network's addresses. Repeatable; repeated for one NAME, the lists add up.",
+    ),
+]
+PortsFiles = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ports",
+        metavar="FILE",
+        help="A site port database file (YAML list of services). Repeatable.",
+    ),
+]
+AllowOutside = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--allow-outside",
+        metavar="DIR",
+        help="Trust files in DIR too: extends, address lists, and a manifest's profiles, ports "
+        "and outputs; by default they must stay in the folder tree of the file given. Repeatable.",
+    ),
+]
+ProfileArgument = Annotated[
+    str, typer.Argument(metavar="PROFILE", help="A built-in profile name or a profile file.")
+]
+
+
+def format_option(choices: str) -> Any:
+    return typer.Option("--format", metavar="FORMAT", help=f"{choices}.")
+
+
+def output_option(what: str) -> Any:
+    return typer.Option(
+        "--output", "-o", metavar="FILE", help=f"Write {what} here (atomically); - for stdout."
+    )
+
+
+def check_format(value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise FwgenError(f"--format {value!r}: choose {', '.join(choices)}")
+
+
+def site_ports(ports_files: list[str] | None) -> Catalogue:
+    """The port database with the site files given by --ports (and $FWGEN_PORTS)."""
+    from fwgen.portdb import catalogue
+
+    return catalogue(tuple(ports_files or ()))
+
+
+def load_policies(
+    profiles: list[str],
+    sets: list[str] | None,
+    ports: Catalogue,
+    allow_outside: list[Path] | None = None,
+    origins: list[Origins | None] | None = None,
+) -> list[Policy]:
+    from fwgen.resolve import resolve_profile
+
+    overrides = parse_sets(sets or [])
+    allowed = tuple(allow_outside or ())
+    return [
+        resolve_profile(p, overrides, ports, allow_outside=allowed, origins=named)
+        for p, named in zip(profiles, origins or [None] * len(profiles), strict=True)
+    ]
+
+
+def read_input(name: str) -> tuple[str, str]:
+    """The text of FILE, or of standard input for '-'; and the name to show."""
+    from fwgen.audit import MAX_INPUT
+    from fwgen.yamlsource import read_stream, read_text
+
+    if name == "-":
+        return read_stream(sys.stdin.buffer, "<stdin>", "input", MAX_INPUT), "<stdin>"
+    return read_text(Path(name), name, what="input", limit=MAX_INPUT), name

@@ -1,0 +1,255 @@
+"""The command line as a user meets it: -o makes its folders and `-o -` is stdout, repeated
+--set merges, messages that say what is wrong, --format json on every command that
+prints, and --help that reads like the README."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fwgen.cli import app
+
+runner = CliRunner()
+REAL_ADMINS = ["--set", "admins=10.1.0.0/16"]
+SS = "tests/data/audit/ss-tulpnH.txt"
+
+
+# -------------------------------------------------------------- -o
+
+
+def test_render_o_makes_missing_folders(tmp_path: Path) -> None:
+    deep = tmp_path / "etc" / "nftables.d" / "fwgen.nft"
+    result = runner.invoke(
+        app, ["render", "webserver", "-t", "nftables", *REAL_ADMINS, "-o", str(deep)]
+    )
+    assert result.exit_code == 0, result.output
+    assert deep.read_text().startswith("#!/usr/sbin/nft -f")
+    folder = tmp_path / "a" / "b" / "web1"
+    result = runner.invoke(
+        app, ["render", "webserver", "-t", "iptables", *REAL_ADMINS, "-o", str(folder)]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in folder.iterdir()) == ["rules.v4", "rules.v6"]
+
+
+def test_discover_o_makes_missing_folders(tmp_path: Path) -> None:
+    draft = tmp_path / "drafts" / "web1" / "draft.yaml"
+    result = runner.invoke(app, ["discover", "--listening", SS, "-o", str(draft)])
+    assert result.exit_code == 0, result.output
+    assert draft.read_text().startswith("# Drafted by `fwgen discover`")
+
+
+def test_a_file_on_the_way_is_one_line_and_nothing_is_made(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x\n")
+    out = tmp_path / "file" / "sub" / "x.nft"
+    result = runner.invoke(
+        app, ["render", "webserver", "-t", "nftables", *REAL_ADMINS, "-o", str(out)]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {out}: cannot write output: a folder on the way is a file\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.mark.parametrize("target", ["nftables", "iptables"])
+def test_o_dash_is_standard_output(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ["render", "webserver", "-t", target, *REAL_ADMINS]
+    to_dash = runner.invoke(app, [*args, "-o", "-"])
+    assert to_dash.exit_code == 0, to_dash.output
+    assert to_dash.stdout == runner.invoke(app, args).stdout
+    assert list(tmp_path.iterdir()) == []  # no file named '-'
+    checked = runner.invoke(app, [*args, "-o", "-", "--check"])
+    assert checked.exit_code == 2
+    assert checked.stderr == "error: --check compares with files; -o - is standard output\n"
+
+
+def test_discover_o_dash_is_standard_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ss = str(Path(SS).resolve())
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["discover", "--listening", ss, "-o", "-"])
+    assert result.exit_code == 0
+    assert result.stdout == runner.invoke(app, ["discover", "--listening", ss]).stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+# -------------------------------------------------------------- --set
+
+
+def test_repeated_set_for_one_network_merges() -> None:
+    result = runner.invoke(
+        app,
+        [
+            "render",
+            "webserver",
+            "-t",
+            "nftables",
+            "--set",
+            "admins=10.1.0.0/16",
+            "--set",
+            "admins=10.9.0.0/16,2001:db8:5::/48",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "elements = { 10.1.0.0/16, 10.9.0.0/16 }" in result.stdout
+    assert "elements = { 2001:db8:5::/48 }" in result.stdout
+    assert "198.51.100.0/24" not in result.stdout  # the profile's own addresses are replaced
+
+
+# -------------------------------------------------------------- messages
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            "inbound:\n  - {service: ssh, to: [10.0.0.0/8]}\n",
+            "inbound[0].to: unknown key 'to': `to` belongs to outbound rules; inbound rules take `from`",
+        ),
+        (
+            "outbound:\n  - {service: ssh, from: [10.0.0.0/8]}\n",
+            "outbound[0].from: unknown key 'from': `from` belongs to inbound rules; outbound rules take `to`",
+        ),
+        (
+            "inbound:\n  - {service: ssh, ping: true}\n",
+            "inbound[0].ping: unknown key 'ping': `ping` belongs under `options:`",
+        ),
+        (
+            "options:\n  inbound: []\n",
+            "options.inbound: unknown key 'inbound': `inbound` belongs at the top of a profile",
+        ),
+        (
+            "inbound:\n  - {service: ssh, limit: {rate: 3, unit: minute, from: x}}\n",
+            "inbound[0].limit.from: unknown key 'from'",  # never "(did you mean 'from'?)"
+        ),
+        (
+            "inbound:\n  - {service: ssh, frm: [10.0.0.0/8]}\n",
+            "inbound[0].frm: unknown key 'frm' (did you mean 'from'?)",
+        ),
+    ],
+)
+def test_a_key_in_the_wrong_place_says_where_it_belongs(
+    write_profile: Callable[..., Path], rule: str, message: str
+) -> None:
+    path = write_profile("description: x\n" + rule)
+    result = runner.invoke(app, ["render", str(path), "-t", "nftables"])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: host.yaml:3: {message}\n"
+
+
+def test_audit_says_give_only_one_of_when_both_are_given() -> None:
+    both = runner.invoke(
+        app,
+        ["audit", "webserver", "--scan", "tests/data/audit/nmap-open.xml", "--listening", SS],
+    )
+    assert both.exit_code == 2
+    assert both.stderr == "error: give only one of --scan FILE or --listening FILE\n"
+    neither = runner.invoke(app, ["audit", "webserver"])
+    assert neither.exit_code == 2
+    assert neither.stderr == "error: give one of --scan FILE or --listening FILE\n"
+
+
+# -------------------------------------------------------------- --format json
+
+
+def test_profiles_json() -> None:
+    result = runner.invoke(app, ["profiles", "--format", "json"])
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert [p["name"] for p in data] == ["base", "mailserver", "webserver", "workstation"]
+    web = data[2]
+    assert web == {
+        "name": "webserver",
+        "description": "Public web server (HTTP/HTTPS) with SSH for administrators",
+        "file": "profiles/webserver.yaml",
+    }
+
+
+def test_targets_json() -> None:
+    result = runner.invoke(app, ["targets", "--format", "json"])
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert [t["name"] for t in data] == ["nftables", "iptables", "ufw", "windows"]
+    iptables = data[1]
+    assert {"rules.v4", "rules.v6"} <= set(iptables["files"])
+    assert set(iptables) == {"name", "title", "files", "capabilities"}
+    assert "rate limits" in iptables["capabilities"]
+
+
+def test_build_json(tmp_path: Path) -> None:
+    (tmp_path / "fwgen.yaml").write_text(
+        "hosts:\n  web1:\n    profile: webserver\n"
+        "    targets: {nftables: out/web1.nft, iptables: out/web1/}\n"
+    )
+    manifest = str(tmp_path / "fwgen.yaml")
+    first = runner.invoke(app, ["build", manifest, "--format", "json"])
+    assert first.exit_code == 0, first.output
+    data = json.loads(first.stdout)
+    assert {(f["target"], Path(f["path"]).name, f["status"]) for f in data["files"]} == {
+        ("nftables", "web1.nft", "written"),
+        ("iptables", "rules.v4", "written"),
+        ("iptables", "rules.v6", "written"),
+    }
+    assert {f["host"] for f in data["files"]} == {"web1"}
+    assert data["warnings"][0]["host"] == "web1" and data["warnings"][0]["target"] is None
+    assert "documentation addresses" in data["warnings"][0]["message"]
+    (tmp_path / "out" / "web1.nft").write_text("old\n")
+    check = runner.invoke(app, ["build", manifest, "--check", "--format", "json"])
+    assert check.exit_code == 1
+    statuses = {Path(f["path"]).name: f["status"] for f in json.loads(check.stdout)["files"]}
+    assert statuses == {"web1.nft": "stale", "rules.v4": "current", "rules.v6": "current"}
+
+
+def test_discover_json() -> None:
+    result = runner.invoke(app, ["discover", "--listening", SS, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"listeners", "profile"}
+    assert any(x["proto"] == "tcp" and x["port"] == 80 for x in data["listeners"])
+    assert data["profile"]["extends"] == "base"
+    assert {"port": "443/tcp", "name": "python-443-tcp"} in data["profile"]["inbound"]
+    text = runner.invoke(app, ["discover", "--listening", SS]).stdout
+    assert "  - port: 443/tcp\n    name: python-443-tcp  #" in text  # the same draft as YAML
+
+
+# -------------------------------------------------------------- --help
+
+COMMANDS = [
+    "render",
+    "check",
+    "explain",
+    "diff",
+    "build",
+    "audit",
+    "discover",
+    "ports",
+    "profiles",
+    "targets",
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_shows_readable_metavars(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    text = result.stdout
+    assert not re.search(r"<[a-z]+(\[[a-z]+\])?>|\{[a-z_]+\}", text), text
+    assert re.search(r"Example: .*fwgen ", text), text
+
+
+def test_render_help_names_its_arguments_like_the_readme() -> None:
+    text = runner.invoke(app, ["render", "--help"], terminal_width=200, prog_name="fwgen").stdout
+    assert "Usage: fwgen render [OPTIONS] PROFILE" in text
+    assert "-t, --target TARGET" in text
+    assert "-o, --output FILE" in text
+    assert "--set NAME=CIDR[,CIDR...]" in text
+    assert "--ports FILE" in text
+    assert "--family ipv4|ipv6" in text
