@@ -29,6 +29,7 @@ from tests.roundtrip import (
     parse_nftables,
     parse_ufw,
     parse_windows,
+    ufw_block_restore,
 )
 from tests.targets.test_ufw import UFW_LINE, commands
 from tests.targets.test_windows import parse_errors
@@ -241,4 +242,7 @@ def test_every_target_means_exactly_the_policy(
         script = outputs["ufw"]["fwgen-ufw.sh"]
         for line in commands(script):
             assert UFW_LINE.match(line), line
-        assert canonical(parse_ufw(script)) == canonical(expected(policy, ("tcp", "udp")))
+        assert canonical(parse_ufw(script)) == canonical(expected(policy))
+        for name, family in (("before.rules", "ipv4"), ("before6.rules", "ipv6")):
+            result = restore_test(ufw_block_restore(script, name), family)
+            assert result.returncode == 0, result.stderr + script

@@ -135,3 +135,19 @@ def test_a_changed_rate_limit_names_new_buckets(write_profile: Callable[..., Pat
     assert buckets("3/minute") == buckets("3/minute")
     assert len(set(buckets("3/minute"))) == 2  # the LOG line's and the ACCEPT line's
     assert not set(buckets("3/minute")) & set(buckets("4/minute"))
+
+
+def test_flush_ruleset_empties_the_other_tables_and_says_so() -> None:
+    from fwgen.targets import RenderOptions
+
+    policy = resolve_profile("webserver")
+    shared = render(policy, "iptables")
+    assert "*nat" not in shared["rules.v4"]
+    owned = render(policy, "iptables", RenderOptions(flush_ruleset=True))
+    for name in ("rules.v4", "rules.v6"):
+        text = owned[name]
+        assert "empties the nat, mangle and raw tables" in text.split("*filter")[0]
+        for table in ("*raw", "*mangle", "*nat"):
+            assert text.count(table + "\n") == 1
+        assert text.count("COMMIT\n") == 4
+    assert iptables_load_test(owned).returncode == 0
