@@ -129,3 +129,32 @@ def test_the_admins_logging_level_is_left_alone(lab: Lab) -> None:
     lab.ufw(script("webserver"))
     assert lab.ufw_dir is not None
     assert "LOGLEVEL=medium" in Path(lab.ufw_dir, "ufw.conf").read_text()
+
+
+def test_a_broken_block_stops_the_script_before_anything_changes(lab: Lab) -> None:
+    """A BEGIN marker without its END (an edit gone wrong): the script says so and
+    exits before it touches either file or any rule."""
+    lab.ufw("true\n")
+    original = before_rules(lab)
+    assert lab.ufw_dir is not None
+    broken = original["before6.rules"].replace(
+        "# End required lines\n", "# End required lines\n# BEGIN fwgen: half a block\n"
+    )
+    Path(lab.ufw_dir, "before6.rules").write_text(broken)
+    with pytest.raises(AssertionError, match=r"before6\.rules: no place for fwgen's block"):
+        lab.ufw(script("webserver"))
+    assert before_rules(lab) == {**original, "before6.rules": broken}
+    assert "Status: inactive" in lab.ufw("ufw status\n")
+
+
+def test_without_ufws_marker_line_the_block_goes_before_the_first_rule(lab: Lab) -> None:
+    lab.ufw("true\n")
+    assert lab.ufw_dir is not None
+    path = Path(lab.ufw_dir, "before.rules")
+    edited = path.read_text().replace("# End required lines\n", "")
+    path.write_text(edited)
+    lab.ufw(script("webserver"))
+    text = path.read_text()
+    assert without_block(text) == edited
+    first_rule = edited.index("\n-A ") + 1
+    assert text.index("# BEGIN fwgen") == first_rule
