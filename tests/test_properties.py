@@ -170,9 +170,9 @@ def rules(draw: st.DrawFn, way: str, networks: list[str]) -> dict[str, object]:
     if draw(st.booleans()):
         rule["comment"] = draw(text)
     if draw(st.booleans()):
-        rule["limit"] = (
-            f"{draw(st.integers(1, 100))}/{draw(st.sampled_from(['second', 'minute', 'hour']))}"
-        )
+        rate = f"{draw(st.integers(1, 100))}/{draw(st.sampled_from(['second', 'minute', 'hour']))}"
+        burst = draw(st.one_of(st.none(), st.integers(1, 10000)))
+        rule["limit"] = rate if burst is None else {"rate": rate, "burst": burst}
     rule["log"] = draw(st.booleans())
     return rule
 
@@ -191,6 +191,8 @@ def profiles(draw: st.DrawFn) -> dict[str, object]:
         "ping": draw(st.booleans()),
         "log_drops": draw(st.booleans()),
         "forward": draw(st.sampled_from(["drop", "accept", "ignore"])),
+        "limit_prefix_v4": draw(st.integers(1, 32)),
+        "limit_prefix_v6": draw(st.integers(1, 128)),
     }
     return profile
 

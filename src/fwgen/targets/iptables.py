@@ -40,6 +40,7 @@ OTHER_TABLES = {
     "raw": ("PREROUTING", "OUTPUT"),
 }
 FLUSHED = "the nat, mangle and raw tables"
+MAX_EXPIRE_MS = 2**32 - 1  # --hashlimit-htable-expire is 32 bits of milliseconds (49 days)
 MULTIPORT_MAX = 15  # a range counts as two
 IPSET_FROM = 16  # address sets larger than this (per family) become ipsets: O(1) per packet
 IPSET_FILE = "ipsets"
@@ -125,8 +126,19 @@ def _hashlimit_settings(rule: Rule, family: Family, policy: Policy) -> str:
     return (
         f"--hashlimit-upto {rule.limit.rate}/{rule.limit.unit}"
         f" --hashlimit-burst {rule.limit.burst} --hashlimit-mode {way}ip{mask}"
-        f" --hashlimit-htable-expire {rule.limit.refill_seconds() * 1000}"
+        f" --hashlimit-htable-expire {min(rule.limit.refill_seconds() * 1000, MAX_EXPIRE_MS)}"
     )
+
+
+def expiry_warnings(policy: Policy) -> list[str]:
+    """Limits whose idle sources would need longer than xt_hashlimit can keep a bucket."""
+    return [
+        f"{rule.name} ({rule.origin}): limit {rule.limit}: an idle source earns its burst "
+        f"back in {rule.limit.refill_seconds() // 86400} days, but xt_hashlimit forgets a "
+        f"source after {MAX_EXPIRE_MS // 86_400_000} days, and it starts again with a whole burst"
+        for rule in policy.rules
+        if rule.limit is not None and rule.limit.refill_seconds() * 1000 > MAX_EXPIRE_MS
+    ]
 
 
 def _hashlimit(rule: Rule, family: Family, policy: Policy, name: str) -> str:
@@ -252,7 +264,7 @@ def rule_lines(
 
 
 def build(policy: Policy, options: RenderOptions) -> Build:
-    warnings = []
+    warnings = expiry_warnings(policy)
     if policy.defaults.forward == "ignore":
         warnings.append(
             "forward: ignore cannot be expressed: iptables-restore replaces the whole filter table; "

@@ -24,7 +24,14 @@ from typing import Any
 from fwgen.errors import RenderError
 from fwgen.policy import Direction, Family, Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
-from fwgen.targets.iptables import ICMP_MATCH, hashlimit_names, port_groups, prologue, rule_lines
+from fwgen.targets.iptables import (
+    ICMP_MATCH,
+    expiry_warnings,
+    hashlimit_names,
+    port_groups,
+    prologue,
+    rule_lines,
+)
 from fwgen.targets.text import CHAIN_NAMES, comment_line, empty_note, plain_ascii, rule_heading
 
 BEFORE_FILES: dict[Family, str] = {"ipv4": "before.rules", "ipv6": "before6.rules"}
@@ -206,7 +213,7 @@ def _add_rules(
 
 
 def build(policy: Policy, options: RenderOptions) -> Build:
-    warnings: list[str] = []
+    warnings = expiry_warnings(policy)
     _check_sizes(policy, warnings)
     entries = []
     ufw_rules: dict[tuple[str, str], _UfwRule] = {}
