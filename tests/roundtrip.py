@@ -34,13 +34,9 @@ def family_of(address: str) -> str:
     return "ipv6" if ":" in address else "ipv4"
 
 
-def expected(
-    policy: Policy, protos: tuple[str, ...] = ("tcp", "udp", "icmp", "icmpv6")
-) -> set[Tuple]:
+def expected(policy: Policy) -> set[Tuple]:
     out = set()
     for rule in policy.rules:
-        if rule.proto not in protos:
-            continue
         items = [str(p) for p in rule.ports] or list(rule.icmp_types)
         for family in rule.families:
             remotes = (
@@ -80,7 +76,7 @@ def parse_nftables(text: str) -> set[Tuple]:
         ):
             continue
         statement = line.split(" accept comment ")[0]
-        statement = re.sub(r" ct state new update @\S+ \{[^}]*\}", "", statement)
+        statement = re.sub(r" (ct state new )?update @\S+ \{[^}]*\}", "", statement)
         statement = re.sub(r' log prefix "[^"]*"', "", statement)
         peer = "saddr" if direction == "in" else "daddr"
         families, remotes, locals_ = list(FAMILIES), ["any"], ["any"]
@@ -127,6 +123,8 @@ def parse_iptables(files: dict[str, str]) -> set[Tuple]:
                 not line.startswith(("-A INPUT", "-A OUTPUT"))
                 or not line.endswith("-j ACCEPT")
                 or " -p " not in line
+                or " lo " in line  # loopback and the established shortcut: every chain's start
+                or "--ctstate ESTABLISHED" in line
             ):
                 continue
             direction = "in" if line.startswith("-A INPUT") else "out"
@@ -165,8 +163,40 @@ def _ufw_side(address: str) -> list[tuple[str, str]]:
     return [(family_of(address), address)]
 
 
+UFW_BLOCKS = {"rules.v4": "before.rules", "rules.v6": "before6.rules"}
+
+
+def ufw_block(script: str, file: str) -> str:
+    """fwgen's block of /etc/ufw/FILE (before.rules or before6.rules), markers included."""
+    delimiter = "FWGEN_" + file.upper().replace(".", "_")
+    return script.split(f"<<'{delimiter}'\n")[1].split(f"\n{delimiter}\n")[0] + "\n"
+
+
+def ufw_block_restore(script: str, file: str) -> str:
+    """The block as ufw loads it (with its chains), for ``iptables-restore --test``."""
+    prefix = "ufw6" if "6" in file else "ufw"
+    chains = ("before-input", "before-output", "before-forward", "logging-deny")
+    declared = "".join(f":{prefix}-{c} - [0:0]\n" for c in chains)
+    return f"*filter\n{declared}{ufw_block(script, file)}COMMIT\n"
+
+
+def ufw_blocks(script: str) -> dict[str, str]:
+    """fwgen's blocks of before.rules and before6.rules, in iptables' own chain names."""
+    return {
+        name: re.sub(
+            r"^-A ufw6?-before-(input|output)", _chain, ufw_block(script, file), flags=re.M
+        )
+        for name, file in UFW_BLOCKS.items()
+    }
+
+
+def _chain(match: re.Match[str]) -> str:
+    return f"-A {match[1].upper()}"
+
+
 def parse_ufw(script: str) -> set[Tuple]:
-    out: set[Tuple] = set()
+    """ufw commands, and the ICMP and rate-limited rules of fwgen's before.rules blocks."""
+    out: set[Tuple] = parse_iptables(ufw_blocks(script))
     for line in script.splitlines():
         m = UFW.match(line)
         if not m:

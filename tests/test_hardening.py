@@ -145,7 +145,7 @@ def test_a_failure_in_the_middle_of_rendering_writes_nothing(
     (out / "rules.v4").write_text("previous v4\n")
     from fwgen.targets import iptables
 
-    real = iptables._lines
+    real = iptables.rule_lines
     calls = {"n": 0}
 
     def explode(*args: object, **kwargs: object) -> list[str]:
@@ -154,7 +154,7 @@ def test_a_failure_in_the_middle_of_rendering_writes_nothing(
             raise FwgenError("simulated failure half-way through")
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(iptables, "_lines", explode)
+    monkeypatch.setattr(iptables, "rule_lines", explode)
     result = runner.invoke(
         app,
         ["render", "webserver", "-t", "iptables", "--set", "admins=10.1.0.0/16", "-o", str(out)],

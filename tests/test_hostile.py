@@ -374,6 +374,10 @@ REFUSED: dict[str, tuple[Setup, str]] = {
         profile("description: x\ninbound:\n  - {service: ssh, limit: {rate: 0, unit: second}}\n"),
         "p.yaml:3: inbound[0].limit.rate: input should be greater than or equal to 1",
     ),
+    "a limit mapping whose rate is 0/second": (
+        profile("description: x\ninbound:\n  - {service: ssh, limit: {rate: 0/second}}\n"),
+        "p.yaml:3: inbound[0].limit: invalid limit '0/second'",
+    ),
     "a limit written as a mapping with a huge rate": (
         profile(
             "description: x\ninbound:\n  - {service: ssh, limit: {rate: 99999999999, unit: hour}}\n"

@@ -29,6 +29,7 @@ from tests.roundtrip import (
     parse_nftables,
     parse_ufw,
     parse_windows,
+    ufw_block_restore,
 )
 from tests.targets.pwsh import Firewall, read_script, run
 from tests.targets.test_ufw import UFW_LINE, commands
@@ -170,9 +171,9 @@ def rules(draw: st.DrawFn, way: str, networks: list[str]) -> dict[str, object]:
     if draw(st.booleans()):
         rule["comment"] = draw(text)
     if draw(st.booleans()):
-        rule["limit"] = (
-            f"{draw(st.integers(1, 100))}/{draw(st.sampled_from(['second', 'minute', 'hour']))}"
-        )
+        rate = f"{draw(st.integers(1, 100))}/{draw(st.sampled_from(['second', 'minute', 'hour']))}"
+        burst = draw(st.one_of(st.none(), st.integers(1, 10000)))
+        rule["limit"] = rate if burst is None else {"rate": rate, "burst": burst}
     rule["log"] = draw(st.booleans())
     return rule
 
@@ -191,6 +192,8 @@ def profiles(draw: st.DrawFn) -> dict[str, object]:
         "ping": draw(st.booleans()),
         "log_drops": draw(st.booleans()),
         "forward": draw(st.sampled_from(["drop", "accept", "ignore"])),
+        "limit_prefix_v4": draw(st.integers(1, 32)),
+        "limit_prefix_v6": draw(st.integers(1, 128)),
     }
     return profile
 
@@ -246,4 +249,7 @@ def test_every_target_means_exactly_the_policy(
         script = outputs["ufw"]["fwgen-ufw.sh"]
         for line in commands(script):
             assert UFW_LINE.match(line), line
-        assert canonical(parse_ufw(script)) == canonical(expected(policy, ("tcp", "udp")))
+        assert canonical(parse_ufw(script)) == canonical(expected(policy))
+        for name, family in (("before.rules", "ipv4"), ("before6.rules", "ipv6")):
+            result = restore_test(ufw_block_restore(script, name), family)
+            assert result.returncode == 0, result.stderr + script

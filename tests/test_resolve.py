@@ -166,3 +166,66 @@ def test_ping_option_adds_rate_limited_echo_for_both_families() -> None:
         ("icmpv6", ("echo-request",), "5/second"),
     ]
     assert inbound(resolve_profile("workstation").rules, "ping") == []
+
+
+def test_a_limit_takes_a_burst_and_the_prefixes_are_options(
+    write_profile: Callable[..., Path],
+) -> None:
+    path = write_profile(
+        """\
+        description: x
+        inbound:
+          - {service: ssh, limit: {rate: 10/minute, burst: 25}}
+          - {service: http, limit: 10/minute}
+        options: {limit_prefix_v6: 56, limit_prefix_v4: 24}
+        """
+    )
+    policy = resolve_profile(str(path))
+    ssh, http = inbound(policy.rules, "ssh")[0], inbound(policy.rules, "http")[0]
+    assert (ssh.limit and ssh.limit.burst, http.limit and http.limit.burst) == (25, 10)
+    assert str(ssh.limit) == "10/minute burst 25" and str(http.limit) == "10/minute"
+    assert (policy.limit_prefix_v4, policy.limit_prefix_v6) == (24, 56)
+    defaults = resolve_profile("webserver")
+    assert (defaults.limit_prefix_v4, defaults.limit_prefix_v6) == (32, 64)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{rate: 10/minute, burst: 0}", "burst must be 1 to 10000"),
+        ("{rate: 10/minute, burst: 10001}", "burst must be 1 to 10000"),
+        ("{rate: 10/minute, unit: minute}", "invalid limit"),
+        ("{burst: 5}", "invalid limit"),
+        ("{rate: 10/fortnight, burst: 5}", "invalid limit '10/fortnight'"),
+    ],
+)
+def test_bad_limits_say_how_to_write_them(
+    write_profile: Callable[..., Path], text: str, message: str
+) -> None:
+    path = write_profile(f"description: x\ninbound:\n  - {{service: ssh, limit: {text}}}\n")
+    with pytest.raises(FwgenError, match=message) as info:
+        resolve_profile(str(path))
+    assert "host.yaml:3" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("limit_prefix_v6: 129", "1 to 128"),
+        ("limit_prefix_v4: 0", "1 to 32"),
+        ("limit_prefix_v6: true", "integer"),
+    ],
+)
+def test_limit_prefixes_are_checked(
+    write_profile: Callable[..., Path], option: str, message: str
+) -> None:
+    path = write_profile(f"description: x\noptions:\n  {option}\n")
+    with pytest.raises(FwgenError, match=message):
+        resolve_profile(str(path))
+
+
+def test_base_accepts_mld_queries_from_link_local_addresses() -> None:
+    policy = resolve_profile("base")
+    mld = [r for r in policy.rules if "mld-listener-query" in r.icmp_types]
+    assert len(mld) == 1 and mld[0].direction == "in" and mld[0].remote is not None
+    assert policy.address_set(mld[0].remote).ipv6 == ("fe80::/10",)

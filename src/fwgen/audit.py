@@ -6,6 +6,8 @@ Inputs are what admins already collect: an nmap XML report taken from outside
 
 from __future__ import annotations
 
+import bisect
+import io
 import ipaddress
 import re
 import xml.etree.ElementTree as ET
@@ -53,6 +55,7 @@ class Item:
 
 
 MAX_INPUT = 64 * 1024 * 1024  # nmap XML of a /16 with every port is well under this
+MAX_HOST_ELEMENTS = 1_000_000  # one host with every port, each with its service, is ~400,000
 
 
 def read_nmap(path: Path, shown: str | None = None) -> tuple[list[Observed], dict[str, set[int]]]:
@@ -70,43 +73,65 @@ def read_nmap(path: Path, shown: str | None = None) -> tuple[list[Observed], dic
             path=shown,
             line=text.count("\n", 0, text.index("<!ENTITY")) + 1,
         )
+    scanned: dict[str, list[tuple[int, int]]] = {}
+    seen: list[Observed] = []
+    events = ET.iterparse(io.BytesIO(text.encode()), events=("start", "end"))
     try:
-        root = ET.fromstring(text)
+        _, root = next(events)
+        if root.tag != "nmaprun":
+            raise FwgenError(
+                "not an nmap XML report (expected <nmaprun>; run nmap with -oX)", path=shown
+            )
+        open_elements, in_host = [root], 0
+        for event, element in events:
+            if event == "start":
+                open_elements.append(element)
+                in_host += element.tag == "host" or bool(in_host)
+                if in_host > MAX_HOST_ELEMENTS:
+                    raise FwgenError(
+                        f"a <host> of more than {MAX_HOST_ELEMENTS:,} elements; is this nmap's "
+                        "own -oX output?",
+                        path=shown,
+                    )
+                continue
+            open_elements.pop()
+            if element.tag == "scaninfo":
+                spans = scanned.setdefault(element.get("protocol", ""), [])
+                spans += _port_spans(element.get("services", ""), shown)
+            elif element.tag == "host":
+                seen += _host_ports(element, shown)
+                in_host = 0  # hosts do not nest in nmap's reports
+            if open_elements and not in_host and len(open_elements[-1]) > 64:
+                open_elements[-1].clear()  # what is read is let go: memory stays small
     except ET.ParseError as exc:
         raise FwgenError(
             f"not an nmap XML report: {str(exc).partition(':')[0]}",
             path=shown,
             line=exc.position[0],
         ) from None
-    if root.tag != "nmaprun":
-        raise FwgenError(
-            "not an nmap XML report (expected <nmaprun>; run nmap with -oX)", path=shown
-        )
-    scanned: dict[str, set[int]] = {}
-    for info in root.iter("scaninfo"):
-        scanned.setdefault(info.get("protocol", ""), set()).update(
-            _port_list(info.get("services", ""), shown)
-        )
-    seen = []
-    for host in root.iter("host"):
-        address = next(
-            (a for a in host.iter("address") if a.get("addrtype") in ("ipv4", "ipv6")), None
-        )
-        if address is None:
-            continue
-        family: Family = "ipv6" if address.get("addrtype") == "ipv6" else "ipv4"
-        for port in host.iter("port"):
-            state = port.find("state")
-            seen.append(
-                Observed(
-                    family=family,
-                    proto=port.get("protocol", ""),
-                    port=_port_number(port.get("portid", ""), shown, "portid"),
-                    state=(state.get("state", "") if state is not None else "").split("|")[0],
-                    address=address.get("addr", ""),
-                )
+    except StopIteration:
+        raise FwgenError("not an nmap XML report: the file is empty", path=shown) from None
+    return seen, {proto: _expand(spans) for proto, spans in scanned.items()}
+
+
+def _host_ports(host: ET.Element, shown: str) -> list[Observed]:
+    address = next((a for a in host.iter("address") if a.get("addrtype") in ("ipv4", "ipv6")), None)
+    if address is None:
+        return []
+    family: Family = "ipv6" if address.get("addrtype") == "ipv6" else "ipv4"
+    out = []
+    for port in host.iter("port"):
+        state = port.find("state")
+        out.append(
+            Observed(
+                family=family,
+                proto=port.get("protocol", ""),
+                port=_port_number(port.get("portid", ""), shown, "portid"),
+                state=(state.get("state", "") if state is not None else "").split("|")[0],
+                address=address.get("addr", ""),
             )
-    return seen, scanned
+        )
+    return out
 
 
 def _port_number(text: str, shown: str, what: str, line: int | None = None) -> int:
@@ -117,14 +142,24 @@ def _port_number(text: str, shown: str, what: str, line: int | None = None) -> i
     raise FwgenError(f"{what} {quoted!r} is not a port number (0-65535)", path=shown, line=line)
 
 
-def _port_list(text: str, shown: str) -> set[int]:
-    """nmap's ``services="1-1000,8080"``: at most the 65,536 ports there are."""
-    ports: set[int] = set()
+def _port_spans(text: str, shown: str) -> list[tuple[int, int]]:
+    """nmap's ``services="1-1000,8080"`` as (first, last) spans of real port numbers."""
+    spans = []
     for part in filter(None, text.split(",")):
         low, _, high = part.partition("-")
         first = _port_number(low, shown, "scaninfo services")
-        last = _port_number(high, shown, "scaninfo services") if high else first
-        ports.update(range(first, last + 1))
+        spans.append((first, _port_number(high, shown, "scaninfo services") if high else first))
+    return spans
+
+
+def _expand(spans: list[tuple[int, int]]) -> set[int]:
+    """The ports of overlapping spans, each counted once (at most the 65,536 there are)."""
+    ports: set[int] = set()
+    end = -1
+    for first, last in sorted(spans):
+        if last > end:
+            ports.update(range(max(first, end + 1), last + 1))
+            end = last
     return ports
 
 
@@ -185,16 +220,33 @@ def _rules_for(policy: Policy, family: str, proto: str, port: int) -> list[Rule]
     ]
 
 
-def _admits(policy: Policy, rule: Rule, source: Address | None) -> bool | None:
-    """Whether *rule* admits *source*: None when the source is unknown and the rule restricted."""
-    if rule.remote is None:
-        return True
-    if source is None:
-        return None
-    family: Family = "ipv4" if source.version == 4 else "ipv6"
-    return any(
-        source in ipaddress.ip_network(n) for n in policy.address_set(rule.remote).family(family)
-    )
+class _Sources:
+    """Whether a rule admits an address: each address set made sorted intervals once, so
+    a scan with many open ports against a long list costs a lookup per port."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.spans: dict[tuple[str, Family], tuple[list[int], list[int]]] = {}
+
+    def admits(self, rule: Rule, source: Address | None) -> bool | None:
+        """None when the source is unknown and the rule restricted."""
+        if rule.remote is None:
+            return True
+        if source is None:
+            return None
+        family: Family = "ipv4" if source.version == 4 else "ipv6"
+        key = (rule.remote, family)
+        if key not in self.spans:
+            networks = sorted(
+                ipaddress.ip_network(n) for n in self.policy.address_set(rule.remote).family(family)
+            )
+            self.spans[key] = (
+                [int(n.network_address) for n in networks],
+                [int(n.broadcast_address) for n in networks],
+            )
+        starts, ends = self.spans[key]
+        at = bisect.bisect_right(starts, int(source)) - 1
+        return at >= 0 and int(source) <= ends[at]
 
 
 def _service(ports: Catalogue, rule: Rule | None, proto: str, port: int) -> Service | None:
@@ -213,10 +265,11 @@ def audit_scan(
 ) -> list[Item]:
     """Drift (open but not allowed from where the scan came from) and allowed ports found shut."""
     origin = ipaddress.ip_address(source) if source else None
+    sources = _Sources(policy)
     items = []
     for obs in seen:
         rules = _rules_for(policy, obs.family, obs.proto, obs.port)
-        verdicts = [_admits(policy, r, origin) for r in rules]
+        verdicts = [sources.admits(r, origin) for r in rules]
         service = _service(ports, rules[0] if rules else None, obs.proto, obs.port)
         name = service.name if service else None
         what = f"{obs.port}/{obs.proto} ({obs.family}{', ' + service.name if service else ''})"
@@ -268,7 +321,7 @@ def audit_scan(
             continue
         why = (
             f"the rule admits only {rule.remote}, and the scan came from {source or 'an unknown address'}"
-            if not _admits(policy, rule, origin)
+            if not sources.admits(rule, origin)
             else "the service is down or not listening on this address"
         )
         for family in families & set(rule.families):

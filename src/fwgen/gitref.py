@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from fwgen.errors import FwgenError
 from fwgen.paths import is_file
 
+MAX_ARCHIVE = 128 * 1024 * 1024
 REV_PATH = re.compile(r"(?P<rev>[^:\s]+):(?P<path>[^:\s]+\.ya?ml)")
 # What a branch, tag, commit or reflog expression looks like; never an option (a leading "-").
 REV = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./@{}~^+-]{0,199}")
@@ -34,18 +35,7 @@ def checkout_profile(ref: str, into: Path) -> str:
         raise FwgenError(f"{ref}: {rev!r} is not a git revision (a branch, tag or commit)")
     if path.is_absolute() or ".." in path.parts:
         raise FwgenError(f"{ref}: give the path from the top of the repository, without '..'")
-    try:
-        archive = subprocess.run(
-            ["git", "archive", "--format=tar", "--end-of-options", rev, str(path.parent)],
-            capture_output=True,
-            check=True,
-        ).stdout
-    except FileNotFoundError:
-        raise FwgenError(f"{ref}: git is not installed") from None
-    except subprocess.CalledProcessError as exc:
-        message = exc.stderr.decode(errors="replace").strip().splitlines()
-        reason = "".join(c if c.isprintable() else "?" for c in message[-1]) if message else ""
-        raise FwgenError(f"{ref}: git cannot read it ({reason or 'unknown error'})") from None
+    archive = _archive(ref, rev, str(path.parent))
     skipped = _extract(archive, into)
     target = into / path
     if not target.is_file():
@@ -53,6 +43,30 @@ def checkout_profile(ref: str, into: Path) -> str:
         why = why if str(path) in skipped else ""
         raise FwgenError(f"{ref}: no such file at that revision{why}")
     return str(target)
+
+
+def _archive(ref: str, rev: str, folder: str) -> bytes:
+    """``git archive`` of *folder* at *rev*, refused past `MAX_ARCHIVE` bytes (a folder of
+    profiles and lists is far smaller; a pull request could add gigabytes beside it)."""
+    command = ["git", "archive", "--format=tar", "--end-of-options", rev, folder]
+    try:
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as git:
+            assert git.stdout is not None and git.stderr is not None
+            archive = git.stdout.read(MAX_ARCHIVE + 1)
+            if len(archive) > MAX_ARCHIVE:
+                git.kill()
+                raise FwgenError(
+                    f"{ref}: the profile's folder at that revision holds more than "
+                    f"{MAX_ARCHIVE >> 20} MiB; fwgen reads a folder of profiles and lists"
+                )
+            errors = git.stderr.read(64 * 1024)
+    except FileNotFoundError:
+        raise FwgenError(f"{ref}: git is not installed") from None
+    if git.returncode:
+        message = errors.decode(errors="replace").strip().splitlines()
+        reason = "".join(c if c.isprintable() else "?" for c in message[-1]) if message else ""
+        raise FwgenError(f"{ref}: git cannot read it ({reason or 'unknown error'})")
+    return archive
 
 
 def _extract(archive: bytes, into: Path) -> list[str]:

@@ -1,7 +1,9 @@
 """ICMP and ICMPv6 message types by their nftables names, with their numbers.
 
 Neighbour-discovery messages are only valid with hop limit 255 (RFC 4861 §6-7),
-so rules that accept them also match on it: a forged one from off-link is dropped.
+and multicast listener discovery (MLD) messages with hop limit 1 (RFC 2710 §3,
+RFC 3810 §5), so rules that accept them also match on it: a forged one from
+off-link is dropped.
 """
 
 from __future__ import annotations
@@ -56,6 +58,22 @@ HOP_LIMIT_255 = frozenset(
         "ind-neighbor-advert",
     }
 )
+
+HOP_LIMIT_1 = frozenset(
+    {"mld-listener-query", "mld-listener-report", "mld-listener-done", "mld2-listener-report"}
+)
+
+# Queries conntrack tracks as flows (nf_conntrack_proto_icmp/icmpv6): the second echo
+# request of a `ping` is "established", as is every one of a flood.
+QUERIES = frozenset({"echo-request", "timestamp-request", "info-request", "address-mask-request"})
+
+
+def hop_limit(name: str) -> int | None:
+    """The hop limit an ICMPv6 message of this type must arrive with, if the RFCs fix one."""
+    if name in HOP_LIMIT_255:
+        return 255
+    return 1 if name in HOP_LIMIT_1 else None
+
 
 # What a host sends when its outbound policy is deny, so that IPv6 keeps working.
 OUTBOUND_ESSENTIAL_V6 = (

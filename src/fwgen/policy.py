@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fwgen import icmp
+
 Family = Literal["ipv4", "ipv6"]
 FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")
 Direction = Literal["in", "out"]
@@ -25,6 +27,7 @@ DOCUMENTATION = tuple(
     ipaddress.ip_network(n)
     for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "3fff::/20")
 )
+PREFIX_BITS: dict[Family, int] = {"ipv4": 32, "ipv6": 128}
 
 
 class _Frozen(BaseModel):
@@ -40,13 +43,22 @@ class PortRange(_Frozen):
 
 
 class Limit(_Frozen):
-    """At most ``rate`` new connections per ``unit`` from each source address."""
+    """At most ``rate`` new connections per ``unit`` from each source (an address, or for
+    IPv6 a prefix: see `Policy.limit_prefix`), ``burst`` of them at once."""
 
     rate: int
     unit: Literal["second", "minute", "hour"]
+    burst: int
 
     def __str__(self) -> str:
-        return f"{self.rate}/{self.unit}"
+        burst = f" burst {self.burst}" if self.burst != self.rate else ""
+        return f"{self.rate}/{self.unit}{burst}"
+
+    def refill_seconds(self) -> int:
+        """How long an idle source takes to earn its whole burst back: its bucket may be
+        forgotten after that, never before (a forgotten source starts with a full burst)."""
+        seconds = SECONDS[self.unit]
+        return max(seconds, -(-self.burst * seconds // self.rate))
 
 
 class AddressSet(_Frozen):
@@ -108,11 +120,36 @@ class Policy(_Frozen):
     # What the profile says about the host's addresses (`options.address`). It changes
     # findings, never the ruleset (`dhcp` adds ordinary rules), so the digest leaves it out.
     address: Literal["dhcp", "static"] | None = Field(default=None, exclude=True)
+    limit_prefix_v4: int = 32
+    limit_prefix_v6: int = 64
     sets: tuple[AddressSet, ...] = ()
     rules: tuple[Rule, ...] = ()
 
     def address_set(self, name: str) -> AddressSet:
         return next(s for s in self.sets if s.name == name)
+
+    def limit_prefix(self, family: Family) -> int:
+        """The prefix length rate limits count a source by: whoever holds one IPv6
+        address of a /64 holds them all, so by default they share one budget."""
+        return self.limit_prefix_v4 if family == "ipv4" else self.limit_prefix_v6
+
+    def limited_queries(self, direction: Direction) -> dict[Proto, tuple[str, ...]]:
+        """The ICMP queries (echo requests, ...) some rule of *direction* rate-limits, by
+        protocol. Conntrack calls every query of a flow after the first "established"
+        (all of a `ping -f`), so the established shortcut must leave these to the rules,
+        whose limits count them one by one."""
+        out: dict[Proto, tuple[str, ...]] = {}
+        for proto in ("icmp", "icmpv6"):
+            types = {
+                t
+                for r in self.rules
+                if r.direction == direction and r.proto == proto and r.limit is not None
+                for t in r.icmp_types
+                if t in icmp.QUERIES
+            }
+            if types:
+                out[proto] = tuple(sorted(types, key=icmp.table(proto).__getitem__))
+        return out
 
     def remote_addresses(self, rule: Rule) -> list[str] | None:
         """The remote addresses a rule admits, over its families; None when it admits any."""

@@ -16,12 +16,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from fwgen.addresses import parse_network
+from fwgen.policy import PREFIX_BITS
 
 # Matched with fullmatch (``$`` would also match before a final newline), ASCII only.
 NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
@@ -29,6 +31,7 @@ RULE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,47}")
 SERVICE_RE = re.compile(r"[a-z0-9][a-z0-9_.+-]{0,63}")
 PORT_RE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?/(tcp|udp)")
 LIMIT_RE = re.compile(r"([1-9][0-9]{0,5})/(second|minute|hour)")
+MAX_BURST = 10000  # xt_hashlimit's largest burst in its first revision
 MAX_TEXT = 200
 
 
@@ -80,22 +83,41 @@ PortText = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int)
 
 
 class Limit(BaseModel):
-    """``N/second|minute|hour``: new connections accepted per source address."""
+    """``N/second|minute|hour``: new connections accepted per source, or
+    ``{rate: N/UNIT, burst: B}`` to accept B at once (default: N)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rate: int = Field(ge=1, le=999_999)  # the same bounds as N in N/unit
     unit: Literal["second", "minute", "hour"]
+    burst: StrictInt | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _parse(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("rate"), str) and "unit" not in value:
+            return {**value, **_rate(value["rate"])}  # other keys are checked as fields
         if isinstance(value, str):
-            match = LIMIT_RE.fullmatch(value.strip())
-            if not match:
-                raise ValueError(f"invalid limit '{value}'; write N/second, N/minute or N/hour")
-            return {"rate": int(match.group(1)), "unit": match.group(2)}
+            return _rate(value)
+        if isinstance(value, dict) and isinstance(value.get("rate"), int):
+            return value  # {rate: N, unit: UNIT}, the form the Policy keeps
+        raise ValueError(
+            "invalid limit; write N/second, N/minute or N/hour, or {rate: N/UNIT, burst: B}"
+        )
+
+    @field_validator("burst")
+    @classmethod
+    def _burst(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= MAX_BURST:
+            raise ValueError(f"burst must be 1 to {MAX_BURST}, the connections accepted at once")
         return value
+
+
+def _rate(value: Any) -> dict[str, Any]:
+    match = LIMIT_RE.fullmatch(value.strip()) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"invalid limit '{value}'; write N/second, N/minute or N/hour")
+    return {"rate": int(match.group(1)), "unit": match.group(2)}
 
 
 class RuleSpec(BaseModel):
@@ -249,6 +271,18 @@ class Options(BaseModel):
     # How the host gets its addresses: `dhcp` keeps DHCP and DHCPv6 open (clienthost);
     # `static` says no DHCP is needed. Unset: unknown (`check` warns with outbound deny).
     address: Literal["dhcp", "static"] | None = None
+    limit_prefix_v4: StrictInt = 32
+    limit_prefix_v6: StrictInt = 64
+
+    @field_validator("limit_prefix_v4", "limit_prefix_v6")
+    @classmethod
+    def _prefix(cls, value: int, info: ValidationInfo) -> int:
+        bits = PREFIX_BITS["ipv4" if info.field_name == "limit_prefix_v4" else "ipv6"]
+        if not 1 <= value <= bits:
+            raise ValueError(
+                f"a prefix length, 1 to {bits}: rate limits count sources that share it as one"
+            )
+        return value
 
 
 class Profile(BaseModel):

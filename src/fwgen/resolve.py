@@ -24,7 +24,7 @@ from fwgen.profile import (
     parse_port,
 )
 
-PING_LIMIT = Limit(rate=5, unit="second")
+PING_LIMIT = Limit(rate=5, unit="second", burst=5)
 MAX_NETWORK_DEPTH = 16  # networks naming networks naming networks ...
 PROTO_ORDER = {"icmp": 0, "icmpv6": 1, "tcp": 2, "udp": 3}
 
@@ -239,7 +239,13 @@ class _Resolver:
         base = {
             "direction": direction,
             "remote": remote,
-            "limit": Limit(rate=spec.limit.rate, unit=spec.limit.unit) if spec.limit else None,
+            "limit": Limit(
+                rate=spec.limit.rate,
+                unit=spec.limit.unit,
+                burst=spec.limit.burst or spec.limit.rate,
+            )
+            if spec.limit
+            else None,
             "log": spec.log,
             "origin": f"{where.file}:{where.line}",
             "acknowledged": spec.allow_risky or "",
@@ -431,6 +437,8 @@ class _Resolver:
             drop_invalid=opts.drop_invalid,
             log_drops=opts.log_drops,
             address=opts.address,
+            limit_prefix_v4=opts.limit_prefix_v4,
+            limit_prefix_v6=opts.limit_prefix_v6,
             sets=tuple(
                 sorted((s for s in self.sets.values() if s.name in used), key=lambda s: s.name)
             ),

@@ -3,6 +3,10 @@
 agent.py listen tcp:80 udp:53 ...          # dual-stack listeners; UDP echoes each datagram
 agent.py probe ADDRESS tcp:80 udp:53 ...   # prints JSON {"tcp:80": "open"|"blocked"}
 agent.py send DEVICE ADDRESS,PORT,SPORT ... # one UDP datagram each: {"ADDRESS,PORT,SPORT": "sent"|errno}
+agent.py echo ADDRESS COUNT SPACING        # COUNT echo requests of one ICMP id: JSON answered, seconds
+agent.py udp-error ADDRESS PORT            # "refused" when an ICMP port unreachable comes back
+agent.py mld-query DEVICE HOPLIMIT [global]  # an MLD query to ff02::1, from a link-local address
+agent.py sniff-icmpv6 TYPE                 # until stdin closes: how many of TYPE were delivered
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import socket
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 TIMEOUT = 0.8
@@ -65,12 +70,14 @@ def listen_loopback(port: int) -> None:
         sys.stdin.read()
 
 
-def probe_one(address: str, spec: str) -> str:
+def probe_one(address: str, spec: str, source: str = "") -> str:
     proto, port = spec.split(":")
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     with socket.socket(family, kind) as sock:
         sock.settimeout(TIMEOUT)
+        if source:
+            sock.bind((source, 0))
         try:
             sock.connect((address, int(port)))
             if proto == "udp":
@@ -95,30 +102,75 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def ping(address: str) -> None:
-    """One ICMP/ICMPv6 echo request; prints "open" when the reply comes back."""
-    v6 = ":" in address
-    family, proto, kind, reply = (
-        (socket.AF_INET6, socket.IPPROTO_ICMPV6, 128, 129)
-        if v6
-        else (socket.AF_INET, socket.IPPROTO_ICMP, 8, 0)
+def _echo_socket(v6: bool) -> socket.socket:
+    family, proto = (
+        (socket.AF_INET6, socket.IPPROTO_ICMPV6) if v6 else (socket.AF_INET, socket.IPPROTO_ICMP)
     )
-    with socket.socket(family, socket.SOCK_RAW, proto) as sock:
+    return socket.socket(family, socket.SOCK_RAW, proto)
+
+
+def echo(address: str, count: int, spacing: float) -> tuple[set[int], float]:
+    """*count* echo requests of one ICMP id, *spacing* seconds apart, as ``ping`` sends
+    them (conntrack sees one flow): the sequence numbers answered, and how long sending took."""
+    v6 = ":" in address
+    kind, reply = (128, 129) if v6 else (8, 0)
+    answered: set[int] = set()
+    sent = threading.Event()
+    with _echo_socket(v6) as sock:
         sock.settimeout(TIMEOUT)
-        body = b"fwgen-probe"
-        header = bytes([kind, 0, 0, 0, 0x12, 0x34, 0, 1])
-        if not v6:  # the kernel fills in the ICMPv6 checksum, not the ICMP one
-            header = header[:2] + _checksum(header + body).to_bytes(2, "big") + header[4:]
-        sock.sendto(header + body, (address, 0))
-        try:
+
+        def receive() -> None:
             while True:
-                data = sock.recv(2048)
+                try:
+                    data = sock.recv(2048)
+                except OSError:  # quiet for TIMEOUT after the last request: all are in
+                    if sent.is_set():
+                        return
+                    continue
                 icmp = data if v6 else data[(data[0] & 0x0F) * 4 :]
                 if icmp[0] == reply and icmp[4:6] == b"\x12\x34":
-                    print("open")
-                    return
+                    answered.add(int.from_bytes(icmp[6:8], "big"))
+                    if len(answered) == count:
+                        return
+
+        receiver = threading.Thread(target=receive)
+        receiver.start()
+        start = time.monotonic()
+        body = b"fwgen-probe"
+        for seq in range(1, count + 1):
+            header = bytes([kind, 0, 0, 0, 0x12, 0x34]) + seq.to_bytes(2, "big")
+            if not v6:  # the kernel fills in the ICMPv6 checksum, not the ICMP one
+                header = header[:2] + _checksum(header + body).to_bytes(2, "big") + header[4:]
+            sock.sendto(header + body, (address, 0))
+            if seq < count:
+                time.sleep(spacing)
+        seconds = time.monotonic() - start
+        sent.set()
+        receiver.join()
+    return answered, seconds
+
+
+def ping(address: str) -> None:
+    """One ICMP/ICMPv6 echo request; prints "open" when the reply comes back."""
+    print("open" if echo(address, 1, 0)[0] else "blocked")
+
+
+def udp_error(address: str, port: int) -> None:
+    """A datagram to a closed port: "refused" when the port unreachable error gets back."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(TIMEOUT)
+        sock.connect((address, port))
+        try:
+            for _ in range(3):
+                sock.send(b"anyone?")
+                time.sleep(0.1)
+            sock.recv(64)
+            print("answered")
+        except ConnectionRefusedError:
+            print("refused")
         except OSError:
-            print("blocked")
+            print("timeout")
 
 
 def send_one(device: str, spec: str) -> str:
@@ -138,8 +190,51 @@ def send_one(device: str, spec: str) -> str:
         return "sent"
 
 
-def burst(address: str, port: int, count: int) -> None:
-    print(json.dumps([probe_one(address, f"tcp:{port}") == "open" for _ in range(count)]))
+def _address_of(device: str, scope: str) -> str:
+    """The device's IPv6 address of a scope ("20" link-local, "00" global), from /proc;
+    a link that just came up gets its link-local address within a second or so."""
+    for _ in range(50):
+        with open("/proc/net/if_inet6") as table:
+            for line in table:
+                hexa, _, _, found, _, name = line.split()
+                if name == device and found == scope:
+                    return ":".join(hexa[i : i + 4] for i in range(0, 32, 4))
+        time.sleep(0.1)
+    raise SystemExit(f"no address of scope {scope} on {device}")
+
+
+def mld_query(device: str, hop_limit: int, source: str) -> None:
+    """An MLDv1 general query to ff02::1 on *device*, from its link-local or global address."""
+    index = socket.if_nametoindex(device)
+    address = _address_of(device, "00" if source == "global" else "20")
+    with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as sock:
+        sock.bind((address, 0, 0, index if source != "global" else 0))
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, hop_limit)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+        query = bytes([130, 0, 0, 0, 0, 10, 0, 0]) + bytes(16)  # 10 ms, all groups
+        sock.sendto(query, ("ff02::1", 0, 0, index))
+    print("sent")
+
+
+def sniff_icmpv6(kind: int) -> None:
+    """Counts the ICMPv6 messages of one type that the firewall lets in, until stdin closes."""
+    seen = [0]
+    with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as sock:
+
+        def count() -> None:
+            while True:
+                if sock.recv(2048)[0] == kind:
+                    seen[0] += 1
+
+        threading.Thread(target=count, daemon=True).start()
+        print("ready", flush=True)
+        sys.stdin.read()
+        time.sleep(0.2)
+        print(seen[0], flush=True)
+
+
+def burst(address: str, port: int, count: int, source: str = "") -> None:
+    print(json.dumps([probe_one(address, f"tcp:{port}", source) == "open" for _ in range(count)]))
 
 
 def hold(address: str, port: int) -> None:
@@ -168,6 +263,15 @@ if __name__ == "__main__":
     elif command == "send":
         print(json.dumps({spec: send_one(args[0], spec) for spec in args[1:]}, sort_keys=True))
     elif command == "burst":
-        burst(args[0], int(args[1]), int(args[2]))
+        burst(args[0], int(args[1]), int(args[2]), *args[3:])
+    elif command == "echo":
+        answered, seconds = echo(args[0], int(args[1]), float(args[2]))
+        print(json.dumps({"answered": sorted(answered), "seconds": seconds}))
+    elif command == "udp-error":
+        udp_error(args[0], int(args[1]))
+    elif command == "mld-query":
+        mld_query(args[0], int(args[1]), args[2] if len(args) > 2 else "link")
+    elif command == "sniff-icmpv6":
+        sniff_icmpv6(int(args[0]))
     else:
         hold(args[0], int(args[1]))

@@ -8,6 +8,7 @@ fails. Nothing touches the host's own namespace.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shlex
@@ -52,6 +53,8 @@ class Client:
     ipv6: str
     server_ipv4: str
     server_ipv6: str
+    device: str = ""  # the client's end of its link
+    server_device: str = ""  # the server's end
 
 
 @dataclass
@@ -106,7 +109,14 @@ class Lab:
             check=True,
         )
         client = Client(
-            name, ns, f"198.18.{i}.2", f"2001:db8:{i}::2", f"198.18.{i}.1", f"2001:db8:{i}::1"
+            name,
+            ns,
+            f"198.18.{i}.2",
+            f"2001:db8:{i}::2",
+            f"198.18.{i}.1",
+            f"2001:db8:{i}::1",
+            device=there,
+            server_device=here,
         )
         for where, dev, v4, v6 in (
             (self.server, here, client.server_ipv4, client.server_ipv6),
@@ -217,12 +227,66 @@ class Lab:
         device = self.link(list(self.clients).index(client) + 1, "s")
         return dict(json.loads(self.agent(self.server, "send", device, *specs)))
 
-    def burst(self, client: str, family: str, port: int, count: int) -> list[bool]:
-        """*count* new TCP connections in a row from *client*: which got through."""
-        out = self.agent(
-            self.clients[client].ns, "burst", self.address(client, family), str(port), str(count)
-        )
+    def burst(
+        self, client: str, family: str, port: int, count: int, source: str = ""
+    ) -> list[bool]:
+        """*count* new TCP connections in a row from *client* (from its address *source*,
+        if given): which got through."""
+        args = [self.address(client, family), str(port), str(count)]
+        out = self.agent(self.clients[client].ns, "burst", *args, *([source] if source else []))
         return list(json.loads(out))
+
+    def add_address(self, client: str, address: str) -> None:
+        """One more address on *client*'s link (a /64 or /24 of its own, routed there by
+        the server), to play several hosts of one network."""
+        c = self.clients[client]
+        prefix = "/64" if ":" in address else "/24"
+        version = "-6" if ":" in address else "-4"
+        self.run(c.ns, "ip", version, "addr", "add", address + prefix, "dev", c.device, "nodad")
+        network = str(ipaddress.ip_network(address + prefix, strict=False))
+        if network not in (
+            str(ipaddress.ip_network(a + p, strict=False))
+            for a, p in ((c.ipv4, "/24"), (c.ipv6, "/64"))
+        ):
+            self.run(self.server, "ip", version, "route", "add", network, "dev", c.server_device)
+
+    def echo(self, client: str, family: str, count: int, spacing: float) -> tuple[list[int], float]:
+        """*count* echo requests of one flow from *client*, *spacing* seconds apart: the
+        sequence numbers answered, and how many seconds sending took."""
+        args = [self.address(client, family), str(count), str(spacing)]
+        found = json.loads(self.agent(self.clients[client].ns, "echo", *args))
+        return list(found["answered"]), float(found["seconds"])
+
+    def udp_error(self, ns: str, address: str, port: int) -> str:
+        """ "refused" when an ICMP port unreachable for a datagram from *ns* gets back in."""
+        return self.agent(ns, "udp-error", address, str(port)).strip()
+
+    def mld_queries_delivered(self, client: str, sends: list[tuple[int, str]]) -> list[int]:
+        """For each (hop limit, "link" or "global" source) an MLD query from *client*
+        to ff02::1: how many of them the server's firewall let in (0 or 1)."""
+        out = []
+        for hop_limit, source in sends:
+            proc = subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    self.server,
+                    sys.executable,
+                    str(AGENT),
+                    "sniff-icmpv6",
+                    "130",
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            c = self.clients[client]
+            self.agent(c.ns, "mld-query", c.device, str(hop_limit), source)
+            count, _ = proc.communicate("", timeout=10)
+            out.append(int(count))
+        return out
 
     def hold(self, client: str, family: str, port: int) -> subprocess.Popen[str]:
         """An open TCP connection from *client*; write a line to stdin, read "ok" or "fail"."""

@@ -59,3 +59,29 @@ def test_flush_ruleset_takes_over_everything(lab: Lab) -> None:
     policy = resolve_profile("webserver")
     lab.nft(render(policy, "nftables", RenderOptions(flush_ruleset=True))["fwgen.nft"])
     assert lab.run(lab.server, "nft", "list", "tables").split("\n") == ["table inet fwgen", ""]
+
+
+def test_iptables_flush_ruleset_takes_over_nat_mangle_and_raw(lab: Lab) -> None:
+    """iptables-restore replaces the filter table only; --flush-ruleset empties the
+    other tables too, as `flush ruleset` does for nftables."""
+    from fwgen.targets import RenderOptions
+
+    tables = {"nat": "POSTROUTING", "mangle": "PREROUTING", "raw": "PREROUTING"}
+
+    def added(tool: str, table: str) -> list[str]:
+        listed = lab.run(lab.server, tool, "-t", table, "-S")
+        return [line for line in listed.splitlines() if line.startswith(("-A", "-N"))]
+
+    for tool in ("iptables", "ip6tables"):
+        for table, chain in tables.items():
+            lab.run(lab.server, tool, "-t", table, "-N", "OTHER")
+            lab.run(lab.server, tool, "-t", table, "-A", chain, "-j", "OTHER")
+    policy = resolve_profile("webserver")
+    lab.apply("iptables", render(policy, "iptables"))
+    for tool in ("iptables", "ip6tables"):
+        for table in tables:
+            assert len(added(tool, table)) == 2, (tool, table)  # another program's: kept
+    lab.apply("iptables", render(policy, "iptables", RenderOptions(flush_ruleset=True)))
+    for tool in ("iptables", "ip6tables"):
+        for table in tables:
+            assert added(tool, table) == [], (tool, table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,10 +39,20 @@ def test_applies_cleanly_twice_and_the_second_run_changes_nothing(lab: Lab, prof
     assert "-P INPUT DROP" in lab.run(lab.server, "ip6tables", "-S", "INPUT")
 
 
-def test_stale_fwgen_rules_go_and_rules_of_others_stay(lab: Lab) -> None:
+def test_stale_fwgen_rules_go_and_rules_of_others_stay(
+    lab: Lab, write_profile: Callable[..., Path]
+) -> None:
+    path = write_profile(
+        "description: d\nextends: base\nnetworks: {admins: [192.0.2.1]}\n"
+        "inbound: [{service: ssh, from: admins}]\n"
+    )
+
+    def admins(address: str) -> str:
+        return render(resolve_profile(str(path), {"admins": [address]}), "ufw")["fwgen-ufw.sh"]
+
     lab.ufw("ufw allow 9999/tcp comment 'added by hand'\n")
-    lab.ufw(script("webserver", admins="192.0.2.1"))
-    out = lab.ufw(script("webserver", admins="192.0.2.7"))
+    lab.ufw(admins("192.0.2.1"))
+    out = lab.ufw(admins("192.0.2.7"))
     rules = added(out)
     assert "ufw allow 9999/tcp comment 'added by hand'" in rules
     assert any("from 192.0.2.7 " in r for r in rules)
@@ -71,3 +82,98 @@ def test_ufw_writes_only_private_copies(lab: Lab) -> None:
     assert "ENABLED=yes" in (private["/etc/ufw"] / "ufw.conf").read_text()
     assert "LOGLEVEL=medium" in (private["/etc/ufw"] / "ufw.conf").read_text()
     assert (private["/run"] / "ufw.lock").exists()
+
+
+BEFORE = ("before.rules", "before6.rules")
+
+
+def before_rules(lab: Lab) -> dict[str, str]:
+    assert lab.ufw_dir is not None
+    return {name: Path(lab.ufw_dir, "etc-ufw", name).read_text() for name in BEFORE}
+
+
+def without_block(text: str) -> str:
+    """The file with fwgen's block taken out: what ufw's package (or the admin) wrote."""
+    begin, end = text.index("# BEGIN fwgen"), text.index("# END fwgen")
+    return text[:begin] + text[text.index("\n", end) + 1 :]
+
+
+def test_the_before_rules_block_is_managed_in_place(
+    lab: Lab, write_profile: Callable[..., Path]
+) -> None:
+    """ICMP and exact rate limits live in a marked block of before.rules and
+    before6.rules: written once, replaced when it changes, byte-identical when it does
+    not, and nothing outside the markers changes."""
+    lab.ufw("true\n")  # the private copy of /etc/ufw, as the package installed it
+    original = before_rules(lab)
+    lab.ufw(script("webserver"))
+    first = before_rules(lab)
+    for name in BEFORE:
+        assert first[name].count("# BEGIN fwgen") == first[name].count("# END fwgen") == 1
+        assert "--hashlimit-upto 5/second" in first[name]  # ping's limit
+        assert without_block(first[name]) == original[name], name
+    second = lab.ufw(script("webserver"))
+    assert before_rules(lab) == first
+    assert "reloaded" not in second.lower()
+    # Another profile replaces the block, and only the block.
+    no_ping = write_profile("description: no ping\nextends: base\noptions: {ping: false}\n")
+    changed = lab.ufw(render(resolve_profile(str(no_ping)), "ufw")["fwgen-ufw.sh"])
+    assert "reloaded" in changed.lower()
+    third = before_rules(lab)
+    for name in BEFORE:
+        assert third[name].count("# BEGIN fwgen") == 1
+        assert "hashlimit" not in third[name]
+        assert without_block(third[name]) == original[name], name
+
+
+def test_ping_off_drops_echo_requests(lab: Lab, write_profile: Callable[..., Path]) -> None:
+    """ufw's own before.rules accept echo requests from anyone; `ping: false` takes
+    them back in fwgen's block. IPv6 keeps working: neighbour discovery still passes."""
+    no_ping = write_profile(
+        "description: no ping\nextends: base\noptions: {ping: false}\ninbound: [{service: http}]\n"
+    )
+    lab.ufw(render(resolve_profile(str(no_ping)), "ufw")["fwgen-ufw.sh"])
+    lab.listen(["tcp:80"])
+    for family in ("ipv4", "ipv6"):
+        assert lab.ping("outside", family) == "blocked", family
+    for ns in (lab.server, lab.clients["outside"].ns):
+        lab.run(ns, "ip", "-6", "neigh", "flush", "all")
+    assert lab.probe("outside", "ipv6", ["tcp:80"]) == {"tcp:80": "open"}
+
+
+def test_the_admins_logging_level_is_left_alone(lab: Lab) -> None:
+    """`log_drops: false` (base) says nothing about ufw's own logging; `true` turns it
+    on only where it is off."""
+    lab.ufw("ufw logging medium\n")
+    lab.ufw(script("webserver"))
+    assert lab.ufw_dir is not None
+    assert "LOGLEVEL=medium" in Path(lab.ufw_dir, "etc-ufw", "ufw.conf").read_text()
+
+
+def test_a_broken_block_stops_the_script_before_anything_changes(lab: Lab) -> None:
+    """A BEGIN marker without its END (an edit gone wrong): the script says so and
+    exits before it touches either file or any rule."""
+    lab.ufw("true\n")
+    original = before_rules(lab)
+    assert lab.ufw_dir is not None
+    broken = original["before6.rules"].replace(
+        "# End required lines\n", "# End required lines\n# BEGIN fwgen: half a block\n"
+    )
+    Path(lab.ufw_dir, "etc-ufw", "before6.rules").write_text(broken)
+    with pytest.raises(AssertionError, match=r"before6\.rules: no place for fwgen's block"):
+        lab.ufw(script("webserver"))
+    assert before_rules(lab) == {**original, "before6.rules": broken}
+    assert "Status: inactive" in lab.ufw("ufw status\n")
+
+
+def test_without_ufws_marker_line_the_block_goes_before_the_first_rule(lab: Lab) -> None:
+    lab.ufw("true\n")
+    assert lab.ufw_dir is not None
+    path = Path(lab.ufw_dir, "etc-ufw", "before.rules")
+    edited = path.read_text().replace("# End required lines\n", "")
+    path.write_text(edited)
+    lab.ufw(script("webserver"))
+    text = path.read_text()
+    assert without_block(text) == edited
+    first_rule = edited.index("\n-A ") + 1
+    assert text.index("# BEGIN fwgen") == first_rule

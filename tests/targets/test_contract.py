@@ -4,6 +4,9 @@ with --strict. Nothing is dropped silently."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
@@ -13,7 +16,7 @@ from fwgen.resolve import resolve_profile
 from fwgen.targets import TARGETS, RenderOptions
 from tests.conftest import EVERY_FEATURE
 
-EXPECTS_WARNINGS = {"nftables": False, "iptables": False, "ufw": True, "windows": True}
+EXPECTS_WARNINGS = {"nftables": False, "iptables": False, "ufw": False, "windows": True}
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
@@ -44,3 +47,36 @@ def test_targets_command_lists_the_matrix() -> None:
         for feature in spec.capabilities:
             assert feature in result.stdout
     assert "rate limits" in result.stdout and "approximated" in result.stdout
+
+
+def test_base_with_ping_off_is_exact_on_every_linux_target(tmp_path: Path) -> None:
+    """`--strict` passes: ufw says what its command line cannot in before.rules."""
+    from typer.testing import CliRunner
+
+    from fwgen.cli import app
+
+    profile = tmp_path / "quiet.yaml"
+    profile.write_text("description: quiet\nextends: base\noptions: {ping: false}\n")
+    for target in ("nftables", "iptables", "ufw"):
+        result = CliRunner().invoke(app, ["render", str(profile), "-t", target, "--strict"])
+        assert (result.exit_code, result.stderr) == (0, ""), target
+
+
+@pytest.mark.parametrize("forward", ["drop", "accept"])
+def test_drop_logs_are_spelled_alike_and_cover_forward(tmp_path: Path, forward: str) -> None:
+    """One log prefix per chain on nftables and iptables; forwarded packets the policy
+    drops are logged too (rate limited), and with forward: accept nothing is."""
+    profile = tmp_path / "logged.yaml"
+    profile.write_text(
+        "description: logged\nextends: base\noutbound: [{service: https}]\n"
+        f"options: {{log_drops: true, forward: {forward}}}\n"
+    )
+    policy = resolve_profile(str(profile))
+    chains = ["input", "output"] + (["forward"] if forward == "drop" else [])
+    want = {f"fwgen {chain} drop: " for chain in chains}
+    nft = render_with_warnings(policy, "nftables")[0]["fwgen.nft"]
+    assert set(re.findall(r'log prefix "(fwgen \w+ drop: )"', nft)) == want
+    files = render_with_warnings(policy, "iptables")[0]
+    for name in ("rules.v4", "rules.v6"):
+        assert set(re.findall(r'-j LOG --log-prefix "(fwgen \w+ drop: )"', files[name])) == want
+        assert all("-m limit" in line for line in files[name].splitlines() if " drop: " in line)

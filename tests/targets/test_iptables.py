@@ -135,3 +135,43 @@ def test_a_changed_rate_limit_names_new_buckets(write_profile: Callable[..., Pat
     assert buckets("3/minute") == buckets("3/minute")
     assert len(set(buckets("3/minute"))) == 2  # the LOG line's and the ACCEPT line's
     assert not set(buckets("3/minute")) & set(buckets("4/minute"))
+
+
+def test_flush_ruleset_empties_the_other_tables_and_says_so() -> None:
+    from fwgen.targets import RenderOptions
+
+    policy = resolve_profile("webserver")
+    shared = render(policy, "iptables")
+    assert "*nat" not in shared["rules.v4"]
+    owned = render(policy, "iptables", RenderOptions(flush_ruleset=True))
+    for name in ("rules.v4", "rules.v6"):
+        text = owned[name]
+        assert "empties the nat, mangle and raw tables" in text.split("*filter")[0]
+        for table in ("*raw", "*mangle", "*nat"):
+            assert text.count(table + "\n") == 1
+        assert text.count("COMMIT\n") == 4
+    assert iptables_load_test(owned).returncode == 0
+
+
+def test_a_bucket_kept_longer_than_hashlimit_can_is_a_warning(
+    write_profile: Callable[..., Path],
+) -> None:
+    """--hashlimit-htable-expire holds 32 bits of milliseconds (49 days): a burst of
+    10,000 at 1/hour would need 416 days, so the limit is weaker there, and says so."""
+    path = write_profile(
+        "description: x\ninbound:\n"
+        "  - {service: ssh, limit: {rate: 1/hour, burst: 10000}}\n"
+        "  - {service: http, limit: {rate: 1/hour, burst: 1000}}\n"
+    )
+    policy = resolve_profile(str(path))
+    for target in ("iptables", "ufw"):
+        files, warnings = render_with_warnings(policy, target)
+        assert warnings == [
+            f"ssh ({path.name}:3): limit 1/hour burst 10000: an idle source earns its burst back in "
+            "416 days, but xt_hashlimit forgets a source after 49 days, and it starts again "
+            "with a whole burst"
+        ]
+        text = "\n".join(files.values())
+        assert "--hashlimit-htable-expire 4294967295 " in text
+        assert "--hashlimit-htable-expire 3600000000 " in text  # http: 41 days, kept
+    assert iptables_load_test(render(policy, "iptables")).returncode == 0

@@ -73,7 +73,7 @@ def test_ufw_has_one_command_per_ufw_rule_and_one_tag_per_command(policy: Policy
         assert same_to_ufw not in seen and tag not in tags, line
         seen.add(same_to_ufw)
         tags.add(tag)
-    assert canonical(parse_ufw(script)) == canonical(expected(policy, ("tcp", "udp")))
+    assert canonical(parse_ufw(script)) == canonical(expected(policy))
 
 
 def test_windows_parses_and_names_each_rule_once(policy: Policy) -> None:

@@ -19,6 +19,11 @@ UFW_LINE = re.compile(
 )
 
 
+def block(script: str, name: str) -> str:
+    """The lines fwgen's block puts into /etc/ufw/NAME."""
+    return script.split(f"<<'FWGEN_{name.upper().replace('.', '_')}'\n")[1].split("\nFWGEN_")[0]
+
+
 def commands(script: str) -> list[str]:
     """The lines of section 1 that are not comments or blank."""
     section = script.split("# 1. The rules this profile allows.\n")[1].split("# 2. ")[0]
@@ -47,9 +52,13 @@ def test_every_feature_rules(snapshot: SnapshotAssertion) -> None:
     lines = commands(files["fwgen-ufw.sh"])
     many = [line for line in lines if "fwgen: many " in line]
     assert len(many) == 2  # 15 ports a rule, split beyond
-    assert any(
-        line.startswith("ufw limit log proto tcp from 192.0.2.0/24 to any port 22 ")
-        for line in lines
+    assert not any(" port 22 " in line for line in lines)  # limited: in the block
+    assert re.search(
+        r"^-A ufw6-before-input -s 2001:db8:1::/48 -p tcp -m tcp --dport 22 -m conntrack "
+        r"--ctstate NEW -m hashlimit --hashlimit-upto 3/minute --hashlimit-burst 6 "
+        r"--hashlimit-mode srcip --hashlimit-srcmask 56 --hashlimit-htable-expire 120000 ",
+        block(files["fwgen-ufw.sh"], "before6.rules"),
+        re.M,
     )
     assert any("from any to 224.0.0.251 port 5353" in line for line in lines)
     assert any(
@@ -57,22 +66,53 @@ def test_every_feature_rules(snapshot: SnapshotAssertion) -> None:
     )
     assert "ufw default deny outgoing" in files["fwgen-ufw.sh"]
     assert "ufw default allow routed" in files["fwgen-ufw.sh"]
-    assert "ufw logging low" in files["fwgen-ufw.sh"]
     assert "# matches nothing: network 'empty'" in files["fwgen-ufw.sh"]
     assert warnings == snapshot
 
 
-def test_rate_limit_is_approximated_with_a_warning_and_strict_fails() -> None:
+def test_rate_limits_are_exact_in_before_rules_and_strict_passes() -> None:
+    """ufw's own `limit` is fixed (6 in 30 s); per-source limits go into fwgen's block of
+    before.rules / before6.rules as hashlimit rules, IPv6 keyed on the /64."""
     runner = CliRunner()
-    result = runner.invoke(app, ["render", "webserver", "-t", "ufw"])
-    assert result.exit_code == 0
-    assert (
-        "warning: ssh (profiles/webserver.yaml:14): limit 10/minute approximated" in result.stderr
+    result = runner.invoke(
+        app,
+        ["render", "webserver", "-t", "ufw", "--strict"]
+        + ["--set", "admins=10.1.0.0/16", "--set", "admins=2001:67c:100::/48"],
     )
-    assert "# APPROXIMATED: ssh (profiles/webserver.yaml:14): limit 10/minute" in result.stdout
-    strict = runner.invoke(app, ["render", "webserver", "-t", "ufw", "--strict"])
-    assert strict.exit_code == 2
-    assert strict.stdout == ""
+    assert (result.exit_code, result.stderr) == (0, "")
+    script = result.stdout
+    assert "ufw limit " not in script and "APPROXIMATED" not in script
+    v4, v6 = block(script, "before.rules"), block(script, "before6.rules")
+    assert re.search(
+        r"^-A ufw-before-input -s 10\.1\.0\.0/16 -p tcp -m tcp --dport 22 -m conntrack "
+        r"--ctstate NEW -m hashlimit --hashlimit-upto 10/minute --hashlimit-burst 10 ",
+        v4,
+        re.M,
+    )
+    assert "-A ufw6-before-input -s 2001:67c:100::/48 -p tcp -m tcp --dport 22 " in v6
+    assert "--hashlimit-srcmask 64" in v6 and "--hashlimit-srcmask" not in v4
+    # ping: 5/second per source, counted per echo request, before ufw's own rules
+    assert "-p icmp -m icmp --icmp-type 8 -m hashlimit --hashlimit-upto 5/second" in v4
+
+
+def test_logging_is_left_to_the_admin_unless_drops_are_to_be_logged() -> None:
+    quiet = render(resolve_profile("webserver"), "ufw")["fwgen-ufw.sh"]
+    assert "ufw logging" not in quiet
+    logged = render(resolve_profile(str(EVERY_FEATURE)), "ufw")["fwgen-ufw.sh"]
+    assert "if grep -qsx 'LOGLEVEL=off' /etc/ufw/ufw.conf; then ufw logging low; fi" in logged
+
+
+def test_ping_off_is_said_in_before_rules(write_profile: Callable[..., Path]) -> None:
+    path = write_profile("description: x\nextends: base\noptions: {ping: false}\n")
+    files, warnings = render_with_warnings(resolve_profile(str(path)), "ufw")
+    assert warnings == []
+    for name, chain, proto in (
+        ("before.rules", "ufw-before-input", "icmp"),
+        ("before6.rules", "ufw6-before-input", "ipv6-icmp"),
+    ):
+        text = block(files["fwgen-ufw.sh"], name)
+        assert f"-A {chain} -p {proto} -j DROP" in text
+        assert "echo" not in text and "--icmp-type 8 " not in text
 
 
 def test_hostile_names_and_comments_cannot_leave_the_quotes(
@@ -94,8 +134,9 @@ def test_hostile_names_and_comments_cannot_leave_the_quotes(
 
 def test_rules_ufw_cannot_tell_apart_become_one_command(write_profile: Callable[..., Path]) -> None:
     """ufw keeps one rule per direction, addresses and ports: adding a twin that differs
-    in allow/limit or log replaces the first, so the last would win and every run would
-    rewrite them. One command stands for all: allow if any twin is unlimited, log if any logs."""
+    in log replaces the first, so the last would win and every run would rewrite them.
+    One command stands for all, logged if any logs. Rate-limited rules are not ufw
+    commands: each is a hashlimit rule of its own in fwgen's block, with its own rate."""
     path = write_profile(
         """\
         description: twins
@@ -112,10 +153,17 @@ def test_rules_ufw_cannot_tell_apart_become_one_command(write_profile: Callable[
     policy = resolve_profile(str(path))
     script = render(policy, "ufw")["fwgen-ufw.sh"]
     lines = [re.sub(r" comment .*", "", line) for line in commands(script)]
-    assert lines == [
-        "ufw limit proto tcp from any to any port 8080",
-        "ufw allow log proto tcp from any to any port 8081",
-        "ufw limit log proto tcp from any to any port 8082",
+    assert lines == ["ufw allow log proto tcp from any to any port 8081"]
+    assert script.count("\n# merged into web's above (1 of 1): ufw keeps") == 1
+    limits = re.findall(
+        r"--dport (\d+) .*--hashlimit-upto (\S+) .*-j (\w+)", block(script, "before.rules")
+    )
+    assert sorted(limits) == [
+        ("8080", "1/second", "ACCEPT"),
+        ("8080", "2/second", "ACCEPT"),
+        ("8081", "1/second", "ACCEPT"),
+        ("8082", "1/second", "ACCEPT"),
+        ("8082", "1/second", "ACCEPT"),
+        ("8082", "1/second", "LOG"),
     ]
-    assert script.count("\n# merged into web's above (1 of 1): ufw keeps") == 4
     assert canonical(parse_ufw(script)) == canonical(expected(policy))

@@ -230,7 +230,7 @@ def test_no_description_claims_a_rate_limit_windows_does_not_apply() -> None:
     assert (
         ping
         == [
-            "ping: not rate limited (Windows Firewall cannot apply the 5/second limit); from profiles/base.yaml:29"
+            "ping: not rate limited (Windows Firewall cannot apply the 5/second limit); from profiles/base.yaml:38"
         ]
         * 2
     )

@@ -37,6 +37,20 @@ class Build:
     warnings: list[str] = field(default_factory=list)
 
 
+def refuse_what_the_platform_accepts(policy: Policy, platform: str, why: str) -> None:
+    """An error when the profile turns off accepting loopback or established traffic on a
+    firewall that accepts it whatever its rules say (*why*): that would be wider than the
+    profile, which fwgen never renders."""
+    from fwgen.errors import RenderError
+
+    off = [name for name in ("loopback", "established") if not getattr(policy, name)]
+    if off:
+        raise RenderError(
+            f"{platform}: options {' and '.join(off)}: false cannot be expressed: {why}; "
+            "use nftables or iptables, or leave the option on"
+        )
+
+
 class TargetModule(Protocol):
     def build(self, policy: Policy, options: RenderOptions) -> Build: ...
 
@@ -65,7 +79,7 @@ TARGETS: dict[str, Target] = {
                 "families": "ipv4+ipv6 in one inet table",
                 "port ranges/lists": "yes (anonymous sets)",
                 "source sets": "yes (named interval sets)",
-                "rate limits": "yes (per source, dynamic sets)",
+                "rate limits": "yes (per source, IPv6 per /64 by default; dynamic sets)",
                 "logging": "yes",
                 "icmp types": "yes",
                 "outbound deny": "yes",
@@ -81,7 +95,7 @@ TARGETS: dict[str, Target] = {
                 "families": "ipv4 and ipv6 in two files, both always default-deny",
                 "port ranges/lists": "yes (multiport, 15 ports a rule, split beyond)",
                 "source sets": "yes (one rule per address; ipset above 16)",
-                "rate limits": "yes (per source, hashlimit)",
+                "rate limits": "yes (per source, IPv6 per /64 by default; hashlimit)",
                 "logging": "yes (LOG)",
                 "icmp types": "yes (ICMPv6 neighbour discovery at hop limit 255)",
                 "outbound deny": "yes",
@@ -96,9 +110,9 @@ TARGETS: dict[str, Target] = {
                 "families": "ipv4+ipv6 (refuses to run with IPV6=no)",
                 "port ranges/lists": "yes (15 ports a rule, split beyond)",
                 "source sets": "yes (one rule per address)",
-                "rate limits": "approximated: ufw limit is 6 connections/30 s per source",
-                "logging": "yes (rule log; logging low for drops)",
-                "icmp types": "approximated: ufw's before.rules decide (warned)",
+                "rate limits": "yes (hashlimit, in fwgen's block of before.rules/before6.rules)",
+                "logging": "yes (rule log; drops by ufw's logging, set to low if off)",
+                "icmp types": "yes (in fwgen's block of before.rules/before6.rules)",
                 "outbound deny": "yes",
                 "forward policy": "yes (default routed)",
             },

@@ -12,13 +12,35 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from fwgen.icmp import HOP_LIMIT_255, ICMP_TYPES, ICMPV6_TYPES
-from fwgen.policy import Family, Policy, PortRange, Rule
+from fwgen.icmp import ICMP_TYPES, ICMPV6_TYPES, hop_limit
+from fwgen.policy import PREFIX_BITS, Direction, Family, Policy, PortRange, Proto, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
-from fwgen.targets.text import empty_note, identifier, quoted, rule_heading
+from fwgen.targets.text import (
+    ESTABLISHED,
+    drop_log_prefix,
+    empty_note,
+    identifier,
+    queries_left_to_limits,
+    quoted,
+    rule_heading,
+)
 
 FILES: dict[Family, str] = {"ipv4": "rules.v4", "ipv6": "rules.v6"}
-CHAINS = {"in": "INPUT", "out": "OUTPUT"}
+CHAINS: dict[Direction, str] = {"in": "INPUT", "out": "OUTPUT"}
+ICMP_MATCH = {  # -p, the match, its type option
+    "ipv4": ("icmp", "-m icmp", "--icmp-type"),
+    "ipv6": ("ipv6-icmp", "-m icmp6", "--icmpv6-type"),
+}
+ICMP_PROTO: dict[Family, Proto] = {"ipv4": "icmp", "ipv6": "icmpv6"}
+DROP_LOG_LIMIT = "5/second --limit-burst 10"  # text.DROP_LOG_RATE, as the limit match says it
+# What --flush-ruleset empties besides the filter table, as `flush ruleset` does for nft.
+OTHER_TABLES = {
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+    "raw": ("PREROUTING", "OUTPUT"),
+}
+FLUSHED = "the nat, mangle and raw tables"
+MAX_EXPIRE_MS = 2**32 - 1  # --hashlimit-htable-expire is 32 bits of milliseconds (49 days)
 MULTIPORT_MAX = 15  # a range counts as two
 IPSET_FROM = 16  # address sets larger than this (per family) become ipsets: O(1) per packet
 IPSET_FILE = "ipsets"
@@ -55,26 +77,78 @@ def _proto_matches(rule: Rule, family: Family) -> list[str]:
         return [f"-p icmp -m icmp --icmp-type {ICMP_TYPES[t]}" for t in rule.icmp_types]
     return [
         f"-p ipv6-icmp -m icmp6 --icmpv6-type {ICMPV6_TYPES[t]}"
-        + (" -m hl --hl-eq 255" if t in HOP_LIMIT_255 else "")
+        + (f" -m hl --hl-eq {hop_limit(t)}" if hop_limit(t) else "")
         for t in rule.icmp_types
     ]
 
 
-def _hashlimit_settings(rule: Rule) -> str:
+def prologue(
+    policy: Policy, direction: Direction, family: Family, chain: str, icmp_only: bool = False
+) -> list[str]:
+    """What every chain a profile filters starts with: loopback, the established
+    shortcut (without the ICMP queries a rule rate-limits: `Policy.limited_queries`)
+    and invalid packets. With *icmp_only*, the same for ICMP alone (ufw's block)."""
+    proto, match, option = ICMP_MATCH[family]
+    numbers = ICMP_TYPES if family == "ipv4" else ICMPV6_TYPES
+    icmp = f" -p {proto}" if icmp_only else ""
+    out = []
+    if policy.loopback:
+        way = "-i" if direction == "in" else "-o"
+        out.append(f'-A {chain} {way} lo{icmp} -m comment --comment "loopback" -j ACCEPT')
+    if policy.established:
+        state = "-m conntrack --ctstate ESTABLISHED,RELATED"
+        everything = f"-m comment --comment {quoted(ESTABLISHED, MAX_COMMENT)} -j ACCEPT"
+        types = policy.limited_queries(direction).get(ICMP_PROTO[family], ())
+        if not types:
+            out.append(f"-A {chain}{icmp} {state} {everything}")
+        else:
+            if not icmp_only:
+                out.append(f"-A {chain} ! -p {proto} {state} {everything}")
+            others = "".join(f" {match} ! {option} {numbers[t]}" for t in types)
+            comment = quoted(queries_left_to_limits(ICMP_PROTO[family], types), MAX_COMMENT)
+            out.append(
+                f"-A {chain} -p {proto}{others} {state} -m comment --comment {comment} -j ACCEPT"
+            )
+    if policy.drop_invalid:
+        out.append(
+            f'-A {chain}{icmp} -m conntrack --ctstate INVALID -m comment --comment "invalid packets" -j DROP'
+        )
+    return out
+
+
+def _hashlimit_settings(rule: Rule, family: Family, policy: Policy) -> str:
+    """Per source (or destination) address, or prefix (`Policy.limit_prefix`); a bucket
+    is forgotten only once it is full again (xt_hashlimit's default is 10 seconds)."""
     assert rule.limit is not None
-    mode = "srcip" if rule.direction == "in" else "dstip"
+    way = "src" if rule.direction == "in" else "dst"
+    prefix = policy.limit_prefix(family)
+    mask = f" --hashlimit-{way}mask {prefix}" if prefix < PREFIX_BITS[family] else ""
     return (
         f"--hashlimit-upto {rule.limit.rate}/{rule.limit.unit}"
-        f" --hashlimit-burst {rule.limit.rate} --hashlimit-mode {mode}"
+        f" --hashlimit-burst {rule.limit.burst} --hashlimit-mode {way}ip{mask}"
+        f" --hashlimit-htable-expire {min(rule.limit.refill_seconds() * 1000, MAX_EXPIRE_MS)}"
     )
 
 
-def _hashlimit(rule: Rule, name: str) -> str:
-    settings = _hashlimit_settings(rule)
-    return f" -m conntrack --ctstate NEW -m hashlimit {settings} --hashlimit-name {name}"
+def expiry_warnings(policy: Policy) -> list[str]:
+    """Limits whose idle sources would need longer than xt_hashlimit can keep a bucket."""
+    return [
+        f"{rule.name} ({rule.origin}): limit {rule.limit}: an idle source earns its burst "
+        f"back in {rule.limit.refill_seconds() // 86400} days, but xt_hashlimit forgets a "
+        f"source after {MAX_EXPIRE_MS // 86_400_000} days, and it starts again with a whole burst"
+        for rule in policy.rules
+        if rule.limit is not None and rule.limit.refill_seconds() * 1000 > MAX_EXPIRE_MS
+    ]
 
 
-def hashlimit_names(rules: tuple[Rule, ...]) -> dict[int, tuple[str, str]]:
+def _hashlimit(rule: Rule, family: Family, policy: Policy, name: str) -> str:
+    """TCP and UDP count new connections; ICMP counts messages (see `prologue`)."""
+    new = " -m conntrack --ctstate NEW" if rule.proto in ("tcp", "udp") else ""
+    settings = _hashlimit_settings(rule, family, policy)
+    return f"{new} -m hashlimit {settings} --hashlimit-name {name}"
+
+
+def hashlimit_names(policy: Policy) -> dict[int, tuple[str, str]]:
     """The two hashlimit buckets of each limited rule (by id): its ACCEPT line's and its
     LOG line's, each unique, of at most 15 characters.
 
@@ -85,9 +159,10 @@ def hashlimit_names(rules: tuple[Rule, ...]) -> dict[int, tuple[str, str]]:
     """
     taken: set[str] = set()
     out = {}
-    for rule in rules:
+    for rule in policy.rules:
         if rule.limit is not None:
-            digest = hashlib.sha256(_hashlimit_settings(rule).encode()).hexdigest()[:4]
+            settings = " ".join(_hashlimit_settings(rule, f, policy) for f in FILES)
+            digest = hashlib.sha256(settings.encode()).hexdigest()[:4]
             out[id(rule)] = (
                 identifier(f"fw{digest}_{rule.name}", taken, 15),
                 identifier(f"fwl{digest}_{rule.name}", taken, 15),
@@ -156,17 +231,17 @@ def _ipsets(policy: Policy) -> list[dict[str, Any]]:
     return out
 
 
-def _lines(
+def rule_lines(
     rule: Rule,
     family: Family,
     policy: Policy,
     limit_names: tuple[str, str],
     ipsets: dict[tuple[str, str], str],
+    chain: str,
 ) -> list[str]:
     """The rule lines for one family. A logged, limited rule's LOG line has a bucket
     of its own with the same settings: it sees the same packets as the ACCEPT line,
     so both agree on which connections are within the limit."""
-    chain = CHAINS[rule.direction]
     peer, local = ("-s", "-d") if rule.direction == "in" else ("-d", "-s")
     remotes = [""]
     if rule.remote is not None and (rule.remote, family) in ipsets:
@@ -177,7 +252,7 @@ def _lines(
     locals_ = [f"{local} {a} " for a in rule.local_of(family)] or [""]
     accept_limit = log_limit = ""
     if rule.limit is not None:
-        accept_limit, log_limit = (_hashlimit(rule, name) for name in limit_names)
+        accept_limit, log_limit = (_hashlimit(rule, family, policy, n) for n in limit_names)
     label = rule.name + (f": {rule.comment}" if rule.comment else "")
     comment = f" -m comment --comment {quoted(label, MAX_COMMENT)}"
     out = []
@@ -193,7 +268,7 @@ def _lines(
 
 
 def build(policy: Policy, options: RenderOptions) -> Build:
-    warnings = []
+    warnings = expiry_warnings(policy)
     if policy.defaults.forward == "ignore":
         warnings.append(
             "forward: ignore cannot be expressed: iptables-restore replaces the whole filter table; "
@@ -204,28 +279,50 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     in_ipsets = {s["key"]: s["name"] for s in ipsets}
     if ipsets:
         files[IPSET_FILE] = OutputFile("ipsets.j2", {"policy": policy, "sets": ipsets})
-    names = hashlimit_names(policy.rules)
+    names = hashlimit_names(policy)
+    forward = {"drop": "DROP", "accept": "ACCEPT", "ignore": "ACCEPT"}[policy.defaults.forward]
+    output = "DROP" if policy.defaults.outbound == "drop" else "ACCEPT"
     for family, filename in FILES.items():
-        chains: dict[str, list[dict[str, Any]]] = {"INPUT": [], "OUTPUT": []}
+        chains: list[dict[str, Any]] = [
+            {"name": chain, "prologue": prologue(policy, direction, family, chain), "rules": []}
+            for direction, chain in CHAINS.items()
+            if direction == "in" or output == "DROP"
+        ]
         for rule in policy.rules:
             if rule.families and family not in rule.families:
                 continue
+            lines = rule_lines(
+                rule,
+                family,
+                policy,
+                names.get(id(rule), ("", "")),
+                in_ipsets,
+                CHAINS[rule.direction],
+            )
             entry = {
                 "origin": rule_heading(rule),
-                "lines": _lines(rule, family, policy, names.get(id(rule), ("", "")), in_ipsets)
-                if rule.families
-                else [],
+                "lines": lines if rule.families else [],
                 "note": empty_note(rule),
             }
-            chains[CHAINS[rule.direction]].append(entry)
-        forward = {"drop": "DROP", "accept": "ACCEPT", "ignore": "ACCEPT"}[policy.defaults.forward]
+            chains[0 if rule.direction == "in" else 1]["rules"].append(entry)
+        if forward == "DROP" and policy.defaults.forward != "ignore":
+            chains.append({"name": "FORWARD", "prologue": [], "rules": []})
+        for chain in chains:
+            chain["log"] = (
+                f"-A {chain['name']} -m limit --limit {DROP_LOG_LIMIT} -m comment --comment "
+                f'"log what the policy drops" -j LOG --log-prefix {quoted(drop_log_prefix(str(chain["name"])), 28)}'
+                if policy.log_drops
+                else ""
+            )
         context = {
             "policy": policy,
             "family": family,
             "forward": forward,
-            "output": "DROP" if policy.defaults.outbound == "drop" else "ACCEPT",
+            "output": output,
             "chains": chains,
             "ipsets": [s["name"] for s in ipsets if s["key"][1] == family],
+            "other_tables": OTHER_TABLES if options.flush_ruleset else {},
+            "flushed": FLUSHED,
         }
         files[filename] = OutputFile("rules.j2", context)
     return Build(files=files, warnings=warnings)

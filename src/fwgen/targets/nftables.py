@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from fwgen.icmp import HOP_LIMIT_255
-from fwgen.policy import SECONDS, Family, Policy, Rule
+from fwgen.icmp import hop_limit
+from fwgen.policy import PREFIX_BITS, Direction, Family, Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions
-from fwgen.targets.text import empty_note, identifier, quoted, rule_heading
+from fwgen.targets.text import (
+    DROP_LOG_RATE,
+    ESTABLISHED,
+    drop_log_prefix,
+    empty_note,
+    identifier,
+    queries_left_to_limits,
+    quoted,
+    rule_heading,
+)
 
-CHAINS = {"in": "input", "out": "output"}
 IP = {"ipv4": "ip", "ipv6": "ip6"}
 ADDR_TYPE = {"ipv4": "ipv4_addr", "ipv6": "ipv6_addr"}
+L4PROTO = {"icmp": "icmp", "icmpv6": "ipv6-icmp"}
 MAX_COMMENT = 120
 
 
@@ -27,28 +37,62 @@ def elements(items: list[str] | tuple[str, ...]) -> str:
 @dataclass
 class Chain:
     name: str
-    hook: str
     policy: str
+    prologue: list[str] = field(default_factory=list)
     rules: list[dict[str, Any]] = field(default_factory=list)
+    log: str = ""
 
 
-def _icmp_groups(rule: Rule) -> list[tuple[str, ...]]:
-    """ICMPv6 neighbour discovery goes in its own statement, matched with hop limit 255."""
+def _prologue(policy: Policy, direction: Direction) -> list[str]:
+    """What every chain a profile filters starts with: loopback, the established
+    shortcut (without the ICMP queries a rule rate-limits) and invalid packets."""
+    out = []
+    if policy.loopback:
+        out.append(f'{"iif" if direction == "in" else "oif"} "lo" accept comment "loopback"')
+    if policy.established:
+        state = "ct state established,related"
+        queries = policy.limited_queries(direction)
+        protos = [L4PROTO[proto] for proto in queries]
+        others = f" meta l4proto != {elements(protos)}" if protos else ""
+        out.append(f"{state}{others} accept comment {quoted(ESTABLISHED, MAX_COMMENT)}")
+        for proto, types in queries.items():
+            comment = quoted(queries_left_to_limits(proto, types), MAX_COMMENT)
+            out.append(f"{state} {proto} type != {elements(types)} accept comment {comment}")
+    if policy.drop_invalid:
+        out.append('ct state invalid drop comment "invalid packets"')
+    return out
+
+
+def _icmp_groups(rule: Rule) -> list[tuple[tuple[str, ...], int | None]]:
+    """ICMP types by the hop limit they must arrive with: ICMPv6 neighbour discovery
+    (255) and multicast listener discovery (1) each go in a statement of their own."""
     if not rule.icmp_types:
-        return [()]
-    plain = tuple(t for t in rule.icmp_types if t not in HOP_LIMIT_255)
-    on_link = tuple(t for t in rule.icmp_types if t in HOP_LIMIT_255)
-    return [group for group in (plain, on_link) if group]
+        return [((), None)]
+    groups: dict[int | None, tuple[str, ...]] = {}
+    for name in rule.icmp_types:
+        groups[hop_limit(name)] = (*groups.get(hop_limit(name), ()), name)
+    return [(types, hops) for hops, types in groups.items()]
 
 
-def _statements(rule: Rule, meter: str) -> list[str]:
+def limit_key(policy: Policy, family: Family, peer: str) -> str:
+    """What a rate limit counts by: the peer address, or its prefix (`Policy.limit_prefix`)."""
+    prefix = policy.limit_prefix(family)
+    key = f"{IP[family]} {peer}"
+    if prefix == PREFIX_BITS[family]:
+        return key
+    bits = PREFIX_BITS[family]
+    mask = ipaddress.IPv4Address if family == "ipv4" else ipaddress.IPv6Address
+    return f"{key} and {mask((1 << bits) - (1 << (bits - prefix)))}"
+
+
+def _statements(rule: Rule, meter: str, policy: Policy) -> list[str]:
     """The nft match statements for one rule: one per family where the family must be named."""
     peer, local = ("saddr", "daddr") if rule.direction == "in" else ("daddr", "saddr")
     per_family = rule.remote is not None or rule.limit is not None or rule.local
     out = []
     for families in [(f,) for f in rule.families] if per_family else [rule.families]:
         family = families[0] if len(families) == 1 else None
-        for icmp_types in _icmp_groups(rule):
+        for icmp_types, hops in _icmp_groups(rule):
             parts = []
             if rule.remote is not None and family:
                 parts.append(f"{IP[family]} {peer} @{set_name(rule.remote, family)}")
@@ -60,12 +104,14 @@ def _statements(rule: Rule, meter: str) -> list[str]:
                 parts.append(f"{rule.proto} dport {elements([str(p) for p in rule.ports])}")
             else:
                 parts.append(f"{rule.proto} type {elements(icmp_types)}")
-                if icmp_types[0] in HOP_LIMIT_255:
-                    parts.append("ip6 hoplimit 255")
+                if hops is not None:
+                    parts.append(f"ip6 hoplimit {hops}")
             if rule.limit is not None and family:
+                # TCP and UDP count new connections; ICMP counts messages (see _prologue)
+                new = "ct state new " if rule.proto in ("tcp", "udp") else ""
                 parts.append(
-                    f"ct state new update @{set_name(meter, family)} {{ {IP[family]} {peer} limit rate "
-                    f"{rule.limit.rate}/{rule.limit.unit} burst {rule.limit.rate} packets }}"
+                    f"{new}update @{set_name(meter, family)} {{ {limit_key(policy, family, peer)} "
+                    f"limit rate {rule.limit.rate}/{rule.limit.unit} burst {rule.limit.burst} packets }}"
                 )
             if rule.log:
                 parts.append(f"log prefix {quoted(f'fwgen {rule.direction} {rule.name}: ', 60)}")
@@ -96,16 +142,16 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         for family in ("ipv4", "ipv6")
         if s.family(family)
     ]
-    chains = {"in": Chain("input", "input", "drop")}
+    chains = {"in": Chain("input", "drop", _prologue(policy, "in"))}
     if policy.defaults.outbound == "drop":
-        chains["out"] = Chain("output", "output", "drop")
+        chains["out"] = Chain("output", "drop", _prologue(policy, "out"))
     limit_sets: list[dict[str, Any]] = []
     taken: set[str] = {str(s["name"]) for s in sets}  # meters are sets too, in the same table
     for rule in policy.rules:
         meter = ""
         if rule.limit is not None:
             meter = _meter_name(rule, taken)
-            timeout = f"{SECONDS[rule.limit.unit]}s"
+            timeout = f"{rule.limit.refill_seconds()}s"
             limit_sets += [
                 {"name": set_name(meter, f), "type": ADDR_TYPE[f], "timeout": timeout}
                 for f in rule.families
@@ -113,18 +159,25 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         label = rule.name + (f": {rule.comment}" if rule.comment else "")
         entry = {
             "origin": rule_heading(rule),
-            "statements": _statements(rule, meter),
+            "statements": _statements(rule, meter, policy),
             "comment": quoted(label, MAX_COMMENT),
             "note": empty_note(rule),
         }
         chains[rule.direction].rules.append(entry)
-    forward = policy.defaults.forward
+    if policy.defaults.forward != "ignore":
+        chains["forward"] = Chain("forward", policy.defaults.forward)
+    for chain in chains.values():
+        if policy.log_drops and chain.policy == "drop":
+            prefix = quoted(drop_log_prefix(chain.name), 60)
+            chain.log = (
+                f"limit rate {DROP_LOG_RATE} log prefix {prefix} comment "
+                '"log what the policy drops"'
+            )
     context = {
         "flush_ruleset": options.flush_ruleset,
         "policy": policy,
         "sets": sets,
         "limit_sets": limit_sets,
         "chains": list(chains.values()),
-        "forward": None if forward == "ignore" else forward,
     }
     return Build(files={"fwgen.nft": OutputFile("ruleset.nft.j2", context)})

@@ -7,6 +7,21 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from fwgen.policy import Rule
 
+ESTABLISHED = "replies and related traffic"
+DROP_LOG_RATE = "5/second burst 10 packets"  # what logging the policy's drops may cost
+CHAIN_NAMES = {"in": "input", "out": "output", "forward": "forward"}
+
+
+def drop_log_prefix(chain: str) -> str:
+    """The log prefix of what a chain's policy drops, spelt alike by every target:
+    ``fwgen input drop: ``, ``fwgen output drop: ``, ``fwgen forward drop: ``."""
+    return f"fwgen {CHAIN_NAMES.get(chain, chain).lower()} drop: "
+
+
+def queries_left_to_limits(proto: str, types: tuple[str, ...]) -> str:
+    """The comment of the established shortcut's ICMP part."""
+    return f"replies and related {proto} except {', '.join(types)} (rate limited below)"
+
 
 def comment_line(text: str) -> str:
     """Text safe inside a ``#`` comment: one line, printable."""

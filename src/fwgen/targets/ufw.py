@@ -1,10 +1,18 @@
-"""ufw: a bash script of ``ufw`` commands that converges an active or inactive ufw.
+"""ufw: a bash script that converges an active or inactive ufw.
 
-Wanted rules are added first (ufw skips rules it has), then rules fwgen added
-earlier and no longer wants are deleted, then the defaults are set and ufw is
+What ufw's command line can say (allow rules by port and address) are ``ufw``
+commands: wanted rules are added first (ufw skips rules it has), then rules fwgen
+added earlier and no longer wants are deleted, then the defaults are set and ufw is
 enabled: there is never a moment without the firewall. fwgen's rules carry a
-``fwgen: NAME [TAG]`` comment, TAG a hash of the rule, so a changed rule is a
-new rule and the old one is recognised as stale.
+``fwgen: NAME [TAG]`` comment, TAG a hash of the rule, so a changed rule is a new
+rule and the old one is recognised as stale.
+
+What it cannot say (ICMP types, ping off, rate limits per source with their own rate
+and burst, hop limits) goes, as the iptables target writes it, into a marked block of
+``/etc/ufw/before.rules`` and ``before6.rules``, in ufw's own chains, ahead of
+ufw's rules: the way ufw's documentation has admins change ICMP handling. The script
+replaces the block and reloads ufw only when the block changed; everything else in
+those files stays as it is.
 """
 
 from __future__ import annotations
@@ -14,53 +22,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from fwgen.errors import RenderError
-from fwgen.icmp import ICMP_TYPES
-from fwgen.policy import Family, Policy, Rule
-from fwgen.targets import Build, OutputFile, RenderOptions
-from fwgen.targets.iptables import port_groups
-from fwgen.targets.text import comment_line, empty_note, plain_ascii, rule_heading
+from fwgen.policy import Direction, Family, Policy, Rule
+from fwgen.targets import Build, OutputFile, RenderOptions, refuse_what_the_platform_accepts
+from fwgen.targets.iptables import (
+    ICMP_MATCH,
+    expiry_warnings,
+    hashlimit_names,
+    port_groups,
+    prologue,
+    rule_lines,
+)
+from fwgen.targets.text import CHAIN_NAMES, comment_line, empty_note, plain_ascii, rule_heading
 
-# What ufw's stock before.rules / before6.rules accept, by direction and protocol.
-BEFORE_RULES = {
-    ("in", "icmp"): {
-        "destination-unreachable",
-        "time-exceeded",
-        "parameter-problem",
-        "echo-request",
-    },
-    ("in", "icmpv6"): {
-        "echo-reply",
-        "destination-unreachable",
-        "packet-too-big",
-        "time-exceeded",
-        "parameter-problem",
-        "echo-request",
-        "nd-router-solicit",
-        "nd-router-advert",
-        "nd-neighbor-solicit",
-        "nd-neighbor-advert",
-        "ind-neighbor-solicit",
-        "ind-neighbor-advert",
-        "mld-listener-query",
-        "mld-listener-report",
-        "mld-listener-done",
-        "mld2-listener-report",
-    },
-    ("out", "icmp"): set(),
-    ("out", "icmpv6"): {
-        "destination-unreachable",
-        "packet-too-big",
-        "time-exceeded",
-        "parameter-problem",
-        "echo-request",
-        "echo-reply",
-        "nd-router-solicit",
-        "nd-neighbor-advert",
-        "nd-neighbor-solicit",
-    },
-}
+BEFORE_FILES: dict[Family, str] = {"ipv4": "before.rules", "ipv6": "before6.rules"}
 ANY = {"ipv4": "0.0.0.0/0", "ipv6": "::/0"}
 SPEC_CHARS = "A-Za-z0-9 .:/,_-"
+MAX_RULES = 5_000  # `ufw allow` takes a fraction of a second each: 5,000 is half an hour
 WARN_ADDRESSES = 100  # ufw has no sets: one rule per address; above this, warn
 MAX_ADDRESSES = 1000  # above this, refuse: use nftables or iptables with ipset
 
@@ -103,19 +80,16 @@ def _matches(rule: Rule, policy: Policy) -> list[tuple[str, str]]:
 class _UfwRule:
     """One ufw rule, standing for every port rule of the Policy that ufw sees as it.
 
-    The Policy allows what any of them allows, so one without a limit makes it an allow
-    rule; it is logged if any of them asks for a log.
+    The Policy allows what any of them allows; it is logged if any of them asks for a log.
     """
 
     name: str
     way: str
     match: str
-    limit: bool
     log: bool
 
     def spec(self) -> str:
-        action = "limit" if self.limit else "allow"
-        return f"{action}{self.way}{' log' if self.log else ''} {self.match}"
+        return f"allow{self.way}{' log' if self.log else ''} {self.match}"
 
     def tag(self) -> str:
         return hashlib.sha256(self.spec().encode()).hexdigest()[:10]
@@ -125,26 +99,78 @@ class _UfwRule:
         return f"ufw {self.spec()} comment '{label}'"
 
 
-def _icmp_note(rule: Rule, warnings: list[str]) -> str:
-    """ICMP cannot be set through the ufw command line; say what before.rules does."""
-    allowed = BEFORE_RULES[(rule.direction, rule.proto)]
-    missing = [t for t in rule.icmp_types if t not in allowed]
-    if missing:
-        warnings.append(
-            f"{rule.name} ({rule.origin}): {rule.proto} {', '.join(missing)} cannot be allowed through "
-            "the ufw command line and ufw's before rules do not accept it; these stay blocked"
-        )
-    if rule.limit is not None:
-        warnings.append(
-            f"{rule.name} ({rule.origin}): ufw's before rules accept {rule.proto} "
-            f"{', '.join(rule.icmp_types)} without the {rule.limit} limit"
-        )
-    covered = [t for t in rule.icmp_types if t in allowed]
-    return (
-        f"already accepted by ufw's before rules: {rule.proto} {', '.join(covered)}"
-        if covered
-        else ""
-    )
+@dataclass
+class _Block:
+    """fwgen's block of one of ufw's before files: the lines between the markers."""
+
+    family: Family
+    file: str
+    lines: list[str]
+
+    @property
+    def delimiter(self) -> str:
+        """The here-document's end: no line of the block (all start with ``#`` or ``-A``) is it."""
+        return "FWGEN_" + self.file.upper().replace(".", "_")
+
+    @property
+    def prefix(self) -> str:
+        return "ufw" if self.family == "ipv4" else "ufw6"
+
+    @property
+    def restore(self) -> str:
+        return "iptables-restore" if self.family == "ipv4" else "ip6tables-restore"
+
+    def chain(self, direction: str) -> str:
+        return f"{self.prefix}-before-{CHAIN_NAMES[direction]}"
+
+    def drop(self, chain: str, match: str) -> list[str]:
+        """Dropped as ufw drops: through its logging chain (silent unless `ufw logging`)."""
+        return [f"-A {chain} {match} -j {self.prefix}-logging-deny", f"-A {chain} {match} -j DROP"]
+
+
+def _in_block(rule: Rule) -> bool:
+    """What ufw's command line cannot say: ICMP, and rate limits of their own rate and burst."""
+    return rule.proto in ("icmp", "icmpv6") or rule.limit is not None
+
+
+def _rules_in_block(
+    policy: Policy, block: _Block, direction: Direction, of_icmp: bool
+) -> list[str]:
+    """The block's lines for the rules of one direction: its ICMP rules, or its others."""
+    names = hashlimit_names(policy)
+    out = []
+    for rule in policy.rules:
+        if (
+            rule.direction == direction
+            and block.family in rule.families
+            and _in_block(rule)
+            and (rule.proto in ("icmp", "icmpv6")) == of_icmp
+        ):
+            chain, limits = block.chain(direction), names.get(id(rule), ("", ""))
+            out.append(f"# {rule_heading(rule)}")
+            out += rule_lines(rule, block.family, policy, limits, {}, chain)
+    return out
+
+
+def _blocks(policy: Policy) -> list[_Block]:
+    """ICMP, exactly as the Policy says: the iptables target's chain start for ICMP, the
+    ICMP rules, and every other ICMP message dropped, before ufw's own rules (which
+    accept echo requests and more from anyone); then the rate-limited port rules."""
+    directions: list[Direction] = ["in", "out"] if policy.defaults.outbound == "drop" else ["in"]
+    blocks = []
+    for family, file in BEFORE_FILES.items():
+        block = _Block(family, file, [])
+        icmp = f"-p {ICMP_MATCH[family][0]}"
+        for direction in directions:
+            chain = block.chain(direction)
+            block.lines += prologue(policy, direction, family, chain, icmp_only=True)
+            block.lines += _rules_in_block(policy, block, direction, of_icmp=True)
+            block.lines += block.drop(chain, icmp)
+            block.lines += _rules_in_block(policy, block, direction, of_icmp=False)
+        if policy.defaults.forward == "drop":  # ufw's own rules forward ICMP errors and pings
+            block.lines += block.drop(block.chain("forward"), icmp)
+        blocks.append(block)
+    return blocks
 
 
 def _check_sizes(policy: Policy, warnings: list[str]) -> None:
@@ -174,60 +200,56 @@ def _add_rules(
     for way, match in matches:
         twin = ufw_rules.get((way, match))
         if twin is None:
-            new = _UfwRule(rule.name, way, match, rule.limit is not None, rule.log)
+            new = _UfwRule(rule.name, way, match, rule.log)
             ufw_rules[way, match] = new
             entry["commands"].append(new)
         else:
-            twin.limit = twin.limit and rule.limit is not None
             twin.log = twin.log or rule.log
             joined.append(twin.name)
     if joined:
         entry["note"] = comment_line(
             f"merged into {', '.join(sorted(set(joined)))}'s above ({len(joined)} of "
-            f"{len(matches)}): ufw keeps one rule per addresses and ports; it limits only if "
-            "all of them limit, and logs if any logs"
+            f"{len(matches)}): ufw keeps one rule per addresses and ports; it logs if any logs"
         )
 
 
 def build(policy: Policy, options: RenderOptions) -> Build:
-    warnings: list[str] = []
+    refuse_what_the_platform_accepts(
+        policy, "ufw", "ufw's before.rules accept loopback and established traffic first"
+    )
+    warnings = expiry_warnings(policy)
     _check_sizes(policy, warnings)
     entries = []
     ufw_rules: dict[tuple[str, str], _UfwRule] = {}
     for rule in policy.rules:
+        if rule.families and _in_block(rule):
+            continue  # in the block, under the same heading
         entry: dict[str, Any] = {
             "origin": rule_heading(rule),
             "commands": [],
             "note": empty_note(rule),
         }
-        if rule.families and rule.proto in ("icmp", "icmpv6"):
-            entry["note"] = _icmp_note(rule, warnings)
-        elif rule.families:
-            if rule.limit is not None:
-                warnings.append(
-                    f"{rule.name} ({rule.origin}): limit {rule.limit} approximated by ufw's fixed "
-                    "limit (6 new connections in 30 seconds per source)"
-                )
+        if rule.families:
             _add_rules(rule, policy, entry, ufw_rules)
         entries.append(entry)
+    if len(ufw_rules) > MAX_RULES:
+        raise RenderError(
+            f"ufw: this profile needs {len(ufw_rules):,} ufw rules (addresses times ports), and "
+            f"fwgen stops at {MAX_RULES:,}: ufw runs one command per rule and has no sets; "
+            "use nftables or iptables (ipset)"
+        )
     for entry in entries:
         entry["commands"] = [ufw_rule.command() for ufw_rule in entry["commands"]]
-    echo_in = any(r.direction == "in" and "echo-request" in r.icmp_types for r in policy.rules)
-    if not echo_in:
-        warnings.append(
-            "ping is off, but ufw's before rules accept echo-request; remove those lines from "
-            "/etc/ufw/before.rules and before6.rules to drop pings"
-        )
     forward = {"drop": "deny", "accept": "allow", "ignore": ""}[policy.defaults.forward]
     context = {
         "policy": policy,
         "entries": entries,
+        "blocks": _blocks(policy),
         "tags": sorted({ufw_rule.tag() for ufw_rule in ufw_rules.values()}),
         "outgoing": "deny" if policy.defaults.outbound == "drop" else "allow",
         "routed": forward,
-        "logging": "low" if policy.log_drops else "off",
+        "log_drops": policy.log_drops,
         "spec_chars": SPEC_CHARS,
         "exclusive": options.flush_ruleset,
-        "icmp_names": sorted(ICMP_TYPES),
     }
     return Build(files={"fwgen-ufw.sh": OutputFile("apply.sh.j2", context)}, warnings=warnings)

@@ -21,7 +21,7 @@ from typing import Any
 
 from fwgen.icmp import ICMP_TYPES, ICMPV6_TYPES
 from fwgen.policy import Policy, Rule
-from fwgen.targets import Build, OutputFile, RenderOptions
+from fwgen.targets import Build, OutputFile, RenderOptions, refuse_what_the_platform_accepts
 from fwgen.targets.text import empty_note, plain_ascii, rule_heading
 
 GROUP = "fwgen"  # a constant: an empty -Group filter would select every rule
@@ -164,6 +164,11 @@ def _rule(rule: Rule, remote: list[str], warnings: list[str], part: str) -> dict
 
 
 def build(policy: Policy, options: RenderOptions) -> Build:
+    refuse_what_the_platform_accepts(
+        policy,
+        "windows",
+        "Windows Firewall exempts loopback traffic and is stateful: replies always pass",
+    )
     warnings: list[str] = []
     rules = []
     for rule in policy.rules:
