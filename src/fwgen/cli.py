@@ -215,37 +215,26 @@ def ports(
         typer.Argument(help="3306, 514/udp, 6000-6010, a name or alias, or words; none lists all."),
     ] = None,
     format_: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    source: Annotated[
+        bool, typer.Option("--source", help="Show the reference documents each entry came from.")
+    ] = False,
     ports_files: PortsFiles = None,
 ) -> None:
     """Look up services in the port database.
 
-    Example: fwgen ports 3306 --format json
+    Example: fwgen ports 3306 --source
     """
     import json
 
-    from fwgen.portdb import ServicePort
-    from fwgen.portdb import query as run_query
-    from fwgen.table import format_table
+    from fwgen.portquery import as_text
+    from fwgen.portquery import query as run_query
 
     _formats(format_, ("text", "json"))
     found = run_query(_ports(ports_files), query)
     if format_ == "json":
         typer.echo(json.dumps(found, indent=2, ensure_ascii=False))
     elif found:
-        rows = [
-            (
-                e["name"],
-                ", ".join(str(ServicePort(**p)) for p in e["ports"]),
-                e["risk"] or "-",
-                e["exposure"] or "-",
-                e["category"] or "-",
-                e["title"] + (f" (aliases: {', '.join(e['aliases'])})" if e["aliases"] else ""),
-            )
-            for e in found
-        ]
-        typer.echo(
-            format_table(("NAME", "PORTS", "RISK", "EXPOSURE", "CATEGORY", "TITLE"), rows), nl=False
-        )
+        typer.echo(as_text(found, sources=source), nl=False)
     if not found:
         typer.echo(f"no service matches {query!r}", err=True)
         raise typer.Exit(1)
