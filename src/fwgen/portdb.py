@@ -86,7 +86,7 @@ class Service(BaseModel):
     destinations: tuple[str, ...] = ()
     family: Literal["ipv4", "ipv6"] | None = None
     processes: tuple[str, ...] = ()  # programs that usually serve it, as `ss -p` names them
-    sources: tuple[str, ...] = ()  # "DOCUMENT" or "DOCUMENT: where and why fwgen disagrees"
+    sources: tuple[str, ...] = ()  # "DOCUMENT" or "DOCUMENT: what it says (and why fwgen differs)"
 
     @field_validator("title", "description", "risk_notes")
     @classmethod
