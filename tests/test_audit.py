@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fwgen.audit import read_nmap, read_ss
+from fwgen.audit import Observed, audit_scan, read_nmap, read_ss
 from fwgen.cli import app
 from fwgen.errors import FwgenError
+from fwgen.portdb import catalogue
+from fwgen.resolve import resolve_profile
 
 runner = CliRunner()
 DATA = Path("tests/data/audit")
@@ -150,7 +152,7 @@ def test_discover_names_a_service_after_the_program_that_usually_serves_it() -> 
         in out
     )
     assert "service: tplink" not in out
-    assert "  # - port: 31337/tcp  # back-orifice (" in out and "do not open" in out
+    assert "  # - port: 31337/tcp  # bo2k listens; back-orifice (" in out and "do not open" in out
 
 
 def test_discover_without_process_names_and_from_stdin() -> None:
@@ -182,3 +184,20 @@ def test_readers_parse_the_fixtures() -> None:
         ("tcp", 631, "python"),
         ("udp", 443, "python"),
     }
+
+
+def test_a_port_inside_a_backdoor_range_is_a_backdoor_to_audit_and_discover() -> None:
+    seen = [Observed("ipv4", "tcp", 3150, "open"), Observed("ipv4", "tcp", 3128, "open")]
+    items = audit_scan(resolve_profile("webserver"), catalogue(), seen, {"tcp": {3128, 3150}}, None)
+    found = {(i.port, i.kind, i.level, i.service) for i in items}
+    assert {(3150, "never", "error", "mydoom"), (3128, "never", "error", "mydoom")} <= found
+    assert (3150, "drift", "error", "mydoom") in found
+    ss = "".join(
+        f'tcp LISTEN 0 128 *:{port} *:* users:(("{program}",pid=1,fd=3))\n'
+        for port, program in ((3150, "python3"), (3128, "squid"))
+    )
+    out = runner.invoke(app, ["discover", "--listening", "-"], input=ss).stdout
+    assert "  # - port: 3150/tcp  # python3 listens; mydoom (MyDoom backdoor: " in out
+    assert "  # - port: 3128/tcp  # squid listens; mydoom (" in out
+    assert "do not open without an allow_risky reason" in out
+    assert "service: squid" not in out

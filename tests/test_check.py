@@ -29,6 +29,21 @@ def test_backdoor_port_is_an_error_naming_back_orifice() -> None:
     assert "Back Orifice" in line
 
 
+def test_a_port_inside_a_backdoor_range_is_fw001(write_profile: Callable[..., Path]) -> None:
+    path = write_profile(
+        """\
+        description: x
+        inbound:
+          - {port: 3150/tcp, name: thing, allow_risky: "a lab honeypot"}
+          - {service: socks, from: [10.0.0.0/8], allow_risky: "the office proxy"}
+        """
+    )
+    found = codes(str(path))
+    assert ("FW001", "mydoom") in found
+    assert ("FW001", "socks-backdoors") in found
+    assert ("FW004", "socks") in found  # the service itself is still judged as what it is
+
+
 def test_lan_only_service_from_any_warns_with_the_word_lan() -> None:
     result = runner.invoke(app, ["check", "tests/data/review/mysql-any.yaml"])
     assert result.exit_code == 0  # warnings only

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from fwgen import portdb
 from fwgen.cli import app
 from fwgen.errors import FwgenError
-from fwgen.portdb import catalogue, query
+from fwgen.portdb import catalogue
+from fwgen.portquery import BROAD_MARKER, DOCUMENTS, query, split_source
 from fwgen.resolve import resolve_profile
 
 runner = CliRunner()
@@ -54,6 +55,11 @@ def test_every_entry_is_complete_and_consistent() -> None:
         if s.helper:
             assert s.helper in HELPERS, s.name
         assert (s.exposure == "never") == (s.category == "malware"), s.name
+        if s.exposure == "never":
+            assert s.risk == "critical", s.name
+        documents = [split_source(text)[0] for text in s.sources]
+        assert set(documents) <= set(DOCUMENTS), f"{s.name}: unknown document in sources"
+        assert len(set(documents)) == len(documents), f"{s.name}: a document named twice"
 
 
 @pytest.mark.parametrize(
@@ -72,7 +78,13 @@ def test_every_entry_is_complete_and_consistent() -> None:
         ("minecraft", ["25565/tcp"]),
         ("source-engine", ["27015/udp", "27015/tcp"]),
         ("metasploit", ["4444/tcp"]),
-        ("bagle", ["2745/tcp"]),
+        ("bagle", ["2745/tcp", "8866/tcp"]),
+        ("netbus-pro", ["20034/tcp", "20123-20124/tcp"]),
+        ("radsec", ["2083/tcp", "2083/udp"]),
+        ("netsky", ["26/tcp"]),
+        ("trojans-2525", ["2525/tcp"]),
+        ("tcpmux", ["1/tcp"]),
+        ("netbios-ns-tcp", ["137/tcp"]),
     ],
 )
 def test_well_known_ports(name: str, ports: list[str]) -> None:
@@ -170,6 +182,12 @@ def test_classic_reference_services_are_covered() -> None:
         (5554, "sasser"),
         (9898, "dabber"),
         (2745, "bagle"),
+        (8866, "bagle"),
+        (20123, "netbus-pro"),
+        (26, "netsky"),
+        (2525, "trojans-2525"),
+        (9988, "trojans-9988"),
+        (1080, "socks-backdoors"),
     ],
 )
 def test_backdoor_ports_are_never(port: int, name: str) -> None:
@@ -226,6 +244,99 @@ def test_query_by_number_and_protocol_tells_services_apart() -> None:
     assert [line.split()[0] for line in udp.stdout.splitlines()[1:]] == ["syslog"]
     assert [line.split()[0] for line in tcp.stdout.splitlines()[1:]] == ["rsh"]
     assert "shell" in tcp.stdout
+
+
+def test_a_port_in_a_backdoor_range_names_the_backdoor_first() -> None:
+    result = runner.invoke(app, ["ports", "3150/tcp"])
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == ["mydoom"]
+    assert [e["name"] for e in ports_json("3128")] == ["mydoom", "squid"]
+    assert [e["name"] for e in ports_json("1080")] == ["socks-backdoors", "socks"]
+
+
+NEVER_PORTS = sorted(
+    {
+        (service.name, port, p.proto)
+        for service in catalogue().services
+        if service.exposure == "never"
+        for p in service.ports
+        for port in {p.start, (p.start + p.end) // 2, p.end}
+    }
+)
+
+
+@pytest.mark.parametrize(("name", "port", "proto"), NEVER_PORTS)
+def test_every_port_of_a_backdoor_range_is_named_and_refused(
+    name: str, port: int, proto: str, write_profile: Callable[..., Path]
+) -> None:
+    cat = catalogue()
+    named = cat.named_at(port, port, proto)
+    assert named[0].exposure == "never" and name in [s.name for s in named]
+    found = query(cat, f"{port}/{proto}")
+    assert name in [e["name"] for e in found if not e["broad"]]
+    profile = write_profile(f"description: x\ninbound:\n  - {{port: {port}/{proto}, name: x}}\n")
+    result = runner.invoke(app, ["render", str(profile), "-t", "nftables"])
+    assert result.exit_code == 2
+    assert f"x opens {name} (" in result.stderr and "a known backdoor port" in result.stderr
+
+
+def test_broad_ranges_are_listed_after_a_marker() -> None:
+    lines = runner.invoke(app, ["ports", "31337"]).stdout.splitlines()
+    assert [line.split()[0] for line in lines] == [
+        "NAME",
+        "back-orifice",
+        "--",
+        "kubernetes-nodeports",
+    ]
+    assert lines[2] == BROAD_MARKER
+    lines = runner.invoke(app, ["ports", "15000/udp"]).stdout.splitlines()
+    assert lines[1:] == [BROAD_MARKER, lines[2]] and lines[2].startswith("rtp ")
+    assert [(e["name"], e["broad"]) for e in ports_json("10000/udp")] == [("rtp", True)]
+    names = [(e["name"], e["broad"]) for e in ports_json("10000")]
+    assert names == [("ndmp", False), ("webmin", False), ("rtp", True)]
+    # a query for a range lists what names ports in it, then the broad ranges it overlaps
+    assert [e["name"] for e in ports_json("30000-30010/tcp")] == ["kubernetes-nodeports"]
+    assert runner.invoke(app, ["ports", "6000-6010"]).stdout.count("--") == 0
+
+
+def test_source_shows_the_reference_documents() -> None:
+    (entry,) = ports_json("445")
+    assert entry["sources"] == [
+        {
+            "document": "farrow",
+            "title": DOCUMENTS["farrow"],
+            "note": "lists 445 as LDAP; 445 is SMB over TCP (microsoft-ds), LDAP is 389",
+        }
+    ]
+    out = runner.invoke(app, ["ports", "445", "--source"]).stdout.splitlines()
+    assert out[0].split() == [
+        "NAME",
+        "PORTS",
+        "RISK",
+        "EXPOSURE",
+        "CATEGORY",
+        "SOURCES",
+        "TITLE",
+    ]
+    assert out[1].split()[:6] == [
+        "smb",
+        "445/tcp",
+        "critical",
+        "lan-only",
+        "file-sharing",
+        "farrow",
+    ]
+    assert out[2:] == [
+        "",
+        "sources:",
+        f"  farrow  {DOCUMENTS['farrow']}",
+        "notes:",
+        "  smb: farrow: lists 445 as LDAP; 445 is SMB over TCP (microsoft-ds), LDAP is 389",
+    ]
+    plain = runner.invoke(app, ["ports", "445"]).stdout
+    assert "farrow" not in plain and "SOURCES" not in plain
+    (entry,) = ports_json("jupyter")
+    assert entry["sources"] == []
+    assert "  -  " in runner.invoke(app, ["ports", "jupyter", "--source"]).stdout
 
 
 def test_query_by_alias_resolves_to_the_service() -> None:
@@ -367,3 +478,8 @@ def test_compiled_catalogue_is_in_sync_with_the_yaml() -> None:
     assert portdb.COMPILED.read_text(encoding="utf-8") == portdb.compile_catalogue(), (
         "run `python -m fwgen.portdb` after editing services.yaml"
     )
+
+
+def test_the_readme_counts_the_catalogue() -> None:
+    readme = Path("README.md").read_text(encoding="utf-8")
+    assert f"catalogue ({len(catalogue().services)} services)" in readme

@@ -441,8 +441,10 @@ def _draft_rule(obs: Observed, service: Service | None, name: str) -> tuple[list
         ], False
     note = f"{service.title}: risk {service.risk}, exposure {service.exposure}"
     if service.exposure == "never":
+        who = f"{obs.process} listens; " if obs.process else ""
         return [
-            f"  # - port: {port}  # {service.name} ({note}): a known backdoor port; investigate, do not open"
+            f"  # - port: {port}  # {who}{service.name} ({note}): a known backdoor port; "
+            "investigate, do not open without an allow_risky reason"
         ], False
     if serves(service, obs.process):
         head = [f"  - service: {service.name}  # {note}"]

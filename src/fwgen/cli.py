@@ -163,37 +163,26 @@ def ports(
         ),
     ] = None,
     format_: Annotated[str, format_option("text or json")] = "text",
+    source: Annotated[
+        bool, typer.Option("--source", help="Show the reference documents each entry came from.")
+    ] = False,
     ports_files: PortsFiles = None,
 ) -> None:
     """Look up services in the port database.
 
-    Example: fwgen ports 3306 --format json
+    Example: fwgen ports 3306 --source
     """
     import json
 
-    from fwgen.portdb import ServicePort
-    from fwgen.portdb import query as run_query
-    from fwgen.table import format_table
+    from fwgen.portquery import as_text
+    from fwgen.portquery import query as run_query
 
     check_format(format_, ("text", "json"))
     found = run_query(site_ports(ports_files), query)
     if format_ == "json":
         typer.echo(json.dumps(found, indent=2, ensure_ascii=False))
     elif found:
-        rows = [
-            (
-                e["name"],
-                ", ".join(str(ServicePort(**p)) for p in e["ports"]),
-                e["risk"] or "-",
-                e["exposure"] or "-",
-                e["category"] or "-",
-                e["title"] + (f" (aliases: {', '.join(e['aliases'])})" if e["aliases"] else ""),
-            )
-            for e in found
-        ]
-        typer.echo(
-            format_table(("NAME", "PORTS", "RISK", "EXPOSURE", "CATEGORY", "TITLE"), rows), nl=False
-        )
+        typer.echo(as_text(found, sources=source), nl=False)
     if not found:
         typer.echo(f"no service matches {query!r}", err=True)
         raise typer.Exit(1)

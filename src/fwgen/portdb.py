@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -87,11 +86,17 @@ class Service(BaseModel):
     destinations: tuple[str, ...] = ()
     family: Literal["ipv4", "ipv6"] | None = None
     processes: tuple[str, ...] = ()  # programs that usually serve it, as `ss -p` names them
+    sources: tuple[str, ...] = ()  # "DOCUMENT" or "DOCUMENT: what it says (and why fwgen differs)"
 
     @field_validator("title", "description", "risk_notes")
     @classmethod
     def _text(cls, value: str, info: ValidationInfo) -> str:
         return check_text(value, str(info.field_name), 200 if info.field_name == "title" else 1000)
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_text(v, "sources", 1000) for v in value)
 
     @field_validator("processes")
     @classmethod
@@ -163,16 +168,21 @@ class Catalogue:
         ]
 
     def named_at(self, start: int, end: int, proto: str) -> list[Service]:
-        """Services that are *the* service of a port in start-end: a wide range such as
-        Kubernetes NodePorts or an RTP media range does not name the ports inside it."""
-        return [
+        """Services that are *the* service of a port in start-end, backdoors first, then the
+        narrowest. A wide range such as Kubernetes NodePorts or an RTP media range does not
+        name the ports inside it; a backdoor's range (Mydoom's 3127-3198) names every one."""
+        found = [
             service
             for service in self.services
             if any(
-                p.proto == proto and p.end - p.start < NARROW and p.start <= end and start <= p.end
+                p.proto == proto
+                and p.start <= end
+                and start <= p.end
+                and (p.end - p.start < NARROW or service.exposure == "never")
                 for p in service.ports
             )
         ]
+        return sorted(found, key=specific_first)
 
     def opened_by(self, rule: Rule) -> list[Service]:
         """The entries a rule opens: its service, or those it opens a port of."""
@@ -206,6 +216,16 @@ class Catalogue:
             for service in self.services
             if all(term in _haystack(service) for term in terms)
         ]
+
+
+def span(service: Service) -> int:
+    """How many ports a service covers."""
+    return sum(p.end - p.start + 1 for p in service.ports)
+
+
+def specific_first(service: Service) -> tuple[bool, int, str]:
+    """Order for the services at a port: backdoors, then the narrowest, then by name."""
+    return service.exposure != "never", span(service), service.name
 
 
 def _haystack(service: Service) -> str:
@@ -327,80 +347,6 @@ def catalogue(extra_files: tuple[str, ...] = ()) -> Catalogue:
 def _catalogue(files: tuple[str, ...]) -> Catalogue:
     sites = [read_catalogue(Path(f), f, site=True) for f in files]
     return merge_catalogues(builtin_entries(), *sites)
-
-
-def system_service(port: int, proto: str) -> str | None:
-    """The name the system's services database gives a port, if any."""
-    try:
-        return socket.getservbyport(port, proto)
-    except (OSError, OverflowError):
-        return None
-
-
-QUERY_PORT = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?(?:/(tcp|udp))?")
-
-
-def describe(service: Service, source: str) -> dict[str, Any]:
-    """A service as a JSON-ready dict (the shape `fwgen ports --format json` prints)."""
-    return {**service.model_dump(mode="json"), "source": source}
-
-
-def query(cat: Catalogue, text: str | None) -> list[dict[str, Any]]:
-    """Entries matching a port (``3306``), port/proto (``514/udp``), range (``6000-6010``),
-    name or alias (``www``), or words (``mail``); everything when *text* is empty.
-
-    A port number the catalogue does not know is looked up in the system's
-    services database and returned without risk data.
-    """
-    text = (text or "").strip().lower()
-    if not text:
-        return [describe(s, cat.origin(s)) for s in cat.services]
-    match = QUERY_PORT.fullmatch(text)
-    if match:
-        start = int(match.group(1))
-        end = int(match.group(2) or start)
-        proto = match.group(3)
-        if not (0 < start <= end <= 65535):
-            raise FwgenError(f"invalid port query '{text}'; ports are 1-65535, lower first")
-        matches = sorted(cat.by_port(start, end, proto), key=lambda s: (_span(s), s.name))
-        found = [describe(s, cat.origin(s)) for s in matches]
-        return found or _system(start, end, proto)
-    service = cat.get(text)
-    if service is not None:
-        return [describe(service, cat.origin(service))]
-    return [describe(s, cat.origin(s)) for s in cat.search(text)]
-
-
-def _span(service: Service) -> int:
-    """How many ports a service covers: specific services sort before wide ranges."""
-    return sum(p.end - p.start + 1 for p in service.ports)
-
-
-def _system(start: int, end: int, proto: str | None) -> list[dict[str, Any]]:
-    out = []
-    for port in range(start, min(end, start + 1024) + 1):
-        for p in (proto,) if proto else ("tcp", "udp"):
-            name = system_service(port, p)
-            if name:
-                out.append(
-                    {
-                        "name": name,
-                        "title": f"{name} (system services database)",
-                        "description": "",
-                        "aliases": [],
-                        "ports": [{"proto": p, "start": port, "end": port}],
-                        "risk": None,
-                        "risk_notes": "",
-                        "exposure": None,
-                        "category": None,
-                        "alternative": None,
-                        "helper": None,
-                        "destinations": [],
-                        "family": None,
-                        "source": "system",
-                    }
-                )
-    return out
 
 
 if (

@@ -76,8 +76,10 @@ def test_rate_limits_are_exact_in_before_rules_and_strict_passes() -> None:
     runner = CliRunner()
     result = runner.invoke(
         app,
-        ["render", "webserver", "-t", "ufw", "--strict"]
-        + ["--set", "admins=10.1.0.0/16", "--set", "admins=2001:67c:100::/48"],
+        [
+            *("render", "webserver", "-t", "ufw", "--strict"),
+            *("--set", "admins=10.1.0.0/16", "--set", "admins=2001:67c:100::/48"),
+        ],
     )
     assert (result.exit_code, result.stderr) == (0, "")
     script = result.stdout
