@@ -613,3 +613,83 @@ def test_discover_drafts_rule_names_that_read_back(program: str, tmp_path: Path)
     assert rendered.exit_code == 0, rendered.stderr
     assert "tcp dport 40001 accept" in rendered.stdout
     assert "tcp dport 40002 accept" in rendered.stdout
+
+
+@pytest.mark.parametrize("target", ["ufw", "windows"])
+def test_a_platform_that_accepts_loopback_and_replies_refuses_to_turn_them_off(
+    target: str, tmp_path: Path
+) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "description: x\nextends: base\noptions: {loopback: false, established: false}\n"
+    )
+    result = runner.invoke(app, ["render", str(tmp_path / "p.yaml"), "-t", target])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith(
+        f"error: {target}: options loopback and established: false cannot be expressed"
+    )
+    exact = runner.invoke(app, ["render", str(tmp_path / "p.yaml"), "-t", "nftables"])
+    assert exact.exit_code == 0 and "iif lo accept" not in exact.stdout
+
+
+def test_ufw_stops_at_a_number_of_rules_it_can_apply(tmp_path: Path) -> None:
+    spread = (
+        f"10.{i >> 7}.0.{(i & 127) * 2}\n" for i in range(900)
+    )  # 900 apart: no CIDR joins them
+    (tmp_path / "list.txt").write_text("".join(spread))
+    rules = "".join(f"  - {{port: {20000 + k}/tcp, name: r{k}, from: big}}\n" for k in range(6))
+    (tmp_path / "p.yaml").write_text(
+        "description: x\nnetworks:\n  big: [{file: list.txt}]\ninbound:\n" + rules
+    )
+    result = runner.invoke(app, ["render", str(tmp_path / "p.yaml"), "-t", "ufw"])
+    assert result.exit_code == 2
+    assert "ufw: this profile needs 5,400 ufw rules (addresses times ports)" in result.stderr
+
+
+def test_many_rules_are_checked_without_comparing_every_pair(tmp_path: Path) -> None:
+    rules = "".join(
+        f"  - {{port: {40000 + i}/tcp, name: r{i}, from: [10.0.{i % 250}.0/24]}}\n"
+        for i in range(3000)
+    )
+    (tmp_path / "p.yaml").write_text("description: many\ninbound:\n" + rules)
+    start = time.perf_counter()
+    result = runner.invoke(app, ["check", str(tmp_path / "p.yaml"), "--format", "json"])
+    assert time.perf_counter() - start < 20  # every pair took over a minute
+    assert result.exit_code == 2 or "FW007" not in result.stdout
+
+
+def test_a_scan_repeating_every_port_is_read_once(tmp_path: Path) -> None:
+    from fwgen.audit import read_nmap
+
+    services = ",".join(["1-65535"] * 2000)
+    (tmp_path / "scan.xml").write_text(
+        f'<?xml version="1.0"?>\n<nmaprun><scaninfo protocol="tcp" services="{services}"/>'
+        + "<a/>" * 100_000
+        + "</nmaprun>\n"
+    )
+    start = time.perf_counter()
+    seen, scanned = read_nmap(tmp_path / "scan.xml")
+    assert time.perf_counter() - start < 10
+    assert seen == [] and scanned == {"tcp": set(range(1, 65536))}
+
+
+def test_diff_refuses_a_git_folder_larger_than_it_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    from fwgen import gitref
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "web.yaml").write_text("description: web\n")
+    (tmp_path / "site" / "blob.bin").write_bytes(os.urandom(4096))
+    git = ["git", "-C", str(tmp_path), "-c", "user.email=t@t", "-c", "user.name=t"]
+    for step in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "x"]):
+        subprocess.run([*git, *step], check=True)
+    monkeypatch.setattr(gitref, "MAX_ARCHIVE", 2048)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["diff", "HEAD:site/web.yaml", "site/web.yaml"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: HEAD:site/web.yaml: the profile's folder at that revision holds more than "
+        "2,048 bytes; fwgen reads a folder of profiles and lists\n"
+    )

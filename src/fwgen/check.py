@@ -120,6 +120,7 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
     """Every finding for one Policy, in rule order, then host-wide ones."""
     findings: list[Finding] = []
     inbound = [r for r in policy.rules if r.direction == "in"]
+    shadows = _Shadows(policy.rules)
     for rule in policy.rules:
         if not rule.families:
             findings.append(
@@ -131,7 +132,7 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
                 )
             )
             continue
-        found = _shadow_findings(rule, policy.rules) + _placeholder_findings(policy, rule)
+        found = shadows.findings(rule) + _placeholder_findings(policy, rule)
         if rule.direction == "in" and rule.proto in ("tcp", "udp"):
             found = _service_findings(policy, rule, ports) + found
         findings += _accepted(rule, found)
@@ -317,37 +318,49 @@ def _opens(policy: Policy, ports: Catalogue, name: str) -> bool:
     )
 
 
-def _shadow_findings(rule: Rule, rules: tuple[Rule, ...]) -> list[Finding]:
-    """A rule whose traffic another, unconditional rule already accepts."""
-    for other in rules:
-        if other is rule or other.direction != rule.direction or other.proto != rule.proto:
-            continue
-        if other.limit is not None or (other.local != rule.local and other.local):
-            continue
-        if other.remote not in (None, rule.remote) or not set(rule.families) <= set(other.families):
-            continue
-        if rule.ports and not all(_covers(other.ports, p.start, p.end) for p in rule.ports):
-            continue
-        if rule.icmp_types and not set(rule.icmp_types) <= set(other.icmp_types):
-            continue
-        same = (
-            other.remote == rule.remote
-            and other.ports == rule.ports
-            and other.icmp_types == rule.icmp_types
-        )
-        if same and rules.index(other) > rules.index(rule):
-            continue  # report a duplicate once, on the later rule
-        verb = "duplicates" if same else "is shadowed by"
-        return [
-            _finding(
-                "FW007",
-                f"{rule.name} {verb} {other.name} ({other.origin}), which already accepts this traffic",
-                rule,
-                rule.origin,
-                rule.service,
+class _Shadows:
+    """Which rule already accepts another's traffic, looked up among the unconditional
+    rules of the same direction and protocol whose sources are any or the same set (the
+    only ones that can), so a long profile costs far less than every pair of rules."""
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.position = {id(rule): i for i, rule in enumerate(rules)}
+        self.buckets: dict[tuple[str, str, str | None], list[Rule]] = {}
+        for rule in rules:
+            if rule.limit is None:
+                self.buckets.setdefault((rule.direction, rule.proto, rule.remote), []).append(rule)
+
+    def findings(self, rule: Rule) -> list[Finding]:
+        """A rule whose traffic another, unconditional rule already accepts."""
+        keys = {(rule.direction, rule.proto, None), (rule.direction, rule.proto, rule.remote)}
+        candidates = [o for key in keys for o in self.buckets.get(key, ())]
+        for other in sorted(candidates, key=lambda o: self.position[id(o)]):
+            if other is rule or (other.local != rule.local and other.local):
+                continue
+            if not set(rule.families) <= set(other.families):
+                continue
+            if rule.ports and not all(_covers(other.ports, p.start, p.end) for p in rule.ports):
+                continue
+            if rule.icmp_types and not set(rule.icmp_types) <= set(other.icmp_types):
+                continue
+            same = (
+                other.remote == rule.remote
+                and other.ports == rule.ports
+                and other.icmp_types == rule.icmp_types
             )
-        ]
-    return []
+            if same and self.position[id(other)] > self.position[id(rule)]:
+                continue  # report a duplicate once, on the later rule
+            verb = "duplicates" if same else "is shadowed by"
+            return [
+                _finding(
+                    "FW007",
+                    f"{rule.name} {verb} {other.name} ({other.origin}), which already accepts this traffic",
+                    rule,
+                    rule.origin,
+                    rule.service,
+                )
+            ]
+        return []
 
 
 SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}

@@ -57,7 +57,7 @@ def _archive(ref: str, rev: str, folder: str) -> bytes:
                 git.kill()
                 raise FwgenError(
                     f"{ref}: the profile's folder at that revision holds more than "
-                    f"{MAX_ARCHIVE >> 20} MiB; fwgen reads a folder of profiles and lists"
+                    f"{MAX_ARCHIVE:,} bytes; fwgen reads a folder of profiles and lists"
                 )
             errors = git.stderr.read(64 * 1024)
     except FileNotFoundError:

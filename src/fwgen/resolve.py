@@ -77,6 +77,8 @@ class _Resolver:
         self.ports = ports
         self.errors: list[FwgenError] = []
         self.sets: dict[str, AddressSet] = {}
+        # a rule's own list, by its addresses and line: a list repeated on one line is one set
+        self.literal_sets: dict[tuple[tuple[str, ...], tuple[str, ...], str], str] = {}
         self.networks: dict[str, list[Interval] | None] = {}
         self.list_budget = MAX_ENTRIES  # addresses read from files
         self.set_budget = 2 * MAX_ENTRIES  # addresses copied into rules' own sets
@@ -210,13 +212,9 @@ class _Resolver:
             )
             return None
         v4, v6 = collapse(found)
-        for existing in self.sets.values():
-            if (
-                existing.ipv4 == v4
-                and existing.ipv6 == v6
-                and existing.origin == f"{where.file}:{where.line}"
-            ):
-                return existing.name
+        same = self.literal_sets.get((v4, v6, f"{where.file}:{where.line}"))
+        if same is not None:
+            return same
         name, n = _set_name(label), 1
         while name in self.sets or name in self.entries:
             n += 1
@@ -224,6 +222,7 @@ class _Resolver:
         self.sets[name] = AddressSet(
             name=name, ipv4=v4, ipv6=v6, origin=f"{where.file}:{where.line}"
         )
+        self.literal_sets[v4, v6, f"{where.file}:{where.line}"] = name
         return name
 
     # rules --------------------------------------------------------------
