@@ -693,3 +693,34 @@ def test_diff_refuses_a_git_folder_larger_than_it_reads(
         "error: HEAD:site/web.yaml: the profile's folder at that revision holds more than "
         "2,048 bytes; fwgen reads a folder of profiles and lists\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("files", "output"),
+    [
+        ({"list.txt": "192.0.2.1\n", "p.yaml": LIST}, "list.txt"),
+        (
+            {"parent.yaml": "description: parent\n", "p.yaml": "description: x\nextends: parent\n"},
+            "parent.yaml",
+        ),
+    ],
+)
+def test_build_never_writes_over_a_file_a_profile_reads(
+    files: dict[str, str], output: str, tmp_path: Path
+) -> None:
+    _files(
+        tmp_path,
+        {
+            **files,
+            "fwgen.yaml": f"hosts:\n  h: {{profile: p.yaml, targets: {{nftables: {output}}}}}\n",
+        },
+    )
+    before = (tmp_path / output).read_text()
+    result = runner.invoke(app, ["build", str(tmp_path / "fwgen.yaml")])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {tmp_path / 'fwgen.yaml'}:2: hosts.h.targets.nftables: output {output} would "
+        "replace a file that a profile reads (an `extends:` profile or an address list); "
+        "write it elsewhere\n"
+    )
+    assert (tmp_path / output).read_text() == before

@@ -238,6 +238,12 @@ def plan(manifest_path: Path, allow_outside: Sequence[Path] = ()) -> Site:
                 raise paths.error(("hosts", name, "targets", target_name), exc.message) from None
             site.warnings += [Notice(name, target_name, w) for w in approximations]
             for path, text in destinations(files, base / dest).items():
+                if real_path(path) in site.boundary.reads:
+                    raise paths.error(
+                        ("hosts", name, "targets", target_name),
+                        f"output {path.name} would replace a file that a profile reads "
+                        "(an `extends:` profile or an address list); write it elsewhere",
+                    )
                 site.outputs.append(Output(name, path, text, target_name))
     return site
 

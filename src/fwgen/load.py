@@ -228,7 +228,7 @@ def load_profile(
     if boundary is None:
         boundary = Boundary.around(path, allow_outside)
     elif not is_builtin(path):
-        boundary.check(path, "profile", shown)
+        boundary.read(path, "profile", shown)
     chain: list[tuple[Profile, Document, str]] = []
     _linearise(path, shown, chain, boundary, origins, stack=[], seen=set())
     name = Path(shown).stem
@@ -271,7 +271,7 @@ def _linearise(
         try:
             parent_path = find_profile(parent, path)
             if not is_builtin(parent_path):
-                boundary.check(parent_path, "profile", parent)
+                boundary.read(parent_path, "profile", parent)
         except FwgenError as exc:
             raise where.error(exc.message, kind=ProfileError) from None
         if real_path(parent_path) in stack:

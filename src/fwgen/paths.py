@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fwgen.errors import FwgenError
@@ -108,6 +108,8 @@ class Boundary:
 
     home: Path
     allowed: tuple[Path, ...] = ()
+    # every file read through `read`, so that `build` can refuse to write over one
+    reads: set[Path] = field(default_factory=set, compare=False, hash=False)
 
     @classmethod
     def around(cls, top_file: Path, allowed: tuple[Path, ...] | list[Path] = ()) -> Boundary:
@@ -121,6 +123,12 @@ class Boundary:
     def folder_of(self, real: Path) -> Path | None:
         """The boundary folder that holds the real path *real*, if any."""
         return next((f for f in (self.home, *self.allowed) if is_within(real, f)), None)
+
+    def read(self, path: Path, what: str, shown: str) -> Path:
+        """`check` a file about to be read, and remember it."""
+        real = self.check(path, what, shown)
+        self.reads.add(real)
+        return real
 
     def check(self, path: Path, what: str, shown: str) -> Path:
         """The real path of *path*, or an error when it leads outside the boundary or into

@@ -148,7 +148,7 @@ class _Resolver:
         named = where.doc.source.parent / relative
         shown = self.merged.origins.name(named)
         try:
-            path = self.merged.boundary.check(named, "address list", relative)
+            path = self.merged.boundary.read(named, "address list", relative)
             found = read_list(path, shown, self.list_budget)
         except FwgenError as exc:
             if exc.line is None:  # the file as a whole: report it where the profile names it
