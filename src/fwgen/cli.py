@@ -497,6 +497,110 @@ def discover(
         write_atomic(output, profile)
 
 
+@app.command()
+@user_errors
+def apply(
+    profile: Annotated[
+        str | None, typer.Argument(help="A built-in profile name or a profile file.")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", "-t", help="nftables, iptables or ufw.")
+    ] = None,
+    set_: SetOption = None,
+    flush_ruleset: Annotated[
+        bool, typer.Option("--flush-ruleset", help="Take over the host firewall (see render).")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail instead of approximating.")
+    ] = False,
+    ports_files: PortsFiles = None,
+    allow_outside: AllowOutside = None,
+    confirm: Annotated[
+        float,
+        typer.Option(
+            "--confirm",
+            metavar="SECONDS",
+            help="Restore the old rules unless confirmed within this time.",
+        ),
+    ] = 30,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Keep the new rules without waiting (config management).")
+    ] = False,
+    keep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--keep",
+            metavar="ADDR[:PORT]",
+            help="Refuse rules that would not admit a new TCP connection from ADDR to PORT (22). Repeatable.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Load even when the guard finds a lock-out.")
+    ] = False,
+    confirm_pending: Annotated[
+        bool, typer.Option("--confirm-pending", help="Keep the rules of the apply that waits.")
+    ] = False,
+    rollback_pending: Annotated[
+        bool, typer.Option("--rollback-pending", help="Restore the rules the waiting apply saved.")
+    ] = False,
+) -> None:
+    """Load a profile's rules into this host, with a lock-out guard and automatic rollback.
+
+    Exit 0 applied, 1 rolled back, 2 refused before anything was touched.
+    Example: fwgen apply webserver --target nftables --set admins=192.0.2.0/24
+    """
+    import os
+
+    from fwgen import apply as applying
+    from fwgen.apply_targets import BACKENDS
+
+    def say(line: str) -> None:
+        typer.echo(f"fwgen: {line}")
+
+    if confirm_pending or rollback_pending:
+        outcome = applying.CONFIRMED if confirm_pending else applying.ROLLBACK
+        raise typer.Exit(applying.settle_pending(outcome, say))
+    if profile is None or target is None:
+        raise FwgenError("give a PROFILE and --target (or --confirm-pending)")
+    if confirm <= 0:
+        raise FwgenError(f"--confirm {confirm}: give a number of seconds above 0, or --yes")
+    from fwgen.guard import connections, lockouts
+    from fwgen.render import render_with_warnings
+    from fwgen.targets import RenderOptions
+
+    (policy,) = _load_policies([profile], set_, _ports(ports_files), allow_outside)
+    files, warnings = render_with_warnings(
+        policy, target, RenderOptions(flush_ruleset=flush_ruleset, strict=strict)
+    )
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if target not in BACKENDS:
+        _cannot_load_here(target, files)
+    found = connections(os.environ, keep or [])
+    request = applying.Request(
+        target=target,
+        files=files,
+        profile=profile,
+        flush_ruleset=flush_ruleset,
+        confirm=None if yes else confirm,
+        connections=tuple(found),
+        lockouts=tuple(lockouts(policy, found)),
+        force=force,
+    )
+    raise typer.Exit(applying.apply(request, say, applying.stdin_answer))
+
+
+def _cannot_load_here(target: str, files: dict[str, str]) -> None:
+    from fwgen.output import to_stdout
+
+    sys.stdout.write(to_stdout(files))
+    name = next(iter(files))
+    raise FwgenError(
+        f"fwgen cannot load {target} rules here; save the script above as {name} and run it "
+        f"on the host: powershell -NoProfile -ExecutionPolicy Bypass -File .\\{name}"
+    )
+
+
 def _formats(value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise FwgenError(f"--format {value!r}: choose {', '.join(choices)}")

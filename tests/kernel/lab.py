@@ -129,18 +129,24 @@ class Lab:
     def nft(self, text: str) -> None:
         self.run(self.server, "nft", "-f", "-", stdin=text)
 
-    def ufw(self, script: str) -> str:
-        """Run a ufw script in the server namespace over a private copy of /etc/ufw."""
+    def ufw_root(self) -> list[str]:
+        """A command prefix that runs over private copies of /etc/ufw and /etc/default/ufw
+        (`ufw default` edits the latter), bind-mounted in a mount namespace of its own."""
         if self.ufw_dir is None:
             self.ufw_dir = tempfile.mkdtemp(prefix="fwgen-ufw-")
-            shutil.copytree("/etc/ufw", self.ufw_dir, dirs_exist_ok=True)
+            shutil.copytree("/etc/ufw", f"{self.ufw_dir}/ufw")
+            shutil.copyfile("/etc/default/ufw", f"{self.ufw_dir}/default-ufw")
+        mounts = (
+            f"mount --bind {self.ufw_dir}/ufw /etc/ufw && "
+            f"mount --bind {self.ufw_dir}/default-ufw /etc/default/ufw"
+        )
+        return ["unshare", "-m", "sh", "-c", f'{mounts} && exec "$0" "$@"']
+
+    def ufw(self, script: str) -> str:
+        """Run a ufw script in the server namespace over a private copy of ufw's files."""
         return self.run(
             self.server,
-            "unshare",
-            "-m",
-            "sh",
-            "-c",
-            f'mount --bind {self.ufw_dir} /etc/ufw && exec "$0" "$@"',
+            *self.ufw_root(),
             "bash",
             "-c",
             'bash -s && echo "--- added" && ufw show added',
