@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from fwgen.build import Output
     from fwgen.policy import Policy
     from fwgen.portdb import Catalogue
+    from fwgen.targets import RenderOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,6 +92,15 @@ PortsFiles = Annotated[
     list[str] | None,
     typer.Option("--ports", help="A site port database file (YAML list of services). Repeatable."),
 ]
+FlushRuleset = Annotated[
+    bool,
+    typer.Option(
+        "--flush-ruleset",
+        help="Take over the host firewall: nftables flushes the ruleset; ufw and windows "
+        "remove or disable rules of others.",
+    ),
+]
+Strict = Annotated[bool, typer.Option("--strict", help="Fail instead of approximating.")]
 AllowOutside = Annotated[
     list[Path] | None,
     typer.Option(
@@ -112,16 +122,8 @@ def render(
         typer.Option("--output", "-o", help="Write here (atomically) instead of stdout."),
     ] = None,
     set_: SetOption = None,
-    flush_ruleset: Annotated[
-        bool,
-        typer.Option(
-            "--flush-ruleset",
-            help="Take over the host firewall: nftables flushes the ruleset; ufw and windows remove or disable rules of others.",
-        ),
-    ] = False,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Fail instead of approximating.")
-    ] = False,
+    flush_ruleset: FlushRuleset = False,
+    strict: Strict = False,
     ports_files: PortsFiles = None,
     allow_outside: AllowOutside = None,
     family: Annotated[
@@ -140,7 +142,6 @@ def render(
     Example: fwgen render webserver --target nftables --set admins=192.0.2.0/24
     """
     from fwgen.output import to_stdout, write_outputs
-    from fwgen.render import render_with_warnings
     from fwgen.render import target as find_target
     from fwgen.targets import RenderOptions
 
@@ -149,12 +150,9 @@ def render(
         raise FwgenError(f"--family: {target} writes one file for both families")
     if family is not None and family not in spec.family_files:
         raise FwgenError(f"--family {family!r}: choose {' or '.join(spec.family_files)}")
-    (policy,) = _load_policies([profile], set_, _ports(ports_files), allow_outside)
-    files, warnings = render_with_warnings(
-        policy, target, RenderOptions(flush_ruleset=flush_ruleset, strict=strict)
+    _, files = _render_profile(
+        profile, target, set_, ports_files, allow_outside, RenderOptions(flush_ruleset, strict)
     )
-    for warning in warnings:
-        typer.echo(f"warning: {warning}", err=True)
     if family is not None:
         files = {spec.family_files[family]: files[spec.family_files[family]]}
     if check_only:
@@ -165,6 +163,24 @@ def render(
         sys.stdout.write(to_stdout(files))
     else:
         write_outputs(files, output)
+
+
+def _render_profile(
+    profile: str,
+    target: str,
+    sets: list[str] | None,
+    ports_files: list[str] | None,
+    allow_outside: list[Path] | None,
+    options: RenderOptions,
+) -> tuple[Policy, dict[str, str]]:
+    """Resolve one profile and render it, warnings on stderr: the Policy and the files."""
+    from fwgen.render import render_with_warnings
+
+    (policy,) = _load_policies([profile], sets, _ports(ports_files), allow_outside)
+    files, warnings = render_with_warnings(policy, target, options)
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    return policy, files
 
 
 def _check_current(files: dict[str, str], output: Path) -> None:
@@ -507,12 +523,8 @@ def apply(
         str | None, typer.Option("--target", "-t", help="nftables, iptables or ufw.")
     ] = None,
     set_: SetOption = None,
-    flush_ruleset: Annotated[
-        bool, typer.Option("--flush-ruleset", help="Take over the host firewall (see render).")
-    ] = False,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Fail instead of approximating.")
-    ] = False,
+    flush_ruleset: FlushRuleset = False,
+    strict: Strict = False,
     ports_files: PortsFiles = None,
     allow_outside: AllowOutside = None,
     confirm: Annotated[
@@ -565,15 +577,11 @@ def apply(
     if confirm <= 0:
         raise FwgenError(f"--confirm {confirm}: give a number of seconds above 0, or --yes")
     from fwgen.guard import connections, lockouts
-    from fwgen.render import render_with_warnings
     from fwgen.targets import RenderOptions
 
-    (policy,) = _load_policies([profile], set_, _ports(ports_files), allow_outside)
-    files, warnings = render_with_warnings(
-        policy, target, RenderOptions(flush_ruleset=flush_ruleset, strict=strict)
+    policy, files = _render_profile(
+        profile, target, set_, ports_files, allow_outside, RenderOptions(flush_ruleset, strict)
     )
-    for warning in warnings:
-        typer.echo(f"warning: {warning}", err=True)
     if target not in BACKENDS:
         _cannot_load_here(target, files)
     found = connections(os.environ, keep or [])
