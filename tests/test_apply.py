@@ -91,6 +91,16 @@ def test_guard_message_names_the_rule_and_the_fix() -> None:
     ]
 
 
+def test_guard_message_for_an_address_written_in_the_rule(tmp_path: Path) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text("description: x\ninbound:\n  - service: ssh\n    from: 192.0.2.0/24\n")
+    found = lockouts(resolve_profile(str(profile)), [from_keep("198.51.100.7")])
+    assert found == [
+        "the new rules would cut off a new connection from 198.51.100.7 to port 22/tcp "
+        f"(--keep 198.51.100.7); needed: 198.51.100.7 in the `from:` of rule 'ssh' ({profile}:3)"
+    ]
+
+
 # the command's refusals (exit 2, nothing touched) ------------------------------------
 
 

@@ -75,3 +75,13 @@ def test_ci_workflow_runs_build_check_and_diff() -> None:
     steps = " ".join(str(step.get("run", "")) for step in workflow["jobs"]["fwgen"]["steps"])
     assert "fwgen build site/fwgen.yaml --check" in steps
     assert "--format markdown" in steps
+
+
+def test_playbook_handler_loads_with_fwgen_apply_and_its_guard() -> None:
+    (play,) = yaml.safe_load(Path(PLAYBOOK).read_text())
+    (handler,) = play["handlers"]
+    argv = handler["ansible.builtin.command"]["argv"]
+    assert "['fwgen', 'apply', fwgen_profile, '--target', fwgen_target, '--yes']" in argv
+    assert "'--keep='" in argv
+    notified = {task["notify"] for task in play["tasks"] if "notify" in task}
+    assert notified == set(handler["listen"])

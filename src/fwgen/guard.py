@@ -122,13 +122,16 @@ def refusal(policy: Policy, connection: Connection) -> str:
     """Why *connection* would be cut off, and the rule that would let it in."""
     needed = f"an inbound rule for {connection.port}/tcp from {connection.client}"
     near = [r for r in policy.rules if _opens_port(r, connection) and r.remote]
-    if near:
-        rule = near[0]
-        needed = (
-            f"{connection.client} in network '{rule.remote}', which rule '{rule.name}' "
-            f"({rule.origin}) admits to port {connection.port}/tcp "
-            f"(e.g. --set {rule.remote}=...,{connection.client})"
-        )
+    if near and near[0].remote:
+        rule, remote = near[0], near[0].remote
+        if policy.address_set(remote).origin == rule.origin:  # written in the rule's `from:`
+            needed = f"{connection.client} in the `from:` of rule '{rule.name}' ({rule.origin})"
+        else:
+            needed = (
+                f"{connection.client} in network '{remote}', which rule '{rule.name}' "
+                f"({rule.origin}) admits to port {connection.port}/tcp "
+                f"(e.g. --set {remote}=...,{connection.client})"
+            )
     return f"the new rules would cut off {connection}; needed: {needed}"
 
 
