@@ -93,7 +93,7 @@ def finish(state: Path, token: str, outcome: str, when_due: bool = False) -> str
             except ApplyError as error:
                 outcome = f"{ROLLBACK} FAILED: {error}"
         meta.update(outcome=outcome, finished=time.time())
-        write_private(pending / "meta.json", json.dumps(meta))
+        write_meta(pending, meta)
         shutil.rmtree(state / "last", ignore_errors=True)
         pending.rename(state / "last")
         return outcome
@@ -120,11 +120,16 @@ def watch(state: Path, token: str) -> str:
         time.sleep(POLL)
 
 
+def write_meta(folder: Path, meta: dict[str, object]) -> None:
+    """Replace meta.json whole (a reader never sees half of it)."""
+    write_private(folder / "meta.json.new", json.dumps(meta))
+    (folder / "meta.json.new").rename(folder / "meta.json")
+
+
 def update_meta(pending: Path, **fields: object) -> None:
     meta = read_meta(pending) or {}
     meta.update(fields)
-    write_private(pending / "meta.json.new", json.dumps(meta))
-    (pending / "meta.json.new").rename(pending / "meta.json")
+    write_meta(pending, meta)
 
 
 def start_watcher(state: Path, token: str) -> int:
@@ -188,10 +193,13 @@ def begin(
     """Under the lock: claim `pending`, write the files, check them, save the state."""
     pending = state / "pending"
     meta = read_meta(pending)
-    if pending.exists():
-        since = time.ctime(float(str(meta["started"]))) if meta else "an unknown time"
+    if pending.exists() and meta is None:
+        # Left by an apply that stopped before its state was complete: nothing was loaded.
+        shutil.rmtree(pending)
+    elif meta is not None:
+        since = time.ctime(float(str(meta["started"])))
         raise Refused(
-            f"another apply is pending ({state}/pending, since {since}): "
+            f"another apply is pending ({pending}, since {since}): "
             "`fwgen apply --confirm-pending` keeps it, `fwgen apply --rollback-pending` undoes it"
         )
     token = uuid.uuid4().hex
@@ -207,19 +215,17 @@ def begin(
         raise Refused(f"nothing was loaded: {error}") from None
     say(f"saved: {backend.replaces}, to {pending}/saved")
     started = time.time()
-    write_private(
-        pending / "meta.json",
-        json.dumps(
-            {
-                "id": token,
-                "target": request.target,
-                "flush_ruleset": request.flush_ruleset,
-                "profile": request.profile,
-                "started": started,
-                "deadline": deadline,
-                "pid": os.getpid(),
-            }
-        ),
+    write_meta(
+        pending,
+        {
+            "id": token,
+            "target": request.target,
+            "flush_ruleset": request.flush_ruleset,
+            "profile": request.profile,
+            "started": started,
+            "deadline": deadline,
+            "pid": os.getpid(),
+        },
     )
     return token, pending
 

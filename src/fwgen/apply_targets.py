@@ -18,6 +18,8 @@ from typing import ClassVar
 
 from fwgen.errors import FwgenError
 
+TIMEOUT = 300  # seconds a firewall command may take (ufw adding many rules is slow)
+
 
 class ApplyError(FwgenError):
     """A command of the firewall failed."""
@@ -25,8 +27,11 @@ class ApplyError(FwgenError):
 
 def run(*cmd: str, stdin: Path | None = None, check: bool = True) -> str:
     """Run one firewall command; its stdout, or ApplyError with its stderr."""
-    with open(stdin if stdin is not None else "/dev/null", "rb") as source:
-        result = subprocess.run(cmd, stdin=source, capture_output=True, timeout=120)
+    try:
+        with open(stdin if stdin is not None else "/dev/null", "rb") as source:
+            result = subprocess.run(cmd, stdin=source, capture_output=True, timeout=TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ApplyError(f"`{' '.join(cmd)}` failed: {error}") from None
     if check and result.returncode != 0:
         detail = (result.stderr or result.stdout).decode(errors="replace").strip()
         raise ApplyError(f"`{' '.join(cmd)}` failed: {' / '.join(detail.splitlines()[:3])}")
