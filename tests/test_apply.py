@@ -257,3 +257,18 @@ def test_the_watcher_rolls_back_at_the_deadline(fake: type[Fake], no_firewall: P
 
     assert applying.apply(request(), print, watcher) == 1
     assert steps(no_firewall) == ["validate", "save", "load", "restore"]
+
+
+def test_a_failed_rollback_says_where_the_saved_state_is(
+    fake: type[Fake], no_firewall: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Fake, work: Path) -> None:
+        raise ApplyError("`nft -f restore.nft` failed: busy")
+
+    monkeypatch.setattr(Fake, "restore", broken)
+    said: list[str] = []
+    assert applying.apply(request(), said.append, lambda _: "no\n") == 1
+    assert said[-1] == (
+        "rolled back FAILED: `nft -f restore.nft` failed: busy; "
+        f"the saved state is in {no_firewall}/last/saved"
+    )

@@ -90,8 +90,8 @@ def finish(state: Path, token: str, outcome: str, when_due: bool = False) -> str
         if outcome == ROLLBACK:
             try:
                 backend_of(meta).restore(pending)
-            except ApplyError as error:
-                outcome = f"{ROLLBACK} FAILED: {error}"
+            except (ApplyError, OSError) as error:
+                outcome = f"{ROLLBACK} FAILED: {error}; the saved state is in {state}/last/saved"
         meta.update(outcome=outcome, finished=time.time())
         write_meta(pending, meta)
         shutil.rmtree(state / "last", ignore_errors=True)
