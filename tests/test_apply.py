@@ -269,6 +269,6 @@ def test_a_failed_rollback_says_where_the_saved_state_is(
     said: list[str] = []
     assert applying.apply(request(), said.append, lambda _: "no\n") == 1
     assert said[-1] == (
-        "rolled back FAILED: `nft -f restore.nft` failed: busy; "
+        "rollback FAILED: `nft -f restore.nft` failed: busy; "
         f"the saved state is in {no_firewall}/last/saved"
     )

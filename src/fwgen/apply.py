@@ -91,7 +91,7 @@ def finish(state: Path, token: str, outcome: str, when_due: bool = False) -> str
             try:
                 backend_of(meta).restore(pending)
             except (ApplyError, OSError) as error:
-                outcome = f"{ROLLBACK} FAILED: {error}; the saved state is in {state}/last/saved"
+                outcome = f"rollback FAILED: {error}; the saved state is in {state}/last/saved"
         meta.update(outcome=outcome, finished=time.time())
         write_meta(pending, meta)
         shutil.rmtree(state / "last", ignore_errors=True)
