@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,11 @@ from pathlib import Path
 AGENT = Path(__file__).with_name("agent.py")
 # At most 4 characters: the veth names keep 8 of the prefix and its random part.
 PREFIX = os.environ.get("FWGEN_NETNS_PREFIX", "fwg")[:4]
+# Every path ufw writes (found with strace): its rules and settings, its defaults, and
+# /run for its lock file (and, through TMPDIR, its temporary files). `Lab.ufw_root` mounts
+# a private copy over each, inside a private mount namespace.
+UFW_WRITES = {"/etc/ufw": "etc-ufw", "/etc/default/ufw": "default-ufw", "/run": "run"}
+UFW_EMPTY = {"/run"}  # mounted empty: nothing of the machine's /run is needed inside
 
 
 def missing_tools(*tools: str) -> str:
@@ -130,20 +136,34 @@ class Lab:
         self.run(self.server, "nft", "-f", "-", stdin=text)
 
     def ufw_root(self) -> list[str]:
-        """A command prefix that runs over private copies of /etc/ufw and /etc/default/ufw
-        (`ufw default` edits the latter), bind-mounted in a mount namespace of its own."""
+        """A command prefix that runs its command over private copies of every path ufw
+        writes (see `UFW_WRITES`): the machine's own files are never touched."""
         if self.ufw_dir is None:
             self.ufw_dir = tempfile.mkdtemp(prefix="fwgen-ufw-")
-            shutil.copytree("/etc/ufw", f"{self.ufw_dir}/ufw")
-            shutil.copyfile("/etc/default/ufw", f"{self.ufw_dir}/default-ufw")
-        mounts = (
-            f"mount --bind {self.ufw_dir}/ufw /etc/ufw && "
-            f"mount --bind {self.ufw_dir}/default-ufw /etc/default/ufw"
+            for path, private in UFW_WRITES.items():
+                copy = os.path.join(self.ufw_dir, private)
+                if path in UFW_EMPTY:
+                    os.mkdir(copy)
+                elif os.path.isdir(path):
+                    shutil.copytree(path, copy, symlinks=True)
+                else:
+                    shutil.copy2(path, copy)
+        mounts = " && ".join(
+            f"mount --bind {shlex.quote(os.path.join(self.ufw_dir, private))} {path}"
+            for path, private in UFW_WRITES.items()
         )
-        return ["unshare", "-m", "sh", "-c", f'{mounts} && exec "$0" "$@"']
+        return [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            f'{mounts} && TMPDIR=/run exec "$0" "$@"',
+        ]
 
     def ufw(self, script: str) -> str:
-        """Run a ufw script in the server namespace over a private copy of ufw's files."""
+        """Run a ufw script in the server namespace over private copies (`ufw_root`)."""
         return self.run(
             self.server,
             *self.ufw_root(),

@@ -124,8 +124,8 @@ class Host:
         if self.target == "iptables":
             text += run(self.lab.server, "ipset", "list", "-n")
         else:
-            root = Path(str(self.lab.ufw_dir))
-            for name in ("ufw/user.rules", "ufw/user6.rules", "ufw/ufw.conf", "default-ufw"):
+            root = Path(str(self.lab.ufw_dir), "etc-ufw")
+            for name in ("user.rules", "user6.rules", "ufw.conf", "../default-ufw"):
                 text += (root / name).read_text()
         return re.sub(r"\[\d+:\d+\]", "[counters]", re.sub(r"(?m)^#.*\n", "", text))
 
