@@ -252,3 +252,17 @@ def test_ci_steps_fail_on_a_broken_profile_and_pass_on_changes(tmp_path: Path) -
     # A broken profile fails every step with fwgen's exit 2.
     profile.write_text(original + "  - service: imapz\n")
     assert [step(s) for s in ("Generated rules are current", "Findings", changes)] == [2, 2, 2]
+
+
+def test_the_role_can_load_with_fwgen_apply_and_its_guard() -> None:
+    handlers = yaml.safe_load(Path("examples/ansible/roles/fwgen/handlers/main.yml").read_text())
+    by_name = {h["name"]: h for h in handlers}
+    apply = by_name["Load the firewall with fwgen apply"]
+    argv = apply["ansible.builtin.command"]["argv"]
+    assert "['fwgen', 'apply', fwgen_profile, '--target', fwgen_target, '--yes']" in argv
+    assert "'--keep='" in argv and apply["when"] == "fwgen_load == 'apply'"
+    assert set(apply["listen"]) == {"Load the nftables ruleset", "Load the iptables rules"}
+    for name in apply["listen"]:
+        assert by_name[name]["when"] == "fwgen_load == 'direct'"
+    defaults = yaml.safe_load(Path("examples/ansible/roles/fwgen/defaults/main.yml").read_text())
+    assert defaults["fwgen_load"] == "direct" and defaults["fwgen_keep"] == []

@@ -25,10 +25,21 @@ from fwgen.cliparts import (
     load_policies,
     output_option,
     read_input,
+    render_profile,
     site_ports,
     user_errors,
 )
 from fwgen.errors import FwgenError
+
+FlushRuleset = Annotated[
+    bool,
+    typer.Option(
+        "--flush-ruleset",
+        help="Take over the host firewall: nftables flushes the ruleset; iptables also empties "
+        "nat, mangle and raw; ufw and windows remove or disable rules of others.",
+    ),
+]
+Strict = Annotated[bool, typer.Option("--strict", help="Fail instead of approximating.")]
 
 app = App(
     help="Render declarative host profiles into default-deny firewall rulesets.",
@@ -69,16 +80,8 @@ def render(
         Path | None, output_option("the ruleset (a folder for several files)")
     ] = None,
     set_: SetOption = None,
-    flush_ruleset: Annotated[
-        bool,
-        typer.Option(
-            "--flush-ruleset",
-            help="Take over the host firewall: nftables flushes the ruleset; ufw and windows remove or disable rules of others.",
-        ),
-    ] = False,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Fail instead of approximating.")
-    ] = False,
+    flush_ruleset: FlushRuleset = False,
+    strict: Strict = False,
     ports_files: PortsFiles = None,
     allow_outside: AllowOutside = None,
     family: Annotated[
@@ -99,8 +102,6 @@ def render(
     Example: fwgen render webserver --target nftables --set admins=192.0.2.0/24
     """
     from fwgen.output import emit
-    from fwgen.policy import policy_warnings
-    from fwgen.render import render_with_warnings
     from fwgen.render import target as find_target
     from fwgen.targets import RenderOptions
 
@@ -109,12 +110,9 @@ def render(
         raise FwgenError(f"--family: {target} writes one file for both families")
     if family is not None and family not in spec.family_files:
         raise FwgenError(f"--family {family!r}: choose {' or '.join(spec.family_files)}")
-    (policy,) = load_policies([profile], set_, site_ports(ports_files), allow_outside)
-    files, warnings = render_with_warnings(
-        policy, target, RenderOptions(flush_ruleset=flush_ruleset, strict=strict)
+    _, files = render_profile(
+        profile, target, set_, ports_files, allow_outside, RenderOptions(flush_ruleset, strict)
     )
-    for warning in [*warnings, *policy_warnings(policy)]:
-        typer.echo(f"warning: {warning}", err=True)
     if family is not None:
         files = {spec.family_files[family]: files[spec.family_files[family]]}
     if check_only:
@@ -439,6 +437,75 @@ def discover(
         }
         profile = json.dumps(data, indent=2) + "\n"
     emit({"draft": profile}, output)
+
+
+@app.command()
+@user_errors
+def apply(
+    profile: Annotated[
+        str | None,
+        typer.Argument(metavar="PROFILE", help="A built-in profile name or a profile file."),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option("--target", "-t", metavar="TARGET", help="nftables, iptables or ufw."),
+    ] = None,
+    set_: SetOption = None,
+    flush_ruleset: FlushRuleset = False,
+    strict: Strict = False,
+    ports_files: PortsFiles = None,
+    allow_outside: AllowOutside = None,
+    confirm: Annotated[
+        float,
+        typer.Option(
+            "--confirm",
+            metavar="SECONDS",
+            help="Restore the old rules unless confirmed within this time.",
+        ),
+    ] = 30,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Keep the new rules without waiting (config management).")
+    ] = False,
+    keep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--keep",
+            metavar="ADDR[:PORT]",
+            help="Refuse rules that would not admit a new TCP connection from ADDR to PORT (22). Repeatable.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Load even when the guard finds a lock-out.")
+    ] = False,
+    confirm_pending: Annotated[
+        bool, typer.Option("--confirm-pending", help="Keep the rules of the apply that waits.")
+    ] = False,
+    rollback_pending: Annotated[
+        bool, typer.Option("--rollback-pending", help="Restore the rules the waiting apply saved.")
+    ] = False,
+) -> None:
+    """Load a profile's rules into this host, with a lock-out guard and automatic rollback.
+
+    Exit 0 applied, 1 rolled back, 2 refused before anything was touched.
+    Example: fwgen apply webserver --target nftables --set admins=192.0.2.0/24
+    """
+    from fwgen.apply_command import run_apply
+
+    raise typer.Exit(
+        run_apply(
+            profile,
+            target,
+            set_,
+            ports_files,
+            allow_outside,
+            flush_ruleset=flush_ruleset,
+            strict=strict,
+            confirm=None if yes else confirm,
+            keep=keep or [],
+            force=force,
+            pending="confirm" if confirm_pending else "rollback" if rollback_pending else None,
+        )
+    )
 
 
 @app.command()

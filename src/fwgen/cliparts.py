@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from fwgen.paths import Origins
     from fwgen.policy import Policy
     from fwgen.portdb import Catalogue
+    from fwgen.targets import RenderOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -165,3 +166,22 @@ def read_input(name: str) -> tuple[str, str]:
     if name == "-":
         return read_stream(sys.stdin.buffer, "<stdin>", "input", MAX_INPUT), "<stdin>"
     return read_text(Path(name), name, what="input", limit=MAX_INPUT), name
+
+
+def render_profile(
+    profile: str,
+    target: str,
+    sets: list[str] | None,
+    ports_files: list[str] | None,
+    allow_outside: list[Path] | None,
+    options: RenderOptions,
+) -> tuple[Policy, dict[str, str]]:
+    """Resolve one profile and render it, every warning on stderr: the Policy and the files."""
+    from fwgen.policy import policy_warnings
+    from fwgen.render import render_with_warnings
+
+    (policy,) = load_policies([profile], sets, site_ports(ports_files), allow_outside)
+    files, warnings = render_with_warnings(policy, target, options)
+    for warning in [*warnings, *policy_warnings(policy)]:
+        typer.echo(f"warning: {warning}", err=True)
+    return policy, files

@@ -25,8 +25,8 @@ AGENT = Path(__file__).with_name("agent.py")
 # At most 4 characters: the veth names keep 8 of the prefix and its random part.
 PREFIX = os.environ.get("FWGEN_NETNS_PREFIX", "fwg")[:4]
 # Every path ufw writes (found with strace): its rules and settings, its defaults, and
-# /run for its lock file (and, through TMPDIR, its temporary files). `Lab.ufw` mounts a
-# private copy over each, inside a private mount namespace.
+# /run for its lock file (and, through TMPDIR, its temporary files). `Lab.ufw_root` mounts
+# a private copy over each, inside a private mount namespace.
 UFW_WRITES = {"/etc/ufw": "etc-ufw", "/etc/default/ufw": "default-ufw", "/run": "run"}
 UFW_EMPTY = {"/run"}  # mounted empty: nothing of the machine's /run is needed inside
 
@@ -149,9 +149,9 @@ class Lab:
     def nft(self, text: str) -> None:
         self.run(self.server, "nft", "-f", "-", stdin=text)
 
-    def ufw(self, script: str) -> str:
-        """Run a ufw script in the server namespace over private copies of every path
-        ufw writes (see `UFW_WRITES`): the machine's own files are never touched."""
+    def ufw_root(self) -> list[str]:
+        """A command prefix that runs its command over private copies of every path ufw
+        writes (see `UFW_WRITES`): the machine's own files are never touched."""
         if self.ufw_dir is None:
             self.ufw_dir = tempfile.mkdtemp(prefix="fwgen-ufw-")
             for path, private in UFW_WRITES.items():
@@ -166,8 +166,7 @@ class Lab:
             f"mount --bind {shlex.quote(os.path.join(self.ufw_dir, private))} {path}"
             for path, private in UFW_WRITES.items()
         )
-        return self.run(
-            self.server,
+        return [
             "unshare",
             "--mount",
             "--propagation",
@@ -175,6 +174,13 @@ class Lab:
             "sh",
             "-c",
             f'{mounts} && TMPDIR=/run exec "$0" "$@"',
+        ]
+
+    def ufw(self, script: str) -> str:
+        """Run a ufw script in the server namespace over private copies (`ufw_root`)."""
+        return self.run(
+            self.server,
+            *self.ufw_root(),
             "bash",
             "-c",
             'bash -s && echo "--- added" && ufw show added',

@@ -1,0 +1,328 @@
+"""Load a rendered ruleset safely: check it, save what it replaces, load it, and put the
+old state back unless someone confirms in time.
+
+The state lives in ``/run/fwgen`` (``$FWGEN_STATE_DIR``), mode 0700: ``pending/`` while
+an apply waits (it is also the lock: one pending apply at a time), ``last/`` for the
+one before, and ``lock`` for the file lock every change of state takes. Before loading,
+a detached process (its own session, no terminal) is started that rolls back at the
+deadline, so a dead terminal or SSH session still gets its firewall back. Confirming
+(the prompt, or ``fwgen apply --confirm-pending`` from a new session) and rolling back
+both go through `finish`, under the lock; whichever comes first wins.
+
+Exit codes: 0 applied, 1 rolled back, 2 refused before anything was touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import select
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from fwgen.apply_targets import BACKENDS, ApplyError, Backend, write_private
+from fwgen.errors import FwgenError
+from fwgen.guard import Connection
+
+APPLIED, ROLLED_BACK = 0, 1
+CONFIRMED, ROLLBACK = "confirmed", "rolled back"
+POLL = 0.2  # seconds between looks at the pending state
+
+Say = Callable[[str], None]
+
+
+class Refused(FwgenError):
+    """Nothing was touched: no root, a tool missing, a lock-out, a check failed, ..."""
+
+
+def state_dir() -> Path:
+    """The private folder of fwgen's pending and last apply; made with mode 0700."""
+    path = Path(os.environ.get("FWGEN_STATE_DIR") or "/run/fwgen")
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if path.is_symlink() or not path.is_dir():
+            raise Refused(f"{path}: not a directory; fwgen keeps the state it restores there")
+        path.chmod(0o700)
+    except OSError as error:
+        raise Refused(f"{path}: cannot keep state there ({error.strerror})") from None
+    return path
+
+
+@contextlib.contextmanager
+def locked(state: Path) -> Iterator[None]:
+    with os.fdopen(os.open(state / "lock", os.O_RDWR | os.O_CREAT, 0o600)) as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def read_meta(folder: Path) -> dict[str, object] | None:
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def backend_of(meta: dict[str, object]) -> Backend:
+    return BACKENDS[str(meta["target"])](flush_ruleset=bool(meta["flush_ruleset"]))
+
+
+def finish(state: Path, token: str, outcome: str, when_due: bool = False) -> str:
+    """Confirm or roll back the pending apply *token*; what became of it. When it was
+    already finished (by the prompt, a second session or the rollback process), that
+    outcome is returned and nothing is done again. With *when_due*, nothing is done
+    ("") while its deadline has not come (a load that took long moved it)."""
+    with locked(state):
+        pending = state / "pending"
+        meta = read_meta(pending)
+        if meta is None or meta["id"] != token:
+            last = read_meta(state / "last")
+            return str(last.get("outcome", ROLLBACK)) if last and last["id"] == token else ROLLBACK
+        if when_due and time.time() < float(str(meta["deadline"])):
+            return ""
+        if outcome == ROLLBACK:
+            try:
+                backend_of(meta).restore(pending)
+            except (ApplyError, OSError) as error:
+                outcome = f"rollback FAILED: {error}; the saved state is in {state}/last/saved"
+        meta.update(outcome=outcome, finished=time.time())
+        write_meta(pending, meta)
+        shutil.rmtree(state / "last", ignore_errors=True)
+        pending.rename(state / "last")
+        return outcome
+
+
+def pending_token(state: Path) -> str | None:
+    meta = read_meta(state / "pending")
+    return str(meta["id"]) if meta else None
+
+
+def watch(state: Path, token: str) -> str:
+    """The detached rollback: wait for the deadline unless the apply is finished first.
+    The deadline is read from the pending state each time: the apply moves it to
+    *seconds after the load* once loading is done (a slow ufw script does not eat
+    the time to confirm), and when the apply dies while loading, the first one holds."""
+    while True:
+        meta = read_meta(state / "pending")
+        if meta is None or meta["id"] != token:
+            return "finished elsewhere"
+        if time.time() >= float(str(meta["deadline"])):
+            outcome = finish(state, token, ROLLBACK, when_due=True)
+            if outcome:
+                return outcome
+        time.sleep(POLL)
+
+
+def write_meta(folder: Path, meta: dict[str, object]) -> None:
+    """Replace meta.json whole (a reader never sees half of it)."""
+    write_private(folder / "meta.json.new", json.dumps(meta))
+    (folder / "meta.json.new").rename(folder / "meta.json")
+
+
+def update_meta(pending: Path, **fields: object) -> None:
+    meta = read_meta(pending) or {}
+    meta.update(fields)
+    write_meta(pending, meta)
+
+
+def start_watcher(state: Path, token: str) -> int:
+    """Start `watch` in its own session, with no terminal: it outlives this process, the
+    shell and the SSH connection (their hangup and interrupt signals do not reach it).
+    Never waited for: it is spawned, not a child object a garbage collector reports."""
+    log = os.open(state / "rollback.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        return os.posix_spawn(
+            sys.executable,
+            [sys.executable, "-m", "fwgen.apply", "rollback", str(state), token],
+            dict(os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_DUP2, log, 2),
+            ],
+            setsid=True,
+        )
+    finally:
+        os.close(log)
+
+
+@dataclass
+class Request:
+    """One `fwgen apply`: what to load and how carefully."""
+
+    target: str
+    files: dict[str, str]
+    profile: str
+    flush_ruleset: bool = False
+    confirm: float | None = 30.0  # seconds to wait; None: --yes
+    connections: tuple[Connection, ...] = ()
+    lockouts: tuple[str, ...] = ()  # the guard's findings (see fwgen.guard.lockouts)
+    force: bool = False
+
+
+def preflight(request: Request, say: Say) -> Backend:
+    """Everything that can refuse without touching anything but fwgen's state folder."""
+    if os.geteuid() != 0:
+        raise Refused("fwgen apply loads rules into the kernel: run it as root")
+    backend = BACKENDS[request.target](flush_ruleset=request.flush_ruleset)
+    for tool in backend.tools:
+        if shutil.which(tool) is None:
+            raise Refused(f"`{tool}` not found: {request.target} cannot be loaded here")
+    if request.lockouts and not request.force:
+        raise Refused("\n".join([*request.lockouts, "nothing was loaded; --force loads anyway"]))
+    for message in request.lockouts:
+        say(f"warning (--force): {message}")
+    for connection in request.connections:
+        if not request.lockouts:
+            say(f"guard: the new rules admit {connection}")
+    if not request.connections:
+        say("guard: no SSH_CONNECTION and no --keep: not checking for a lock-out")
+    return backend
+
+
+def begin(
+    state: Path, request: Request, backend: Backend, say: Say, deadline: float
+) -> tuple[str, Path]:
+    """Under the lock: claim `pending`, write the files, check them, save the state."""
+    pending = state / "pending"
+    meta = read_meta(pending)
+    if pending.exists() and meta is None:
+        # Left by an apply that stopped before its state was complete: nothing was loaded.
+        shutil.rmtree(pending)
+    elif meta is not None:
+        since = time.ctime(float(str(meta["started"])))
+        raise Refused(
+            f"another apply is pending ({pending}, since {since}): "
+            "`fwgen apply --confirm-pending` keeps it, `fwgen apply --rollback-pending` undoes it"
+        )
+    token = uuid.uuid4().hex
+    try:
+        pending.mkdir(mode=0o700)
+        for name, text in request.files.items():
+            write_private(pending / "new" / name, text)
+        backend.validate(pending)
+        say(f"checked: the {request.target} checker accepts the new rules")
+        backend.save(pending)
+    except (OSError, FwgenError) as error:
+        shutil.rmtree(pending, ignore_errors=True)
+        raise Refused(f"nothing was loaded: {error}") from None
+    say(f"saved: {backend.replaces}, to {pending}/saved")
+    started = time.time()
+    write_meta(
+        pending,
+        {
+            "id": token,
+            "target": request.target,
+            "flush_ruleset": request.flush_ruleset,
+            "profile": request.profile,
+            "started": started,
+            "deadline": deadline,
+            "pid": os.getpid(),
+        },
+    )
+    return token, pending
+
+
+def apply(request: Request, say: Say, answer: Callable[[float], str | None]) -> int:
+    """Load *request* safely; 0 applied, 1 rolled back (Refused: nothing touched).
+
+    *answer(timeout)* returns a line the user typed, "" at end of input, or None when
+    nothing came within *timeout* seconds.
+    """
+    backend = preflight(request, say)
+    state = state_dir()
+    seconds = request.confirm or 0.0
+    with locked(state):
+        token, pending = begin(state, request, backend, say, time.time() + seconds)
+        if request.confirm is not None:
+            pid = start_watcher(state, token)
+            update_meta(pending, watcher=pid)
+            say(f"rollback: process {pid} restores the saved state unless confirmed")
+        try:
+            backend.load(pending)
+        except ApplyError as error:
+            say(f"loading failed: {error}")
+            failed = True
+        else:
+            failed = False
+            say(f"loaded: {request.profile} into {backend.replaces}")
+        deadline = time.time() + seconds
+        update_meta(pending, deadline=deadline)
+    if failed:
+        return _report(finish(state, token, ROLLBACK), say)
+    if request.confirm is None:
+        return _report(finish(state, token, CONFIRMED), say)
+    return _report(_wait(state, token, deadline, say, answer), say)
+
+
+def _wait(
+    state: Path, token: str, deadline: float, say: Say, answer: Callable[[float], str | None]
+) -> str:
+    say(
+        f"Open a NEW session to this host now. Type 'yes' here (or run `fwgen apply "
+        f"--confirm-pending` there) within {max(0, round(deadline - time.time()))} s "
+        "to keep the new rules; anything else, or nothing, restores the old ones."
+    )
+    reading = True
+    try:
+        while time.time() < deadline and pending_token(state) == token:
+            line = answer(min(POLL, max(0.0, deadline - time.time()))) if reading else None
+            if not reading:
+                time.sleep(POLL)
+            if line == "":
+                reading = False  # end of input: wait for --confirm-pending or the deadline
+            elif line is not None:
+                return finish(state, token, CONFIRMED if line.strip() == "yes" else ROLLBACK)
+    except KeyboardInterrupt:
+        return finish(state, token, ROLLBACK)
+    return finish(state, token, ROLLBACK)
+
+
+def _report(outcome: str, say: Say) -> int:
+    if outcome == CONFIRMED:
+        say("applied: the new rules stay")
+        return APPLIED
+    say(f"{outcome}: the saved state was restored" if outcome == ROLLBACK else outcome)
+    return ROLLED_BACK
+
+
+def stdin_answer(timeout: float) -> str | None:
+    """A line from standard input within *timeout* seconds ("" at its end, None if none)."""
+    ready, _, _ = select.select([sys.stdin], [], [], timeout)
+    return sys.stdin.readline() if ready else None
+
+
+def settle_pending(outcome: str, say: Say) -> int:
+    """`--confirm-pending` / `--rollback-pending`: finish the pending apply from anywhere."""
+    state = state_dir()
+    token = pending_token(state)
+    if token is None:
+        last = read_meta(state / "last")
+        was = f" (the last one: {last.get('outcome')})" if last else ""
+        raise Refused(f"no apply is pending{was}")
+    return _report(finish(state, token, outcome), say)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m fwgen.apply rollback STATE TOKEN``: the detached rollback."""
+    import signal
+
+    if len(argv) != 3 or argv[0] != "rollback":
+        print("usage: python -m fwgen.apply rollback STATE_DIR TOKEN", file=sys.stderr)
+        return 2
+    for sig in (signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    outcome = watch(Path(argv[1]), argv[2])
+    print(f"{time.ctime()}: apply {argv[2]}: {outcome}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,74 @@
+"""`fwgen apply`: the option handling between the CLI and `fwgen.apply`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Literal
+
+import typer
+
+from fwgen.cliparts import render_profile
+from fwgen.errors import FwgenError
+
+
+def run_apply(
+    profile: str | None,
+    target: str | None,
+    sets: list[str] | None,
+    ports_files: list[str] | None,
+    allow_outside: list[Path] | None,
+    *,
+    flush_ruleset: bool,
+    strict: bool,
+    confirm: float | None,
+    keep: list[str],
+    force: bool,
+    pending: Literal["confirm", "rollback"] | None,
+) -> int:
+    """The exit code: 0 applied, 1 rolled back (2 is raised as an error)."""
+    from fwgen import apply as applying
+    from fwgen.apply_targets import BACKENDS
+
+    def say(line: str) -> None:
+        typer.echo(f"fwgen: {line}")
+
+    if pending is not None:
+        outcome = applying.CONFIRMED if pending == "confirm" else applying.ROLLBACK
+        return applying.settle_pending(outcome, say)
+    if profile is None or target is None:
+        raise FwgenError("give a PROFILE and --target (or --confirm-pending)")
+    if confirm is not None and confirm <= 0:
+        raise FwgenError(f"--confirm {confirm}: give a number of seconds above 0, or --yes")
+    from fwgen.guard import connections, lockouts
+    from fwgen.targets import RenderOptions
+
+    found = connections(os.environ, keep)  # a bad --keep is refused before any warning
+    policy, files = render_profile(
+        profile, target, sets, ports_files, allow_outside, RenderOptions(flush_ruleset, strict)
+    )
+    if target not in BACKENDS:
+        _cannot_load_here(target, files)
+    request = applying.Request(
+        target=target,
+        files=files,
+        profile=profile,
+        flush_ruleset=flush_ruleset,
+        confirm=confirm,
+        connections=tuple(found),
+        lockouts=tuple(lockouts(policy, found)),
+        force=force,
+    )
+    return applying.apply(request, say, applying.stdin_answer)
+
+
+def _cannot_load_here(target: str, files: dict[str, str]) -> None:
+    from fwgen.output import to_stdout
+
+    sys.stdout.write(to_stdout(files))
+    name = next(iter(files))
+    raise FwgenError(
+        f"fwgen cannot load {target} rules here; save the script above as {name} and run it "
+        f"on the host: powershell -NoProfile -ExecutionPolicy Bypass -File .\\{name}"
+    )

@@ -1,0 +1,235 @@
+"""What `fwgen apply` does per firewall: check, save, load and restore.
+
+Each target works in one folder (the pending apply's): the rendered files in
+``new/``, the saved state in ``saved/``. ``validate`` and ``save`` touch nothing;
+``load`` and ``restore`` change the running firewall. A saved state is itself
+checked by the target's own checker before anything is loaded, so a state that
+could not be put back is found while there is still nothing to put back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import ClassVar
+
+from fwgen.errors import FwgenError
+
+TIMEOUT = 300  # seconds a firewall command may take (ufw adding many rules is slow)
+
+
+class ApplyError(FwgenError):
+    """A command of the firewall failed."""
+
+
+def run(*cmd: str, stdin: Path | None = None, check: bool = True) -> str:
+    """Run one firewall command; its stdout, or ApplyError with its stderr."""
+    try:
+        with open(stdin if stdin is not None else "/dev/null", "rb") as source:
+            result = subprocess.run(cmd, stdin=source, capture_output=True, timeout=TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ApplyError(f"`{' '.join(cmd)}` failed: {error}") from None
+    if check and result.returncode != 0:
+        detail = (result.stderr or result.stdout).decode(errors="replace").strip()
+        raise ApplyError(f"`{' '.join(cmd)}` failed: {' / '.join(detail.splitlines()[:3])}")
+    return result.stdout.decode(errors="replace")
+
+
+def write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+
+
+class Backend:
+    """One firewall. Subclasses name their tools and fill in the four steps."""
+
+    name: ClassVar[str]
+    tools: ClassVar[tuple[str, ...]]
+    replaces: str  # what a load replaces, for the messages
+
+    def __init__(self, flush_ruleset: bool = False) -> None:
+        self.flush_ruleset = flush_ruleset
+
+    def validate(self, work: Path) -> None:
+        raise NotImplementedError
+
+    def save(self, work: Path) -> None:
+        raise NotImplementedError
+
+    def load(self, work: Path) -> None:
+        raise NotImplementedError
+
+    def restore(self, work: Path) -> None:
+        raise NotImplementedError
+
+
+class Nftables(Backend):
+    name = "nftables"
+    tools = ("nft",)
+    replaces = "nftables table inet fwgen"
+
+    def __init__(self, flush_ruleset: bool = False) -> None:
+        super().__init__(flush_ruleset)
+        if flush_ruleset:
+            self.replaces = "the whole nftables ruleset"
+
+    def validate(self, work: Path) -> None:
+        run("nft", "-c", "-f", str(work / "new/fwgen.nft"))
+
+    def save(self, work: Path) -> None:
+        if self.flush_ruleset:
+            text = "flush ruleset\n" + run("nft", "list", "ruleset")
+        else:
+            # Declaring the table first makes the delete valid when there was none.
+            text = "table inet fwgen\ndelete table inet fwgen\n"
+            if "fwgen" in run("nft", "list", "tables", "inet").split():
+                text += run("nft", "list", "table", "inet", "fwgen")
+        write_private(work / "saved/restore.nft", text)
+        run("nft", "-c", "-f", str(work / "saved/restore.nft"))
+
+    def load(self, work: Path) -> None:
+        run("nft", "-f", str(work / "new/fwgen.nft"))
+
+    def restore(self, work: Path) -> None:
+        run("nft", "-f", str(work / "saved/restore.nft"))
+
+
+# What a filter table holds when nothing was ever loaded into it.
+EMPTY_FILTER = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+SET_NAME = re.compile(r"^create (\S+) ", re.MULTILINE)
+
+
+class Iptables(Backend):
+    name = "iptables"
+    tools = (
+        "iptables-restore",
+        "ip6tables-restore",
+        "iptables-save",
+        "ip6tables-save",
+        "ipset",
+        "unshare",
+    )
+    replaces = "the iptables and ip6tables filter tables and fwgen's ipsets"
+    RESTORE: ClassVar[dict[str, str]] = {"v4": "iptables-restore", "v6": "ip6tables-restore"}
+    SAVE: ClassVar[dict[str, str]] = {"v4": "iptables-save", "v6": "ip6tables-save"}
+
+    def _sets(self, work: Path) -> list[str]:
+        """The ipsets the new rules fill (not the temporary ``-n`` copies)."""
+        path = work / "new/ipsets"  # rendered only when a rule needs a set
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        return sorted({n for n in SET_NAME.findall(text) if not n.endswith("-n")})
+
+    def validate(self, work: Path) -> None:
+        new = work / "new"
+        if self._sets(work):
+            # ipset has no dry run, and the rules' --match-set needs the sets: load both
+            # into a throw-away network namespace (sets are per namespace).
+            run(
+                "unshare", "--net", "sh", "-ec",
+                'ipset restore -exist < "$1"; iptables-restore --test < "$2"; '
+                'ip6tables-restore --test < "$3"',
+                "sh", str(new / "ipsets"), str(new / "rules.v4"), str(new / "rules.v6"),
+            )  # fmt: skip
+            return
+        for version, restore in self.RESTORE.items():
+            run(restore, "--test", str(new / f"rules.{version}"))
+
+    def save(self, work: Path) -> None:
+        saved = work / "saved"
+        for version, save in self.SAVE.items():
+            text = run(save, "-t", "filter")
+            write_private(saved / f"filter.{version}", text if "*filter" in text else EMPTY_FILTER)
+            run(self.RESTORE[version], "--test", str(saved / f"filter.{version}"))
+        existing = set(run("ipset", "list", "-n").split())
+        ours = self._sets(work)
+        text = "".join(
+            _renamed(run("ipset", "save", name), name) for name in ours if name in existing
+        )
+        write_private(saved / "ipsets", text)
+        write_private(saved / "new-sets.json", json.dumps([n for n in ours if n not in existing]))
+
+    def load(self, work: Path) -> None:
+        new = work / "new"
+        if self._sets(work):
+            run("ipset", "restore", "-exist", stdin=new / "ipsets")
+        for version, restore in self.RESTORE.items():
+            run(restore, stdin=new / f"rules.{version}")
+
+    def restore(self, work: Path) -> None:
+        saved = work / "saved"
+        if (saved / "ipsets").stat().st_size:
+            run("ipset", "restore", "-exist", stdin=saved / "ipsets")
+        for version, restore in self.RESTORE.items():
+            run(restore, stdin=saved / f"filter.{version}")
+        for name in json.loads((saved / "new-sets.json").read_text(encoding="utf-8")):
+            run("ipset", "destroy", name, check=False)  # sets the old rules did not have
+
+
+def _renamed(saved: str, name: str) -> str:
+    """``ipset save NAME`` output made to refill NAME atomically: filled under a temporary
+    name, swapped in, the temporary destroyed (what fwgen's own ipsets file does)."""
+    temporary = f"{name}-r"
+    lines = [
+        re.sub(rf"^(create|add) {re.escape(name)} ", rf"\1 {temporary} ", line)
+        for line in saved.splitlines()
+        if line.strip()
+    ]
+    # A temporary left by an interrupted run is emptied before it is filled.
+    lines.insert(1, f"flush {temporary}")
+    return "\n".join([*lines, f"swap {temporary} {name}", f"destroy {temporary}", ""])
+
+
+UFW_FILES = (
+    "/etc/ufw/ufw.conf",
+    "/etc/ufw/user.rules",
+    "/etc/ufw/user6.rules",
+    "/etc/ufw/before.rules",
+    "/etc/ufw/before6.rules",
+    "/etc/ufw/after.rules",
+    "/etc/ufw/after6.rules",
+    "/etc/default/ufw",
+)
+
+
+class Ufw(Backend):
+    """ufw keeps its state in files: the rules it added, the before/after blocks, its
+    defaults. Those files are saved whole and written back, then ufw reloads them (or
+    is disabled again, if it was inactive before)."""
+
+    name = "ufw"
+    tools = ("ufw", "bash")
+    replaces = "ufw's rules, defaults and rule files"
+
+    def validate(self, work: Path) -> None:
+        run("bash", "-n", str(work / "new/fwgen-ufw.sh"))
+
+    def save(self, work: Path) -> None:
+        saved = work / "saved/files"
+        saved.mkdir(mode=0o700, parents=True)
+        for name in UFW_FILES:
+            path = Path(name)
+            if not path.is_file():
+                raise ApplyError(f"{name}: missing, so ufw's state cannot be saved")
+            shutil.copyfile(path, saved / name.lstrip("/").replace("/", "_"))
+        active = run("ufw", "status").startswith("Status: active")
+        write_private(work / "saved/active.json", json.dumps(active))
+
+    def load(self, work: Path) -> None:
+        run("bash", str(work / "new/fwgen-ufw.sh"))
+
+    def restore(self, work: Path) -> None:
+        saved = work / "saved/files"
+        for name in UFW_FILES:
+            # Written in place: /etc/default/ufw may be a bind mount a rename cannot replace.
+            Path(name).write_bytes((saved / name.lstrip("/").replace("/", "_")).read_bytes())
+        if json.loads((work / "saved/active.json").read_text(encoding="utf-8")):
+            run("ufw", "reload")
+        else:
+            run("ufw", "disable")
+
+
+BACKENDS: dict[str, type[Backend]] = {b.name: b for b in (Nftables, Iptables, Ufw)}

@@ -1,0 +1,266 @@
+"""`fwgen apply` in a real kernel: confirmation keeps the new rules, silence and a killed
+apply bring the old ones back byte for byte, the guard refuses to cut the SSH client off,
+and a connection established before survives all of it.
+
+Every apply runs inside the server namespace (`ip netns exec`), its state in a temporary
+folder (FWGEN_STATE_DIR); ufw over private copies of its files (see `Lab.ufw_root`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.kernel.lab import Lab
+
+pytestmark = pytest.mark.kernel
+
+TARGETS = ["nftables", "iptables", "ufw"]
+OLD = """\
+description: Before the change
+extends: base
+inbound:
+  - service: ssh
+    from: 198.18.1.0/24
+  - port: 8080/tcp
+    name: old-app
+"""
+# 21 separate networks: more than 16, so iptables puts them into an ipset. ufw, which
+# has no sets, gets two (one ufw command per address is slow).
+PARTNERS = {
+    "ufw": "198.18.1.0/24, 10.0.1.1",
+    "other": ", ".join(["198.18.1.0/24", *(f"10.0.{i}.1" for i in range(1, 21))]),
+}
+NEW = """\
+description: After the change
+extends: base
+networks:
+  partners: [{partners}]
+inbound:
+  - service: ssh
+    from: 198.18.1.0/24
+  - port: 9090/tcp
+    name: new-app
+    from: partners
+"""
+TRUSTED_SSH = "198.18.1.2 40000 198.18.1.1 22"
+OUTSIDE_SSH = "198.18.2.2 40000 198.18.2.1 22"
+PROMPT = "Open a NEW session"
+
+
+@dataclass
+class Host:
+    lab: Lab
+    target: str
+    state: Path
+    profiles: Path
+
+    def command(self, *args: str) -> list[str]:
+        wrap = self.lab.ufw_root() if self.target == "ufw" else []
+        return ["ip", "netns", "exec", self.lab.server, *wrap, sys.executable, "-m", "fwgen", *args]
+
+    def env(self, ssh: str | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "SSH_CONNECTION"}
+        env["FWGEN_STATE_DIR"] = str(self.state)
+        if ssh is not None:
+            env["SSH_CONNECTION"] = ssh
+        return env
+
+    def apply_args(self, profile: str, *extra: str) -> list[str]:
+        return ["apply", str(self.profiles / profile), "--target", self.target, *extra]
+
+    def run(self, *args: str, ssh: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(*args),
+            env=self.env(ssh),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def start(self, *args: str, ssh: str | None = TRUSTED_SSH) -> subprocess.Popen[str]:
+        """An apply that waits for confirmation; returns once it shows its prompt."""
+        proc = subprocess.Popen(
+            self.command(*args),
+            env=self.env(ssh),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lab.listeners.append(proc)  # killed and reaped with the lab if a test fails
+        assert proc.stdout is not None
+        seen = []
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            end = time.time() + 60
+            while time.time() < end and sel.select(end - time.time()):
+                line = proc.stdout.readline()
+                seen.append(line)
+                if not line or PROMPT in line:
+                    break
+        assert seen and PROMPT in seen[-1], "".join(seen)
+        assert any(line.startswith("fwgen: loaded: ") for line in seen), "".join(seen)
+        return proc
+
+    def snapshot(self) -> str:
+        """What the target's own listing says is loaded, counters and dated comments aside."""
+        run = self.lab.run
+        if self.target == "nftables":
+            return run(self.lab.server, "nft", "list", "table", "inet", "fwgen", check=False)
+        text = "".join(run(self.lab.server, save, "-t", "filter") for save in SAVES)
+        if self.target == "iptables":
+            text += run(self.lab.server, "ipset", "list", "-n")
+        else:
+            root = Path(str(self.lab.ufw_dir), "etc-ufw")
+            for name in ("user.rules", "user6.rules", "ufw.conf", "../default-ufw"):
+                text += (root / name).read_text()
+        return re.sub(r"\[\d+:\d+\]", "[counters]", re.sub(r"(?m)^#.*\n", "", text))
+
+    def log(self) -> str:
+        """What the state folder says happened, for failure messages."""
+        found = [self.state / "rollback.log", self.state / "last/meta.json"]
+        return "".join(f"\n{p}: {p.read_text()}" for p in found if p.exists())
+
+    def pending(self) -> bool:
+        return (self.state / "pending").exists()
+
+
+SAVES = ("iptables-save", "ip6tables-save")
+
+
+@pytest.fixture(params=TARGETS)
+def host(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Host]:
+    """The server with the OLD rules loaded (by `fwgen apply --yes`) and listeners."""
+    (tmp_path / "old.yaml").write_text(OLD)
+    partners = PARTNERS["ufw" if request.param == "ufw" else "other"]
+    (tmp_path / "new.yaml").write_text(NEW.format(partners=partners))
+    state = tmp_path / "state"
+    found = Host(lab, request.param, state, tmp_path)
+    done = found.run(*found.apply_args("old.yaml", "--yes"), ssh=TRUSTED_SSH)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lab.listen(["tcp:22", "tcp:8080", "tcp:9090"])
+    yield found
+    assert not found.pending()
+
+
+def held(lab: Lab) -> list[subprocess.Popen[str]]:
+    """Connections to the old rules' port 8080, which the new rules no longer open."""
+    return [lab.hold("trusted", family, 8080) for family in ("ipv4", "ipv6")]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+
+
+def still_up(connections: list[subprocess.Popen[str]]) -> list[str]:
+    answers = []
+    for proc in connections:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write("still there?\n")
+        proc.stdin.flush()
+        answers.append(proc.stdout.readline().strip())
+    return answers
+
+
+def new_rules_in(host: Host, before: str) -> bool:
+    """The new rules replaced the old ones (what they admit: the confirmed tests). On a
+    machine so busy that the 3 s ran out before the listing, only the apply's word is left."""
+    seen = host.snapshot()
+    return seen != before or not host.pending()
+
+
+NEW_RULES = {"tcp:9090": "open", "tcp:8080": "blocked"}
+
+
+def loaded(host: Host) -> dict[str, str]:
+    """What a new connection from the trusted client finds: NEW_RULES once they are in."""
+    return host.lab.probe("trusted", "ipv4", ["tcp:9090", "tcp:8080"])
+
+
+@pytest.mark.parametrize("how", ["prompt", "second-session"])
+def test_confirmed_apply_keeps_the_new_rules(host: Host, how: str) -> None:
+    connections = held(host.lab)
+    # Long enough for a busy machine: the confirmation ends the wait anyway.
+    proc = host.start(*host.apply_args("new.yaml", "--confirm", "90"))
+    # The confirming session is a new connection: the new rules must let it in.
+    assert host.lab.probe("trusted", "ipv4", ["tcp:22"]) == {"tcp:22": "open"}
+    if how == "prompt":
+        out, _ = proc.communicate("yes\n", timeout=60)
+    else:
+        confirmed = host.run("apply", "--confirm-pending")
+        assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr + host.log()
+        out, _ = proc.communicate("", timeout=60)
+    assert proc.returncode == 0, out
+    assert "applied: the new rules stay" in out
+    kept = host.snapshot()
+    watcher = int(json.loads((host.state / "last/meta.json").read_text())["watcher"])
+    end = time.time() + 10
+    while alive(watcher) and time.time() < end:
+        time.sleep(0.1)
+    assert not alive(watcher)  # the rollback process is gone: nothing comes back
+    time.sleep(1)
+    assert host.snapshot() == kept
+    assert loaded(host) == NEW_RULES
+    assert still_up(connections) == ["ok", "ok"]
+
+
+def test_unconfirmed_apply_restores_the_old_rules_byte_for_byte(host: Host) -> None:
+    before = host.snapshot()
+    connections = held(host.lab)
+    proc = host.start(*host.apply_args("new.yaml", "--confirm", "3"))
+    assert new_rules_in(host, before)
+    out, _ = proc.communicate(timeout=60)  # stdin closed, no answer
+    assert proc.returncode == 1, out
+    assert "rolled back" in out
+    assert host.snapshot() == before
+    assert host.lab.probe("trusted", "ipv4", ["tcp:8080", "tcp:9090"]) == {
+        "tcp:8080": "open",
+        "tcp:9090": "blocked",
+    }
+    assert still_up(connections) == ["ok", "ok"]
+
+
+def test_killed_apply_still_rolls_back(host: Host) -> None:
+    before = host.snapshot()
+    connections = held(host.lab)
+    proc = host.start(*host.apply_args("new.yaml", "--confirm", "3"))
+    assert new_rules_in(host, before)
+    proc.send_signal(signal.SIGKILL)  # the terminal, the shell and fwgen gone at once
+    proc.communicate(timeout=30)
+    end = time.time() + 30
+    while host.pending() and time.time() < end:
+        time.sleep(0.2)
+    assert not host.pending()
+    assert host.snapshot() == before
+    assert still_up(connections) == ["ok", "ok"]
+
+
+def test_guard_refuses_to_cut_the_ssh_client_off_and_changes_nothing(host: Host) -> None:
+    before = host.snapshot()
+    refused = host.run(*host.apply_args("new.yaml", "--yes"), ssh=OUTSIDE_SSH)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "would cut off a new connection from 198.18.2.2 to port 22/tcp" in refused.stderr
+    assert "needed: 198.18.2.2 in the `from:` of rule 'ssh'" in refused.stderr
+    assert "nothing was loaded" in refused.stderr
+    assert host.snapshot() == before
+    assert not host.pending()
+    kept = host.run(*host.apply_args("new.yaml", "--yes", "--keep", "198.18.2.2"))
+    assert kept.returncode == 2 and "(--keep 198.18.2.2)" in kept.stderr
+    assert host.snapshot() == before
