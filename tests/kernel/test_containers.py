@@ -55,12 +55,14 @@ def test_published_port_follows_the_inbound_rules(lab: Lab, target: str) -> None
     assert lab.probe_from(lab.container, trusted.ipv4, ["tcp:9999"]) == {"tcp:9999": "open"}
 
 
-def test_without_containers_docker_publishes_to_everyone(lab: Lab) -> None:
+@pytest.mark.parametrize("target", TARGETS)
+def test_without_containers_docker_publishes_to_everyone(lab: Lab, target: str) -> None:
     """The problem `containers:` solves: input rules never see a DNATed connection."""
     lab.add_container()
     lab.docker_rules()
     lab.listen_in(lab.container, ["tcp:80"])
     trusted = lab.clients["trusted"]
     policy = resolve_profile("docker-host", {"admins": [trusted.ipv4], "web_clients": []})
-    lab.apply("nftables", render(policy.model_copy(update={"containers": None}), "nftables"))
+    without = policy.model_copy(update={"containers": None, "coexist": False})
+    lab.apply(target, render(without, target))
     assert lab.probe("outside", "ipv4", ["tcp:8080"]) == {"tcp:8080": "open"}

@@ -57,10 +57,12 @@ def published_lines(
     chain: str,
     rule_lines: Callable[[Rule, Family, str], list[str]],
     drop: Callable[[str], list[str]],
+    log: bool = True,
 ) -> list[str]:
     """The container chain of one family: replies and connections not DNATed go back
     to the engine, the inbound rules' published connections too, the rest is dropped.
-    *rule_lines(rule, family, chain)* gives a rule's lines; *drop(match)* the drop."""
+    *rule_lines(rule, family, chain)* gives a rule's lines; *drop(match)* the drop;
+    *log*: whether to log the drops the profile asks to log (else *drop* does)."""
     out = [
         f"-A {chain} -m conntrack --ctstate ESTABLISHED,RELATED -m comment "
         f"--comment {quoted(ESTABLISHED, MAX_COMMENT)} -j RETURN",
@@ -71,7 +73,7 @@ def published_lines(
         if rule.published() and family in rule.families:
             out.append(f"# {rule_heading(rule)}")
             out += rule_lines(rule, family, chain)
-    if policy.log_drops:
+    if policy.log_drops and log:
         prefix = quoted(drop_log_prefix("published"), 28)
         out.append(
             f"-A {chain} -m limit --limit {DROP_LOG_LIMIT} -m comment --comment "
