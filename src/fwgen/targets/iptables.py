@@ -14,7 +14,7 @@ from typing import Any
 
 from fwgen.icmp import ICMP_TYPES, ICMPV6_TYPES, hop_limit
 from fwgen.policy import PREFIX_BITS, Direction, Family, Policy, PortRange, Proto, Rule
-from fwgen.targets import Build, OutputFile, RenderOptions
+from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
 from fwgen.targets import coexist as coexist_chains
 from fwgen.targets.text import (
     DROP_LOG_LIMIT,
@@ -284,6 +284,7 @@ def rule_lines(
 
 
 def build(policy: Policy, options: RenderOptions) -> Build:
+    refuse_flushing_containers(policy, options, "iptables")
     warnings = expiry_warnings(policy)
     coexist = policy.coexist and not options.flush_ruleset
     if policy.defaults.forward == "ignore" and not coexist:

@@ -8,7 +8,7 @@ from typing import Any
 
 from fwgen.icmp import hop_limit
 from fwgen.policy import PREFIX_BITS, Direction, Family, Policy, Rule
-from fwgen.targets import Build, OutputFile, RenderOptions
+from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
 from fwgen.targets.text import (
     DROP_LOG_RATE,
     ESTABLISHED,
@@ -177,6 +177,7 @@ def _meter_name(rule: Rule, taken: set[str]) -> str:
 
 
 def build(policy: Policy, options: RenderOptions) -> Build:
+    refuse_flushing_containers(policy, options, "nftables")
     sets = [
         {"name": set_name(s.name, family), "type": ADDR_TYPE[family], "elements": s.family(family)}
         for s in policy.sets
