@@ -3,6 +3,8 @@ bridge, and fwgen's rules on top. The inbound rules govern the published port.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fwgen.render import render
@@ -29,6 +31,11 @@ def test_published_port_follows_the_inbound_rules(lab: Lab, target: str) -> None
     docker = lab.docker_chains()
     lab.listen_in(lab.container, ["tcp:80", "tcp:81"])
     lab.listen_in(lab.clients["trusted"].ns, ["tcp:9999"])
+    # fail2ban's chain, jumped to first from INPUT: it must survive too
+    lab.run(lab.server, "iptables", "-N", "f2b-sshd")
+    lab.run(lab.server, "iptables", "-A", "f2b-sshd", "-s", "192.0.2.66", "-j", "REJECT")
+    lab.run(lab.server, "iptables", "-I", "INPUT", "1", "-p", "tcp", "-j", "f2b-sshd")
+    fail2ban = [line for line in lab.run(lab.server, "iptables-save").splitlines() if "f2b" in line]
     files = docker_host(lab, target)
     lab.apply(target, files)
     lab.apply(target, files)
@@ -38,6 +45,9 @@ def test_published_port_follows_the_inbound_rules(lab: Lab, target: str) -> None
         line for line in docker if not line.startswith(ours)
     ]
     assert lab.docker_chains().count("-A FORWARD -j DOCKER-USER") == 1
+    assert [
+        line for line in lab.run(lab.server, "iptables-save").splitlines() if "f2b" in line
+    ] == (fail2ban)
     if target == "iptables":  # one jump to fwgen's chain, however often it is loaded
         saved = lab.run(lab.server, "iptables-save").splitlines()
         assert saved.count("-A INPUT -j FWGEN-INPUT") == 1
@@ -66,3 +76,24 @@ def test_without_containers_docker_publishes_to_everyone(lab: Lab, target: str) 
     without = policy.model_copy(update={"containers": None, "coexist": False})
     lab.apply(target, render(without, target))
     assert lab.probe("outside", "ipv4", ["tcp:8080"]) == {"tcp:8080": "open"}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_rule_for_one_host_address_publishes_on_that_address_only(
+    lab: Lab, target: str, tmp_path: Path
+) -> None:
+    lab.add_container()
+    lab.docker_rules()
+    lab.listen_in(lab.container, ["tcp:80"])
+    trusted = lab.clients["trusted"]
+    other = lab.clients["outside"].server_ipv4  # the server's address on the other link
+    lab.run(trusted.ns, "ip", "route", "add", f"{other}/32", "via", trusted.server_ipv4)
+    profile = tmp_path / "one-address.yaml"
+    profile.write_text(
+        "description: one address\nextends: base\noptions: {containers: docker}\n"
+        f"inbound: [{{port: 8080/tcp, name: web, host: {trusted.server_ipv4}}}]\n"
+    )
+    lab.apply(target, render(resolve_profile(str(profile)), target))
+    # the published port, through the trusted link's address of the server only
+    assert lab.probe("trusted", "ipv4", ["tcp:8080"]) == {"tcp:8080": "open"}
+    assert lab.probe_from(trusted.ns, other, ["tcp:8080"]) == {"tcp:8080": "blocked"}
