@@ -3,6 +3,7 @@ kernel tests in tests/kernel/test_containers.py send the packets; these pin the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,12 +68,17 @@ def test_coexist_without_containers_keeps_forward_and_owns_no_forward_chain(
     write_profile: Callable[..., Path],
 ) -> None:
     """A fail2ban or libvirt host: fwgen's chains beside theirs; FORWARD keeps its policy."""
-    policy = resolve_profile(str(write_profile(WEB.replace("OPTIONS", "{coexist: true}"))))
+    options = "{coexist: true, log_drops: true}"
+    policy = resolve_profile(str(write_profile(WEB.replace("OPTIONS", options))))
     files, warnings = render_with_warnings(policy, "iptables")
     assert warnings == []
     v4 = files["rules.v4"]
     assert ":FORWARD DROP [0:0]" in v4 and ":FWGEN-INPUT - [0:0]" in v4
-    assert "DOCKER-USER" not in v4 and "-A INPUT " not in v4
+    assert (
+        '-A FWGEN-INPUT -m limit --limit 5/second --limit-burst 10 -m comment --comment "log' in v4
+    )
+    # never a rule in a built-in chain: --noflush would add it again at each load
+    assert "DOCKER-USER" not in v4 and not re.search(r"^-A (INPUT|FORWARD|OUTPUT) ", v4, re.M)
     assert restore_test(v4, "ipv4").returncode == 0
     assert "chain published" not in render(policy, "nftables")["fwgen.nft"]
 

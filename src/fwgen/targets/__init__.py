@@ -103,7 +103,7 @@ TARGETS: dict[str, Target] = {
         Target(
             name="iptables",
             title="Linux iptables/ip6tables (iptables-restore, iptables-persistent)",
-            files=("rules.v4", "rules.v6", "ipsets"),
+            files=("rules.v4", "rules.v6", "ipsets", "fwgen-iptables.sh"),
             family_files={"ipv4": "rules.v4", "ipv6": "rules.v6"},
             capabilities={
                 "families": "ipv4 and ipv6 in two files, both always default-deny",

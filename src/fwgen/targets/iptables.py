@@ -324,7 +324,8 @@ def build(policy: Policy, options: RenderOptions) -> Build:
                 "note": empty_note(rule),
             }
             chains[0 if rule.direction == "in" else 1]["rules"].append(entry)
-        if forward == "DROP" and policy.defaults.forward != "ignore":
+        # FORWARD holds only the drop log: in coexist mode, never flushed, it would grow
+        if forward == "DROP" and policy.defaults.forward != "ignore" and not coexist:
             chains.append({"name": "FORWARD", "prologue": [], "rules": []})
         published: list[str] = []
         if coexist and policy.containers is not None:
