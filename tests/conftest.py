@@ -13,7 +13,7 @@ import pytest
 from tests.machine_guard import changes, machine_state
 
 REPO = Path(__file__).resolve().parent.parent
-BUILTIN = ["base", "mailserver", "webserver", "workstation"]
+BUILTIN = ["base", "docker-host", "mailserver", "webserver", "workstation"]
 # Relative to the repository, so that origins in snapshots do not depend on where it is.
 EVERY_FEATURE = "tests/data/good/every-feature.yaml"
 

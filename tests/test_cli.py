@@ -59,7 +59,7 @@ def test_unknown_profile_is_one_line_and_exit_2() -> None:
     result = runner.invoke(app, ["render", "nosuch", "--target", "nftables"])
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        "error: unknown profile 'nosuch'; built-in profiles are base, mailserver, webserver, "
+        "error: unknown profile 'nosuch'; built-in profiles are base, docker-host, mailserver, webserver, "
         "workstation, or give the path of a .yaml file"
     ]
 
@@ -85,7 +85,7 @@ def test_profiles_lists_builtins_with_descriptions() -> None:
     result = runner.invoke(app, ["profiles"])
     assert result.exit_code == 0
     names = [line.split()[0] for line in result.stdout.splitlines()]
-    assert names == ["base", "mailserver", "webserver", "workstation"]
+    assert names == ["base", "docker-host", "mailserver", "webserver", "workstation"]
     assert "Public web server" in result.stdout
 
 

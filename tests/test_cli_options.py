@@ -164,8 +164,14 @@ def test_profiles_json() -> None:
     result = runner.invoke(app, ["profiles", "--format", "json"])
     assert result.exit_code == 0
     data = json.loads(result.stdout)
-    assert [p["name"] for p in data] == ["base", "mailserver", "webserver", "workstation"]
-    web = data[2]
+    assert [p["name"] for p in data] == [
+        "base",
+        "docker-host",
+        "mailserver",
+        "webserver",
+        "workstation",
+    ]
+    web = data[3]
     assert web == {
         "name": "webserver",
         "description": "Public web server (HTTP/HTTPS) with SSH for administrators",

@@ -36,10 +36,14 @@ CODES: dict[str, tuple[Level, str]] = {
         "warning",
         "Outbound is default-deny but DHCP is not allowed out (address not static)",
     ),
+    "FW015": (
+        "warning",
+        "Forwarding is ignored without `containers:`: published container ports bypass inbound",
+    ),
 }
 # What a DHCP client sends: (protocol, port, family, name).
 DHCP_OUT = (("udp", 67, "ipv4", "DHCP (67/udp)"), ("udp", 547, "ipv6", "DHCPv6 (547/udp)"))
-HOST_CODES = ("FW006", "FW009", "FW011", "FW014")  # about the whole profile, not one rule
+HOST_CODES = ("FW006", "FW009", "FW011", "FW014", "FW015")  # about the whole profile, not one rule
 
 
 def refuse_accepting(code: str) -> None:
@@ -168,6 +172,18 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
             )
         )
     findings += _dhcp_findings(policy, top)
+    if policy.defaults.forward == "ignore" and policy.containers is None:
+        findings.append(
+            _finding(
+                "FW015",
+                "forward: ignore leaves forwarded traffic to others: on a host that runs "
+                "Docker or Podman, every published port (`-p 8080:80`) is reachable from "
+                "anywhere, whatever the inbound rules say; set `options: {containers: docker}` "
+                "(or podman) to make the inbound rules govern them",
+                None,
+                top,
+            )
+        )
     return sorted(findings, key=_order)
 
 

@@ -95,6 +95,11 @@ class Rule(_Frozen):
     # change no ruleset, so the digest (and every rendered byte) leaves them out.
     accepted: tuple[tuple[str, str], ...] = Field(default=(), exclude=True)
 
+    def published(self) -> bool:
+        """Whether the rule also admits connections DNATed to containers: TCP and UDP
+        inbound rules do (ICMP is never DNATed to a published port)."""
+        return self.direction == "in" and self.proto in ("tcp", "udp")
+
     def local_of(self, family: Family) -> list[str]:
         """The rule's local addresses of one family."""
         return [a for a in self.local if (":" in a) == (family == "ipv6")]
@@ -122,6 +127,10 @@ class Policy(_Frozen):
     address: Literal["dhcp", "static"] | None = Field(default=None, exclude=True)
     limit_prefix_v4: int = 32
     limit_prefix_v6: int = 64
+    # A container engine whose DNATed connections (published ports) the inbound rules govern.
+    containers: Literal["docker", "podman"] | None = None
+    # iptables: fwgen's own chains, loaded with --noflush, beside other programs' chains.
+    coexist: bool = False
     sets: tuple[AddressSet, ...] = ()
     rules: tuple[Rule, ...] = ()
 
@@ -179,8 +188,10 @@ class Policy(_Frozen):
         ]
 
     def digest(self) -> str:
-        """sha256 of the whole policy: equal digests, equal rulesets."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+        """sha256 of the whole policy: equal digests, equal rulesets. The container
+        options count only when set, so hosts without containers keep their digests."""
+        unset = {name for name in ("containers", "coexist") if not getattr(self, name)}
+        return hashlib.sha256(self.model_dump_json(exclude=unset).encode()).hexdigest()
 
 
 def whole_family_warning(address_set: AddressSet, family: Family) -> str:

@@ -212,15 +212,37 @@ def _check_peers(value: list[str]) -> list[str]:
     return value
 
 
+def _check_host_addresses(value: list[str]) -> list[str]:
+    """The host's own addresses a rule is for: single addresses, parsed strictly."""
+    if not value:
+        raise ValueError("an empty list matches nothing; leave the key out to mean any")
+    for item in value:
+        if not isinstance(item, str) or not looks_like_address(item):
+            raise ValueError(f"invalid host address {item!r}; give one of this host's addresses")
+        _, first, last = parse_network(item)
+        if first != last:
+            raise ValueError(
+                f"'{item}' is a network; `host` names one of this host's addresses, e.g. 192.0.2.10"
+            )
+    return [item.strip().partition("/")[0] for item in value]
+
+
 class InboundRule(RuleSpec):
-    """Traffic towards this host, from ``from`` (default any)."""
+    """Traffic towards this host, from ``from`` (default any), to its addresses ``host``
+    (default: every address it has)."""
 
     from_: Peers = Field(default=["any"], alias="from")
+    host: Peers = []
 
     @field_validator("from_")
     @classmethod
     def _peers(cls, value: list[str]) -> list[str]:
         return _check_peers(value)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: list[str]) -> list[str]:
+        return _check_host_addresses(value)
 
 
 class OutboundRule(RuleSpec):
@@ -273,6 +295,12 @@ class Options(BaseModel):
     address: Literal["dhcp", "static"] | None = None
     limit_prefix_v4: StrictInt = 32
     limit_prefix_v6: StrictInt = 64
+    # A container engine on the host: `inbound` rules also govern the connections it
+    # DNATs to its containers (published ports); every other one from outside is dropped.
+    containers: Literal["docker", "podman"] | None = None
+    # iptables: fwgen's rules in chains of its own, loaded with --noflush, so that other
+    # programs' chains (Docker, fail2ban, libvirt) survive. Default: on with `containers`.
+    coexist: bool | None = None
 
     @field_validator("limit_prefix_v4", "limit_prefix_v6")
     @classmethod

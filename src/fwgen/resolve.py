@@ -6,7 +6,7 @@ import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fwgen import icmp
 from fwgen.addresses import MAX_ENTRIES, Interval, collapse, merge, parse_network, read_list
@@ -275,7 +275,7 @@ class _Resolver:
                         name=spec.name or service.name,
                         service=service.name,
                         comment=spec.comment or service.title,
-                        local=service.destinations if direction == "in" else (),
+                        local=self._host(where, service.destinations if direction == "in" else ()),
                         only=service.family,
                     )
                 )
@@ -291,6 +291,7 @@ class _Resolver:
                     ports=merge_ranges(ranges),
                     name=spec.name,
                     comment=spec.comment or "",
+                    local=self._host(where),
                 )
             )
         for proto in ("icmp", "icmpv6"):
@@ -314,6 +315,7 @@ class _Resolver:
                         icmp_types=ordered,
                         name=spec.name or proto,
                         comment=spec.comment or "",
+                        local=self._host(where),
                     )
                 )
         for rule in out:
@@ -333,6 +335,21 @@ class _Resolver:
                     )
                 )
         return out
+
+    def _host(
+        self, where: Located[InboundRule] | Located[OutboundRule], fixed: tuple[str, ...] = ()
+    ) -> tuple[str, ...]:
+        """The host addresses an inbound rule is for: its `host`, or a service's own."""
+        host = tuple(where.value.host) if isinstance(where.value, InboundRule) else ()
+        if host and fixed:
+            self.errors.append(
+                where.error(
+                    f"this service has its own destinations ({', '.join(fixed)}); leave out `host`",
+                    "host",
+                    kind=ResolveError,
+                )
+            )
+        return fixed or host
 
     def _rule(self, base: dict[str, Any], **fields: Any) -> Rule:
         families = set(FAMILIES)
@@ -397,6 +414,30 @@ class _Resolver:
             out += [r for loc in replies for r in self.rules(loc) if r.proto == "udp"]
         return out
 
+    def _forward(self) -> Literal["drop", "accept", "ignore"]:
+        """With a container engine, forwarded traffic is the engine's, but for the
+        connections it DNATs from outside, which the inbound rules govern."""
+        if self.options.containers is None:
+            return self.options.forward
+        where = self.merged.options.get("forward")
+        files = self.merged.files
+        engine = self.merged.options["containers"].doc.path
+        # an extended profile's `forward` yields; the same or a later file's is a conflict
+        if (
+            where is not None
+            and where.value != "ignore"
+            and files.index(where.doc.path) >= files.index(engine)
+        ):
+            self.errors.append(
+                where.error(
+                    f"forward: {where.value} would take over the traffic of the containers "
+                    f"(options.containers: {self.options.containers}); leave `forward` out "
+                    "or write `forward: ignore`",
+                    kind=ResolveError,
+                )
+            )
+        return "ignore"
+
     def _mark_risky(self, rule: Rule) -> Rule:
         """Name the known backdoor services a rule opens; rendering refuses them unless acknowledged."""
         if rule.direction != "in" or rule.proto not in ("tcp", "udp"):
@@ -412,6 +453,7 @@ class _Resolver:
         if isinstance(outbound, list):
             rules += [r for loc in outbound for r in self.rules(loc)]
         rules += self.builtin_rules() + self.client_rules()
+        forward = self._forward()
         raise_collected(self.errors)
         rules = [self._mark_risky(r) for r in rules]
         unique: dict[str, Rule] = {}
@@ -429,8 +471,10 @@ class _Resolver:
             description=self.merged.description,
             files=tuple(self.merged.files),
             defaults=Defaults(
-                outbound="drop" if isinstance(outbound, list) else "accept", forward=opts.forward
+                outbound="drop" if isinstance(outbound, list) else "accept", forward=forward
             ),
+            containers=opts.containers,
+            coexist=opts.containers is not None if opts.coexist is None else opts.coexist,
             loopback=opts.loopback,
             established=opts.established,
             drop_invalid=opts.drop_invalid,

@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 AGENT = Path(__file__).with_name("agent.py")
+DOCKER_RULES = Path(__file__).parents[1] / "data" / "docker" / "docker-host.rules"
+CONTAINER_IPV4 = "172.17.0.2"  # Docker's first address on its default bridge
+BRIDGE_IPV4 = "172.17.0.1"
 # At most 4 characters: the veth names keep 8 of the prefix and its random part.
 PREFIX = os.environ.get("FWGEN_NETNS_PREFIX", "fwg")[:4]
 # Every path ufw writes (found with strace): its rules and settings, its defaults, and
@@ -135,11 +138,51 @@ class Lab:
         """The veth device of link *i* at the server ("s") or client ("c") end."""
         return f"{self.prefix[:8]}{end}{i}"
 
+    @property
+    def container(self) -> str:
+        return f"{self.prefix}-ctr"
+
+    @property
+    def bridge(self) -> str:
+        return f"{self.prefix[:8]}br"
+
+    def add_container(self) -> None:
+        """A container as Docker makes one: a namespace behind a bridge on the server
+        (172.17.0.2 on 172.17.0.0/16), the server forwarding; the clients route the
+        container network through the server, so they may try to reach it directly."""
+        subprocess.run(["ip", "netns", "add", self.container], check=True)
+        host_end = f"{self.prefix[:8]}v0"
+        self.run(self.server, "ip", "link", "add", self.bridge, "type", "bridge")
+        self.run(self.server, "ip", "addr", "add", f"{BRIDGE_IPV4}/16", "dev", self.bridge)
+        self.run(self.server, "ip", "link", "set", self.bridge, "up")
+        self.run(
+            self.server, "ip", "link", "add", host_end, "type", "veth", "peer", "name", "eth0",
+            "netns", self.container,
+        )  # fmt: skip
+        self.run(self.server, "ip", "link", "set", host_end, "master", self.bridge, "up")
+        self.run(self.container, "ip", "link", "set", "lo", "up")
+        self.run(self.container, "ip", "addr", "add", f"{CONTAINER_IPV4}/16", "dev", "eth0")
+        self.run(self.container, "ip", "link", "set", "eth0", "up")
+        self.run(self.container, "ip", "route", "add", "default", "via", BRIDGE_IPV4)
+        self.run(self.server, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        for c in self.clients.values():
+            self.run(c.ns, "ip", "route", "add", "172.17.0.0/16", "via", c.server_ipv4)
+
+    def docker_rules(self) -> None:
+        """Docker's own rules for the container, published as 8080 (see DOCKER_RULES)."""
+        text = DOCKER_RULES.read_text().replace("@BRIDGE@", self.bridge)
+        self.run(self.server, "iptables-restore", "--noflush", stdin=text)
+
+    def docker_chains(self) -> list[str]:
+        """Docker's rules as iptables-save prints them (counters off): what must survive."""
+        lines = self.run(self.server, "iptables-save").splitlines()
+        return sorted(line for line in lines if "DOCKER" in line or "MASQUERADE" in line)
+
     def __exit__(self, *exc: object) -> None:
         for proc in self.listeners:
             proc.kill()
             proc.communicate()
-        for ns in [self.server, *(c.ns for c in self.clients.values())]:
+        for ns in [self.server, self.container, *(c.ns for c in self.clients.values())]:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         if self.ufw_dir is not None:
             shutil.rmtree(self.ufw_dir, ignore_errors=True)
@@ -188,6 +231,12 @@ class Lab:
         )
 
     def iptables(self, files: dict[str, str]) -> None:
+        if "fwgen-iptables.sh" in files:  # coexist: the files beside the script that loads them
+            with tempfile.TemporaryDirectory(prefix="fwgen-iptables-") as folder:
+                for name, text in files.items():
+                    Path(folder, name).write_text(text)
+                self.run(self.server, "sh", os.path.join(folder, "fwgen-iptables.sh"))
+            return
         if "ipsets" in files:
             self.run(self.server, "ipset", "restore", "-exist", stdin=files["ipsets"])
         self.run(self.server, "iptables-restore", stdin=files["rules.v4"])

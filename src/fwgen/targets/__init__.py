@@ -51,6 +51,18 @@ def refuse_what_the_platform_accepts(policy: Policy, platform: str, why: str) ->
         )
 
 
+def refuse_flushing_containers(policy: Policy, options: RenderOptions, platform: str) -> None:
+    """--flush-ruleset would remove the container engine's rules, which `containers:`
+    leaves the forwarding of containers to."""
+    from fwgen.errors import RenderError
+
+    if options.flush_ruleset and policy.containers is not None:
+        raise RenderError(
+            f"{platform}: --flush-ruleset would remove {policy.containers}'s own rules, which "
+            f"containers: {policy.containers} relies on; render without --flush-ruleset"
+        )
+
+
 class TargetModule(Protocol):
     def build(self, policy: Policy, options: RenderOptions) -> Build: ...
 
@@ -84,12 +96,14 @@ TARGETS: dict[str, Target] = {
                 "icmp types": "yes",
                 "outbound deny": "yes",
                 "forward policy": "yes",
+                "containers": "yes: published ports in a forward chain of fwgen's table, "
+                "ahead of the engine's (priority filter - 10)",
             },
         ),
         Target(
             name="iptables",
             title="Linux iptables/ip6tables (iptables-restore, iptables-persistent)",
-            files=("rules.v4", "rules.v6", "ipsets"),
+            files=("rules.v4", "rules.v6", "ipsets", "fwgen-iptables.sh"),
             family_files={"ipv4": "rules.v4", "ipv6": "rules.v6"},
             capabilities={
                 "families": "ipv4 and ipv6 in two files, both always default-deny",
@@ -99,7 +113,10 @@ TARGETS: dict[str, Target] = {
                 "logging": "yes (LOG)",
                 "icmp types": "yes (ICMPv6 neighbour discovery at hop limit 255)",
                 "outbound deny": "yes",
-                "forward policy": "drop/accept; ignore approximated (owns the filter table)",
+                "forward policy": "drop/accept; ignore approximated (owns the filter table), "
+                "exact with coexist",
+                "containers": "yes: published ports in DOCKER-USER (Podman: FWGEN-FORWARD), "
+                "fwgen's own chains loaded with --noflush (coexist)",
             },
         ),
         Target(
@@ -115,6 +132,8 @@ TARGETS: dict[str, Target] = {
                 "icmp types": "yes (in fwgen's block of before.rules/before6.rules)",
                 "outbound deny": "yes",
                 "forward policy": "yes (default routed)",
+                "containers": "docker: DOCKER-USER in fwgen's block of after.rules/after6.rules; "
+                "podman refused",
             },
         ),
         Target(
@@ -130,6 +149,7 @@ TARGETS: dict[str, Target] = {
                 "icmp types": "yes (Windows itself drops neighbour discovery off hop limit 255)",
                 "outbound deny": "yes",
                 "forward policy": "not filtered by these rules (accept warned)",
+                "containers": "not applicable (warned): published ports are Windows NAT's",
             },
         ),
     )

@@ -14,8 +14,10 @@ from typing import Any
 
 from fwgen.icmp import ICMP_TYPES, ICMPV6_TYPES, hop_limit
 from fwgen.policy import PREFIX_BITS, Direction, Family, Policy, PortRange, Proto, Rule
-from fwgen.targets import Build, OutputFile, RenderOptions
+from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
+from fwgen.targets import coexist as coexist_chains
 from fwgen.targets.text import (
+    DROP_LOG_LIMIT,
     ESTABLISHED,
     drop_log_prefix,
     empty_note,
@@ -32,7 +34,6 @@ ICMP_MATCH = {  # -p, the match, its type option
     "ipv6": ("ipv6-icmp", "-m icmp6", "--icmpv6-type"),
 }
 ICMP_PROTO: dict[Family, Proto] = {"ipv4": "icmp", "ipv6": "icmpv6"}
-DROP_LOG_LIMIT = "5/second --limit-burst 10"  # text.DROP_LOG_RATE, as the limit match says it
 # What --flush-ruleset empties besides the filter table, as `flush ruleset` does for nft.
 OTHER_TABLES = {
     "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
@@ -44,6 +45,7 @@ MAX_EXPIRE_MS = 2**32 - 1  # --hashlimit-htable-expire is 32 bits of millisecond
 MULTIPORT_MAX = 15  # a range counts as two
 IPSET_FROM = 16  # address sets larger than this (per family) become ipsets: O(1) per packet
 IPSET_FILE = "ipsets"
+LOADER = "fwgen-iptables.sh"  # loads the files beside other programs' chains (coexist)
 IPSET_MAX_NAME = 31  # ipset's IPSET_MAXNAMELEN, less the terminating NUL
 IPSET_SWAP = "-n"  # the ipsets file fills NAME-n and swaps it with NAME
 MAX_COMMENT = 200
@@ -238,10 +240,13 @@ def rule_lines(
     limit_names: tuple[str, str],
     ipsets: dict[tuple[str, str], str],
     chain: str,
+    published: bool = False,
 ) -> list[str]:
     """The rule lines for one family. A logged, limited rule's LOG line has a bucket
     of its own with the same settings: it sees the same packets as the ACCEPT line,
-    so both agree on which connections are within the limit."""
+    so both agree on which connections are within the limit. *published*: for
+    connections DNATed to containers, matched on their original destination address
+    and port, and handed back (RETURN) to the container engine's own rules."""
     peer, local = ("-s", "-d") if rule.direction == "in" else ("-d", "-s")
     remotes = [""]
     if rule.remote is not None and (rule.remote, family) in ipsets:
@@ -250,6 +255,17 @@ def rule_lines(
     elif rule.remote is not None:
         remotes = [f"{peer} {a} " for a in policy.address_set(rule.remote).family(family)]
     locals_ = [f"{local} {a} " for a in rule.local_of(family)] or [""]
+    protos = _proto_matches(rule, family)
+    if published:  # one conntrack match: the original destination and port
+        dests = [f"--ctorigdst {a} " for a in rule.local_of(family)] or [""]
+        ports = [str(p).replace("-", ":") for p in rule.ports]
+        locals_ = [""]
+        protos = [
+            f"-p {rule.proto} -m conntrack --ctstate DNAT {d}--ctorigdstport {p}"
+            for d in dests
+            for p in ports
+        ]
+    verdict = "RETURN" if published else "ACCEPT"
     accept_limit = log_limit = ""
     if rule.limit is not None:
         accept_limit, log_limit = (_hashlimit(rule, family, policy, n) for n in limit_names)
@@ -258,18 +274,20 @@ def rule_lines(
     out = []
     for remote in remotes:
         for dest in locals_:
-            for proto in _proto_matches(rule, family):
+            for proto in protos:
                 match = f"-A {chain} {remote}{dest}{proto}"
                 if rule.log:
                     prefix = quoted(f"fwgen {rule.direction} {rule.name}: ", 28)
                     out.append(f"{match}{log_limit}{comment} -j LOG --log-prefix {prefix}")
-                out.append(f"{match}{accept_limit}{comment} -j ACCEPT")
+                out.append(f"{match}{accept_limit}{comment} -j {verdict}")
     return out
 
 
 def build(policy: Policy, options: RenderOptions) -> Build:
+    refuse_flushing_containers(policy, options, "iptables")
     warnings = expiry_warnings(policy)
-    if policy.defaults.forward == "ignore":
+    coexist = policy.coexist and not options.flush_ruleset
+    if policy.defaults.forward == "ignore" and not coexist:
         warnings.append(
             "forward: ignore cannot be expressed: iptables-restore replaces the whole filter table; "
             "FORWARD is left at ACCEPT with no rules of fwgen's"
@@ -282,10 +300,11 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     names = hashlimit_names(policy)
     forward = {"drop": "DROP", "accept": "ACCEPT", "ignore": "ACCEPT"}[policy.defaults.forward]
     output = "DROP" if policy.defaults.outbound == "drop" else "ACCEPT"
+    names_of = coexist_chains.OWN_CHAINS if coexist else CHAINS
     for family, filename in FILES.items():
         chains: list[dict[str, Any]] = [
             {"name": chain, "prologue": prologue(policy, direction, family, chain), "rules": []}
-            for direction, chain in CHAINS.items()
+            for direction, chain in names_of.items()
             if direction == "in" or output == "DROP"
         ]
         for rule in policy.rules:
@@ -297,7 +316,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
                 policy,
                 names.get(id(rule), ("", "")),
                 in_ipsets,
-                CHAINS[rule.direction],
+                names_of[rule.direction],
             )
             entry = {
                 "origin": rule_heading(rule),
@@ -305,8 +324,20 @@ def build(policy: Policy, options: RenderOptions) -> Build:
                 "note": empty_note(rule),
             }
             chains[0 if rule.direction == "in" else 1]["rules"].append(entry)
-        if forward == "DROP" and policy.defaults.forward != "ignore":
+        # FORWARD holds only the drop log: in coexist mode, never flushed, it would grow
+        if forward == "DROP" and policy.defaults.forward != "ignore" and not coexist:
             chains.append({"name": "FORWARD", "prologue": [], "rules": []})
+        published: list[str] = []
+        if coexist and policy.containers is not None:
+            published = coexist_chains.published_lines(
+                policy,
+                family,
+                coexist_chains.published_chain(policy),
+                lambda rule, f, chain: rule_lines(
+                    rule, f, policy, names.get(id(rule), ("", "")), in_ipsets, chain, True
+                ),
+                lambda match: [f"-A {coexist_chains.published_chain(policy)} {match} -j DROP"],
+            )
         for chain in chains:
             chain["log"] = (
                 f"-A {chain['name']} -m limit --limit {DROP_LOG_LIMIT} -m comment --comment "
@@ -323,6 +354,18 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             "ipsets": [s["name"] for s in ipsets if s["key"][1] == family],
             "other_tables": OTHER_TABLES if options.flush_ruleset else {},
             "flushed": FLUSHED,
+            "coexist": coexist,
+            "own_chains": [j.chain for j in coexist_chains.jumps(policy)] if coexist else [],
+            "published": published,
         }
         files[filename] = OutputFile("rules.j2", context)
+    if coexist:
+        loader: dict[str, Any] = {
+            "policy": policy,
+            "jumps": coexist_chains.jumps(policy),
+            "ipsets": bool(ipsets),
+            "commands": {"ipv4": "iptables", "ipv6": "ip6tables"},
+            "files": FILES,
+        }
+        files[LOADER] = OutputFile("apply.sh.j2", loader)
     return Build(files=files, warnings=warnings)

@@ -8,7 +8,7 @@ from typing import Any
 
 from fwgen.icmp import hop_limit
 from fwgen.policy import PREFIX_BITS, Direction, Family, Policy, Rule
-from fwgen.targets import Build, OutputFile, RenderOptions
+from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
 from fwgen.targets.text import (
     DROP_LOG_RATE,
     ESTABLISHED,
@@ -41,6 +41,41 @@ class Chain:
     prologue: list[str] = field(default_factory=list)
     rules: list[dict[str, Any]] = field(default_factory=list)
     log: str = ""
+    hook: str = ""
+    priority: str = "filter"
+    epilogue: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.hook = self.hook or self.name
+
+
+# Docker's and Podman's iptables-nft rules hook forward at priority filter (0): fwgen's
+# chain comes first, and a drop in any base chain is final.
+PUBLISHED_PRIORITY = "filter - 10"
+DNAT = "ct status dnat"
+
+
+def _published_chain(policy: Policy) -> Chain:
+    """Connections a container engine DNATs (published ports): admitted by the inbound
+    rules, matched on the original destination, the rest dropped. Everything else that
+    is forwarded (between containers, to the outside) passes on to the engine's rules."""
+    engine = policy.containers
+    chain = Chain(
+        "published",
+        "accept",
+        [f"ct state established,related accept comment {quoted(ESTABLISHED, MAX_COMMENT)}"],
+        hook="forward",
+        priority=PUBLISHED_PRIORITY,
+    )
+    if policy.log_drops:
+        prefix = quoted(drop_log_prefix("published"), 60)
+        chain.epilogue.append(
+            f'{DNAT} limit rate {DROP_LOG_RATE} log prefix {prefix} comment "log what the policy drops"'
+        )
+    chain.epilogue.append(
+        f"{DNAT} drop comment {quoted(f'published by {engine}, allowed by no inbound rule', MAX_COMMENT)}"
+    )
+    return chain
 
 
 def _prologue(policy: Policy, direction: Direction) -> list[str]:
@@ -85,23 +120,29 @@ def limit_key(policy: Policy, family: Family, peer: str) -> str:
     return f"{key} and {mask((1 << bits) - (1 << (bits - prefix)))}"
 
 
-def _statements(rule: Rule, meter: str, policy: Policy) -> list[str]:
-    """The nft match statements for one rule: one per family where the family must be named."""
+def _statements(rule: Rule, meter: str, policy: Policy, published: bool = False) -> list[str]:
+    """The nft match statements for one rule: one per family where the family must be named.
+    *published*: for connections DNATed to containers, matched on their original
+    destination address and port (DNAT rewrote both)."""
     peer, local = ("saddr", "daddr") if rule.direction == "in" else ("daddr", "saddr")
+    original = "ct original " if published else ""
     per_family = rule.remote is not None or rule.limit is not None or rule.local
     out = []
     for families in [(f,) for f in rule.families] if per_family else [rule.families]:
         family = families[0] if len(families) == 1 else None
         for icmp_types, hops in _icmp_groups(rule):
-            parts = []
+            parts = [DNAT] if published else []
             if rule.remote is not None and family:
                 parts.append(f"{IP[family]} {peer} @{set_name(rule.remote, family)}")
             if rule.local and family:
-                parts.append(f"{IP[family]} {local} {elements(rule.local_of(family))}")
+                parts.append(f"{original}{IP[family]} {local} {elements(rule.local_of(family))}")
             if family and rule.proto in ("tcp", "udp") and not (rule.remote or rule.local):
                 parts.append(f"meta nfproto {family}")
-            if rule.proto in ("tcp", "udp"):
-                parts.append(f"{rule.proto} dport {elements([str(p) for p in rule.ports])}")
+            ports = elements([str(p) for p in rule.ports])
+            if rule.proto in ("tcp", "udp") and published:
+                parts.append(f"meta l4proto {rule.proto} ct original proto-dst {ports}")
+            elif rule.proto in ("tcp", "udp"):
+                parts.append(f"{rule.proto} dport {ports}")
             else:
                 parts.append(f"{rule.proto} type {elements(icmp_types)}")
                 if hops is not None:
@@ -136,6 +177,7 @@ def _meter_name(rule: Rule, taken: set[str]) -> str:
 
 
 def build(policy: Policy, options: RenderOptions) -> Build:
+    refuse_flushing_containers(policy, options, "nftables")
     sets = [
         {"name": set_name(s.name, family), "type": ADDR_TYPE[family], "elements": s.family(family)}
         for s in policy.sets
@@ -145,6 +187,8 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     chains = {"in": Chain("input", "drop", _prologue(policy, "in"))}
     if policy.defaults.outbound == "drop":
         chains["out"] = Chain("output", "drop", _prologue(policy, "out"))
+    if policy.containers is not None:
+        chains["published"] = _published_chain(policy)
     limit_sets: list[dict[str, Any]] = []
     taken: set[str] = {str(s["name"]) for s in sets}  # meters are sets too, in the same table
     for rule in policy.rules:
@@ -164,6 +208,9 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             "note": empty_note(rule),
         }
         chains[rule.direction].rules.append(entry)
+        if "published" in chains and rule.published():
+            published = {**entry, "statements": _statements(rule, meter, policy, published=True)}
+            chains["published"].rules.append(published)
     if policy.defaults.forward != "ignore":
         chains["forward"] = Chain("forward", policy.defaults.forward)
     for chain in chains.values():

@@ -9,6 +9,7 @@ if TYPE_CHECKING:
 
 ESTABLISHED = "replies and related traffic"
 DROP_LOG_RATE = "5/second burst 10 packets"  # what logging the policy's drops may cost
+DROP_LOG_LIMIT = "5/second --limit-burst 10"  # DROP_LOG_RATE, as iptables' limit match says it
 CHAIN_NAMES = {"in": "input", "out": "output", "forward": "forward"}
 
 

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from fwgen.errors import RenderError
 from fwgen.policy import Direction, Family, Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_what_the_platform_accepts
+from fwgen.targets.coexist import PUBLISHED_CHAINS, published_lines
 from fwgen.targets.iptables import (
     ICMP_MATCH,
     expiry_warnings,
@@ -35,6 +37,8 @@ from fwgen.targets.iptables import (
 from fwgen.targets.text import CHAIN_NAMES, comment_line, empty_note, plain_ascii, rule_heading
 
 BEFORE_FILES: dict[Family, str] = {"ipv4": "before.rules", "ipv6": "before6.rules"}
+AFTER_FILES: dict[Family, str] = {"ipv4": "after.rules", "ipv6": "after6.rules"}
+DOCKER_USER = PUBLISHED_CHAINS["docker"]
 ANY = {"ipv4": "0.0.0.0/0", "ipv6": "::/0"}
 SPEC_CHARS = "A-Za-z0-9 .:/,_-"
 MAX_RULES = 5_000  # `ufw allow` takes a fraction of a second each: 5,000 is half an hour
@@ -101,15 +105,18 @@ class _UfwRule:
 
 @dataclass
 class _Block:
-    """fwgen's block of one of ufw's before files: the lines between the markers."""
+    """fwgen's block of one of ufw's before or after files: the lines between the markers."""
 
     family: Family
     file: str
     lines: list[str]
+    # ufw's chains the block uses, declared when `iptables-restore --test` checks it alone
+    uses: str = "before-input before-output before-forward logging-deny"
 
     @property
     def delimiter(self) -> str:
-        """The here-document's end: no line of the block (all start with ``#`` or ``-A``) is it."""
+        """The here-document's end: no line of the block (all start with ``#``, ``:`` or
+        ``-A``) is it."""
         return "FWGEN_" + self.file.upper().replace(".", "_")
 
     @property
@@ -169,6 +176,38 @@ def _blocks(policy: Policy) -> list[_Block]:
             block.lines += _rules_in_block(policy, block, direction, of_icmp=False)
         if policy.defaults.forward == "drop":  # ufw's own rules forward ICMP errors and pings
             block.lines += block.drop(block.chain("forward"), icmp)
+        blocks.append(block)
+    if policy.containers is not None:
+        blocks += _container_blocks(policy)
+    return blocks
+
+
+def _container_blocks(policy: Policy) -> list[_Block]:
+    """Docker's published ports, in the ``DOCKER-USER`` chain that Docker evaluates
+    first: declared (so emptied) and filled in a block of ``after.rules`` and
+    ``after6.rules``, as ufw-docker does, each time ufw loads them. Docker keeps the
+    chain's rules and jumps to it; ufw's own chains see none of this traffic."""
+    if policy.containers != "docker":
+        raise RenderError(
+            f"ufw: containers: {policy.containers} cannot be expressed: ufw has no chain the "
+            "engine evaluates first (Docker's DOCKER-USER); use nftables or iptables"
+        )
+    names = hashlimit_names(policy)
+    blocks = []
+    for family, file in AFTER_FILES.items():
+        block = _Block(family, file, [f":{DOCKER_USER} - [0:0]"], uses="logging-deny")
+
+        def lines(rule: Rule, f: Family, chain: str) -> list[str]:
+            return rule_lines(rule, f, policy, names.get(id(rule), ("", "")), {}, chain, True)
+
+        block.lines += published_lines(
+            policy,
+            family,
+            DOCKER_USER,
+            lines,
+            partial(block.drop, DOCKER_USER),
+            log=False,  # ufw-logging-deny logs as `ufw logging` says
+        )
         blocks.append(block)
     return blocks
 

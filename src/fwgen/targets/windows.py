@@ -188,6 +188,11 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         warnings.append(
             "forward: accept is not expressed; Windows Firewall does not filter routed traffic with these rules"
         )
+    if policy.containers is not None:
+        warnings.append(
+            f"containers: {policy.containers} is not applicable: these rules do not govern "
+            "the ports a container engine publishes through Windows' own NAT"
+        )
     context = {
         "policy": policy,
         "group": ps_string(GROUP),

@@ -1,0 +1,121 @@
+"""Container hosts: `options.containers`, `host:`, the coexist mode and FW015. The
+kernel tests in tests/kernel/test_containers.py send the packets; these pin the text."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fwgen.check import check_policy
+from fwgen.errors import FwgenError
+from fwgen.portdb import catalogue
+from fwgen.render import render, render_with_warnings
+from fwgen.resolve import resolve_profile
+from fwgen.targets import RenderOptions
+from tests.conftest import nft_check, restore_test
+
+WEB = """\
+description: containers
+extends: base
+inbound:
+  - port: 8080/tcp
+    name: web
+    from: [192.0.2.0/24]
+    host: [198.51.100.10, "2001:db8::10"]
+options: OPTIONS
+"""
+
+
+def test_published_rules_match_the_original_destination(
+    write_profile: Callable[..., Path],
+) -> None:
+    policy = resolve_profile(str(write_profile(WEB.replace("OPTIONS", "{containers: podman}"))))
+    assert (policy.containers, policy.coexist, policy.defaults.forward) == (
+        "podman",
+        True,
+        "ignore",
+    )
+    nft = render(policy, "nftables")["fwgen.nft"]
+    assert nft_check(nft).returncode == 0
+    chain = nft.split("chain published {")[1]
+    assert "type filter hook forward priority filter - 10; policy accept;" in chain
+    assert (
+        "ct status dnat ip saddr @web_from_v4 ct original ip daddr 198.51.100.10 "
+        "meta l4proto tcp ct original proto-dst 8080 accept" in chain
+    )
+    assert chain.rstrip().endswith(
+        'ct status dnat drop comment "published by podman, allowed by no inbound rule"\n\t}\n}'
+    )
+    assert "ip daddr 198.51.100.10 tcp dport 8080 accept" in nft.split("chain input")[1]
+    files = render(policy, "iptables")
+    assert list(files) == ["rules.v4", "rules.v6", "fwgen-iptables.sh"]
+    v4 = files["rules.v4"]
+    assert restore_test(v4, "ipv4").returncode == 0
+    assert (
+        "-A FWGEN-FORWARD -s 192.0.2.0/24 -p tcp -m conntrack --ctstate DNAT "
+        "--ctorigdst 198.51.100.10 --ctorigdstport 8080" in v4
+    )
+    assert ":FORWARD" not in v4 and ":INPUT DROP [0:0]" in v4
+    script = files["fwgen-iptables.sh"]
+    assert "iptables -C FORWARD -j FWGEN-FORWARD 2>/dev/null || iptables -I FORWARD 1" in script
+    assert "iptables -C INPUT -j FWGEN-INPUT 2>/dev/null || iptables -A INPUT -j" in script
+
+
+def test_coexist_without_containers_keeps_forward_and_owns_no_forward_chain(
+    write_profile: Callable[..., Path],
+) -> None:
+    """A fail2ban or libvirt host: fwgen's chains beside theirs; FORWARD keeps its policy."""
+    options = "{coexist: true, log_drops: true}"
+    policy = resolve_profile(str(write_profile(WEB.replace("OPTIONS", options))))
+    files, warnings = render_with_warnings(policy, "iptables")
+    assert warnings == []
+    v4 = files["rules.v4"]
+    assert ":FORWARD DROP [0:0]" in v4 and ":FWGEN-INPUT - [0:0]" in v4
+    assert (
+        '-A FWGEN-INPUT -m limit --limit 5/second --limit-burst 10 -m comment --comment "log' in v4
+    )
+    # never a rule in a built-in chain: --noflush would add it again at each load
+    assert "DOCKER-USER" not in v4 and not re.search(r"^-A (INPUT|FORWARD|OUTPUT) ", v4, re.M)
+    assert restore_test(v4, "ipv4").returncode == 0
+    assert "chain published" not in render(policy, "nftables")["fwgen.nft"]
+
+
+def test_ufw_refuses_podman(write_profile: Callable[..., Path]) -> None:
+    policy = resolve_profile(str(write_profile(WEB.replace("OPTIONS", "{containers: podman}"))))
+    with pytest.raises(FwgenError, match="ufw: containers: podman cannot be expressed"):
+        render(policy, "ufw")
+
+
+def test_an_extended_forward_yields_to_containers(write_profile: Callable[..., Path]) -> None:
+    """base says forward: drop; a profile that extends it and names an engine wins."""
+    policy = resolve_profile("docker-host")
+    assert policy.defaults.forward == "ignore"
+    assert "chain forward" not in render(policy, "nftables")["fwgen.nft"]
+
+
+def test_host_conflicts_with_a_service_of_fixed_destinations(
+    write_profile: Callable[..., Path],
+) -> None:
+    path = write_profile("description: x\ninbound: [{service: mdns, host: 192.0.2.1}]\n")
+    with pytest.raises(FwgenError, match="leave out `host`"):
+        resolve_profile(str(path))
+
+
+def test_check_warns_forward_ignore_without_containers(
+    write_profile: Callable[..., Path],
+) -> None:
+    ignored = resolve_profile(str(write_profile(WEB.replace("OPTIONS", "{forward: ignore}"))))
+    (finding,) = [f for f in check_policy(ignored, catalogue()) if f.code == "FW015"]
+    assert "containers: docker" in finding.message and finding.level == "warning"
+    for options in ("{containers: docker}", "{forward: drop}"):
+        policy = resolve_profile(str(write_profile(WEB.replace("OPTIONS", options))))
+        assert "FW015" not in [f.code for f in check_policy(policy, catalogue())]
+
+
+@pytest.mark.parametrize("target", ["nftables", "iptables"])
+def test_flush_ruleset_would_remove_the_engine_rules(target: str) -> None:
+    with pytest.raises(FwgenError, match="--flush-ruleset would remove docker's own rules"):
+        render(resolve_profile("docker-host"), target, RenderOptions(flush_ruleset=True))
