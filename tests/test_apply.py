@@ -272,3 +272,16 @@ def test_a_failed_rollback_says_where_the_saved_state_is(
         "rollback FAILED: `nft -f restore.nft` failed: busy; "
         f"the saved state is in {no_firewall}/last/saved"
     )
+
+
+def test_refuses_iptables_coexist_mode_which_it_would_flatten() -> None:
+    code, out, err = apply_cli(
+        "docker-host", "-t", "iptables", "--set", "admins=10.1.0.0/16",
+        "--set", "web_clients=10.2.0.0/16", "--yes",
+    )  # fmt: skip
+    assert code == 2 and out == ""
+    assert err == (
+        "error: fwgen apply cannot load iptables in coexist mode (containers: or coexist:) yet: "
+        "it would replace the chains of Docker and others; render with -o DIR and run "
+        "DIR/fwgen-iptables.sh, or use --target nftables\n"
+    )

@@ -50,6 +50,14 @@ def run_apply(
     )
     if target not in BACKENDS:
         _cannot_load_here(target, files)
+    if "fwgen-iptables.sh" in files:
+        # coexist mode loads with --noflush beside Docker's or fail2ban's chains; apply's
+        # iptables backend saves and replaces whole filter tables, which would drop them
+        raise FwgenError(
+            "fwgen apply cannot load iptables in coexist mode (containers: or coexist:) yet: "
+            "it would replace the chains of Docker and others; render with -o DIR and run "
+            "DIR/fwgen-iptables.sh, or use --target nftables"
+        )
     request = applying.Request(
         target=target,
         files=files,
