@@ -443,6 +443,23 @@ def discover(
 
 @app.command()
 @user_errors
+def schema(
+    kind: Annotated[
+        str,
+        typer.Argument(metavar="KIND", help="profile, manifest or ports (a site port file)."),
+    ],
+) -> None:
+    """Print the JSON Schema of a file you write, for your editor.
+
+    Example: fwgen schema profile > .fwgen/profile.schema.json
+    """
+    from fwgen.schema import shipped
+
+    typer.echo(shipped(kind), nl=False)
+
+
+@app.command()
+@user_errors
 def targets(format_: Annotated[str, format_option("text or json")] = "text") -> None:
     """List the targets and what each can express.
 
