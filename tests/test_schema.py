@@ -38,8 +38,8 @@ PROFILES = sorted(
 )
 
 
-def validator(kind: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(json.loads(schema.shipped(kind)))
+def validator(kind: str) -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(json.loads(schema.shipped(kind)))
 
 
 def errors(kind: str, data: Any) -> list[str]:
@@ -52,10 +52,30 @@ def test_shipped_schemas_are_in_sync_with_the_models(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(schema.KINDS))
-def test_schemas_are_valid_draft_2020_12(kind: str) -> None:
+def test_schemas_are_valid_draft_7_and_use_only_its_keywords(kind: str) -> None:
+    """Draft 7 is what yaml-language-server and JetBrains IDEs read."""
     data = json.loads(schema.shipped(kind))
-    assert data["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    jsonschema.Draft202012Validator.check_schema(data)
+    assert data["$schema"] == "http://json-schema.org/draft-07/schema#"
+    jsonschema.Draft7Validator.check_schema(data)
+    assert keywords(data) <= DRAFT_7 | {"$defs"}
+
+
+DRAFT_7 = set(json.loads(json.dumps(jsonschema.Draft7Validator.META_SCHEMA))["properties"])
+
+
+def keywords(node: Any) -> set[str]:
+    """Every keyword a schema uses (not the names of properties or definitions)."""
+    if isinstance(node, list):
+        return set().union(*(keywords(item) for item in node))
+    if not isinstance(node, dict):
+        return set()
+    found = set(node)
+    for key, value in node.items():
+        if key in ("properties", "$defs", "definitions"):
+            found |= set().union(*(keywords(v) for v in value.values()))
+        elif key not in ("enum", "const", "default", "required", "dependencies"):
+            found |= keywords(value)
+    return found
 
 
 def test_cli_prints_the_shipped_schema() -> None:

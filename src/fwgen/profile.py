@@ -188,7 +188,7 @@ class RuleSpec(BaseModel):
     """One allow rule, common to both directions."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"dependentRequired": {"port": ["name"]}}
+        extra="forbid", json_schema_extra={"dependencies": {"port": ["name"]}}
     )
 
     service: Annotated[

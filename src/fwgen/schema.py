@@ -22,7 +22,9 @@ KINDS = {
     "manifest": "a build manifest (fwgen.yaml)",
     "ports": "a site port file (--ports)",
 }
-DIALECT = "https://json-schema.org/draft/2020-12/schema"
+# Draft 7, the newest that every YAML language server and JetBrains IDE reads; the models'
+# schemas use no keyword it lacks (`$defs` is only where the `$ref`s point; a test checks).
+DIALECT = "http://json-schema.org/draft-07/schema#"
 
 
 def schema_path(kind: str) -> Path:
