@@ -10,6 +10,7 @@ from syrupy.assertion import SnapshotAssertion
 from typer.testing import CliRunner
 
 from fwgen.cli import app
+from tests.conftest import NETWORKS_TO_SET
 
 runner = CliRunner()
 BAD = Path(__file__).parent / "data" / "bad"
@@ -86,21 +87,7 @@ def test_profiles_lists_builtins_with_descriptions() -> None:
     result = runner.invoke(app, ["profiles"])
     assert result.exit_code == 0
     names = [line.split()[0] for line in result.stdout.splitlines()]
-    assert names == [
-        "base",
-        "bastion",
-        "database",
-        "dns-authoritative",
-        "dns-resolver",
-        "fileserver",
-        "kubernetes-node",
-        "mailserver",
-        "minimal",
-        "monitoring",
-        "vpn-gateway",
-        "webserver",
-        "workstation",
-    ]
+    assert names == list(NETWORKS_TO_SET)  # hand-written, in order
     assert "Public web server" in result.stdout
     web = next(line for line in result.stdout.splitlines() if line.startswith("webserver "))
     assert web.endswith("with SSH for administrators (set: admins)")
