@@ -13,7 +13,25 @@ import pytest
 from tests.machine_guard import changes, machine_state
 
 REPO = Path(__file__).resolve().parent.parent
-BUILTIN = ["base", "docker-host", "mailserver", "webserver", "workstation"]
+# Every built-in profile: a new one gets its snapshots and checks without being listed here.
+BUILTIN = sorted(p.stem for p in (REPO / "profiles").glob("*.yaml"))
+# The networks each built-in profile leaves as placeholders, written from the profiles.
+NETWORKS_TO_SET = {
+    "base": [],
+    "bastion": ["internal"],
+    "database": ["admins", "app"],
+    "dns-authoritative": ["admins", "secondaries"],
+    "dns-resolver": ["admins", "lan"],
+    "docker-host": ["admins", "web_clients"],
+    "fileserver": ["admins", "lan"],
+    "kubernetes-node": ["admins", "cluster"],
+    "mailserver": ["admins"],
+    "minimal": ["admins"],
+    "monitoring": ["admins", "monitoring"],
+    "vpn-gateway": ["admins"],
+    "webserver": ["admins"],
+    "workstation": [],
+}
 # Relative to the repository, so that origins in snapshots do not depend on where it is.
 EVERY_FEATURE = "tests/data/good/every-feature.yaml"
 

@@ -10,6 +10,7 @@ from syrupy.assertion import SnapshotAssertion
 from typer.testing import CliRunner
 
 from fwgen.cli import app
+from tests.conftest import NETWORKS_TO_SET
 
 runner = CliRunner()
 BAD = Path(__file__).parent / "data" / "bad"
@@ -59,8 +60,9 @@ def test_unknown_profile_is_one_line_and_exit_2() -> None:
     result = runner.invoke(app, ["render", "nosuch", "--target", "nftables"])
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        "error: unknown profile 'nosuch'; built-in profiles are base, docker-host, mailserver, webserver, "
-        "workstation, or give the path of a .yaml file"
+        "error: unknown profile 'nosuch'; built-in profiles are base, bastion, database, "
+        "dns-authoritative, dns-resolver, docker-host, fileserver, kubernetes-node, mailserver, minimal, "
+        "monitoring, vpn-gateway, webserver, workstation, or give the path of a .yaml file"
     ]
 
 
@@ -85,8 +87,11 @@ def test_profiles_lists_builtins_with_descriptions() -> None:
     result = runner.invoke(app, ["profiles"])
     assert result.exit_code == 0
     names = [line.split()[0] for line in result.stdout.splitlines()]
-    assert names == ["base", "docker-host", "mailserver", "webserver", "workstation"]
+    assert names == list(NETWORKS_TO_SET)  # hand-written, in order
     assert "Public web server" in result.stdout
+    web = next(line for line in result.stdout.splitlines() if line.startswith("webserver "))
+    assert web.endswith("with SSH for administrators (set: admins)")
+    assert "(set:" not in next(x for x in result.stdout.splitlines() if x.startswith("base "))
 
 
 def test_targets_lists_capabilities() -> None:

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fwgen.cli import app
+from tests.conftest import NETWORKS_TO_SET
 
 runner = CliRunner()
 REAL_ADMINS = ["--set", "admins=10.1.0.0/16"]
@@ -164,19 +165,31 @@ def test_profiles_json() -> None:
     result = runner.invoke(app, ["profiles", "--format", "json"])
     assert result.exit_code == 0
     data = json.loads(result.stdout)
-    assert [p["name"] for p in data] == [
-        "base",
-        "docker-host",
-        "mailserver",
-        "webserver",
-        "workstation",
-    ]
-    web = data[3]
+    assert [p["name"] for p in data] == list(NETWORKS_TO_SET)  # hand-written, in order
+    web = data[-2]
     assert web == {
         "name": "webserver",
         "description": "Public web server (HTTP/HTTPS) with SSH for administrators",
         "file": "profiles/webserver.yaml",
+        "extends": ["base"],
+        "networks_to_set": ["admins"],
     }
+    assert {p["name"]: p["networks_to_set"] for p in data} == NETWORKS_TO_SET
+    assert all(p["extends"] == ["base"] for p in data if p["name"] != "base")
+    assert all(p["description"] for p in data)
+
+
+def test_profiles_json_lists_empty_networks_as_to_set(tmp_path: Path) -> None:
+    """An empty network is as much a placeholder as documentation addresses."""
+    from fwgen.policy import placeholder_networks
+    from fwgen.resolve import resolve_profile
+
+    path = tmp_path / "host.yaml"
+    path.write_text(
+        "description: x\nextends: base\nnetworks: {lan: [], office: [10.1.0.0/16]}\n"
+        "inbound: [{service: ssh, from: lan}, {service: https, from: office}]\n"
+    )
+    assert placeholder_networks(resolve_profile(str(path))) == ["lan"]
 
 
 def test_targets_json() -> None:
@@ -238,6 +251,7 @@ COMMANDS = [
     "discover",
     "ports",
     "profiles",
+    "schema",
     "targets",
 ]
 

@@ -23,27 +23,54 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.config import JsonDict, JsonValue
 
 from fwgen.errors import FwgenError, FwgenErrors, ProfileError, raise_collected
 from fwgen.load import format_loc, validation_errors
 from fwgen.output import check_folder, destination, destinations, read_current, shown_text
 from fwgen.paths import Boundary, Origins, real_path
+from fwgen.profile import ADDRESS_SCHEMA, NAME_SCHEMA, one_or_many
 from fwgen.yamlsource import MAX_BYTES, Document, Loc, parse, read_text
 
 
+def _target_names(schema: JsonDict) -> None:
+    from fwgen.targets import TARGETS
+
+    names: list[JsonValue] = [*sorted(TARGETS)]
+    schema["propertyNames"] = {"enum": names}
+
+
 class Host(BaseModel):
+    """One host: its profile, its networks and where each target's output goes."""
+
     model_config = ConfigDict(extra="forbid")
 
-    profile: str
+    profile: str = Field(description="a built-in profile name, or a path relative to the manifest")
     set: dict[
-        str, Annotated[list[str], BeforeValidator(lambda v: v if isinstance(v, list) else [v])]
-    ] = {}
-    targets: dict[str, str]
-    ports: list[str] = []
+        str,
+        Annotated[
+            list[str],
+            BeforeValidator(lambda v: v if isinstance(v, list) else [v]),
+            one_or_many(ADDRESS_SCHEMA, "the network's addresses"),
+        ],
+    ] = Field(
+        default={},
+        description="like --set: replaces networks of the profile",
+        json_schema_extra={"propertyNames": NAME_SCHEMA},
+    )
+    targets: dict[str, str] = Field(
+        description="target name -> output: a file, or a folder (ending in /) for iptables",
+        json_schema_extra=lambda schema: _target_names(schema),
+    )
+    ports: list[str] = Field(
+        default=[], description="like --ports: site port files, relative to the manifest"
+    )
 
 
 class Manifest(BaseModel):
+    """What `fwgen build` renders: one entry per host."""
+
     model_config = ConfigDict(extra="forbid")
 
     hosts: dict[str, Host]

@@ -46,6 +46,11 @@ DHCP_OUT = (("udp", 67, "ipv4", "DHCP (67/udp)"), ("udp", 547, "ipv6", "DHCPv6 (
 HOST_CODES = ("FW006", "FW009", "FW011", "FW014", "FW015")  # about the whole profile, not one rule
 
 
+def acceptable_codes() -> list[str]:
+    """The codes a rule's ``accept:`` may name (`refuse_accepting` refuses the others)."""
+    return [code for code in CODES if code != "FW001" and code not in HOST_CODES]
+
+
 def refuse_accepting(code: str) -> None:
     """A ValueError when a rule's ``accept:`` names *code*, which it cannot accept."""
     from fwgen.errors import did_you_mean

@@ -128,26 +128,20 @@ def render(
 def profiles(
     format_: Annotated[str, format_option("text or json")] = "text",
 ) -> None:
-    """List the built-in profiles.
+    """List the built-in profiles: what each is for, what it extends, what you must set.
 
     Example: fwgen profiles --format json
     """
     import json
 
-    from fwgen.load import builtin_profiles, read_profile
+    from fwgen.listing import as_text, builtin_rows
 
     check_format(format_, ("text", "json"))
-    rows = []
-    for name, path in builtin_profiles().items():
-        shown = f"profiles/{path.name}"
-        profile, _, _ = read_profile(path, shown)
-        rows.append({"name": name, "description": profile.description, "file": shown})
+    rows = builtin_rows()
     if format_ == "json":
         typer.echo(json.dumps(rows, indent=2))
-        return
-    width = max(len(row["name"]) for row in rows)
-    for row in rows:
-        typer.echo(f"{row['name']:<{width}}  {row['description']}")
+    else:
+        typer.echo(as_text(rows), nl=False)
 
 
 @app.command()
@@ -506,6 +500,23 @@ def apply(
             pending="confirm" if confirm_pending else "rollback" if rollback_pending else None,
         )
     )
+
+
+@app.command()
+@user_errors
+def schema(
+    kind: Annotated[
+        str,
+        typer.Argument(metavar="KIND", help="profile, manifest or ports (a site port file)."),
+    ],
+) -> None:
+    """Print the JSON Schema of a file you write, for your editor.
+
+    Example: fwgen schema profile > .fwgen/profile.schema.json
+    """
+    from fwgen.schema import shipped
+
+    typer.echo(shipped(kind), nl=False)
 
 
 @app.command()

@@ -213,23 +213,37 @@ def few(addresses: list[str]) -> str:
     return ", ".join(addresses[:3]) + (f" +{len(addresses) - 3} more" if len(addresses) > 3 else "")
 
 
+def _placeholder_rules(policy: Policy, inline: bool) -> list[Rule]:
+    """Rules that admit no one: their sources are only documentation addresses or an
+    empty network; those written in the rule itself (*inline*) or those from a network."""
+    return [
+        rule
+        for rule in policy.rules
+        if rule.remote is not None
+        and (not rule.families or policy.placeholder_sources(rule))
+        and (policy.address_set(rule.remote).origin == rule.origin) == inline
+    ]
+
+
+def placeholder_networks(policy: Policy) -> list[str]:
+    """The networks a user must give addresses (``--set``) before the ruleset admits anyone
+    through the rules that use them: placeholders or empty."""
+    return sorted({rule.remote or "" for rule in _placeholder_rules(policy, inline=False)})
+
+
 def placeholder_warnings(policy: Policy) -> list[str]:
     """Rules that admit no one, because their sources are only documentation addresses
     (placeholders) or an empty network: applied remotely as it is, such a ruleset can lock
     the admin out. One warning per network, naming the ``--set`` that fixes it."""
+    out = [
+        f"{rule.name} ({rule.origin}) admits only documentation addresses "
+        f"({few(policy.placeholder_sources(rule))}), placeholders that match no real "
+        "host; write the real ones in the profile"
+        for rule in _placeholder_rules(policy, inline=True)
+    ]
     by_set: dict[str, list[Rule]] = {}
-    out = []
-    for rule in policy.rules:
-        if rule.remote is None or (rule.families and not policy.placeholder_sources(rule)):
-            continue
-        if policy.address_set(rule.remote).origin == rule.origin:  # written in the rule itself
-            out.append(
-                f"{rule.name} ({rule.origin}) admits only documentation addresses "
-                f"({few(policy.placeholder_sources(rule))}), placeholders that match no real "
-                "host; write the real ones in the profile"
-            )
-        else:
-            by_set.setdefault(rule.remote, []).append(rule)
+    for rule in _placeholder_rules(policy, inline=False):
+        by_set.setdefault(rule.remote or "", []).append(rule)
     for name, rules in by_set.items():
         found = policy.address_set(name)
         names = ", ".join(sorted({r.name for r in rules}))

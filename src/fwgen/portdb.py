@@ -18,15 +18,17 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from fwgen.addresses import network_text, parse_network
 from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected, split_location
-from fwgen.profile import SERVICE_RE, check_text, parse_port
+from fwgen.profile import PORT_SCHEMA, SERVICE_RE, check_text, parse_port
 from fwgen.yamlsource import Document, parse, read_text
 
 if TYPE_CHECKING:
@@ -60,6 +62,19 @@ class ServicePort(BaseModel):
         return self
 
 
+PORT_NUMBER_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 65535}
+PORT_MAPPING_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "proto": {"enum": ["tcp", "udp"]},
+        "start": PORT_NUMBER_SCHEMA,
+        "end": PORT_NUMBER_SCHEMA,
+    },
+    "required": ["proto", "start", "end"],
+    "additionalProperties": False,
+}
+
+
 def _port(value: Any) -> Any:
     if isinstance(value, str):
         proto, start, end = parse_port(value)
@@ -72,11 +87,20 @@ class Service(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
+    name: str = Field(json_schema_extra={"pattern": f"^{SERVICE_RE.pattern}$"})
     title: str
     description: str = ""
-    aliases: tuple[str, ...] = ()
-    ports: tuple[Annotated[ServicePort, BeforeValidator(_port)], ...]
+    aliases: tuple[str, ...] = Field(
+        default=(), json_schema_extra={"items": {"pattern": f"^{SERVICE_RE.pattern}$"}}
+    )
+    ports: tuple[
+        Annotated[
+            ServicePort,
+            BeforeValidator(_port),
+            WithJsonSchema({"anyOf": [PORT_SCHEMA, PORT_MAPPING_SCHEMA]}),
+        ],
+        ...,
+    ]
     risk: Risk
     risk_notes: str = ""
     exposure: Exposure
@@ -120,6 +144,14 @@ class Service(BaseModel):
     @classmethod
     def _destinations(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(network_text(parse_network(v)) for v in value)
+
+
+class SiteService(Service):
+    """An entry of a site port file (``--ports``): a catalogue entry that may replace the
+    built-in entry of its name. `read_catalogue` takes ``override`` out before validating
+    the rest as a `Service`; this model describes the file for `fwgen schema ports`."""
+
+    override: bool = Field(default=False, description="replace the built-in entry of the same name")
 
 
 class Catalogue:

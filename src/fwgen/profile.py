@@ -16,13 +16,19 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StrictInt,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict, JsonValue
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from fwgen.addresses import parse_network
+from fwgen.icmp import ICMP_TYPES, ICMPV6_TYPES
 from fwgen.policy import PREFIX_BITS
 
 # Matched with fullmatch (``$`` would also match before a final newline), ASCII only.
@@ -33,6 +39,40 @@ PORT_RE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?/(tcp|udp)")
 LIMIT_RE = re.compile(r"([1-9][0-9]{0,5})/(second|minute|hour)")
 MAX_BURST = 10000  # xt_hashlimit's largest burst in its first revision
 MAX_TEXT = 200
+
+# What the JSON Schema (`fwgen schema`) tells an editor about values the validators
+# below check: the same patterns, anchored, in the syntax JSON Schema uses (ECMA-262).
+NAME_SCHEMA: JsonDict = {"type": "string", "pattern": f"^{NAME_RE.pattern}$"}
+SERVICE_SCHEMA: JsonDict = {
+    "type": "string",
+    "pattern": "^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$",
+    "description": "a service name or alias from the port database (`fwgen ports`)",
+}
+_PORT_NUMBER = (
+    "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+)
+PORT_SCHEMA: JsonDict = {
+    "type": "string",
+    "pattern": f"^{_PORT_NUMBER}(-{_PORT_NUMBER})?/([Tt][Cc][Pp]|[Uu][Dd][Pp])$",
+    "description": "PORT/PROTO or FIRST-LAST/PROTO, ports 1-65535, e.g. 8443/tcp, 60000-61000/udp",
+}
+ADDRESS_SCHEMA: JsonDict = {
+    "type": "string",
+    "pattern": "^([0-9][0-9.]*|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)(/[0-9]{1,3})?$",
+    "description": "an IPv4 or IPv6 address or CIDR, e.g. 192.0.2.0/24, 2001:db8::/32",
+}
+RATE_SCHEMA: JsonDict = {
+    "type": "string",
+    "pattern": "^[1-9][0-9]{0,5}/(second|minute|hour)$",
+    "description": "N/second, N/minute or N/hour, e.g. 10/minute",
+}
+
+
+def one_or_many(item: JsonDict, description: str) -> WithJsonSchema:
+    """The schema of a list that may also be written as its one item (`_listify`)."""
+    return WithJsonSchema(
+        {"anyOf": [item, {"type": "array", "items": item}], "description": description}
+    )
 
 
 def _listify(value: Any) -> Any:
@@ -105,6 +145,30 @@ class Limit(BaseModel):
             "invalid limit; write N/second, N/minute or N/hour, or {rate: N/UNIT, burst: B}"
         )
 
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """What an author writes (the ``{rate: N, unit: UNIT}`` form is the Policy's own)."""
+        burst = {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_BURST,
+            "description": "new connections accepted at once (default: the rate)",
+        }
+        return {
+            "description": "new connections accepted per source: N/UNIT, or {rate: N/UNIT, burst: B}",
+            "anyOf": [
+                RATE_SCHEMA,
+                {
+                    "type": "object",
+                    "properties": {"rate": RATE_SCHEMA, "burst": burst},
+                    "required": ["rate"],
+                    "additionalProperties": False,
+                },
+            ],
+        }
+
     @field_validator("burst")
     @classmethod
     def _burst(cls, value: int | None) -> int | None:
@@ -123,18 +187,50 @@ def _rate(value: Any) -> dict[str, Any]:
 class RuleSpec(BaseModel):
     """One allow rule, common to both directions."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"dependencies": {"port": ["name"]}}
+    )
 
-    service: Annotated[list[str], BeforeValidator(_listify)] = []
-    port: Annotated[list[PortText], BeforeValidator(_listify)] = []
-    icmp: Annotated[list[str], BeforeValidator(_listify)] = []
-    icmpv6: Annotated[list[str], BeforeValidator(_listify)] = []
-    name: str | None = None
+    service: Annotated[
+        list[str],
+        BeforeValidator(_listify),
+        one_or_many(SERVICE_SCHEMA, "services by name or alias: `fwgen ports NAME`"),
+    ] = []
+    port: Annotated[
+        list[PortText],
+        BeforeValidator(_listify),
+        one_or_many(PORT_SCHEMA, "literal ports instead of a service (needs `name`)"),
+    ] = []
+    icmp: Annotated[
+        list[str],
+        BeforeValidator(_listify),
+        one_or_many({"enum": list(ICMP_TYPES)}, "ICMP (IPv4) types by name"),
+    ] = []
+    icmpv6: Annotated[
+        list[str],
+        BeforeValidator(_listify),
+        one_or_many({"enum": list(ICMPV6_TYPES)}, "ICMPv6 types by name"),
+    ] = []
+    name: str | None = Field(
+        default=None,
+        description="the rule's name in the output (required with `port`)",
+        json_schema_extra={"pattern": f"^{RULE_NAME_RE.pattern}$"},
+    )
     limit: Limit | None = None
-    log: bool = False
-    comment: str | None = None
-    allow_risky: str | None = None
-    accept: dict[str, str] = {}
+    log: bool = Field(default=False, description="log each accepted new connection")
+    comment: str | None = Field(
+        default=None, description="free text, one line", json_schema_extra={"maxLength": MAX_TEXT}
+    )
+    allow_risky: str | None = Field(
+        default=None,
+        description="why this rule may open a known backdoor port (`fwgen check` FW001)",
+        json_schema_extra={"maxLength": MAX_TEXT},
+    )
+    accept: dict[str, str] = Field(
+        default={},
+        description="`fwgen check` findings accepted for this rule: {CODE: why}",
+        json_schema_extra=lambda schema: _accept_schema(schema),
+    )
 
     @field_validator("service")
     @classmethod
@@ -194,7 +290,20 @@ class RuleSpec(BaseModel):
         return self
 
 
-Peers = Annotated[list[str], BeforeValidator(_listify)]
+def _accept_schema(schema: JsonDict) -> None:
+    from fwgen.check import acceptable_codes
+
+    codes: list[JsonValue] = [*acceptable_codes()]
+    schema["propertyNames"] = {"enum": codes}
+    schema["additionalProperties"] = {"type": "string", "pattern": "\\S", "maxLength": MAX_TEXT}
+
+
+PEER_SCHEMA: JsonDict = {"anyOf": [{"const": "any"}, ADDRESS_SCHEMA, NAME_SCHEMA]}
+Peers = Annotated[
+    list[str],
+    BeforeValidator(_listify),
+    one_or_many(PEER_SCHEMA, "`any` (the default), addresses, CIDRs or network names"),
+]
 
 
 def _check_peers(value: list[str]) -> list[str]:
@@ -274,8 +383,23 @@ def _check_network_entry(item: Any) -> Any:
     return item
 
 
+NETWORK_ENTRY_SCHEMA: JsonDict = {
+    "anyOf": [
+        ADDRESS_SCHEMA,
+        {**NAME_SCHEMA, "description": "another network"},
+        {
+            "type": "object",
+            "properties": {"file": {"type": "string", "minLength": 1}},
+            "required": ["file"],
+            "additionalProperties": False,
+            "description": "a file beside the profile, one address or CIDR per line",
+        },
+    ]
+}
 NetworkEntries = Annotated[
-    list[Annotated[Any, AfterValidator(_check_network_entry)]], BeforeValidator(_listify)
+    list[Annotated[Any, AfterValidator(_check_network_entry)]],
+    BeforeValidator(_listify),
+    one_or_many(NETWORK_ENTRY_SCHEMA, "addresses, CIDRs, other networks or {file: PATH}"),
 ]
 
 
@@ -293,8 +417,16 @@ class Options(BaseModel):
     # How the host gets its addresses: `dhcp` keeps DHCP and DHCPv6 open (clienthost);
     # `static` says no DHCP is needed. Unset: unknown (`check` warns with outbound deny).
     address: Literal["dhcp", "static"] | None = None
-    limit_prefix_v4: StrictInt = 32
-    limit_prefix_v6: StrictInt = 64
+    limit_prefix_v4: StrictInt = Field(
+        default=32,
+        description="rate limits count IPv4 sources that share this prefix as one",
+        json_schema_extra={"minimum": 1, "maximum": PREFIX_BITS["ipv4"]},
+    )
+    limit_prefix_v6: StrictInt = Field(
+        default=64,
+        description="rate limits count IPv6 sources that share this prefix as one",
+        json_schema_extra={"minimum": 1, "maximum": PREFIX_BITS["ipv6"]},
+    )
     # A container engine on the host: `inbound` rules also govern the connections it
     # DNATs to its containers (published ports); every other one from outside is dropped.
     containers: Literal["docker", "podman"] | None = None
@@ -318,9 +450,19 @@ class Profile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    description: str = ""
-    extends: Annotated[list[str], BeforeValidator(_listify)] = []
-    networks: dict[str, NetworkEntries] = {}
+    description: str = Field(
+        default="", description="one line", json_schema_extra={"maxLength": MAX_TEXT}
+    )
+    extends: Annotated[
+        list[str],
+        BeforeValidator(_listify),
+        one_or_many({"type": "string"}, "profiles to build on: names (base) or paths"),
+    ] = []
+    networks: dict[str, NetworkEntries] = Field(
+        default={},
+        description="named address sets; --set NAME=CIDR[,CIDR...] replaces one",
+        json_schema_extra={"propertyNames": {**NAME_SCHEMA, "not": {"const": "any"}}},
+    )
     inbound: list[InboundRule] = []
     outbound: Literal["accept"] | list[OutboundRule] = "accept"
     options: Options = Options()

@@ -12,6 +12,7 @@ import pytest
 
 from fwgen.render import render
 from fwgen.resolve import resolve_profile
+from tests.conftest import BUILTIN, NETWORKS_TO_SET
 from tests.kernel.lab import Lab
 
 pytestmark = pytest.mark.kernel
@@ -20,20 +21,42 @@ TARGETS = ["nftables", "iptables", "ufw"]
 SPECS = [
     "tcp:22",
     "tcp:25",
+    "tcp:53",
     "tcp:80",
     "tcp:110",
+    "tcp:111",
+    "tcp:139",
     "tcp:143",
     "tcp:443",
+    "tcp:445",
     "tcp:465",
     "tcp:587",
+    "tcp:853",
     "tcp:993",
     "tcp:995",
+    "tcp:2049",
+    "tcp:3000",
     "tcp:3306",
+    "tcp:5432",
+    "tcp:6443",
+    "tcp:9090",
+    "tcp:9093",
+    "tcp:9100",
+    "tcp:10250",
+    "tcp:30080",
+    "tcp:31337",
     "udp:53",
     "udp:68",
+    "udp:123",
     "udp:443",
     "udp:546",
+    "udp:1194",
+    "udp:2049",
+    "udp:4789",
     "udp:5353",
+    "udp:8472",
+    "udp:30080",
+    "udp:51820",
 ]
 EVERYONE = {(c, f) for c in ("trusted", "outside") for f in ("ipv4", "ipv6")}
 TRUSTED = {("trusted", "ipv4"), ("trusted", "ipv6")}
@@ -52,16 +75,52 @@ OPEN: dict[str, dict[str, set[tuple[str, str]]]] = {
     "workstation": {
         "udp:68": IPV4
     },  # DHCP replies; DHCPv6 only from link-local, mDNS only multicast
+    "minimal": {"tcp:22": TRUSTED},
+    "docker-host": {"tcp:80": TRUSTED, "tcp:443": TRUSTED, "tcp:22": TRUSTED},  # web_clients
+    "dns-resolver": {"udp:53": TRUSTED, "tcp:53": TRUSTED, "tcp:22": TRUSTED},  # no open resolver
+    "dns-authoritative": {
+        "udp:53": EVERYONE,
+        "tcp:53": EVERYONE,
+        "tcp:853": TRUSTED,  # zone transfers over TLS: the secondaries only
+        "tcp:22": TRUSTED,
+    },
+    "database": {"tcp:5432": TRUSTED, "tcp:3306": TRUSTED, "tcp:22": TRUSTED},
+    "bastion": {"tcp:22": EVERYONE, "udp:68": IPV4},  # address: dhcp
+    "fileserver": {  # NetBIOS (139) and NFSv3's portmapper (111) stay closed
+        "tcp:445": TRUSTED,
+        "tcp:2049": TRUSTED,
+        "udp:2049": TRUSTED,
+        "tcp:22": TRUSTED,
+    },
+    "vpn-gateway": {"udp:51820": EVERYONE, "udp:1194": EVERYONE, "tcp:22": TRUSTED},
+    "monitoring": {
+        "tcp:9090": TRUSTED,
+        "tcp:9093": TRUSTED,
+        "tcp:3000": TRUSTED,
+        "tcp:9100": TRUSTED,
+        "tcp:22": TRUSTED,
+    },
+    "kubernetes-node": {  # a worker: no API server (6443), Calico's VXLAN (4789) closed
+        "tcp:10250": TRUSTED,
+        "tcp:30080": TRUSTED,
+        "udp:30080": TRUSTED,
+        "tcp:31337": TRUSTED,  # inside the NodePort range, acknowledged with allow_risky
+        "udp:8472": TRUSTED,
+        "tcp:22": TRUSTED,
+    },
 }
-PING = {"base": True, "webserver": True, "mailserver": True, "workstation": False}
+PING = {profile: profile != "workstation" for profile in OPEN}
 
 
 def load(lab: Lab, target: str, profile: str) -> None:
+    """Render *profile* with its placeholder networks set to the `trusted` client."""
     trusted = lab.clients["trusted"]
-    overrides = (
-        {"admins": [trusted.ipv4, trusted.ipv6]} if profile in ("webserver", "mailserver") else {}
-    )
+    overrides = {name: [trusted.ipv4, trusted.ipv6] for name in NETWORKS_TO_SET[profile]}
     lab.apply(target, render(resolve_profile(profile, overrides), target))
+
+
+def test_every_builtin_profile_is_in_the_matrix() -> None:
+    assert sorted(OPEN) == BUILTIN
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -99,6 +158,43 @@ def test_builtin_profile(lab: Lab, profile: str, target: str) -> None:
         lab.clients["trusted"].ns, "ip", "-6", "neigh", "show", lab.clients["trusted"].server_ipv6
     )
     assert "lladdr" in neigh, f"neighbour discovery failed: {neigh!r}"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_bastion_lets_ssh_out_to_the_internal_network_only(lab: Lab, target: str) -> None:
+    trusted, outside = lab.clients["trusted"], lab.clients["outside"]
+    for client in (trusted, outside):
+        lab.listen_in(client.ns, ["tcp:22", "tcp:80"])
+    load(lab, target, "bastion")  # internal: the trusted client
+    for address in (trusted.ipv4, trusted.ipv6):
+        assert lab.probe_from(lab.server, address, ["tcp:22", "tcp:80"]) == {
+            "tcp:22": "open",
+            "tcp:80": "blocked",
+        }
+    for address in (outside.ipv4, outside.ipv6):
+        assert lab.probe_from(lab.server, address, ["tcp:22", "tcp:80"]) == {
+            "tcp:22": "blocked",
+            "tcp:80": "blocked",
+        }
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_vpn_gateway_forwards_and_minimal_does_not(lab: Lab, target: str) -> None:
+    trusted, outside = lab.clients["trusted"], lab.clients["outside"]
+    lab.route_through_server()
+    lab.listen_in(outside.ns, ["tcp:80", "udp:53"])
+    load(lab, target, "vpn-gateway")
+    for address in (outside.ipv4, outside.ipv6):
+        assert lab.probe_from(trusted.ns, address, ["tcp:80", "udp:53"]) == {
+            "tcp:80": "open",
+            "udp:53": "open",
+        }
+    load(lab, target, "minimal")
+    for address in (outside.ipv4, outside.ipv6):
+        assert lab.probe_from(trusted.ns, address, ["tcp:80", "udp:53"]) == {
+            "tcp:80": "blocked",
+            "udp:53": "blocked",
+        }
 
 
 @pytest.mark.parametrize("target", TARGETS)

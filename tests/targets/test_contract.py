@@ -14,7 +14,7 @@ from fwgen.errors import RenderError
 from fwgen.render import render_with_warnings
 from fwgen.resolve import resolve_profile
 from fwgen.targets import TARGETS, RenderOptions
-from tests.conftest import EVERY_FEATURE
+from tests.conftest import BUILTIN, EVERY_FEATURE, NETWORKS_TO_SET
 
 EXPECTS_WARNINGS = {"nftables": False, "iptables": False, "ufw": False, "windows": True}
 
@@ -80,3 +80,20 @@ def test_drop_logs_are_spelled_alike_and_cover_forward(tmp_path: Path, forward: 
     for name in ("rules.v4", "rules.v6"):
         assert set(re.findall(r'-j LOG --log-prefix "(fwgen \w+ drop: )"', files[name])) == want
         assert all("-m limit" in line for line in files[name].splitlines() if " drop: " in line)
+
+
+@pytest.mark.parametrize("profile", BUILTIN)
+def test_builtin_profiles_render_strict_on_linux_targets(profile: str) -> None:
+    """Exact on nftables, iptables and ufw; iptables cannot leave forwarding alone
+    (iptables-restore owns the filter table), which only kubernetes-node asks for."""
+    from typer.testing import CliRunner
+
+    from fwgen.cli import app
+
+    sets = [a for n in NETWORKS_TO_SET[profile] for a in ("--set", f"{n}=10.1.0.0/16")]
+    for target in ("nftables", "iptables", "ufw"):
+        result = CliRunner().invoke(app, ["render", profile, "-t", target, "--strict", *sets])
+        if (profile, target) == ("kubernetes-node", "iptables"):
+            assert result.exit_code == 2 and "forward: ignore cannot be expressed" in result.stderr
+        else:
+            assert (result.exit_code, result.stderr) == (0, ""), target
