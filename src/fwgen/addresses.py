@@ -14,7 +14,7 @@ import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from fwgen.errors import ProfileError
+from fwgen.errors import ProfileError, printable
 from fwgen.yamlsource import lines, read_text
 
 BITS = {4: 32, 6: 128}
@@ -67,7 +67,7 @@ def parse_network(text: str) -> Interval:
 
 def _short(text: str) -> str:
     """*text* fit to quote in a one-line message."""
-    text = "".join(c if c.isprintable() else "?" for c in text)
+    text = printable(text)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

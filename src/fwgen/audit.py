@@ -86,7 +86,8 @@ def read_nmap(path: Path, shown: str | None = None) -> tuple[list[Observed], dic
         for event, element in events:
             if event == "start":
                 open_elements.append(element)
-                in_host += element.tag == "host" or bool(in_host)
+                if element.tag == "host" or in_host:
+                    in_host += 1  # elements read inside the <host> being read
                 if in_host > MAX_HOST_ELEMENTS:
                     raise FwgenError(
                         f"a <host> of more than {MAX_HOST_ELEMENTS:,} elements; is this nmap's "

@@ -17,9 +17,11 @@ from fwgen.cliparts import (
     STATE,
     AllowOutside,
     App,
+    FlushRuleset,
     PortsFiles,
     ProfileArgument,
     SetOption,
+    Strict,
     check_format,
     format_option,
     load_policies,
@@ -30,16 +32,6 @@ from fwgen.cliparts import (
     user_errors,
 )
 from fwgen.errors import FwgenError
-
-FlushRuleset = Annotated[
-    bool,
-    typer.Option(
-        "--flush-ruleset",
-        help="Take over the host firewall: nftables flushes the ruleset; iptables also empties "
-        "nat, mangle and raw; ufw and windows remove or disable rules of others.",
-    ),
-]
-Strict = Annotated[bool, typer.Option("--strict", help="Fail instead of approximating.")]
 
 app = App(
     help="Render declarative host profiles into default-deny firewall rulesets.",

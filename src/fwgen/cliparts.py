@@ -114,6 +114,16 @@ AllowOutside = Annotated[
         "and outputs; by default they must stay in the folder tree of the file given. Repeatable.",
     ),
 ]
+FlushRuleset = Annotated[
+    bool,
+    typer.Option(
+        "--flush-ruleset",
+        help="Take over the host firewall: nftables flushes the ruleset; iptables also empties "
+        "nat, mangle and raw; ufw and windows remove or disable rules of others.",
+    ),
+]
+Strict = Annotated[bool, typer.Option("--strict", help="Fail instead of approximating.")]
+
 ProfileArgument = Annotated[
     str, typer.Argument(metavar="PROFILE", help="A built-in profile name or a profile file.")
 ]

@@ -52,6 +52,11 @@ class FwgenErrors(FwgenError):
         return self.message
 
 
+def printable(text: str) -> str:
+    """*text* with every character that is not printable (line breaks included) as ``?``."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def split_location(location: str) -> tuple[str, int | None]:
     """``"profiles/web.yaml:12"`` → ``("profiles/web.yaml", 12)``; the line is None when absent."""
     path, _, line = location.rpartition(":")

@@ -9,7 +9,7 @@ import tempfile
 from io import BytesIO
 from pathlib import Path, PurePosixPath
 
-from fwgen.errors import FwgenError
+from fwgen.errors import FwgenError, printable
 from fwgen.paths import is_file
 
 MAX_ARCHIVE = 128 * 1024 * 1024
@@ -64,7 +64,7 @@ def _archive(ref: str, rev: str, folder: str) -> bytes:
         raise FwgenError(f"{ref}: git is not installed") from None
     if git.returncode:
         message = errors.decode(errors="replace").strip().splitlines()
-        reason = "".join(c if c.isprintable() else "?" for c in message[-1]) if message else ""
+        reason = printable(message[-1]) if message else ""
         raise FwgenError(f"{ref}: git cannot read it ({reason or 'unknown error'})")
     return archive
 

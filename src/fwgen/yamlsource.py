@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 import yaml
 
-from fwgen.errors import ProfileError
+from fwgen.errors import ProfileError, printable
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 16  # the deepest real nesting (a port file entry's ports) is 4
@@ -267,7 +267,7 @@ _PLAIN_TAGS = {f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "
 def _tag(node: yaml.Node) -> str:
     """``!!int`` for YAML's own tags, the tag as written (made printable) for others."""
     tag = str(node.tag).replace("tag:yaml.org,2002:", "!!", 1)
-    return "".join(c if c.isprintable() else "?" for c in tag)[:40]
+    return printable(tag)[:40]
 
 
 def _scalar(node: yaml.Node, doc: Document) -> Any:

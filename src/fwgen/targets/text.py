@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from fwgen.errors import printable
+
 if TYPE_CHECKING:
     from fwgen.policy import Rule
 
@@ -26,7 +28,7 @@ def queries_left_to_limits(proto: str, types: tuple[str, ...]) -> str:
 
 def comment_line(text: str) -> str:
     """Text safe inside a ``#`` comment: one line, printable."""
-    return "".join(c if c.isprintable() else "?" for c in text)
+    return printable(text)
 
 
 def plain_ascii(text: str, limit: int) -> str:
