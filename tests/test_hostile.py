@@ -384,6 +384,17 @@ REFUSED: dict[str, tuple[Setup, str]] = {
         ),
         "inbound[0].limit.rate: input should be less than or equal to 999999",
     ),
+    "coexist: false beside containers": (
+        profile("description: x\noptions:\n  containers: docker\n  coexist: false\n"),
+        "p.yaml:4: options.coexist: coexist: false with options.containers would make",
+    ),
+    "a newline in a limit": (
+        profile(
+            "description: x\ninbound:\n  - port: 8080/tcp\n    name: api\n"
+            '    limit: "10/minute\\n\\nfwgen: rendered OK"\n'
+        ),
+        "p.yaml:5: inbound[0].limit: invalid limit '10/minute??fwgen: rendered OK'",
+    ),
     # 8. outputs that would not load
     "a port file range written backwards as a mapping": (
         site_ports(
@@ -724,3 +735,20 @@ def test_build_never_writes_over_a_file_a_profile_reads(
         "write it elsewhere\n"
     )
     assert (tmp_path / output).read_text() == before
+
+
+@pytest.mark.parametrize(
+    ("keep", "expected"),
+    [
+        ("10.0.0.1\nerror: PWN", "error: --keep 10.0.0.1?error: PWN: "),
+        ("[::1", "error: --keep [::1: write ADDR, ADDR:PORT or [IPV6]:PORT"),
+        ("10.0.0.1:\uff12\uff12", "is not a port number (1-65535)"),
+    ],
+)
+def test_apply_keep_values_are_one_refused_line(keep: str, expected: str) -> None:
+    result = runner.invoke(
+        app,
+        ["apply", "webserver", "-t", "nftables", "--set", "admins=10.1.0.0/16", "--keep", keep],
+    )
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr

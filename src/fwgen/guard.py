@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from fwgen.errors import FwgenError
+from fwgen.errors import FwgenError, printable
 from fwgen.policy import Family, Policy, Rule
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -42,15 +42,15 @@ def _address(text: str, what: str) -> IPAddress:
     try:
         address = ipaddress.ip_address(text.strip().strip("[]").partition("%")[0])
     except ValueError:
-        raise FwgenError(f"{what}: {text!r} is not an IP address") from None
+        raise FwgenError(f"{what}: {printable(text)!r} is not an IP address") from None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
 
 
 def _port(text: str, what: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise FwgenError(f"{what}: {text!r} is not a port number (1-65535)")
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
+        raise FwgenError(f"{what}: {printable(text)!r} is not a port number (1-65535)")
     return int(text)
 
 
@@ -62,6 +62,7 @@ def from_ssh(value: str) -> Connection:
             f"SSH_CONNECTION {value!r}: expected 'client_ip client_port server_ip server_port'"
         )
     what = "SSH_CONNECTION"
+    _port(fields[1], what)  # the client's port: checked, not used
     return Connection(
         _address(fields[0], what), _port(fields[3], what), _address(fields[2], what), what
     )
@@ -69,9 +70,11 @@ def from_ssh(value: str) -> Connection:
 
 def from_keep(value: str) -> Connection:
     """``--keep ADDR[:PORT]`` (``[v6]:PORT`` for IPv6 with a port); the port defaults to 22."""
-    what = f"--keep {value}"
+    what = f"--keep {printable(value)}"
     text, port = value.strip(), str(SSH_PORT)
     if text.startswith("["):
+        if "]" not in text:
+            raise FwgenError(f"{what}: write ADDR, ADDR:PORT or [IPV6]:PORT")
         text, _, rest = text[1:].partition("]")
         if rest:
             if not rest.startswith(":"):

@@ -28,6 +28,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from fwgen.addresses import parse_network
+from fwgen.errors import printable
 from fwgen.icmp import ICMP_TYPES, ICMPV6_TYPES
 from fwgen.policy import PREFIX_BITS
 
@@ -180,7 +181,9 @@ class Limit(BaseModel):
 def _rate(value: Any) -> dict[str, Any]:
     match = LIMIT_RE.fullmatch(value.strip()) if isinstance(value, str) else None
     if not match:
-        raise ValueError(f"invalid limit '{value}'; write N/second, N/minute or N/hour")
+        raise ValueError(
+            f"invalid limit '{printable(str(value))}'; write N/second, N/minute or N/hour"
+        )
     return {"rate": int(match.group(1)), "unit": match.group(2)}
 
 

@@ -419,6 +419,16 @@ class _Resolver:
         connections it DNATs from outside, which the inbound rules govern."""
         if self.options.containers is None:
             return self.options.forward
+        coexist = self.merged.options.get("coexist")
+        if coexist is not None and coexist.value is False:
+            self.errors.append(
+                coexist.error(
+                    "coexist: false with options.containers would make the iptables target "
+                    "replace the engine's chains and leave every published port open; leave "
+                    "`coexist` out (containers turn it on)",
+                    kind=ResolveError,
+                )
+            )
         where = self.merged.options.get("forward")
         files = self.merged.files
         engine = self.merged.options["containers"].doc.path
