@@ -105,7 +105,7 @@ class Host:
         seen = []
         with selectors.DefaultSelector() as sel:
             sel.register(proc.stdout, selectors.EVENT_READ)
-            end = time.time() + 60
+            end = time.time() + 180  # loading can take a minute on a busy 2-core machine
             while time.time() < end and sel.select(end - time.time()):
                 line = proc.stdout.readline()
                 seen.append(line)
