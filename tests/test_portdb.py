@@ -483,3 +483,19 @@ def test_compiled_catalogue_is_in_sync_with_the_yaml() -> None:
 def test_the_readme_counts_the_catalogue() -> None:
     readme = Path("README.md").read_text(encoding="utf-8")
     assert f"catalogue ({len(catalogue().services)} services)" in readme
+
+
+@pytest.mark.parametrize(
+    ("port", "name"), [("138/tcp", "netbios-dgm-tcp"), ("139/udp", "netbios-ssn-udp")]
+)
+def test_netbios_registrations_practice_does_not_use_are_lan_only(port: str, name: str) -> None:
+    (found,) = query(catalogue(), port)
+    assert (found["name"], found["exposure"], found["category"]) == (
+        name,
+        "lan-only",
+        "file-sharing",
+    )
+    assert "In practice" in found["description"]
+    assert [s["document"] for s in found["sources"]] == ["farrow"]
+    result = runner.invoke(app, ["ports", port])
+    assert result.exit_code == 0 and "(SMB)" in result.stdout

@@ -1,7 +1,12 @@
 """Compare a host's reality with its profile, and draft a profile from a running host.
 
 Inputs are what admins already collect: an nmap XML report taken from outside
-(``nmap -oX``), and ``ss -tulnH`` (or ``ss -tulpnH``) output taken on the host.
+(``nmap -oX``), and ``ss -tulpnH`` output taken on the host (``-p`` names the programs;
+``ss -tulnH`` works too).
+
+nmap reports a port that gave no answer as ``open|filtered`` (every UDP port a firewall
+drops looks so): that is no evidence of an open port, so it is never drift; an allowed
+port in that state is reported as not confirmed open.
 """
 
 from __future__ import annotations
@@ -128,7 +133,7 @@ def _host_ports(host: ET.Element, shown: str) -> list[Observed]:
                 family=family,
                 proto=port.get("protocol", ""),
                 port=_port_number(port.get("portid", ""), shown, "portid"),
-                state=(state.get("state", "") if state is not None else "").split("|")[0],
+                state=state.get("state", "") if state is not None else "",
                 address=address.get("addr", ""),
             )
         )
@@ -170,7 +175,7 @@ SS_LINE = re.compile(
 
 
 def read_ss(text: str, shown: str) -> list[Observed]:
-    """Listeners from `ss -tulnH` / `ss -tulpnH` output (a header line is skipped)."""
+    """Listeners from `ss -tulpnH` (or `ss -tulnH`) output (a header line is skipped)."""
     out = []
     for number, line in lines(check_text(text, shown)):
         if not line.strip() or line.startswith("Netid"):
@@ -178,13 +183,13 @@ def read_ss(text: str, shown: str) -> list[Observed]:
         match = SS_LINE.match(line.strip())
         if not match:
             raise FwgenError(
-                "not `ss -tulnH` output (expected: PROTO STATE RECV-Q SEND-Q LOCAL:PORT PEER [PROCESS])",
+                "not `ss -tulpnH` output (expected: PROTO STATE RECV-Q SEND-Q LOCAL:PORT PEER [PROCESS])",
                 path=shown,
                 line=number,
             )
         if match["port"] == "*":
             continue
-        local = match["local"].strip("[]").split("%")[0]
+        local = match["local"].replace("[", "").replace("]", "")  # keeps %DEVICE
         family: Family = "ipv6" if ":" in local else "ipv4"
         process = re.search(r'users:\(\("([^"]+)"', match["process"] or "")
         out.append(
@@ -201,16 +206,25 @@ def read_ss(text: str, shown: str) -> list[Observed]:
 
 
 def _loopback(address: str) -> bool:
+    """Whether a listener is reachable from this host only: a loopback address in any
+    spelling (``127.0.0.53``, ``::1``, ``::ffff:127.0.0.1``), or bound to the loopback
+    interface (``0.0.0.0%lo``, as ``ss`` shows ``SO_BINDTODEVICE``)."""
+    address, _, device = address.strip("[]").partition("%")
+    if device == "lo":
+        return True
     try:
-        return ipaddress.ip_address(address).is_loopback
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return ip.is_loopback or bool(mapped and mapped.is_loopback)
 
 
 # ---------------------------------------------------------------- judging
 
 
-def _rules_for(policy: Policy, family: str, proto: str, port: int) -> list[Rule]:
+def _rules_for(policy: Policy, family: str, proto: str, port: int, address: str) -> list[Rule]:
+    """The inbound rules that admit *port* to *address* of the host (any for ``*``)."""
     return [
         r
         for r in policy.rules
@@ -218,7 +232,24 @@ def _rules_for(policy: Policy, family: str, proto: str, port: int) -> list[Rule]
         and r.proto == proto
         and family in r.families
         and any(p.start <= port <= p.end for p in r.ports)
+        and _to_host(r, address)
     ]
+
+
+def _to_host(rule: Rule, address: str) -> bool:
+    """Whether *rule* admits connections to *address* of the host: always without
+    ``host:``; a wildcard listener (``*``, ``0.0.0.0``, ``::``) is reached at them."""
+    address = address.partition("%")[0]
+    if not rule.local or address in WILDCARDS:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return True  # a name, not an address: the rule may well be for it
+    return any(ip in ipaddress.ip_network(a) for a in rule.local)
+
+
+WILDCARDS = ("", "*", "0.0.0.0", "::")
 
 
 class _Sources:
@@ -250,11 +281,19 @@ class _Sources:
         return at >= 0 and int(source) <= ends[at]
 
 
-def _service(ports: Catalogue, rule: Rule | None, proto: str, port: int) -> Service | None:
+def port_service(
+    ports: Catalogue, proto: str, port: int, process: str = "", rule: Rule | None = None
+) -> Service | None:
+    """The one name audit and discover give a port: the service of the rule that admits it;
+    else a known backdoor's entry; else, of the entries naming the port, the one whose
+    `processes` (or name) is the program listening; else the narrowest (`specific_first`)."""
     if rule is not None and rule.service:
         return ports.get(rule.service)
     found = ports.named_at(port, port, proto)
-    return found[0] if found else None
+    if found and found[0].exposure == "never":
+        return found[0]  # a backdoor's port stays one, whoever listens
+    usual = [s for s in found if process and serves(s, process)]
+    return next(iter(usual or found), None)
 
 
 def audit_scan(
@@ -269,9 +308,9 @@ def audit_scan(
     sources = _Sources(policy)
     items = []
     for obs in seen:
-        rules = _rules_for(policy, obs.family, obs.proto, obs.port)
+        rules = _rules_for(policy, obs.family, obs.proto, obs.port, obs.address)
         verdicts = [sources.admits(r, origin) for r in rules]
-        service = _service(ports, rules[0] if rules else None, obs.proto, obs.port)
+        service = port_service(ports, obs.proto, obs.port, rule=rules[0] if rules else None)
         name = service.name if service else None
         what = f"{obs.port}/{obs.proto} ({obs.family}{', ' + service.name if service else ''})"
         if obs.state == "open":
@@ -302,7 +341,11 @@ def audit_scan(
                         f"{what} is open{where}, but the profile does not allow it: the firewall is not what the profile says",
                     )
                 )
-            if service and service.exposure in ("never", "lan-only"):
+            # a LAN-only service is fine when a rule with a `from:` admits the scan's source
+            lan = any(v and r.remote for r, v in zip(rules, verdicts, strict=True))
+            if service and (
+                service.exposure == "never" or (service.exposure == "lan-only" and not lan)
+            ):
                 level = "error" if service.exposure == "never" else "warning"
                 items.append(
                     Item(
@@ -315,8 +358,8 @@ def audit_scan(
                         f"{what} is open and {service.title} is {'a known backdoor port' if service.exposure == 'never' else 'LAN-only'}",
                     )
                 )
-    open_ports = {(o.family, o.proto, o.port) for o in seen if o.state == "open"}
-    families = {o.family for o in seen}
+    states = {(o.address, o.proto, o.port): o.state for o in seen}
+    hosts = {(o.family, o.address) for o in seen}
     for rule in policy.rules:
         if rule.direction != "in" or rule.proto not in ("tcp", "udp"):
             continue
@@ -325,14 +368,16 @@ def audit_scan(
             if not sources.admits(rule, origin)
             else "the service is down or not listening on this address"
         )
-        for family in families & set(rule.families):
+        for family in sorted({f for f, a in hosts if f in rule.families and _to_host(rule, a)}):
+            addresses = [a for f, a in hosts if f == family and _to_host(rule, a)]
             for span in rule.ports:
                 for port in range(span.start, min(span.end, span.start + 64) + 1):
-                    if (
-                        port not in scanned.get(rule.proto, set())
-                        or (family, rule.proto, port) in open_ports
-                    ):
+                    found = {states.get((a, rule.proto, port)) for a in addresses}
+                    if port not in scanned.get(rule.proto, set()) or "open" in found:
                         continue
+                    reason = why
+                    if "open|filtered" in found:
+                        reason = "nmap had no answer (open|filtered): a service that does not answer nmap's probe looks the same as a dropped port; probe it with nmap -sV"
                     items.append(
                         Item(
                             "info",
@@ -341,7 +386,7 @@ def audit_scan(
                             rule.proto,
                             port,
                             rule.service or rule.name,
-                            f"{port}/{rule.proto} ({family}, {rule.name}) is allowed ({rule.origin}) but was not found open: {why}",
+                            f"{port}/{rule.proto} ({family}, {rule.name}) is allowed ({rule.origin}) but was not found open: {reason}",
                         )
                     )
     return items
@@ -355,10 +400,13 @@ def audit_listening(policy: Policy, ports: Catalogue, listeners: list[Observed])
     for obs in listeners:
         if _loopback(obs.address):
             continue
-        wildcard_families = ("ipv4", "ipv6") if obs.address in ("::", "*") else (obs.family,)
+        unbound = obs.address.partition("%")[0] in ("::", "*")
+        wildcard_families = ("ipv4", "ipv6") if unbound else (obs.family,)
         listening.update((f, obs.proto, obs.port) for f in wildcard_families)
-        if not any(_rules_for(policy, f, obs.proto, obs.port) for f in wildcard_families):
-            service = _service(ports, None, obs.proto, obs.port)
+        if not any(
+            _rules_for(policy, f, obs.proto, obs.port, obs.address) for f in wildcard_families
+        ):
+            service = port_service(ports, obs.proto, obs.port, obs.process)
             who = f" by {obs.process}" if obs.process else ""
             items.append(
                 Item(
@@ -477,7 +525,7 @@ def discover(listeners: list[Observed], ports: Catalogue) -> str:
     drafted: list[tuple[Observed, Service | None]] = []
     services_done: set[str] = set()
     for (proto, port), obs in sorted(seen.items(), key=lambda item: (item[0][1], item[0][0])):
-        service = _service(ports, None, proto, port)
+        service = port_service(ports, proto, port, obs.process)
         if service is not None and service.exposure != "never" and serves(service, obs.process):
             if service.name in services_done:
                 continue

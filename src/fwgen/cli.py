@@ -14,6 +14,7 @@ import typer
 
 from fwgen import __version__
 from fwgen.cliparts import (
+    SS_HELP,
     STATE,
     AllowOutside,
     App,
@@ -337,7 +338,7 @@ def audit(
         typer.Option(
             "--listening",
             metavar="FILE",
-            help="`ss -tulnH` output taken on the host; - for stdin.",
+            help=SS_HELP,
         ),
     ] = None,
     source: Annotated[
@@ -390,9 +391,7 @@ def audit(
 def discover(
     listening: Annotated[
         str,
-        typer.Option(
-            "--listening", metavar="FILE", help="`ss -tulnH` (or -tulpnH) output; - for stdin."
-        ),
+        typer.Option("--listening", metavar="FILE", help=SS_HELP),
     ],
     output: Annotated[Path | None, output_option("the draft")] = None,
     format_: Annotated[

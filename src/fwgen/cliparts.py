@@ -123,6 +123,7 @@ FlushRuleset = Annotated[
     ),
 ]
 Strict = Annotated[bool, typer.Option("--strict", help="Fail instead of approximating.")]
+SS_HELP = "`ss -tulpnH` output taken on the host (as root: -p names the programs); - for stdin."
 
 ProfileArgument = Annotated[
     str, typer.Argument(metavar="PROFILE", help="A built-in profile name or a profile file.")
