@@ -33,6 +33,9 @@ from fwgen.cliparts import (
     user_errors,
 )
 from fwgen.errors import FwgenError
+from fwgen.targets import TARGETS
+
+TARGET_NAMES = ", ".join(TARGETS)
 
 app = App(
     help="Render declarative host profiles into default-deny firewall rulesets.",
@@ -52,7 +55,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_options(
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show a traceback for errors too.")
+        bool,
+        typer.Option("--debug", help="Show a traceback for errors too (also after the command)."),
     ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
@@ -67,7 +71,9 @@ def render(
     profile: ProfileArgument,
     target: Annotated[
         str,
-        typer.Option("--target", "-t", metavar="TARGET", help="nftables (see `fwgen targets`)."),
+        typer.Option(
+            "--target", "-t", metavar="TARGET", help=f"{TARGET_NAMES} (see `fwgen targets`)."
+        ),
     ],
     output: Annotated[
         Path | None, output_option("the ruleset (a folder for several files)")
@@ -92,7 +98,7 @@ def render(
 ) -> None:
     """Render a profile for one firewall.
 
-    Example: fwgen render webserver --target nftables --set admins=192.0.2.0/24
+    Example: fwgen render webserver --target nftables --set admins=10.20.0.0/16
     """
     from fwgen.output import emit
     from fwgen.render import target as find_target
@@ -472,7 +478,7 @@ def apply(
     """Load a profile's rules into this host, with a lock-out guard and automatic rollback.
 
     Exit 0 applied, 1 rolled back, 2 refused before anything was touched.
-    Example: fwgen apply webserver --target nftables --set admins=192.0.2.0/24
+    Example: fwgen apply webserver --target nftables --set admins=10.20.0.0/16
     """
     from fwgen.apply_command import run_apply
 
@@ -518,8 +524,6 @@ def targets(format_: Annotated[str, format_option("text or json")] = "text") -> 
     Example: fwgen targets --format json
     """
     import json
-
-    from fwgen.targets import TARGETS
 
     check_format(format_, ("text", "json"))
     if format_ == "json":
