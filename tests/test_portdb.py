@@ -499,3 +499,14 @@ def test_netbios_registrations_practice_does_not_use_are_lan_only(port: str, nam
     assert [s["document"] for s in found["sources"]] == ["farrow"]
     result = runner.invoke(app, ["ports", port])
     assert result.exit_code == 0 and "(SMB)" in result.stdout
+
+
+def test_ports_source_shows_document_titles_not_file_names() -> None:
+    result = runner.invoke(app, ["ports", "137", "--source"])
+    assert result.exit_code == 0
+    legend = result.stdout.split("\nsources:\n")[1]
+    assert "  farrow         Rik Farrow, Ports and Services (1995-2001)" in legend
+    assert not re.search(r"\d{3}_[0-9a-f]{16}|\.txt", result.stdout), result.stdout
+    found = json.loads(runner.invoke(app, ["ports", "137", "--format", "json"]).stdout)
+    titles = {s["title"] for entry in found for s in entry["sources"]}
+    assert titles and not any(".txt" in t for t in titles)
