@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -15,7 +16,7 @@ from tests.kernel.lab import Lab
 pytestmark = pytest.mark.kernel
 
 
-def audit(lab: Lab, scan: str, tmp_name: str) -> tuple[int, dict[str, object]]:
+def audit(lab: Lab, scan: str, tmp_name: str) -> tuple[int, dict[str, Any]]:
     trusted, outside = lab.clients["trusted"], lab.clients["outside"]
     with open(tmp_name, "w") as handle:
         handle.write(scan)
@@ -51,7 +52,7 @@ def test_live_scan_finds_no_drift_then_drift(tmp_path: object) -> None:
             22,
             3306,
             47001,
-        ]  # type: ignore[union-attr]
+        ]
 
 
 def test_live_udp_scan_of_dropped_ports_is_no_drift(tmp_path: object) -> None:
