@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from fwgen.audit import Observed, audit_scan, read_nmap, read_ss
+from fwgen.audit import audit_scan
 from fwgen.cli import app
 from fwgen.errors import FwgenError
+from fwgen.observed import Observed, read_nmap, read_ss
 from fwgen.portdb import catalogue
 from fwgen.resolve import resolve_profile
 
@@ -355,7 +356,13 @@ NODE_EXPORTER = 'tcp LISTEN 0 4096 *:9100 *:* users:(("node_exporter",pid=7,fd=3
 def test_discover_and_audit_give_9100_one_name() -> None:
     draft = runner.invoke(app, ["discover", "--listening", "-"], input=NODE_EXPORTER)
     assert "  - service: node-exporter  # Prometheus node exporter" in draft.stdout
-    assert "jetdirect" not in draft.stdout
+    assert "exposure lan-only; 9100/tcp is also jetdirect\n" in draft.stdout
+    unnamed = NODE_EXPORTER.replace(' users:(("node_exporter",pid=7,fd=3))', "")
+    draft = runner.invoke(app, ["discover", "--listening", "-"], input=unnamed)
+    assert (
+        "  - service: jetdirect  # Raw printing (JetDirect): risk medium, exposure lan-only; 9100/tcp is also node-exporter\n"
+        in draft.stdout
+    )
     result = runner.invoke(
         app,
         ["audit", "webserver", *ADMINS, "--listening", "-", "--format", "json"],

@@ -488,7 +488,9 @@ def test_the_readme_counts_the_catalogue() -> None:
 @pytest.mark.parametrize(
     ("port", "name"), [("138/tcp", "netbios-dgm-tcp"), ("139/udp", "netbios-ssn-udp")]
 )
-def test_netbios_registrations_practice_does_not_use_are_lan_only(port: str, name: str) -> None:
+def test_netbios_registrations_practice_does_not_use_are_lan_only(
+    port: str, name: str, tmp_path: Path
+) -> None:
     (found,) = query(catalogue(), port)
     assert (found["name"], found["exposure"], found["category"]) == (
         name,
@@ -499,6 +501,10 @@ def test_netbios_registrations_practice_does_not_use_are_lan_only(port: str, nam
     assert [s["document"] for s in found["sources"]] == ["farrow"]
     result = runner.invoke(app, ["ports", port])
     assert result.exit_code == 0 and "(SMB)" in result.stdout
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f"description: x\ninbound:\n  - {{port: {port}, name: p}}\n")
+    result = runner.invoke(app, ["check", str(profile)])
+    assert f"warning FW002 [{name}]: {name} (NetBIOS" in result.stdout
 
 
 def test_ports_source_shows_document_titles_not_file_names() -> None:

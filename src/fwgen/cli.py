@@ -337,7 +337,11 @@ def audit(
     ],
     scan: Annotated[
         Path | None,
-        typer.Option("--scan", metavar="FILE", help="An nmap XML report (nmap -oX) of the host."),
+        typer.Option(
+            "--scan",
+            metavar="FILE",
+            help="An nmap XML report (nmap -oX) of the host; open|filtered (no answer) is not open.",
+        ),
     ] = None,
     listening: Annotated[
         str | None,
@@ -364,6 +368,7 @@ def audit(
     import json
 
     from fwgen import audit as auditing
+    from fwgen.observed import read_nmap, read_ss
 
     check_format(format_, ("text", "json"))
     if scan is None and listening is None:
@@ -378,11 +383,11 @@ def audit(
     cat = site_ports(ports_files)
     (policy,) = load_policies([profile], set_, cat, allow_outside)
     if scan is not None:
-        seen, scanned = auditing.read_nmap(scan)
+        seen, scanned = read_nmap(scan)
         items = auditing.audit_scan(policy, cat, seen, scanned, source)
     else:
         text, shown = read_input(listening or "-")
-        items = auditing.audit_listening(policy, cat, auditing.read_ss(text, shown))
+        items = auditing.audit_listening(policy, cat, read_ss(text, shown))
     drift = any(i.kind == "drift" for i in items)
     if format_ == "json":
         typer.echo(json.dumps({"drift": drift, "items": [i.as_dict() for i in items]}, indent=2))
@@ -412,8 +417,8 @@ def discover(
     import dataclasses
     import json
 
-    from fwgen.audit import discover as draft
-    from fwgen.audit import read_ss
+    from fwgen.discover import discover as draft
+    from fwgen.observed import read_ss
     from fwgen.output import emit
     from fwgen.yamlsource import parse
 

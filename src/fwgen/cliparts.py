@@ -199,7 +199,7 @@ def load_policies(
 
 def read_input(name: str) -> tuple[str, str]:
     """The text of FILE, or of standard input for '-'; and the name to show."""
-    from fwgen.audit import MAX_INPUT
+    from fwgen.observed import MAX_INPUT
     from fwgen.yamlsource import read_stream, read_text
 
     if name == "-":
