@@ -392,3 +392,17 @@ def test_help_and_readme_agree_on_the_ss_flags(command: str) -> None:
     assert "-tulnH" not in help_text
     readme = Path("README.md").read_text(encoding="utf-8")
     assert "ss -tulpnH > web1.ss" in readme and "ss -tulpnH | fwgen discover" in readme
+
+
+def test_a_lan_only_port_also_open_to_any_address_is_a_warning_from_the_lan_too(
+    tmp_path: Path,
+) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "description: x\nextends: base\ninbound:\n"
+        "  - {service: mysql, from: 198.18.3.0/24}\n"
+        "  - {port: 3306/tcp, name: everyone}\n"
+    )
+    xml = nmap_xml("198.18.2.1", [("tcp", 3306, "open")])
+    code, items = scan_report(tmp_path, str(profile), xml, "--from", "198.18.3.7")
+    assert code == 0 and [(i["kind"], i["port"]) for i in items] == [("lan-only", 3306)]

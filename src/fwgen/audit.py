@@ -163,8 +163,9 @@ def audit_scan(
                         f"{what} is open{where}, but the profile does not allow it: the firewall is not what the profile says",
                     )
                 )
-            # a LAN-only service is fine when a rule with a `from:` admits the scan's source
-            lan = any(v and r.remote for r, v in zip(rules, verdicts, strict=True))
+            # a LAN-only service is fine when every rule for it has a `from:` and one admits
+            # the scan's source: the scan came from a network the profile opens it to
+            lan = all(r.remote for r in rules) and True in verdicts
             if service and (
                 service.exposure == "never" or (service.exposure == "lan-only" and not lan)
             ):

@@ -22,7 +22,8 @@ from fwgen.yamlsource import check_text, lines, read_text
 
 @dataclass(frozen=True)
 class Observed:
-    """One port seen on the host: by a scan (nmap's state: open, closed, filtered, open|filtered) or listening."""
+    """One port seen on the host: by a scan (nmap's state, e.g. open, filtered or
+    open|filtered) or listening (``ss``; the address keeps its ``%DEVICE``)."""
 
     family: Family
     proto: str
