@@ -273,3 +273,68 @@ def test_render_help_names_its_arguments_like_the_readme() -> None:
     assert "--set NAME=CIDR[,CIDR...]" in text
     assert "--ports FILE" in text
     assert "--family ipv4|ipv6" in text
+
+
+def test_render_o_a_new_file_name_for_several_files_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "rules.v4"
+    for check in ([], ["--check"]):
+        result = runner.invoke(
+            app, ["render", "webserver", "-t", "iptables", *REAL_ADMINS, "-o", str(out), *check]
+        )
+        assert result.exit_code == 2
+        assert result.stderr == (
+            f"error: {out}: -o names a file, but this target writes 2 files (rules.v4, rules.v6) "
+            "into a folder: give a folder (a new one is named without a dot), or --family to "
+            "write one family's file\n"
+        )
+        assert list(tmp_path.iterdir()) == []
+    # one family's file is a file; an existing folder may have a dot in its name
+    args = ["render", "webserver", "-t", "iptables", *REAL_ADMINS, "-o", str(out)]
+    assert runner.invoke(app, [*args, "--family", "ipv4"]).exit_code == 0
+    assert "*filter" in out.read_text()
+    (tmp_path / "web1.example").mkdir()
+    args[-1] = str(tmp_path / "web1.example")
+    assert runner.invoke(app, args).exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "web1.example").iterdir()) == ["rules.v4", "rules.v6"]
+
+
+def test_render_help_lists_every_target_and_its_example_renders_without_warning() -> None:
+    from fwgen.targets import TARGETS
+
+    help_text = " ".join(runner.invoke(app, ["render", "--help"]).stdout.split())
+    assert all(f"{name}," in help_text or f"{name} (see" in help_text for name in TARGETS)
+    example = re.search(r"Example: fwgen (render [^\n]*?)(?= Arguments:)", help_text)
+    assert example is not None
+    result = runner.invoke(app, example[1].split())
+    assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_the_apply_example_uses_no_documentation_range() -> None:
+    help_text = runner.invoke(app, ["apply", "--help"]).stdout
+    assert "--set admins=" in help_text and "192.0.2." not in help_text
+
+
+def test_debug_after_the_command_shows_the_traceback() -> None:
+    result = runner.invoke(app, ["render", "no-such-profile", "-t", "nftables", "--debug"])
+    assert result.exit_code != 2 and "No such option" not in result.output
+    assert "unknown profile" in str(result.exception)
+    # without it, the same mistake is one line
+    result = runner.invoke(app, ["render", "no-such-profile", "-t", "nftables"])
+    assert result.exit_code == 2 and result.stderr.startswith("error: unknown profile")
+    # after `--`, it is an argument like any other
+    result = runner.invoke(app, ["render", "-t", "nftables", "--", "--debug"])
+    assert result.exit_code == 2 and "unknown profile '--debug'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["render", "webserver", "-t", "nftables", "-t", "iptables"],
+        ["render", "webserver", "--target=nftables", "-tiptables"],
+        ["check", "webserver", "--format", "json", "--format", "text"],
+    ],
+)
+def test_an_option_given_twice_is_refused_in_one_line(args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "given 2 times; give it once" in result.stderr

@@ -669,7 +669,7 @@ def test_many_rules_are_checked_without_comparing_every_pair(tmp_path: Path) -> 
 
 
 def test_a_scan_repeating_every_port_is_read_once(tmp_path: Path) -> None:
-    from fwgen.audit import read_nmap
+    from fwgen.observed import read_nmap
 
     services = ",".join(["1-65535"] * 2000)
     (tmp_path / "scan.xml").write_text(

@@ -483,3 +483,36 @@ def test_compiled_catalogue_is_in_sync_with_the_yaml() -> None:
 def test_the_readme_counts_the_catalogue() -> None:
     readme = Path("README.md").read_text(encoding="utf-8")
     assert f"catalogue ({len(catalogue().services)} services)" in readme
+
+
+@pytest.mark.parametrize(
+    ("port", "name"), [("138/tcp", "netbios-dgm-tcp"), ("139/udp", "netbios-ssn-udp")]
+)
+def test_netbios_registrations_practice_does_not_use_are_lan_only(
+    port: str, name: str, tmp_path: Path
+) -> None:
+    (found,) = query(catalogue(), port)
+    assert (found["name"], found["exposure"], found["category"]) == (
+        name,
+        "lan-only",
+        "file-sharing",
+    )
+    assert "In practice" in found["description"]
+    assert [s["document"] for s in found["sources"]] == ["farrow"]
+    result = runner.invoke(app, ["ports", port])
+    assert result.exit_code == 0 and "(SMB)" in result.stdout
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f"description: x\ninbound:\n  - {{port: {port}, name: p}}\n")
+    result = runner.invoke(app, ["check", str(profile)])
+    assert f"warning FW002 [{name}]: {name} (NetBIOS" in result.stdout
+
+
+def test_ports_source_shows_document_titles_not_file_names() -> None:
+    result = runner.invoke(app, ["ports", "137", "--source"])
+    assert result.exit_code == 0
+    legend = result.stdout.split("\nsources:\n")[1]
+    assert "  farrow         Rik Farrow, Ports and Services (1995-2001)" in legend
+    assert not re.search(r"\d{3}_[0-9a-f]{16}|\.txt", result.stdout), result.stdout
+    found = json.loads(runner.invoke(app, ["ports", "137", "--format", "json"]).stdout)
+    titles = {s["title"] for entry in found for s in entry["sources"]}
+    assert titles and not any(".txt" in t for t in titles)

@@ -1,40 +1,21 @@
-"""Compare a host's reality with its profile, and draft a profile from a running host.
+"""Compare a host's reality (`fwgen.observed`) with its profile.
 
-Inputs are what admins already collect: an nmap XML report taken from outside
-(``nmap -oX``), and ``ss -tulnH`` (or ``ss -tulpnH``) output taken on the host.
+nmap reports a port that gave no answer as ``open|filtered`` (every UDP port a firewall
+drops looks so): that is no evidence of an open port, so it is never drift; an allowed
+port in that state is reported as not confirmed open.
 """
 
 from __future__ import annotations
 
 import bisect
-import io
 import ipaddress
-import re
-import xml.etree.ElementTree as ET
-from collections import Counter
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-import yaml
-
-from fwgen.errors import FwgenError
+from fwgen.observed import Observed, loopback
 from fwgen.policy import Family, Policy, Rule
 from fwgen.portdb import Catalogue, Service
-from fwgen.yamlsource import check_text, lines, read_text
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-@dataclass(frozen=True)
-class Observed:
-    """One port seen on the host: by a scan (state open/closed/filtered) or listening."""
-
-    family: Family
-    proto: str
-    port: int
-    state: str
-    address: str = ""
-    process: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,166 +32,11 @@ class Item:
         return asdict(self)
 
 
-# ---------------------------------------------------------------- reading
-
-
-MAX_INPUT = 64 * 1024 * 1024  # nmap XML of a /16 with every port is well under this
-MAX_HOST_ELEMENTS = 1_000_000  # one host with every port, each with its service, is ~400,000
-
-
-def read_nmap(path: Path, shown: str | None = None) -> tuple[list[Observed], dict[str, set[int]]]:
-    """Ports nmap reported for every host in the file, and the ports it scanned per protocol.
-
-    The report is read like every other input (a regular file, bounded, printable text);
-    a document type with entity declarations is refused, since nmap never writes one and
-    entities are how XML expands a small file into a huge one.
-    """
-    shown = shown or str(path)
-    text = read_text(path, shown, what="scan", limit=MAX_INPUT)
-    if "<!ENTITY" in text:
-        raise FwgenError(
-            "the scan declares XML entities, which nmap never writes; give nmap's own -oX output",
-            path=shown,
-            line=text.count("\n", 0, text.index("<!ENTITY")) + 1,
-        )
-    scanned: dict[str, list[tuple[int, int]]] = {}
-    seen: list[Observed] = []
-    events = ET.iterparse(io.BytesIO(text.encode()), events=("start", "end"))
-    try:
-        _, root = next(events)
-        if root.tag != "nmaprun":
-            raise FwgenError(
-                "not an nmap XML report (expected <nmaprun>; run nmap with -oX)", path=shown
-            )
-        open_elements, in_host = [root], 0
-        for event, element in events:
-            if event == "start":
-                open_elements.append(element)
-                if element.tag == "host" or in_host:
-                    in_host += 1  # elements read inside the <host> being read
-                if in_host > MAX_HOST_ELEMENTS:
-                    raise FwgenError(
-                        f"a <host> of more than {MAX_HOST_ELEMENTS:,} elements; is this nmap's "
-                        "own -oX output?",
-                        path=shown,
-                    )
-                continue
-            open_elements.pop()
-            if element.tag == "scaninfo":
-                spans = scanned.setdefault(element.get("protocol", ""), [])
-                spans += _port_spans(element.get("services", ""), shown)
-            elif element.tag == "host":
-                seen += _host_ports(element, shown)
-                in_host = 0  # hosts do not nest in nmap's reports
-            if open_elements and not in_host and len(open_elements[-1]) > 64:
-                open_elements[-1].clear()  # what is read is let go: memory stays small
-    except ET.ParseError as exc:
-        raise FwgenError(
-            f"not an nmap XML report: {str(exc).partition(':')[0]}",
-            path=shown,
-            line=exc.position[0],
-        ) from None
-    except StopIteration:
-        raise FwgenError("not an nmap XML report: the file is empty", path=shown) from None
-    return seen, {proto: _expand(spans) for proto, spans in scanned.items()}
-
-
-def _host_ports(host: ET.Element, shown: str) -> list[Observed]:
-    address = next((a for a in host.iter("address") if a.get("addrtype") in ("ipv4", "ipv6")), None)
-    if address is None:
-        return []
-    family: Family = "ipv6" if address.get("addrtype") == "ipv6" else "ipv4"
-    out = []
-    for port in host.iter("port"):
-        state = port.find("state")
-        out.append(
-            Observed(
-                family=family,
-                proto=port.get("protocol", ""),
-                port=_port_number(port.get("portid", ""), shown, "portid"),
-                state=(state.get("state", "") if state is not None else "").split("|")[0],
-                address=address.get("addr", ""),
-            )
-        )
-    return out
-
-
-def _port_number(text: str, shown: str, what: str, line: int | None = None) -> int:
-    """A port number 0-65535 from a report (nmap can scan port 0); else a one-line error."""
-    if text.isascii() and text.isdigit() and len(text) <= 5 and int(text) <= 65535:
-        return int(text)
-    quoted = text if len(text) <= 20 else text[:17] + "..."
-    raise FwgenError(f"{what} {quoted!r} is not a port number (0-65535)", path=shown, line=line)
-
-
-def _port_spans(text: str, shown: str) -> list[tuple[int, int]]:
-    """nmap's ``services="1-1000,8080"`` as (first, last) spans of real port numbers."""
-    spans = []
-    for part in filter(None, text.split(",")):
-        low, _, high = part.partition("-")
-        first = _port_number(low, shown, "scaninfo services")
-        spans.append((first, _port_number(high, shown, "scaninfo services") if high else first))
-    return spans
-
-
-def _expand(spans: list[tuple[int, int]]) -> set[int]:
-    """The ports of overlapping spans, each counted once (at most the 65,536 there are)."""
-    ports: set[int] = set()
-    end = -1
-    for first, last in sorted(spans):
-        if last > end:
-            ports.update(range(max(first, end + 1), last + 1))
-            end = last
-    return ports
-
-
-SS_LINE = re.compile(
-    r"^(?P<proto>tcp|udp)\s+\S+\s+\d+\s+\d+\s+(?P<local>\S+):(?P<port>\d+|\*)\s+\S+(?:\s+(?P<process>.*))?$"
-)
-
-
-def read_ss(text: str, shown: str) -> list[Observed]:
-    """Listeners from `ss -tulnH` / `ss -tulpnH` output (a header line is skipped)."""
-    out = []
-    for number, line in lines(check_text(text, shown)):
-        if not line.strip() or line.startswith("Netid"):
-            continue
-        match = SS_LINE.match(line.strip())
-        if not match:
-            raise FwgenError(
-                "not `ss -tulnH` output (expected: PROTO STATE RECV-Q SEND-Q LOCAL:PORT PEER [PROCESS])",
-                path=shown,
-                line=number,
-            )
-        if match["port"] == "*":
-            continue
-        local = match["local"].strip("[]").split("%")[0]
-        family: Family = "ipv6" if ":" in local else "ipv4"
-        process = re.search(r'users:\(\("([^"]+)"', match["process"] or "")
-        out.append(
-            Observed(
-                family,
-                match["proto"],
-                _port_number(match["port"], shown, "port", number),
-                "listening",
-                local,
-                process[1] if process else "",
-            )
-        )
-    return out
-
-
-def _loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
 # ---------------------------------------------------------------- judging
 
 
-def _rules_for(policy: Policy, family: str, proto: str, port: int) -> list[Rule]:
+def _rules_for(policy: Policy, family: str, proto: str, port: int, address: str) -> list[Rule]:
+    """The inbound rules that admit *port* to *address* of the host (any for ``*``)."""
     return [
         r
         for r in policy.rules
@@ -218,7 +44,24 @@ def _rules_for(policy: Policy, family: str, proto: str, port: int) -> list[Rule]
         and r.proto == proto
         and family in r.families
         and any(p.start <= port <= p.end for p in r.ports)
+        and _to_host(r, address)
     ]
+
+
+def _to_host(rule: Rule, address: str) -> bool:
+    """Whether *rule* admits connections to *address* of the host: always without
+    ``host:``; a wildcard listener (``*``, ``0.0.0.0``, ``::``) is reached at them."""
+    address = address.partition("%")[0]
+    if not rule.local or address in WILDCARDS:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return True  # a name, not an address: the rule may well be for it
+    return any(ip in ipaddress.ip_network(a) for a in rule.local)
+
+
+WILDCARDS = ("", "*", "0.0.0.0", "::")
 
 
 class _Sources:
@@ -250,11 +93,29 @@ class _Sources:
         return at >= 0 and int(source) <= ends[at]
 
 
-def _service(ports: Catalogue, rule: Rule | None, proto: str, port: int) -> Service | None:
+def serves(service: Service, process: str) -> bool:
+    """Whether a program of this name is what usually serves *service* (``sshd`` for ssh,
+    ``nginx`` for http); true when ``ss`` did not name the program."""
+    if not process:
+        return True
+    program = process.lower()
+    names = {service.name, *service.aliases}
+    return program in names or program.removesuffix("d") in names or program in service.processes
+
+
+def port_service(
+    ports: Catalogue, proto: str, port: int, process: str = "", rule: Rule | None = None
+) -> Service | None:
+    """The one name audit and discover give a port: the service of the rule that admits it;
+    else a known backdoor's entry; else, of the entries naming the port, the one whose
+    `processes` (or name) is the program listening; else the narrowest (`specific_first`)."""
     if rule is not None and rule.service:
         return ports.get(rule.service)
     found = ports.named_at(port, port, proto)
-    return found[0] if found else None
+    if found and found[0].exposure == "never":
+        return found[0]  # a backdoor's port stays one, whoever listens
+    usual = [s for s in found if process and serves(s, process)]
+    return next(iter(usual or found), None)
 
 
 def audit_scan(
@@ -269,9 +130,9 @@ def audit_scan(
     sources = _Sources(policy)
     items = []
     for obs in seen:
-        rules = _rules_for(policy, obs.family, obs.proto, obs.port)
+        rules = _rules_for(policy, obs.family, obs.proto, obs.port, obs.address)
         verdicts = [sources.admits(r, origin) for r in rules]
-        service = _service(ports, rules[0] if rules else None, obs.proto, obs.port)
+        service = port_service(ports, obs.proto, obs.port, rule=rules[0] if rules else None)
         name = service.name if service else None
         what = f"{obs.port}/{obs.proto} ({obs.family}{', ' + service.name if service else ''})"
         if obs.state == "open":
@@ -302,7 +163,12 @@ def audit_scan(
                         f"{what} is open{where}, but the profile does not allow it: the firewall is not what the profile says",
                     )
                 )
-            if service and service.exposure in ("never", "lan-only"):
+            # a LAN-only service is fine when every rule for it has a `from:` and one admits
+            # the scan's source: the scan came from a network the profile opens it to
+            lan = all(r.remote for r in rules) and True in verdicts
+            if service and (
+                service.exposure == "never" or (service.exposure == "lan-only" and not lan)
+            ):
                 level = "error" if service.exposure == "never" else "warning"
                 items.append(
                     Item(
@@ -315,8 +181,8 @@ def audit_scan(
                         f"{what} is open and {service.title} is {'a known backdoor port' if service.exposure == 'never' else 'LAN-only'}",
                     )
                 )
-    open_ports = {(o.family, o.proto, o.port) for o in seen if o.state == "open"}
-    families = {o.family for o in seen}
+    states = {(o.address, o.proto, o.port): o.state for o in seen}
+    hosts = {(o.family, o.address) for o in seen}
     for rule in policy.rules:
         if rule.direction != "in" or rule.proto not in ("tcp", "udp"):
             continue
@@ -325,14 +191,16 @@ def audit_scan(
             if not sources.admits(rule, origin)
             else "the service is down or not listening on this address"
         )
-        for family in families & set(rule.families):
+        for family in sorted({f for f, a in hosts if f in rule.families and _to_host(rule, a)}):
+            addresses = [a for f, a in hosts if f == family and _to_host(rule, a)]
             for span in rule.ports:
                 for port in range(span.start, min(span.end, span.start + 64) + 1):
-                    if (
-                        port not in scanned.get(rule.proto, set())
-                        or (family, rule.proto, port) in open_ports
-                    ):
+                    found = {states.get((a, rule.proto, port)) for a in addresses}
+                    if port not in scanned.get(rule.proto, set()) or "open" in found:
                         continue
+                    reason = why
+                    if "open|filtered" in found:
+                        reason = "nmap had no answer (open|filtered): a service that does not answer nmap's probe looks the same as a dropped port; probe it with nmap -sV"
                     items.append(
                         Item(
                             "info",
@@ -341,7 +209,7 @@ def audit_scan(
                             rule.proto,
                             port,
                             rule.service or rule.name,
-                            f"{port}/{rule.proto} ({family}, {rule.name}) is allowed ({rule.origin}) but was not found open: {why}",
+                            f"{port}/{rule.proto} ({family}, {rule.name}) is allowed ({rule.origin}) but was not found open: {reason}",
                         )
                     )
     return items
@@ -353,12 +221,15 @@ def audit_listening(policy: Policy, ports: Catalogue, listeners: list[Observed])
     items = []
     listening: set[tuple[str, str, int]] = set()
     for obs in listeners:
-        if _loopback(obs.address):
+        if loopback(obs.address):
             continue
-        wildcard_families = ("ipv4", "ipv6") if obs.address in ("::", "*") else (obs.family,)
+        unbound = obs.address.partition("%")[0] in ("::", "*")
+        wildcard_families = ("ipv4", "ipv6") if unbound else (obs.family,)
         listening.update((f, obs.proto, obs.port) for f in wildcard_families)
-        if not any(_rules_for(policy, f, obs.proto, obs.port) for f in wildcard_families):
-            service = _service(ports, None, obs.proto, obs.port)
+        if not any(
+            _rules_for(policy, f, obs.proto, obs.port, obs.address) for f in wildcard_families
+        ):
+            service = port_service(ports, obs.proto, obs.port, obs.process)
             who = f" by {obs.process}" if obs.process else ""
             items.append(
                 Item(
@@ -399,109 +270,3 @@ def as_text(items: list[Item]) -> str:
     drift = sum(i.kind == "drift" for i in items)
     lines.append(f"{drift} drift, {len(items) - drift} other finding(s)")
     return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------- drafting
-
-
-def _rule_name(text: str) -> str:
-    """A rule name from a program's name: at most 36 characters (room for ``-PORT-PROTO``
-    within the 48 a name may have), starting with a letter or digit."""
-    name = re.sub(r"[^A-Za-z0-9_.+-]", "-", text).strip("-.+_")[:36].rstrip("-.+_")
-    return name if name and name[0].isalnum() else f"port-{name}".strip("-")
-
-
-def _yaml_name(name: str) -> str:
-    """*name* as YAML reads it back as that text: quoted where YAML would read a number,
-    a boolean or null (``123``, ``yes``, ``null``, ``0x1f``). Names hold no quotes."""
-    return name if yaml.safe_load(name) == name else f"'{name}'"
-
-
-def serves(service: Service, process: str) -> bool:
-    """Whether a program of this name is what usually serves *service* (``sshd`` for ssh,
-    ``nginx`` for http); true when ``ss`` did not name the program."""
-    if not process:
-        return True
-    program = process.lower()
-    names = {service.name, *service.aliases}
-    return program in names or program.removesuffix("d") in names or program in service.processes
-
-
-def _draft_rule(obs: Observed, service: Service | None, name: str) -> tuple[list[str], bool]:
-    """The draft's lines for one listener, and whether they need the `lan` network.
-
-    The port database names the rule when the program listening is what usually serves
-    that port, or when ``ss`` did not say; otherwise the rule is *name* (after the program)
-    and the comment says what the port database would call the port.
-    """
-    port = f"{obs.port}/{obs.proto}"
-    if service is None:
-        return [
-            f"  - port: {port}",
-            f"    name: {_yaml_name(name)}  # not in the port database",
-        ], False
-    note = f"{service.title}: risk {service.risk}, exposure {service.exposure}"
-    if service.exposure == "never":
-        who = f"{obs.process} listens; " if obs.process else ""
-        return [
-            f"  # - port: {port}  # {who}{service.name} ({note}): a known backdoor port; "
-            "investigate, do not open without an allow_risky reason"
-        ], False
-    if serves(service, obs.process):
-        head = [f"  - service: {service.name}  # {note}"]
-    else:
-        head = [
-            f"  - port: {port}",
-            f"    name: {_yaml_name(name)}  # {obs.process} listens; the port database calls {port} {service.name} ({note})",
-        ]
-    lan = service.exposure == "lan-only"
-    return head + (["    from: lan"] if lan else []), lan
-
-
-def _port_rule_names(listeners: list[Observed]) -> dict[Observed, str]:
-    """A rule name per listener: the program's name, with the port (and protocol) added
-    where one program listens on several ports, so that names stay unique."""
-    base = {obs: _rule_name(obs.process or f"port-{obs.port}") for obs in listeners}
-    count = Counter(base.values())
-    named = {obs: f"{b}-{obs.port}" if count[b] > 1 else b for obs, b in base.items()}
-    again = Counter(named.values())
-    return {obs: f"{n}-{obs.proto}" if again[n] > 1 else n for obs, n in named.items()}
-
-
-def discover(listeners: list[Observed], ports: Catalogue) -> str:
-    """A draft profile: one inbound rule per non-loopback listener, annotated from the port database."""
-    seen: dict[tuple[str, int], Observed] = {}
-    for obs in listeners:
-        if not _loopback(obs.address):
-            seen.setdefault((obs.proto, obs.port), obs)
-    drafted: list[tuple[Observed, Service | None]] = []
-    services_done: set[str] = set()
-    for (proto, port), obs in sorted(seen.items(), key=lambda item: (item[0][1], item[0][0])):
-        service = _service(ports, None, proto, port)
-        if service is not None and service.exposure != "never" and serves(service, obs.process):
-            if service.name in services_done:
-                continue
-            services_done.add(service.name)
-        drafted.append((obs, service))
-    names = _port_rule_names(
-        [obs for obs, service in drafted if service is None or not serves(service, obs.process)]
-    )
-    entries: list[str] = []
-    needs_lan = False
-    for obs, service in drafted:
-        rule, lan = _draft_rule(obs, service, names.get(obs, ""))
-        entries += rule
-        needs_lan = needs_lan or lan
-    lines = [
-        "# Drafted by `fwgen discover` from the services listening on a host.",
-        "# Review every rule: a listener is not a reason to open a port.",
-        "description: Drafted from the services listening on this host",
-        "extends: base",
-    ]
-    if needs_lan:
-        lines += [
-            "networks:",
-            "  lan: []  # fill in the networks that may reach LAN-only services, e.g. [192.0.2.0/24]",
-        ]
-    lines += ["inbound:" if entries else "inbound: []", *entries]
-    return check_text("\n".join(lines) + "\n", "the draft")

@@ -55,7 +55,7 @@ def check_current(files: dict[str, str], output: Path | None) -> None:
     if is_stdout(output):
         raise FwgenError("--check compares with files; -o - is standard output")
     if len(files) > 1:
-        check_folder(output)
+        check_folder(output, files)
     items = [Output("", path, text) for path, text in destinations(files, output).items()]
     old = stale(items)
     fail_when_stale(old, f"stale: {', '.join(str(o.path) for o in old)}")

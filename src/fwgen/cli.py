@@ -14,6 +14,7 @@ import typer
 
 from fwgen import __version__
 from fwgen.cliparts import (
+    SS_HELP,
     STATE,
     AllowOutside,
     App,
@@ -32,6 +33,9 @@ from fwgen.cliparts import (
     user_errors,
 )
 from fwgen.errors import FwgenError
+from fwgen.targets import TARGETS
+
+TARGET_NAMES = ", ".join(TARGETS)
 
 app = App(
     help="Render declarative host profiles into default-deny firewall rulesets.",
@@ -51,7 +55,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_options(
     debug: Annotated[
-        bool, typer.Option("--debug", help="Show a traceback for errors too.")
+        bool,
+        typer.Option("--debug", help="Show a traceback for errors too (also after the command)."),
     ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
@@ -66,7 +71,9 @@ def render(
     profile: ProfileArgument,
     target: Annotated[
         str,
-        typer.Option("--target", "-t", metavar="TARGET", help="nftables (see `fwgen targets`)."),
+        typer.Option(
+            "--target", "-t", metavar="TARGET", help=f"{TARGET_NAMES} (see `fwgen targets`)."
+        ),
     ],
     output: Annotated[
         Path | None, output_option("the ruleset (a folder for several files)")
@@ -91,7 +98,7 @@ def render(
 ) -> None:
     """Render a profile for one firewall.
 
-    Example: fwgen render webserver --target nftables --set admins=192.0.2.0/24
+    Example: fwgen render webserver --target nftables --set admins=10.20.0.0/16
     """
     from fwgen.output import emit
     from fwgen.render import target as find_target
@@ -330,14 +337,18 @@ def audit(
     ],
     scan: Annotated[
         Path | None,
-        typer.Option("--scan", metavar="FILE", help="An nmap XML report (nmap -oX) of the host."),
+        typer.Option(
+            "--scan",
+            metavar="FILE",
+            help="An nmap XML report (nmap -oX) of the host; open|filtered (no answer) is not open.",
+        ),
     ] = None,
     listening: Annotated[
         str | None,
         typer.Option(
             "--listening",
             metavar="FILE",
-            help="`ss -tulnH` output taken on the host; - for stdin.",
+            help=SS_HELP,
         ),
     ] = None,
     source: Annotated[
@@ -357,6 +368,7 @@ def audit(
     import json
 
     from fwgen import audit as auditing
+    from fwgen.observed import read_nmap, read_ss
 
     check_format(format_, ("text", "json"))
     if scan is None and listening is None:
@@ -371,11 +383,11 @@ def audit(
     cat = site_ports(ports_files)
     (policy,) = load_policies([profile], set_, cat, allow_outside)
     if scan is not None:
-        seen, scanned = auditing.read_nmap(scan)
+        seen, scanned = read_nmap(scan)
         items = auditing.audit_scan(policy, cat, seen, scanned, source)
     else:
         text, shown = read_input(listening or "-")
-        items = auditing.audit_listening(policy, cat, auditing.read_ss(text, shown))
+        items = auditing.audit_listening(policy, cat, read_ss(text, shown))
     drift = any(i.kind == "drift" for i in items)
     if format_ == "json":
         typer.echo(json.dumps({"drift": drift, "items": [i.as_dict() for i in items]}, indent=2))
@@ -390,9 +402,7 @@ def audit(
 def discover(
     listening: Annotated[
         str,
-        typer.Option(
-            "--listening", metavar="FILE", help="`ss -tulnH` (or -tulpnH) output; - for stdin."
-        ),
+        typer.Option("--listening", metavar="FILE", help=SS_HELP),
     ],
     output: Annotated[Path | None, output_option("the draft")] = None,
     format_: Annotated[
@@ -407,8 +417,8 @@ def discover(
     import dataclasses
     import json
 
-    from fwgen.audit import discover as draft
-    from fwgen.audit import read_ss
+    from fwgen.discover import discover as draft
+    from fwgen.observed import read_ss
     from fwgen.output import emit
     from fwgen.yamlsource import parse
 
@@ -473,7 +483,7 @@ def apply(
     """Load a profile's rules into this host, with a lock-out guard and automatic rollback.
 
     Exit 0 applied, 1 rolled back, 2 refused before anything was touched.
-    Example: fwgen apply webserver --target nftables --set admins=192.0.2.0/24
+    Example: fwgen apply webserver --target nftables --set admins=10.20.0.0/16
     """
     from fwgen.apply_command import run_apply
 
@@ -519,8 +529,6 @@ def targets(format_: Annotated[str, format_option("text or json")] = "text") -> 
     Example: fwgen targets --format json
     """
     import json
-
-    from fwgen.targets import TARGETS
 
     check_format(format_, ("text", "json"))
     if format_ == "json":

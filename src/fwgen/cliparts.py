@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -58,13 +59,40 @@ class ReadableArgument(TyperArgument):
 
 
 class ReadableCommand(TyperCommand):
-    """A command whose arguments are `ReadableArgument`s."""
+    """A command whose arguments are `ReadableArgument`s, that takes ``--debug`` after its
+    name too, and that refuses an option given twice instead of using the last one."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for param in self.params:
             if type(param) is TyperArgument:
                 param.__class__ = ReadableArgument  # the same object, shown differently
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        if "--debug" in args[:end]:
+            STATE["debug"] = True
+            args = [a for a in args[:end] if a != "--debug"] + args[end:]
+        try:
+            _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        except Exception:  # a mistake the parse below reports in click's words
+            order = []
+        counts = Counter(p for p in order if _single_value_option(p))
+        for option, count in counts.items():
+            if count > 1:
+                typer.echo(
+                    f"error: {'/'.join(option.opts)} given {count} times; give it once",
+                    err=True,
+                )
+                raise typer.Exit(2)
+        return list(super().parse_args(ctx, args))
+
+
+def _single_value_option(param: Any) -> bool:
+    """An option that takes one value, so that a second would silently replace the first."""
+    return bool(
+        param.param_type_name == "option" and not (param.multiple or param.count or param.is_flag)
+    )
 
 
 class App(typer.Typer):
@@ -123,6 +151,7 @@ FlushRuleset = Annotated[
     ),
 ]
 Strict = Annotated[bool, typer.Option("--strict", help="Fail instead of approximating.")]
+SS_HELP = "`ss -tulpnH` output taken on the host (as root: -p names the programs); - for stdin."
 
 ProfileArgument = Annotated[
     str, typer.Argument(metavar="PROFILE", help="A built-in profile name or a profile file.")
@@ -170,7 +199,7 @@ def load_policies(
 
 def read_input(name: str) -> tuple[str, str]:
     """The text of FILE, or of standard input for '-'; and the name to show."""
-    from fwgen.audit import MAX_INPUT
+    from fwgen.observed import MAX_INPUT
     from fwgen.yamlsource import read_stream, read_text
 
     if name == "-":

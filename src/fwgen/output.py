@@ -16,7 +16,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,12 +91,23 @@ def destination(path: Path) -> Destination:
     return Destination(shown, real, stat.S_IMODE(found.st_mode))
 
 
-def check_folder(path: Path) -> None:
-    """A target that writes several files needs *path* to be a folder, or nothing yet."""
+def check_folder(path: Path, files: Iterable[str] = ()) -> None:
+    """A target that writes several files needs *path* to be a folder, or nothing yet.
+
+    Given the *files* (`render -o`), a new path named like a file (``rules.v4``: a name
+    with a dot) is refused too, rather than made a folder holding ``rules.v4``."""
     found = _stat(path, path, "write output")
     if found is not None and not stat.S_ISDIR(found.st_mode):
         raise FwgenError(
             "this target writes several files; -o must name a directory", path=str(path)
+        )
+    names = list(files)
+    if found is None and names and "." in path.name.lstrip("."):
+        raise FwgenError(
+            f"-o names a file, but this target writes {len(names)} files ({', '.join(names)}) "
+            "into a folder: give a folder (a new one is named without a dot), or --family "
+            "to write one family's file",
+            path=str(path),
         )
 
 
@@ -338,7 +349,7 @@ def write_outputs(files: dict[str, str], destination: Path) -> list[Path]:
     before anything is written.
     """
     if len(files) > 1:
-        check_folder(destination)
+        check_folder(destination, files)
     targets = destinations(files, destination)
     write_files(targets, folders=Boundary(_existing(real_path(destination.absolute()).parent)))
     return list(targets)

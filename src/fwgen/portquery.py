@@ -16,18 +16,16 @@ from fwgen.portdb import Catalogue, Service, ServicePort, span, specific_first
 from fwgen.table import format_table
 
 # The reference documents the built-in catalogue was checked against, fact by fact;
-# an entry's `sources:` names them by these keys.
+# an entry's `sources:` names them by these keys, and users see each by its title
+# (tests/data/port-facts.yaml says which file each one was read from).
 DOCUMENTS: dict[str, str] = {
     "netconcepts": "Networking Concepts: Ports, common ports with a risk factor and LAN-only "
-    "advice (000_6b61535083ace61f.txt)",
-    "tutorial": "What are Ports and Services, a tutorial's table of common TCP/IP ports "
-    "(001_66e8d26d90d3f740.txt)",
-    "ports-notes": "Ports, notes of August 2024: common services, lsof, ss and nmap "
-    "(002_e9ff1e4d89728b61.txt)",
+    "advice",
+    "tutorial": "What are Ports and Services, a tutorial's table of common TCP/IP ports",
+    "ports-notes": "Ports, notes of August 2024: common services, lsof, ss and nmap",
     "computer-port": "What is a computer port?, with port-scanner packages: basic, web, games, "
-    "malicious (003_359f8b29363c38fb.txt)",
-    "farrow": "Rik Farrow, Ports and Services (1995-2001), a port list with a Safe? column "
-    "(004_8a5614405b3ee3e1.txt)",
+    "malicious",
+    "farrow": "Rik Farrow, Ports and Services (1995-2001), a port list with a Safe? column",
 }
 BROAD_MARKER = "-- broad ranges that hold the port but do not name it:"
 QUERY_PORT = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?(?:/(tcp|udp))?")

@@ -34,7 +34,8 @@ def load_webserver(lab: Lab) -> None:
     lab.nft(render(policy, "nftables")["fwgen.nft"])
 
 
-def nmap(lab: Lab, client: str, family: str) -> str:
+def nmap(lab: Lab, client: str, family: str, scan: str = "-sS", ports: str = SCANNED) -> str:
+    """nmap's XML report of the server, from *client*: a SYN scan, or ``-sU`` for UDP."""
     target = lab.address(client, family)
     flags = ["-6"] if family == "ipv6" else []
     return lab.run(
@@ -43,13 +44,13 @@ def nmap(lab: Lab, client: str, family: str) -> str:
         *flags,
         "-n",
         "-Pn",
-        "-sS",
+        scan,
         "--max-retries",
         "1",
         "--host-timeout",
         "30s",
         "-p",
-        SCANNED,
+        ports,
         "-oX",
         "-",
         target,

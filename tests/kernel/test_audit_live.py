@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -15,7 +16,7 @@ from tests.kernel.lab import Lab
 pytestmark = pytest.mark.kernel
 
 
-def audit(lab: Lab, scan: str, tmp_name: str) -> tuple[int, dict[str, object]]:
+def audit(lab: Lab, scan: str, tmp_name: str) -> tuple[int, dict[str, Any]]:
     trusted, outside = lab.clients["trusted"], lab.clients["outside"]
     with open(tmp_name, "w") as handle:
         handle.write(scan)
@@ -51,4 +52,19 @@ def test_live_scan_finds_no_drift_then_drift(tmp_path: object) -> None:
             22,
             3306,
             47001,
-        ]  # type: ignore[union-attr]
+        ]
+
+
+def test_live_udp_scan_of_dropped_ports_is_no_drift(tmp_path: object) -> None:
+    """nmap -sU gets no answer from a port the firewall drops: open|filtered, not open."""
+    require("nmap")
+    with Lab() as lab:
+        audit_capture.start(lab)
+        audit_capture.load_webserver(lab)
+        scan = audit_capture.nmap(lab, "outside", "ipv4", "-sU", "53,123,161")
+        assert scan.count('state="open|filtered"') == 3, scan
+        code, report = audit(lab, scan, f"{tmp_path}/u.xml")
+        assert code == 0 and report["items"] == []
+        lab.run(lab.server, "nft", "flush", "ruleset")  # now the kernel answers: closed
+        scan = audit_capture.nmap(lab, "outside", "ipv4", "-sU", "53,123,161")
+        assert scan.count('state="closed"') == 3, scan
