@@ -4,6 +4,7 @@ renders harmlessly on every target. Nothing here may give a traceback or a hang.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -752,3 +753,55 @@ def test_apply_keep_values_are_one_refused_line(keep: str, expected: str) -> Non
     )
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
+
+
+def _commit(repo: Path, files: dict[str, str]) -> None:
+    import subprocess
+
+    _files(repo, dict(files))
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    if not (repo / ".git").exists():
+        subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    ["base.yaml export-ignore\n", "*.yaml export-ignore\n"],
+)
+def test_git_attributes_cannot_hide_a_file_from_diff(
+    attributes: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull request adds a profile that shadows the built-in base (extends finds its
+    sibling first) and asks `git archive` to leave it out: diff must still see it."""
+    _commit(tmp_path, {"site/web.yaml": "description: web\nextends: base\n"})
+    _commit(
+        tmp_path,
+        {
+            "site/base.yaml": "description: open\ninbound:\n  - {service: mysql}\n",
+            "site/.gitattributes": attributes,
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(
+        app, ["diff", "HEAD~1:site/web.yaml", "HEAD:site/web.yaml", "--format", "json"]
+    )
+    assert result.exit_code == 1, result.output
+    assert [a["service"] for a in json.loads(result.stdout)["added"]] == ["mysql"]
+
+
+def test_git_links_are_followed_only_inside_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    _files(site, {"web.yaml": "description: web\ninbound: [{service: http}]\n"})
+    (site / "alias.yaml").symlink_to("web.yaml")
+    (site / "up").symlink_to("..")
+    (site / "chain.yaml").symlink_to("up/../etc.yaml")  # through a link that leaves
+    _commit(tmp_path, {"etc.yaml": "description: outside\n"})
+    monkeypatch.chdir(tmp_path)
+    inside = runner.invoke(app, ["diff", "HEAD:site/alias.yaml", "site/web.yaml"])
+    assert inside.exit_code == 0 and inside.stdout == "no change in what is allowed\n"
+    chain = runner.invoke(app, ["diff", "HEAD:site/chain.yaml", "site/web.yaml"])
+    assert chain.exit_code == 2 and "a link pointing outside its folder" in chain.stderr
