@@ -89,12 +89,15 @@ def test_diff_reads_profiles_from_git(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_explain_table_and_json() -> None:
     text = runner.invoke(app, ["explain", "webserver"])
     assert text.exit_code == 0
-    assert text.stdout.splitlines()[0].split() == [
+    settings, table = text.stdout.split("\n\n")
+    assert "outbound: accept (every outbound connection is allowed)" in settings.splitlines()
+    assert table.splitlines()[0].split() == [
         "DIR",
         "SERVICE",
         "PORTS",
         "PROTO",
         "FROM/TO",
+        "HOST",
         "FAMILIES",
         "LIMIT",
         "RISK",
@@ -108,14 +111,15 @@ def test_explain_table_and_json() -> None:
         "22",
         "tcp",
         "admins",
+        "any",
         "v4+v6",
         "10/minute",
         "medium",
         "public",
         "profiles/webserver.yaml:14",
     ]
-    rows = json.loads(runner.invoke(app, ["explain", "webserver", "--format", "json"]).stdout)
-    https = next(r for r in rows if r["service"] == "https")
+    shown = json.loads(runner.invoke(app, ["explain", "webserver", "--format", "json"]).stdout)
+    https = next(r for r in shown["rules"] if r["service"] == "https")
     assert https["sources"] == ["any"] and https["origin"] == "profiles/webserver.yaml:12"
 
 
@@ -205,3 +209,63 @@ def test_diff_shows_a_second_rule_of_the_same_name(extra: str, tmp_path: Path) -
     assert changes["removed"] == [] and changes["changed"] == []
     (opened,) = changes["added"]
     assert opened["sources"] == ["any"] and opened["service"] == "ssh"
+
+
+def test_every_policy_field_is_compared_by_diff_or_said_not_to_admit() -> None:
+    """A new field of the Policy, its defaults or its rules must be compared by `diff` and
+    shown by `explain`, or be named here as changing nothing that is admitted."""
+    from fwgen.diff import COMPARED, WIDTH
+    from fwgen.explain import SETTINGS
+    from fwgen.policy import Defaults, Policy, Rule
+
+    admits_nothing = {
+        "profile": "a name",
+        "description": "a comment",
+        "files": "where the profile was read from",
+        "address": "changes findings; `dhcp` adds rules, compared as rules",
+        "sets": "compared through the addresses of the rules that use them",
+        "rules": "compared rule by rule",
+        "defaults": "compared field by field (inbound, outbound, forward)",
+    }
+    settings = set(Policy.model_fields) - set(admits_nothing) | set(Defaults.model_fields)
+    assert settings == set(WIDTH) == set(SETTINGS)
+    # Rule fields: the key that pairs rules up, what COMPARED compares, and what admits nothing.
+    key = {"direction", "service", "name", "proto"}
+    compared = {"ports": "ports", "icmp_types": "ports", "remote": "sources", "local": "host"}
+    compared |= {"families": "families", "limit": "limit", "log": "log"}
+    not_admitting = {"comment", "origin", "risky", "acknowledged", "accepted"}
+    assert set(Rule.model_fields) == key | set(compared) | not_admitting
+    assert set(compared.values()) == set(COMPARED)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("inbound", "accept"),
+        ("outbound", "drop"),
+        ("forward", "accept"),
+        ("loopback", False),
+        ("established", False),
+        ("drop_invalid", False),
+        ("limit_prefix_v4", 24),
+        ("limit_prefix_v6", 128),
+        ("containers", "docker"),
+        ("coexist", True),
+        ("log_drops", True),
+    ],
+)
+def test_diff_reports_each_setting(setting: str, value: object) -> None:
+    from fwgen.diff import WIDTH, diff_policies
+    from fwgen.policy import Defaults
+    from fwgen.portdb import catalogue
+    from fwgen.resolve import resolve_profile
+
+    assert setting in WIDTH
+    old = resolve_profile("webserver")
+    if setting in Defaults.model_fields:
+        defaults = old.defaults.model_copy(update={setting: value})
+        new = old.model_copy(update={"defaults": defaults})
+    else:
+        new = old.model_copy(update={setting: value})
+    (entry,) = diff_policies(old, new, catalogue())["settings"]
+    assert entry["setting"] == setting and entry["after"] == value

@@ -50,6 +50,22 @@ def checkout_profile(ref: str, into: Path) -> str:
     return str(target)
 
 
+def checkout_file(rev: str, path: str, into: Path) -> str:
+    """Write one file (from the working directory's point of view, like *path* itself) as
+    it was at *rev* into the folder *into*; return where. A link is refused, not followed."""
+    shown = f"{rev}:{path}"
+    if not REV.fullmatch(rev):
+        raise FwgenError(f"{shown}: {rev!r} is not a git revision (a branch, tag or commit)")
+    relative = os.path.relpath(path) if os.path.isabs(path) else path
+    entries = _tree(shown, rev, relative)
+    if len(entries) != 1 or entries[0][0] == LINK:
+        raise FwgenError(f"{shown}: no such file at that revision (fwgen follows no link)")
+    into.mkdir(parents=True, exist_ok=True)
+    target = into / PurePosixPath(relative).name
+    target.write_bytes(_blobs(shown, [entries[0][1]])[0])
+    return str(target)
+
+
 def _git(ref: str, *args: str, stdin: bytes = b"") -> bytes:
     """What ``git ARGS`` prints; a git that fails is one located error."""
     try:

@@ -68,6 +68,9 @@ class AddressSet(_Frozen):
     ipv4: tuple[str, ...] = ()
     ipv6: tuple[str, ...] = ()
     origin: str
+    # What the profile wrote for it: a network's name, or a rule's own `from:`/`to:` list.
+    # Messages name this, never a generated name; no ruleset shows it (nor the digest).
+    written: tuple[str, ...] = Field(default=(), exclude=True)
 
     def family(self, family: Family) -> tuple[str, ...]:
         return self.ipv4 if family == "ipv4" else self.ipv6
@@ -166,6 +169,14 @@ class Policy(_Frozen):
             return None
         remote = self.address_set(rule.remote)
         return [a for f in rule.families for a in remote.family(f)]
+
+    def remote_words(self, rule: Rule) -> str:
+        """A rule's remote addresses as the profile wrote them: ``admins``,
+        ``10.0.0.0/8, ops`` or ``any``; never a name fwgen made up."""
+        if rule.remote is None:
+            return "any"
+        found = self.address_set(rule.remote)
+        return ", ".join(found.written) or found.name
 
     def placeholder_sources(self, rule: Rule) -> list[str]:
         """The remote addresses of *rule* when every one is a documentation address

@@ -179,7 +179,7 @@ class _Resolver:
             if name not in self.sets:
                 v4, v6 = collapse(self.network(name) or [])
                 self.sets[name] = AddressSet(
-                    name=name, ipv4=v4, ipv6=v6, origin=self.entries[name][1]
+                    name=name, ipv4=v4, ipv6=v6, origin=self.entries[name][1], written=(name,)
                 )
             return name
         found: list[Interval] = []
@@ -220,7 +220,11 @@ class _Resolver:
             n += 1
             name = f"{_set_name(label)}_{n}"
         self.sets[name] = AddressSet(
-            name=name, ipv4=v4, ipv6=v6, origin=f"{where.file}:{where.line}"
+            name=name,
+            ipv4=v4,
+            ipv6=v6,
+            origin=f"{where.file}:{where.line}",
+            written=tuple(peers),
         )
         self.literal_sets[v4, v6, f"{where.file}:{where.line}"] = name
         return name
