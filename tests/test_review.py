@@ -269,3 +269,37 @@ def test_diff_reports_each_setting(setting: str, value: object) -> None:
         new = old.model_copy(update={setting: value})
     (entry,) = diff_policies(old, new, catalogue())["settings"]
     assert entry["setting"] == setting and entry["after"] == value
+
+
+GRAFANA = (
+    "description: x\ninbound:\n"
+    "  - {service: grafana, from: [10.0.0.0/8, 192.168.1.0/24]}\n"
+    "  - {service: ssh, from: [10.0.0.0/8]}\n"
+    "  - {service: ssh, from: [172.16.0.0/12], log: true}\n"
+    "  - {service: http, from: [0.0.0.0/1, 128.0.0.0/1]}\n"
+)
+
+
+def test_messages_name_the_addresses_the_profile_wrote(tmp_path: Path) -> None:
+    """explain, audit and FW011 never show a name fwgen made up (grafana_from, ssh_from_2)."""
+    profile = write(tmp_path / "p.yaml", GRAFANA)
+    explained = runner.invoke(app, ["explain", profile])
+    rows = explained.stdout.split("\n\n")[1].splitlines()[1:]
+    assert next(r for r in rows if "grafana" in r).split()[4:6] == ["10.0.0.0/8,", "192.168.1.0/24"]
+    assert [r for r in rows if "ssh" in r][1].split()[4] == "172.16.0.0/12"
+    checked = runner.invoke(app, ["check", profile])
+    assert "the list [0.0.0.0/1, 128.0.0.0/1] (p.yaml:6) holds every IPv4 address" in (
+        checked.stdout
+    )
+    scan = tmp_path / "scan.xml"
+    scan.write_text(
+        '<?xml version="1.0"?>\n<nmaprun scanner="nmap">\n'
+        '<scaninfo type="syn" protocol="tcp" services="1-5000"/>\n'
+        '<host><address addr="192.0.2.1" addrtype="ipv4"/><ports>'
+        '<port protocol="tcp" portid="3000"><state state="open"/></port></ports></host>\n'
+        "</nmaprun>\n"
+    )
+    audited = runner.invoke(app, ["audit", profile, "--scan", str(scan)])
+    assert "the profile allows it only from 10.0.0.0/8, 192.168.1.0/24" in audited.stdout
+    for output in (explained.stdout, checked.stdout, audited.stdout):
+        assert "_from" not in output, output

@@ -135,7 +135,8 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
             findings.append(
                 _finding(
                     "FW008",
-                    f"{rule.name}: network '{rule.remote}' is empty, so this rule matches nothing",
+                    f"{rule.name}: {policy.address_set(rule.remote or '').words()} is empty, "
+                    "so this rule matches nothing",
                     rule,
                     rule.origin,
                 )

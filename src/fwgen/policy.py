@@ -75,6 +75,13 @@ class AddressSet(_Frozen):
     def family(self, family: Family) -> tuple[str, ...]:
         return self.ipv4 if family == "ipv4" else self.ipv6
 
+    def words(self) -> str:
+        """How a message names the set: the network the profile named, or the list of
+        addresses and networks a rule wrote; never the name fwgen made up for that list."""
+        if self.written in ((), (self.name,)):
+            return f"network '{self.name}'"
+        return f"the list [{', '.join(self.written)}]"
+
 
 class Rule(_Frozen):
     """One accept rule. ``remote`` names an AddressSet (None: any address)."""
@@ -209,7 +216,7 @@ def whole_family_warning(address_set: AddressSet, family: Family) -> str:
     """`any` is how a profile says "everyone"; a list (a file, ranges, ``--set``) that
     adds up to 0.0.0.0/0 or ::/0 is more likely a mistake than a wish."""
     return (
-        f"network '{address_set.name}' ({address_set.origin}) holds every "
+        f"{address_set.words()} ({address_set.origin}) holds every "
         f"{'IPv4' if family == 'ipv4' else 'IPv6'} address ({EVERY_ADDRESS[family]}); "
         "write `any` if everyone is meant, or fix the list"
     )

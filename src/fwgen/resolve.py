@@ -333,7 +333,7 @@ class _Resolver:
                 self.errors.append(
                     where.error(
                         f"{rule.name} ({rule.proto}) needs {need} "
-                        f"sources, but '{rule.remote}' has only {have} addresses",
+                        f"sources, but {source_set.words()} has only {have} addresses",
                         key,
                         kind=ResolveError,
                     )
