@@ -101,9 +101,10 @@ class Rule(_Frozen):
     origin: str
     risky: str = ""  # a known backdoor service this rule opens, e.g. "back-orifice (Back Orifice)"
     acknowledged: str = ""  # the profile's `allow_risky:` reason
-    # `fwgen check` findings the profile accepts for this rule: ((code, reason), ...). They
-    # change no ruleset, so the digest (and every rendered byte) leaves them out.
-    accepted: tuple[tuple[str, str], ...] = Field(default=(), exclude=True)
+    # `fwgen check` findings the profile accepts for this rule: ((code, service, reason), ...),
+    # service "" for whatever a rule of one port opens (`fwgen.accept`). They change no
+    # ruleset, so the digest (and every rendered byte) leaves them out.
+    accepted: tuple[tuple[str, str, str], ...] = Field(default=(), exclude=True)
 
     def published(self) -> bool:
         """Whether the rule also admits connections DNATed to containers: TCP and UDP

@@ -229,9 +229,10 @@ class RuleSpec(BaseModel):
         description="why this rule may open a known backdoor port (`fwgen check` FW001)",
         json_schema_extra={"maxLength": MAX_TEXT},
     )
-    accept: dict[str, str] = Field(
+    accept: dict[str, str | dict[str, str]] = Field(
         default={},
-        description="`fwgen check` findings accepted for this rule: {CODE: why}",
+        description="`fwgen check` findings accepted for this rule, each for the services it "
+        "names: {CODE: {SERVICE: why}}; {CODE: why} on a rule of one service or port",
         json_schema_extra=lambda schema: _accept_schema(schema),
     )
 
@@ -266,20 +267,45 @@ class RuleSpec(BaseModel):
 
     @field_validator("accept", mode="before")
     @classmethod
-    def _accept(cls, value: Any) -> Any:
-        """``{CODE: reason}``: findings of `fwgen check` accepted for this rule, each with why."""
+    def _accept(cls, value: Any, info: ValidationInfo) -> Any:
+        """``{CODE: {SERVICE: reason}}``: findings of `fwgen check` accepted for this rule,
+        each for the services it names, with why; ``{CODE: reason}`` where that can mean
+        one thing only: a rule of one service, or one port."""
         from fwgen.check import refuse_accepting
 
         if not isinstance(value, dict):
             raise ValueError(
-                "write accept: {CODE: reason}, e.g. {FW003: why it is acceptable here}"
+                "write accept: {CODE: {SERVICE: reason}}, e.g. {FW003: {ftp: why it is "
+                "acceptable here}}"
             )
+        opened = [*info.data.get("service", []), *info.data.get("port", [])]
         for code, reason in value.items():
             refuse_accepting(str(code))
-            if not isinstance(reason, str) or not reason.strip():
-                raise ValueError(f"accepting {code} needs a reason: say why it is acceptable here")
-            check_text(reason, f"the reason for {code}")
-        return value
+            reasons = reason if isinstance(reason, dict) else {"": reason}
+            if not reasons:
+                raise ValueError(
+                    f"no service named for {code}: name one and why, or leave {code} out"
+                )
+            for service, why in reasons.items():
+                if not isinstance(why, str) or not why.strip():
+                    raise ValueError(
+                        f"accepting {code} needs a reason: say why it is acceptable here"
+                    )
+                check_text(why, f"the reason for {code}")
+                if service and not SERVICE_RE.fullmatch(str(service).lower()):
+                    raise ValueError(f"accept: {code}: invalid service name {service!r}")
+            if not isinstance(reason, dict) and _several(opened):
+                raise ValueError(
+                    f"one reason for {code} would accept it for everything this rule opens "
+                    f"({', '.join(map(str, opened))}); name the service it is accepted for: "
+                    f"accept: {{{code}: {{SERVICE: why}}}}"
+                )
+        return {
+            code: {str(s).lower(): why for s, why in reason.items()}
+            if isinstance(reason, dict)
+            else reason
+            for code, reason in value.items()
+        }
 
     @model_validator(mode="after")
     def _one_kind(self) -> RuleSpec:
@@ -293,12 +319,29 @@ class RuleSpec(BaseModel):
         return self
 
 
+def _several(opened: list[str]) -> bool:
+    """Whether a rule opening *opened* (service names and port texts) may open more than one
+    service: two names or ports, or a port range."""
+    return len(opened) > 1 or any("-" in text for text in opened if "/" in text)
+
+
 def _accept_schema(schema: JsonDict) -> None:
     from fwgen.check import acceptable_codes
 
     codes: list[JsonValue] = [*acceptable_codes()]
+    reason: JsonDict = {"type": "string", "pattern": "\\S", "maxLength": MAX_TEXT}
     schema["propertyNames"] = {"enum": codes}
-    schema["additionalProperties"] = {"type": "string", "pattern": "\\S", "maxLength": MAX_TEXT}
+    schema["additionalProperties"] = {
+        "anyOf": [
+            reason,
+            {
+                "type": "object",
+                "propertyNames": SERVICE_SCHEMA,
+                "additionalProperties": reason,
+                "minProperties": 1,
+            },
+        ]
+    }
 
 
 PEER_SCHEMA: JsonDict = {"anyOf": [{"const": "any"}, ADDRESS_SCHEMA, NAME_SCHEMA]}
