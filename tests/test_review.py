@@ -214,6 +214,7 @@ def test_diff_shows_a_second_rule_of_the_same_name(extra: str, tmp_path: Path) -
 def test_every_policy_field_is_compared_by_diff_or_said_not_to_admit() -> None:
     """A new field of the Policy, its defaults or its rules must be compared by `diff` and
     shown by `explain`, or be named here as changing nothing that is admitted."""
+    from fwgen import policy
     from fwgen.diff import COMPARED, WIDTH
     from fwgen.explain import SETTINGS
     from fwgen.policy import Defaults, Policy, Rule
@@ -228,7 +229,7 @@ def test_every_policy_field_is_compared_by_diff_or_said_not_to_admit() -> None:
         "defaults": "compared field by field (inbound, outbound, forward)",
     }
     settings = set(Policy.model_fields) - set(admits_nothing) | set(Defaults.model_fields)
-    assert settings == set(WIDTH) == set(SETTINGS)
+    assert settings == set(WIDTH) == set(SETTINGS) == set(policy.SETTINGS)
     # Rule fields: the key that pairs rules up, what COMPARED compares, and what admits nothing.
     key = {"direction", "service", "name", "proto"}
     compared = {"ports": "ports", "icmp_types": "ports", "remote": "sources", "local": "host"}
@@ -303,3 +304,39 @@ def test_messages_name_the_addresses_the_profile_wrote(tmp_path: Path) -> None:
     assert "the profile allows it only from 10.0.0.0/8, 192.168.1.0/24" in audited.stdout
     for output in (explained.stdout, checked.stdout, audited.stdout):
         assert "_from" not in output, output
+
+
+def _headers(text: str) -> dict[str, str]:
+    return {
+        line.split()[1]: line.split()[3]
+        for line in text.splitlines()
+        if line.startswith("# ") and line.split()[2:3] == ["sha256:"]
+    }
+
+
+def test_the_admits_hash_moves_only_with_what_is_admitted(tmp_path: Path) -> None:
+    base = (
+        "description: db host\nextends: base\nnetworks:\n  admins: [10.0.0.0/8]\n"
+        "inbound:\n  - {service: ssh, from: admins}\n"
+    )
+    variants = {
+        "same": base,
+        "moved": "# a comment line moves every rule down\n" + base,
+        "renamed": base.replace("admins", "operators"),
+        "commented": base.replace("from: admins}", "from: admins, comment: remote shell}"),
+        "opened": base + "  - {service: https}\n",
+        "wider": base.replace("10.0.0.0/8", "10.0.0.0/7"),
+    }
+    headers = {}
+    for name, text in variants.items():
+        (tmp_path / name).mkdir()
+        path = write(tmp_path / name / "p.yaml", text)
+        rendered = runner.invoke(app, ["render", path, "-t", "nftables"])
+        assert rendered.exit_code == 0, rendered.output
+        headers[name] = _headers(rendered.stdout)
+        assert set(headers[name]) == {"Inputs", "Admits"}
+    for name in ("moved", "renamed", "commented"):
+        assert headers[name]["Admits"] == headers["same"]["Admits"], name
+        assert headers[name]["Inputs"] != headers["same"]["Inputs"], name
+    for name in ("opened", "wider"):
+        assert headers[name]["Admits"] != headers["same"]["Admits"], name

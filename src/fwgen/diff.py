@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fwgen.check import Finding, check_policy
-from fwgen.explain import SETTINGS, rule_row, setting_value, shown_value
+from fwgen.explain import SETTINGS, rule_row, shown_value
 from fwgen.policy import SECONDS, Policy, Rule
 from fwgen.portdb import Catalogue
 
@@ -168,7 +168,7 @@ def _settings(old: Policy, new: Policy) -> list[dict[str, Any]]:
     or changed."""
     out = []
     for name, width in WIDTH.items():
-        was, now = setting_value(old, name), setting_value(new, name)
+        was, now = old.setting(name), new.setting(name)
         if was == now:
             continue
         change, wider = "changed", width is None

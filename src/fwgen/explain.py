@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fwgen.policy import Defaults, Policy, Rule
+from fwgen.policy import Policy, Rule
 from fwgen.portdb import Catalogue
 
 
@@ -14,8 +14,8 @@ def _either(yes: str, no: str) -> Callable[[Any], str]:
     return lambda value: yes if value else no
 
 
-# What each setting's value means, in the words `explain` and `diff` show. Every Policy
-# field that changes what is admitted is here (tests/test_review.py walks the models).
+# What each value of a setting (`fwgen.policy.SETTINGS`) means, in the words `explain` and
+# `diff` show.
 SETTINGS: dict[str, Callable[[Any], str]] = {
     "inbound": {
         "drop": "inbound only as the rules allow",
@@ -54,16 +54,10 @@ SETTINGS: dict[str, Callable[[Any], str]] = {
 }
 
 
-def setting_value(policy: Policy, name: str) -> Any:
-    """A setting of `SETTINGS`: ``outbound`` is ``policy.defaults.outbound``."""
-    return getattr(policy.defaults if name in Defaults.model_fields else policy, name)
-
-
 def settings(policy: Policy) -> list[dict[str, Any]]:
     return [
-        {"setting": name, "value": setting_value(policy, name), "meaning": meaning(value)}
+        {"setting": name, "value": policy.setting(name), "meaning": meaning(policy.setting(name))}
         for name, meaning in SETTINGS.items()
-        for value in (setting_value(policy, name),)
     ]
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from typing import Literal
+import json
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +29,21 @@ DOCUMENTATION = tuple(
     for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "3fff::/20")
 )
 PREFIX_BITS: dict[Family, int] = {"ipv4": 32, "ipv6": 128}
+# The settings that change what a Policy admits, by the names `explain` and `diff` show
+# (``outbound`` is ``defaults.outbound``). tests/test_review.py walks the models for more.
+SETTINGS = (
+    "inbound",
+    "outbound",
+    "forward",
+    "loopback",
+    "established",
+    "drop_invalid",
+    "limit_prefix_v4",
+    "limit_prefix_v6",
+    "containers",
+    "coexist",
+    "log_drops",
+)
 
 
 class _Frozen(BaseModel):
@@ -206,11 +222,40 @@ class Policy(_Frozen):
             if s.family(f) == (EVERY_ADDRESS[f],)
         ]
 
+    def setting(self, name: str) -> Any:
+        """The value of one of `SETTINGS`."""
+        return getattr(self.defaults if name in Defaults.model_fields else self, name)
+
     def digest(self) -> str:
-        """sha256 of the whole policy: equal digests, equal rulesets. The container
-        options count only when set, so hosts without containers keep their digests."""
+        """sha256 of the whole policy as rendered, names, comments and origins (file:line)
+        included: equal digests, equal rulesets. The container options count only when
+        set, so hosts without containers keep their digests."""
         unset = {name for name in ("containers", "coexist") if not getattr(self, name)}
         return hashlib.sha256(self.model_dump_json(exclude=unset).encode()).hexdigest()
+
+    def admits_digest(self) -> str:
+        """sha256 of what the policy admits: its `SETTINGS` and, for each rule, what it
+        matches (addresses, not the names of their sets), its limit and whether it logs;
+        not names, comments or origins. It stays the same while a change only moves
+        lines, renames or rewords: "did this change the firewall?"."""
+        rules = sorted(
+            json.dumps(
+                [
+                    r.direction,
+                    r.proto,
+                    [str(p) for p in r.ports],
+                    list(r.icmp_types),
+                    self.remote_addresses(r),
+                    list(r.local),
+                    list(r.families),
+                    r.limit.model_dump() if r.limit else None,
+                    r.log,
+                ]
+            )
+            for r in self.rules
+        )
+        admitted = {"settings": {name: self.setting(name) for name in SETTINGS}, "rules": rules}
+        return hashlib.sha256(json.dumps(admitted, sort_keys=True).encode()).hexdigest()
 
 
 def whole_family_warning(address_set: AddressSet, family: Family) -> str:
