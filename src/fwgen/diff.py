@@ -9,7 +9,7 @@ from typing import Any
 
 from fwgen.check import Finding, check_policy
 from fwgen.explain import SETTINGS, rule_row, shown_value
-from fwgen.policy import SECONDS, Policy, Rule
+from fwgen.policy import SECONDS, Policy, Rule, few
 from fwgen.portdb import Catalogue
 
 # What a rule admits, compared between the two sides (`_key` pairs the rules up first).
@@ -28,8 +28,9 @@ WIDTH: dict[str, Callable[[Any], int] | None] = {
     "limit_prefix_v6": int,
     "containers": lambda value: int(value is None),  # published ports left to the engine
     "coexist": None,
-    "log_drops": lambda value: 0,  # logging admits nothing
+    "log_drops": None,
 }
+ADMITS_NOTHING = ("log_drops",)  # settings that change what is logged, not what is admitted
 Rows = dict[tuple[str, str, str], list[dict[str, Any]]]
 
 
@@ -160,7 +161,7 @@ def _only(policy: Policy, way: str) -> str:
     """What the rules of one direction allow, when its default is drop."""
     rules = [r for r in policy.rules if r.direction == way]
     shown = [f"{r.service or r.name} {','.join(map(str, r.ports)) or '-'}/{r.proto}" for r in rules]
-    return ", ".join(dict.fromkeys(shown)) or "nothing"
+    return few(list(dict.fromkeys(shown))) or "nothing"
 
 
 def _settings(old: Policy, new: Policy) -> list[dict[str, Any]]:
@@ -171,7 +172,7 @@ def _settings(old: Policy, new: Policy) -> list[dict[str, Any]]:
         was, now = old.setting(name), new.setting(name)
         if was == now:
             continue
-        change, wider = "changed", width is None
+        change, wider = "changed", name not in ADMITS_NOTHING  # docker -> podman: either
         if width is not None and width(now) != width(was):
             change = "widened" if width(now) > width(was) else "narrowed"
             wider = change == "widened"

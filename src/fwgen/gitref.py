@@ -106,9 +106,12 @@ def _blobs(ref: str, objects: list[str]) -> list[bytes]:
     """The raw contents of *objects*, in order: ``cat-file --batch`` applies no filter."""
     out = _git(ref, "cat-file", "--batch", stdin="".join(f"{o}\n" for o in objects).encode())
     contents, at = [], 0
-    for _ in objects:
-        end = out.index(b"\n", at)
-        size = int(out[at:end].split()[2])
+    for obj in objects:
+        end = out.find(b"\n", at)
+        head = out[at:end].split()
+        if end < 0 or len(head) != 3 or head[1] != b"blob":
+            raise FwgenError(f"{ref}: git cannot read it (object {obj} is missing)")
+        size = int(head[2])
         contents.append(out[end + 1 : end + 1 + size])
         at = end + 2 + size
     return contents
