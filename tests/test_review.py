@@ -340,3 +340,15 @@ def test_the_admits_hash_moves_only_with_what_is_admitted(tmp_path: Path) -> Non
         assert headers[name]["Inputs"] != headers["same"]["Inputs"], name
     for name in ("opened", "wider"):
         assert headers[name]["Admits"] != headers["same"]["Admits"], name
+
+
+def test_diff_shows_new_findings_about_the_whole_host(tmp_path: Path) -> None:
+    old = write(tmp_path / "old.yaml", OLD + "options: {containers: docker, forward: ignore}\n")
+    new = write(tmp_path / "new.yaml", OLD + "options: {forward: ignore}\n")
+    result = runner.invoke(app, ["diff", old, new, "--format", "json"])
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert [f["code"] for f in data["findings"]] == ["FW015"]
+    assert data["findings"][0]["location"] == "new.yaml:1"
+    text = runner.invoke(app, ["diff", old, new]).stdout
+    assert "! new finding new.yaml:1: warning FW015: forward: ignore leaves" in text

@@ -268,7 +268,7 @@ def diff(
     """
     import json
 
-    from fwgen.diff import as_text, diff_policies
+    from fwgen.diff import as_text, changes, diff_policies
     from fwgen.diff_command import diff_sides
 
     check_format(format_, ("text", "markdown", "json"))
@@ -280,7 +280,7 @@ def diff(
         typer.echo(json.dumps(result, indent=2))
     else:
         typer.echo(as_text(result, markdown=format_ == "markdown"), nl=False)
-    if any(result.values()):
+    if changes(result):
         raise typer.Exit(1)
 
 

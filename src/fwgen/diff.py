@@ -197,8 +197,10 @@ def _settings(old: Policy, new: Policy) -> list[dict[str, Any]]:
 def diff_policies(
     old: Policy, new: Policy, old_ports: Catalogue, new_ports: Catalogue | None = None
 ) -> dict[str, list[dict[str, Any]]]:
-    """``{"settings": [...], "added": [...], "removed": [...], "changed": [...]}``: one entry
-    per setting that differs and per rule. Each side is read with its own port database."""
+    """``{"settings": [...], "added": [...], "removed": [...], "changed": [...],
+    "findings": [...]}``: one entry per setting that differs and per rule, then the new
+    findings no entry shows (about the whole host, or a rule that did not change). Each
+    side is read with its own port database."""
     new_ports = new_ports or old_ports
     ways = {"in", "out"} - _open_ways(old, new)
     old_rows, new_rows = _rows(old, old_ports, ways), _rows(new, new_ports, ways)
@@ -212,10 +214,13 @@ def diff_policies(
         "added": [],
         "removed": [],
         "changed": [],
+        "findings": [],
     }
+    shown: set[str] = set()
     for key in sorted(old_rows.keys() | new_rows.keys()):
         added, removed, changed = _pair(old_rows.get(key, []), new_rows.get(key, []))
         result["added"] += [_entry(row, new_findings.get(row["origin"], [])) for row in added]
+        shown |= {row["origin"] for row in added} | {row["origin"] for _, row in changed}
         result["removed"] += [_entry(row, []) for row in removed]
         for was, row in changed:
             before = _entry(was, [])
@@ -232,7 +237,18 @@ def diff_policies(
                     "after": after,
                 }
             )
+    result["findings"] = [
+        {"location": f.location, "level": f.level, "code": f.code, "message": f.message}
+        for location, found in new_findings.items()
+        if location not in shown
+        for f in found
+    ]
     return result
+
+
+def changes(result: dict[str, list[dict[str, Any]]]) -> bool:
+    """Whether anything admitted changed (new findings alone are no change)."""
+    return any(result[k] for k in ("settings", "added", "removed", "changed"))
 
 
 def widens(result: dict[str, list[dict[str, Any]]]) -> bool:
@@ -282,7 +298,11 @@ def as_text(result: dict[str, list[dict[str, Any]]], markdown: bool = False) -> 
             f"{'  ' if markdown else '    '}{'→' if markdown else '->'} {_describe(entry['after'])}"
         )
         lines += [f"{sub}{f}" for f in entry["after"]["findings"]]
-    if not any(result.values()):
+    lines += [
+        f"{verb('new finding', '!')} {f['location']}: {f['level']} {f['code']}: {f['message']}"
+        for f in result["findings"]
+    ]
+    if not changes(result):
         lines.append("no change in what is allowed")
     elif widens(result):
         lines.append(
