@@ -352,3 +352,17 @@ def test_diff_shows_new_findings_about_the_whole_host(tmp_path: Path) -> None:
     assert data["findings"][0]["location"] == "new.yaml:1"
     text = runner.invoke(app, ["diff", old, new]).stdout
     assert "! new finding new.yaml:1: warning FW015: forward: ignore leaves" in text
+
+
+def test_a_long_list_is_named_by_its_first_entries(tmp_path: Path) -> None:
+    many = ", ".join(f"10.0.{i}.1" for i in range(120))
+    profile = write(
+        tmp_path / "p.yaml", f"description: x\ninbound:\n  - {{service: ssh, from: [{many}]}}\n"
+    )
+    result = runner.invoke(app, ["render", profile, "-t", "ufw"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning: the list [10.0.0.1, 10.0.1.1, 10.0.2.1 +117 more] (p.yaml:3) has 120 "
+        "addresses; ufw has no address sets" in result.stderr
+    )
+    assert "ssh_from" not in result.stderr

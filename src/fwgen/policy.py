@@ -96,7 +96,7 @@ class AddressSet(_Frozen):
         addresses and networks a rule wrote; never the name fwgen made up for that list."""
         if self.written in ((), (self.name,)):
             return f"network '{self.name}'"
-        return f"the list [{', '.join(self.written)}]"
+        return f"the list [{few(list(self.written))}]"
 
 
 class Rule(_Frozen):
@@ -200,7 +200,7 @@ class Policy(_Frozen):
         if rule.remote is None:
             return "any"
         found = self.address_set(rule.remote)
-        return ", ".join(found.written) or found.name
+        return few(list(found.written)) or found.name
 
     def placeholder_sources(self, rule: Rule) -> list[str]:
         """The remote addresses of *rule* when every one is a documentation address
