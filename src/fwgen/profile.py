@@ -268,44 +268,11 @@ class RuleSpec(BaseModel):
     @field_validator("accept", mode="before")
     @classmethod
     def _accept(cls, value: Any, info: ValidationInfo) -> Any:
-        """``{CODE: {SERVICE: reason}}``: findings of `fwgen check` accepted for this rule,
-        each for the services it names, with why; ``{CODE: reason}`` where that can mean
-        one thing only: a rule of one service, or one port."""
-        from fwgen.check import refuse_accepting
+        """``{CODE: {SERVICE: reason}}``, or ``{CODE: reason}`` on a rule of one service
+        or port: `fwgen.accept.parse_accept`."""
+        from fwgen.accept import parse_accept
 
-        if not isinstance(value, dict):
-            raise ValueError(
-                "write accept: {CODE: {SERVICE: reason}}, e.g. {FW003: {ftp: why it is "
-                "acceptable here}}"
-            )
-        opened = [*info.data.get("service", []), *info.data.get("port", [])]
-        for code, reason in value.items():
-            refuse_accepting(str(code))
-            reasons = reason if isinstance(reason, dict) else {"": reason}
-            if not reasons:
-                raise ValueError(
-                    f"no service named for {code}: name one and why, or leave {code} out"
-                )
-            for service, why in reasons.items():
-                if not isinstance(why, str) or not why.strip():
-                    raise ValueError(
-                        f"accepting {code} needs a reason: say why it is acceptable here"
-                    )
-                check_text(why, f"the reason for {code}")
-                if service and not SERVICE_RE.fullmatch(str(service).lower()):
-                    raise ValueError(f"accept: {code}: invalid service name {service!r}")
-            if not isinstance(reason, dict) and _several(opened):
-                raise ValueError(
-                    f"one reason for {code} would accept it for everything this rule opens "
-                    f"({', '.join(map(str, opened))}); name the service it is accepted for: "
-                    f"accept: {{{code}: {{SERVICE: why}}}}"
-                )
-        return {
-            code: {str(s).lower(): why for s, why in reason.items()}
-            if isinstance(reason, dict)
-            else reason
-            for code, reason in value.items()
-        }
+        return parse_accept(value, [*info.data.get("service", []), *info.data.get("port", [])])
 
     @model_validator(mode="after")
     def _one_kind(self) -> RuleSpec:
@@ -317,12 +284,6 @@ class RuleSpec(BaseModel):
         if self.port and not self.name:
             raise ValueError("a rule with `port` needs a `name` (it becomes the rule's comment)")
         return self
-
-
-def _several(opened: list[str]) -> bool:
-    """Whether a rule opening *opened* (service names and port texts) may open more than one
-    service: two names or ports, or a port range."""
-    return len(opened) > 1 or any("-" in text for text in opened if "/" in text)
 
 
 def _accept_schema(schema: JsonDict) -> None:
