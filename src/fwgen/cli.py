@@ -221,7 +221,8 @@ def explain(
     ports_files: PortsFiles = None,
     allow_outside: AllowOutside = None,
 ) -> None:
-    """Show what a profile allows, rule by rule, with where each rule comes from.
+    """Show what a profile allows: the settings that change it, then rule by rule, with the
+    addresses each admits and where each rule comes from.
 
     Example: fwgen explain webserver
     """
