@@ -831,7 +831,8 @@ DIFF_CASES = {
     "limit_prefix_v4: 1": (
         DIFF_SSH,
         DIFF_SSH + "options: {limit_prefix_v4: 1}\n",
-        "~ narrowed limit_prefix_v4: 32 -> 1",
+        "~ narrowed limit_prefix_v4: 32 -> 1 (rate limits count IPv4 sources by /1: the "
+        "addresses of one /1 share one budget)",
     ),
     "drop_invalid: false": (
         "",

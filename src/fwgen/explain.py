@@ -14,6 +14,11 @@ def _either(yes: str, no: str) -> Callable[[Any], str]:
     return lambda value: yes if value else no
 
 
+def _budget(family: str, bits: int, every: int) -> str:
+    shared = f": the addresses of one /{bits} share one budget" if bits < every else ""
+    return f"rate limits count {family} sources by /{bits}{shared}"
+
+
 # What each value of a setting (`fwgen.policy.SETTINGS`) means, in the words `explain` and
 # `diff` show.
 SETTINGS: dict[str, Callable[[Any], str]] = {
@@ -39,8 +44,8 @@ SETTINGS: dict[str, Callable[[Any], str]] = {
         "packets conntrack finds invalid are dropped",
         "packets conntrack finds invalid go on to the rules",
     ),
-    "limit_prefix_v4": lambda bits: f"rate limits count IPv4 sources by /{bits}",
-    "limit_prefix_v6": lambda bits: f"rate limits count IPv6 sources by /{bits}",
+    "limit_prefix_v4": lambda bits: _budget("IPv4", bits, 32),
+    "limit_prefix_v6": lambda bits: _budget("IPv6", bits, 128),
     "containers": lambda engine: (
         f"inbound rules also govern connections to {engine}'s published ports"
         if engine
