@@ -223,7 +223,11 @@ def test_sarif_marks_accepted_findings_as_suppressed(write_profile: Callable[...
     [
         ("{FW099: why}", "unknown finding code 'FW099' (did you mean 'FW009'?)"),
         ('{FW003: ""}', "accepting FW003 needs a reason: say why it is acceptable here"),
-        ("[FW003]", "write accept: {CODE: reason}, e.g. {FW003: why it is acceptable here}"),
+        (
+            "[FW003]",
+            "write accept: {CODE: {SERVICE: reason}}, e.g. {FW003: {ftp: why it is acceptable "
+            "here}}",
+        ),
         (
             "{FW001: why}",
             'a backdoor port (FW001) is acknowledged with `allow_risky: "why"` on the rule, '
@@ -242,3 +246,66 @@ def test_a_bad_accept_is_a_located_error(
     result = runner.invoke(app, ["check", str(path)])
     assert result.exit_code == 2
     assert result.stderr == f"error: host.yaml:4: inbound[0].accept: {message}\n"
+
+
+TWO = "description: x\ninbound:\n  - service: [ftp, telnet]\n    from: [10.9.0.0/16]\n"
+
+
+def test_accept_names_the_service_it_accepts(write_profile: Callable[..., Path]) -> None:
+    path = write_profile(TWO + '    accept: {FW003: {ftp: "the scanners send over FTP"}}\n')
+    data = json.loads(runner.invoke(app, ["check", str(path), "--format", "json"]).stdout)
+    fw003 = {f["service"]: f for f in data["findings"] if f["code"] == "FW003"}
+    assert fw003["ftp"]["level"] == "info"
+    assert fw003["ftp"]["accepted"] == "the scanners send over FTP"
+    assert fw003["telnet"]["level"] == "warning" and fw003["telnet"]["accepted"] is None
+    assert runner.invoke(app, ["check", str(path), "--strict"]).exit_code == 1
+    sarif = json.loads(runner.invoke(app, ["check", str(path), "--format", "sarif"]).stdout)
+    jsonschema.validate(sarif, SCHEMA)
+    suppressed = [r["message"]["text"] for r in sarif["runs"][0]["results"] if "suppressions" in r]
+    assert len(suppressed) == 1 and "ftp" in suppressed[0] and "telnet" not in suppressed[0]
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            TWO + '    accept: {FW003: "both are fine"}\n',
+            "host.yaml:5: inbound[0].accept: one reason for FW003 would accept it for everything "
+            "this rule opens (ftp, telnet); name the service it is accepted for: "
+            "accept: {FW003: {SERVICE: why}}",
+        ),
+        (
+            "description: x\ninbound:\n  - {port: 1-1000/tcp, name: low, accept: {FW003: why}}\n",
+            "host.yaml:3: inbound[0].accept: one reason for FW003 would accept it for everything "
+            "this rule opens (1-1000/tcp); name the service it is accepted for: "
+            "accept: {FW003: {SERVICE: why}}",
+        ),
+        (
+            TWO + "    accept: {FW003: {ssh: why}}\n",
+            "host.yaml:5: inbound[0].accept: FW003: this rule does not open 'ssh'; name one of "
+            "its services (ftp, telnet)",
+        ),
+        (
+            TWO + "    accept: {FW003: {}}\n",
+            "host.yaml:5: inbound[0].accept: no service named for FW003: name one and why, or "
+            "leave FW003 out",
+        ),
+    ],
+)
+def test_an_accept_that_could_mean_more_is_a_located_error(
+    write_profile: Callable[..., Path], rule: str, message: str
+) -> None:
+    result = runner.invoke(app, ["check", str(write_profile(rule))])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: {message}\n"
+
+
+def test_a_port_range_accepts_for_the_services_it_names(
+    write_profile: Callable[..., Path],
+) -> None:
+    rule = "description: x\ninbound:\n  - {port: 1-1000/tcp, name: low, from: [10.0.0.0/8], "
+    path = write_profile(rule + "accept: {FW003: {telnet: old PLCs}}}\n")
+    data = json.loads(runner.invoke(app, ["check", str(path), "--format", "json"]).stdout)
+    fw003 = {f["service"]: f["level"] for f in data["findings"] if f["code"] == "FW003"}
+    assert fw003["telnet"] == "info"
+    assert {level for service, level in fw003.items() if service != "telnet"} == {"warning"}

@@ -4,6 +4,7 @@ renders harmlessly on every target. Nothing here may give a traceback or a hang.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -752,3 +753,169 @@ def test_apply_keep_values_are_one_refused_line(keep: str, expected: str) -> Non
     )
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
+
+
+def _commit(repo: Path, files: dict[str, str]) -> None:
+    import subprocess
+
+    _files(repo, dict(files))
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    if not (repo / ".git").exists():
+        subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    ["base.yaml export-ignore\n", "*.yaml export-ignore\n"],
+)
+def test_git_attributes_cannot_hide_a_file_from_diff(
+    attributes: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull request adds a profile that shadows the built-in base (extends finds its
+    sibling first) and asks `git archive` to leave it out: diff must still see it."""
+    _commit(tmp_path, {"site/web.yaml": "description: web\nextends: base\n"})
+    _commit(
+        tmp_path,
+        {
+            "site/base.yaml": "description: open\ninbound:\n  - {service: mysql}\n",
+            "site/.gitattributes": attributes,
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(
+        app, ["diff", "HEAD~1:site/web.yaml", "HEAD:site/web.yaml", "--format", "json"]
+    )
+    assert result.exit_code == 1, result.output
+    assert [a["service"] for a in json.loads(result.stdout)["added"]] == ["mysql"]
+
+
+def test_git_links_are_followed_only_inside_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    _files(site, {"web.yaml": "description: web\ninbound: [{service: http}]\n"})
+    (site / "alias.yaml").symlink_to("web.yaml")
+    (site / "up").symlink_to("..")
+    (site / "chain.yaml").symlink_to("up/../etc.yaml")  # through a link that leaves
+    _commit(tmp_path, {"etc.yaml": "description: outside\n"})
+    monkeypatch.chdir(tmp_path)
+    inside = runner.invoke(app, ["diff", "HEAD:site/alias.yaml", "site/web.yaml"])
+    assert inside.exit_code == 0 and inside.stdout == "no change in what is allowed\n"
+    chain = runner.invoke(app, ["diff", "HEAD:site/chain.yaml", "site/web.yaml"])
+    assert chain.exit_code == 2 and "a link pointing outside its folder" in chain.stderr
+
+
+DIFF_BASE = "description: x\nextends: base\n"
+DIFF_SSH = "inbound:\n  - {service: ssh, from: [10.0.0.0/8], host: [10.0.0.1], limit: 10/minute}\n"
+DIFF_CASES = {
+    # name: (old profile, new profile, a line diff must print)
+    "removing containers: docker": (
+        "options: {containers: docker, forward: ignore}\n",
+        "options: {forward: ignore}\n",
+        "~ widened containers: docker -> none",
+    ),
+    "forward: accept": ("", "options: {forward: accept}\n", "~ widened forward: drop -> accept"),
+    "forward: ignore": ("", "options: {forward: ignore}\n", "~ widened forward: drop -> ignore"),
+    "removing host:": (
+        DIFF_SSH,
+        DIFF_SSH.replace(", host: [10.0.0.1]", ""),
+        "~ widened ssh 22/tcp from 10.0.0.0/8 on 10.0.0.1 [ipv4]",
+    ),
+    "limit_prefix_v6: 128": (
+        DIFF_SSH,
+        DIFF_SSH + "options: {limit_prefix_v6: 128}\n",
+        "~ widened limit_prefix_v6: 64 -> 128",
+    ),
+    "limit_prefix_v4: 1": (
+        DIFF_SSH,
+        DIFF_SSH + "options: {limit_prefix_v4: 1}\n",
+        "~ narrowed limit_prefix_v4: 32 -> 1 (rate limits count IPv4 sources by /1: the "
+        "addresses of one /1 share one budget)",
+    ),
+    "drop_invalid: false": (
+        "",
+        "options: {drop_invalid: false}\n",
+        "~ widened drop_invalid: true -> false",
+    ),
+    "established: false": (
+        "",
+        "options: {established: false}\n",
+        "~ narrowed established: true -> false",
+    ),
+    "loopback: false": ("", "options: {loopback: false}\n", "~ narrowed loopback: true -> false"),
+    "log_drops: true": ("", "options: {log_drops: true}\n", "~ changed log_drops: false -> true"),
+    "coexist: false": (
+        "options: {coexist: true}\n",
+        "options: {coexist: false}\n",
+        "~ changed coexist: true -> false",
+    ),
+    "a higher rate": (
+        DIFF_SSH,
+        DIFF_SSH.replace("10/minute", "100/minute"),
+        "~ widened ssh 22/tcp",
+    ),
+    "a larger burst": (
+        DIFF_SSH,
+        DIFF_SSH.replace("10/minute", "{rate: 10/minute, burst: 50}"),
+        "~ widened ssh 22/tcp",
+    ),
+    "no limit": (DIFF_SSH, DIFF_SSH.replace(", limit: 10/minute", ""), "~ widened ssh 22/tcp"),
+    "logging a rule": (
+        DIFF_SSH,
+        DIFF_SSH.replace("limit: 10/minute", "limit: 10/minute, log: true"),
+        "~ changed ssh 22/tcp",
+    ),
+    "outbound: a list -> accept": (
+        "outbound:\n  - {service: dns}\n",
+        "outbound: accept\n",
+        "~ widened outbound: drop -> accept (every outbound connection is allowed; before only: ",
+    ),
+    "outbound: accept -> a list": (
+        "outbound: accept\n",
+        "outbound:\n  - {service: dns}\n",
+        "~ narrowed outbound: accept -> drop (outbound only as the rules allow; now only: "
+        "ipv6-essentials -/icmpv6, dns 53/tcp, dns 53/udp)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", DIFF_CASES)
+def test_diff_sees_every_change_in_what_is_admitted(case: str, tmp_path: Path) -> None:
+    old, new, expected = DIFF_CASES[case]
+    _files(tmp_path, {"old.yaml": DIFF_BASE + old, "new.yaml": DIFF_BASE + new})
+    result = runner.invoke(app, ["diff", str(tmp_path / "old.yaml"), str(tmp_path / "new.yaml")])
+    assert result.exit_code == 1, result.output
+    assert expected in result.stdout, result.stdout
+    assert "closes" not in result.stdout and "opens" not in result.stdout, result.stdout
+    widening = expected.startswith("~ widened") or case == "coexist: false"  # fail2ban's bans go
+    assert ("this change lets more in" in result.stdout) == widening
+
+
+def test_diff_reads_each_sides_port_file_at_its_revision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    game = "- {{name: game, title: Game, ports: [{ports}], risk: low, exposure: public, category: game}}\n"
+    web = "description: web\ninbound:\n  - {service: game, from: [10.0.0.0/8]}\n"
+    _commit(tmp_path, {"site/web.yaml": web, "site/ports.yaml": game.format(ports="27015/udp")})
+    _commit(tmp_path, {"site/ports.yaml": game.format(ports="1-65535/udp")})
+    _files(tmp_path, {"site/ports.yaml": game.format(ports="27015/udp")})  # the working copy
+    monkeypatch.chdir(tmp_path)
+    ports = ["--ports", "site/ports.yaml"]
+    for old, new in (
+        ("HEAD~1:site/web.yaml", "HEAD:site/web.yaml"),
+        ("site/web.yaml", "HEAD:site/web.yaml"),
+    ):
+        result = runner.invoke(app, ["diff", old, new, *ports])
+        assert result.exit_code == 1, result.output
+        assert "~ widened game 27015/udp from 10.0.0.0/8" in result.stdout
+        assert "-> game 1-65535/udp from 10.0.0.0/8" in result.stdout
+    missing = runner.invoke(
+        app, ["diff", "HEAD:site/web.yaml", "site/web.yaml", "--ports", "x.yaml"]
+    )
+    assert missing.exit_code == 2
+    assert (
+        missing.stderr
+        == "error: HEAD:x.yaml: no such file at that revision (fwgen follows no link)\n"
+    )

@@ -89,12 +89,15 @@ def test_diff_reads_profiles_from_git(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_explain_table_and_json() -> None:
     text = runner.invoke(app, ["explain", "webserver"])
     assert text.exit_code == 0
-    assert text.stdout.splitlines()[0].split() == [
+    settings, table = text.stdout.split("\n\n")
+    assert "outbound: accept (every outbound connection is allowed)" in settings.splitlines()
+    assert table.splitlines()[0].split() == [
         "DIR",
         "SERVICE",
         "PORTS",
         "PROTO",
         "FROM/TO",
+        "HOST",
         "FAMILIES",
         "LIMIT",
         "RISK",
@@ -108,14 +111,15 @@ def test_explain_table_and_json() -> None:
         "22",
         "tcp",
         "admins",
+        "any",
         "v4+v6",
         "10/minute",
         "medium",
         "public",
         "profiles/webserver.yaml:14",
     ]
-    rows = json.loads(runner.invoke(app, ["explain", "webserver", "--format", "json"]).stdout)
-    https = next(r for r in rows if r["service"] == "https")
+    shown = json.loads(runner.invoke(app, ["explain", "webserver", "--format", "json"]).stdout)
+    https = next(r for r in shown["rules"] if r["service"] == "https")
     assert https["sources"] == ["any"] and https["origin"] == "profiles/webserver.yaml:12"
 
 
@@ -205,3 +209,160 @@ def test_diff_shows_a_second_rule_of_the_same_name(extra: str, tmp_path: Path) -
     assert changes["removed"] == [] and changes["changed"] == []
     (opened,) = changes["added"]
     assert opened["sources"] == ["any"] and opened["service"] == "ssh"
+
+
+def test_every_policy_field_is_compared_by_diff_or_said_not_to_admit() -> None:
+    """A new field of the Policy, its defaults or its rules must be compared by `diff` and
+    shown by `explain`, or be named here as changing nothing that is admitted."""
+    from fwgen import policy
+    from fwgen.diff import COMPARED, WIDTH
+    from fwgen.explain import SETTINGS
+    from fwgen.policy import Defaults, Policy, Rule
+
+    admits_nothing = {
+        "profile": "a name",
+        "description": "a comment",
+        "files": "where the profile was read from",
+        "address": "changes findings; `dhcp` adds rules, compared as rules",
+        "sets": "compared through the addresses of the rules that use them",
+        "rules": "compared rule by rule",
+        "defaults": "compared field by field (inbound, outbound, forward)",
+    }
+    settings = set(Policy.model_fields) - set(admits_nothing) | set(Defaults.model_fields)
+    assert settings == set(WIDTH) == set(SETTINGS) == set(policy.SETTINGS)
+    # Rule fields: the key that pairs rules up, what COMPARED compares, and what admits nothing.
+    key = {"direction", "service", "name", "proto"}
+    compared = {"ports": "ports", "icmp_types": "ports", "remote": "sources", "local": "host"}
+    compared |= {"families": "families", "limit": "limit", "log": "log"}
+    not_admitting = {"comment", "origin", "risky", "acknowledged", "accepted"}
+    assert set(Rule.model_fields) == key | set(compared) | not_admitting
+    assert set(compared.values()) == set(COMPARED)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("inbound", "accept"),
+        ("outbound", "drop"),
+        ("forward", "accept"),
+        ("loopback", False),
+        ("established", False),
+        ("drop_invalid", False),
+        ("limit_prefix_v4", 24),
+        ("limit_prefix_v6", 128),
+        ("containers", "docker"),
+        ("coexist", True),
+        ("log_drops", True),
+    ],
+)
+def test_diff_reports_each_setting(setting: str, value: object) -> None:
+    from fwgen.diff import WIDTH, diff_policies
+    from fwgen.policy import Defaults
+    from fwgen.portdb import catalogue
+    from fwgen.resolve import resolve_profile
+
+    assert setting in WIDTH
+    old = resolve_profile("webserver")
+    if setting in Defaults.model_fields:
+        defaults = old.defaults.model_copy(update={setting: value})
+        new = old.model_copy(update={"defaults": defaults})
+    else:
+        new = old.model_copy(update={setting: value})
+    (entry,) = diff_policies(old, new, catalogue())["settings"]
+    assert entry["setting"] == setting and entry["after"] == value
+
+
+GRAFANA = (
+    "description: x\ninbound:\n"
+    "  - {service: grafana, from: [10.0.0.0/8, 192.168.1.0/24]}\n"
+    "  - {service: ssh, from: [10.0.0.0/8]}\n"
+    "  - {service: ssh, from: [172.16.0.0/12], log: true}\n"
+    "  - {service: http, from: [0.0.0.0/1, 128.0.0.0/1]}\n"
+)
+
+
+def test_messages_name_the_addresses_the_profile_wrote(tmp_path: Path) -> None:
+    """explain, audit and FW011 never show a name fwgen made up (grafana_from, ssh_from_2)."""
+    profile = write(tmp_path / "p.yaml", GRAFANA)
+    explained = runner.invoke(app, ["explain", profile])
+    rows = explained.stdout.split("\n\n")[1].splitlines()[1:]
+    assert next(r for r in rows if "grafana" in r).split()[4:6] == ["10.0.0.0/8,", "192.168.1.0/24"]
+    assert [r for r in rows if "ssh" in r][1].split()[4] == "172.16.0.0/12"
+    checked = runner.invoke(app, ["check", profile])
+    assert "the list [0.0.0.0/1, 128.0.0.0/1] (p.yaml:6) holds every IPv4 address" in (
+        checked.stdout
+    )
+    scan = tmp_path / "scan.xml"
+    scan.write_text(
+        '<?xml version="1.0"?>\n<nmaprun scanner="nmap">\n'
+        '<scaninfo type="syn" protocol="tcp" services="1-5000"/>\n'
+        '<host><address addr="192.0.2.1" addrtype="ipv4"/><ports>'
+        '<port protocol="tcp" portid="3000"><state state="open"/></port></ports></host>\n'
+        "</nmaprun>\n"
+    )
+    audited = runner.invoke(app, ["audit", profile, "--scan", str(scan)])
+    assert "the profile allows it only from 10.0.0.0/8, 192.168.1.0/24" in audited.stdout
+    for output in (explained.stdout, checked.stdout, audited.stdout):
+        assert "_from" not in output, output
+
+
+def _headers(text: str) -> dict[str, str]:
+    return {
+        line.split()[1]: line.split()[3]
+        for line in text.splitlines()
+        if line.startswith("# ") and line.split()[2:3] == ["sha256:"]
+    }
+
+
+def test_the_admits_hash_moves_only_with_what_is_admitted(tmp_path: Path) -> None:
+    base = (
+        "description: db host\nextends: base\nnetworks:\n  admins: [10.0.0.0/8]\n"
+        "inbound:\n  - {service: ssh, from: admins}\n"
+    )
+    variants = {
+        "same": base,
+        "moved": "# a comment line moves every rule down\n" + base,
+        "renamed": base.replace("admins", "operators"),
+        "commented": base.replace("from: admins}", "from: admins, comment: remote shell}"),
+        "opened": base + "  - {service: https}\n",
+        "wider": base.replace("10.0.0.0/8", "10.0.0.0/7"),
+    }
+    headers = {}
+    for name, text in variants.items():
+        (tmp_path / name).mkdir()
+        path = write(tmp_path / name / "p.yaml", text)
+        rendered = runner.invoke(app, ["render", path, "-t", "nftables"])
+        assert rendered.exit_code == 0, rendered.output
+        headers[name] = _headers(rendered.stdout)
+        assert set(headers[name]) == {"Inputs", "Admits"}
+    for name in ("moved", "renamed", "commented"):
+        assert headers[name]["Admits"] == headers["same"]["Admits"], name
+        assert headers[name]["Inputs"] != headers["same"]["Inputs"], name
+    for name in ("opened", "wider"):
+        assert headers[name]["Admits"] != headers["same"]["Admits"], name
+
+
+def test_diff_shows_new_findings_about_the_whole_host(tmp_path: Path) -> None:
+    old = write(tmp_path / "old.yaml", OLD + "options: {containers: docker, forward: ignore}\n")
+    new = write(tmp_path / "new.yaml", OLD + "options: {forward: ignore}\n")
+    result = runner.invoke(app, ["diff", old, new, "--format", "json"])
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert [f["code"] for f in data["findings"]] == ["FW015"]
+    assert data["findings"][0]["location"] == "new.yaml:1"
+    text = runner.invoke(app, ["diff", old, new]).stdout
+    assert "! new finding new.yaml:1: warning FW015: forward: ignore leaves" in text
+
+
+def test_a_long_list_is_named_by_its_first_entries(tmp_path: Path) -> None:
+    many = ", ".join(f"10.0.{i}.1" for i in range(120))
+    profile = write(
+        tmp_path / "p.yaml", f"description: x\ninbound:\n  - {{service: ssh, from: [{many}]}}\n"
+    )
+    result = runner.invoke(app, ["render", profile, "-t", "ufw"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning: the list [10.0.0.1, 10.0.1.1, 10.0.2.1 +117 more] (p.yaml:3) has 120 "
+        "addresses; ufw has no address sets" in result.stderr
+    )
+    assert "ssh_from" not in result.stderr

@@ -147,7 +147,7 @@ def audit_scan(
                         obs.proto,
                         obs.port,
                         name,
-                        f"{what} is open; the profile allows it only from {', '.join(r.remote or 'any' for r in rules)}: pass --from to judge",
+                        f"{what} is open; the profile allows it only from {'; '.join(policy.remote_words(r) for r in rules)}: pass --from to judge",
                     )
                 )
             else:
@@ -187,7 +187,7 @@ def audit_scan(
         if rule.direction != "in" or rule.proto not in ("tcp", "udp"):
             continue
         why = (
-            f"the rule admits only {rule.remote}, and the scan came from {source or 'an unknown address'}"
+            f"the rule admits only {policy.remote_words(rule)}, and the scan came from {source or 'an unknown address'}"
             if not sources.admits(rule, origin)
             else "the service is down or not listening on this address"
         )

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
+from fwgen.accept import reason_for
 from fwgen.errors import split_location
 from fwgen.policy import Policy, PortRange, Rule, few, set_hint, whole_family_warning
 from fwgen.portdb import Catalogue
@@ -135,7 +136,8 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
             findings.append(
                 _finding(
                     "FW008",
-                    f"{rule.name}: network '{rule.remote}' is empty, so this rule matches nothing",
+                    f"{rule.name}: {policy.address_set(rule.remote or '').words()} is empty, "
+                    "so this rule matches nothing",
                     rule,
                     rule.origin,
                 )
@@ -251,13 +253,14 @@ def _placeholder_findings(policy: Policy, rule: Rule) -> list[Finding]:
 
 def _accepted(rule: Rule, findings: list[Finding]) -> list[Finding]:
     """The rule's findings, those it accepts (`accept:`, `allow_risky:`) made info with why."""
-    reasons = dict(rule.accepted)
-    if rule.acknowledged:
-        reasons["FW001"] = rule.acknowledged
-    return [
-        replace(f, level="info", accepted=reasons[f.code]) if f.code in reasons else f
-        for f in findings
-    ]
+    accepted = (
+        (*rule.accepted, ("FW001", "", rule.acknowledged)) if rule.acknowledged else rule.accepted
+    )
+    out = []
+    for f in findings:
+        why = reason_for(accepted, f.code, f.service)
+        out.append(f if why is None else replace(f, level="info", accepted=why))
+    return out
 
 
 def _order(finding: Finding) -> tuple[str, int, str]:

@@ -228,24 +228,26 @@ def explain(
     ports_files: PortsFiles = None,
     allow_outside: AllowOutside = None,
 ) -> None:
-    """Show what a profile allows, rule by rule, with where each rule comes from.
+    """Show what a profile allows: the settings that change it, then rule by rule, with the
+    addresses each admits and where each rule comes from.
 
     Example: fwgen explain webserver
     """
     import json
 
-    from fwgen.explain import TABLE_HEADERS, table_rows
+    from fwgen.explain import TABLE_HEADERS, settings_lines, table_rows
     from fwgen.explain import explain as explain_policy
     from fwgen.table import format_table
 
     check_format(format_, ("text", "json"))
     cat = site_ports(ports_files)
     (policy,) = load_policies([profile], set_, cat, allow_outside)
-    rows = explain_policy(policy, cat)
+    shown = explain_policy(policy, cat)
     if format_ == "json":
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps(shown, indent=2))
     else:
-        typer.echo(format_table(TABLE_HEADERS, table_rows(rows)), nl=False)
+        typer.echo("\n".join(settings_lines(policy)) + "\n\n", nl=False)
+        typer.echo(format_table(TABLE_HEADERS, table_rows(shown["rules"])), nl=False)
 
 
 @app.command()
@@ -266,32 +268,27 @@ def diff(
 ) -> None:
     """Show what changes in what is allowed between two profiles. Exit 1 when anything does.
 
+    Every setting that changes what is admitted is compared, as well as every rule. Each
+    side is resolved with its own port files: for a REV:path side, the --ports files (and
+    $FWGEN_PORTS) are read as they were at REV.
+
     Example: fwgen diff origin/main:site/web.yaml site/web.yaml --format markdown
     """
     import json
 
-    from fwgen.diff import as_text, diff_policies
-    from fwgen.gitref import checkout_profile, is_git_ref, temporary_dir
-    from fwgen.paths import Origins
+    from fwgen.diff import as_text, changes, diff_policies
+    from fwgen.diff_command import diff_sides
 
     check_format(format_, ("text", "markdown", "json"))
-    cat = site_ports(ports_files)
-    with temporary_dir() as tmp:
-        folders = [
-            Path(tmp) / str(i) if is_git_ref(ref) else None for i, ref in enumerate((old, new))
-        ]
-        refs = [
-            checkout_profile(ref, folder) if folder else ref
-            for ref, folder in zip((old, new), folders, strict=True)
-        ]
-        origins = [Origins.checkout(folder) if folder else None for folder in folders]
-        before, after = load_policies(refs, set_, cat, allow_outside, origins)
-    result = diff_policies(before, after, cat)
+    before, after, old_ports, new_ports = diff_sides(
+        old, new, set_, ports_files or [], allow_outside
+    )
+    result = diff_policies(before, after, old_ports, new_ports)
     if format_ == "json":
         typer.echo(json.dumps(result, indent=2))
     else:
         typer.echo(as_text(result, markdown=format_ == "markdown"), nl=False)
-    if any(result.values()):
+    if changes(result):
         raise typer.Exit(1)
 
 

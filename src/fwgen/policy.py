@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from typing import Literal
+import json
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +29,21 @@ DOCUMENTATION = tuple(
     for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "3fff::/20")
 )
 PREFIX_BITS: dict[Family, int] = {"ipv4": 32, "ipv6": 128}
+# The settings that change what a Policy admits, by the names `explain` and `diff` show
+# (``outbound`` is ``defaults.outbound``). tests/test_review.py walks the models for more.
+SETTINGS = (
+    "inbound",
+    "outbound",
+    "forward",
+    "loopback",
+    "established",
+    "drop_invalid",
+    "limit_prefix_v4",
+    "limit_prefix_v6",
+    "containers",
+    "coexist",
+    "log_drops",
+)
 
 
 class _Frozen(BaseModel):
@@ -68,9 +84,19 @@ class AddressSet(_Frozen):
     ipv4: tuple[str, ...] = ()
     ipv6: tuple[str, ...] = ()
     origin: str
+    # What the profile wrote for it: a network's name, or a rule's own `from:`/`to:` list.
+    # Messages name this, never a generated name; no ruleset shows it (nor the digest).
+    written: tuple[str, ...] = Field(default=(), exclude=True)
 
     def family(self, family: Family) -> tuple[str, ...]:
         return self.ipv4 if family == "ipv4" else self.ipv6
+
+    def words(self) -> str:
+        """How a message names the set: the network the profile named, or the list of
+        addresses and networks a rule wrote; never the name fwgen made up for that list."""
+        if self.written in ((), (self.name,)):
+            return f"network '{self.name}'"
+        return f"the list [{few(list(self.written))}]"
 
 
 class Rule(_Frozen):
@@ -91,9 +117,10 @@ class Rule(_Frozen):
     origin: str
     risky: str = ""  # a known backdoor service this rule opens, e.g. "back-orifice (Back Orifice)"
     acknowledged: str = ""  # the profile's `allow_risky:` reason
-    # `fwgen check` findings the profile accepts for this rule: ((code, reason), ...). They
-    # change no ruleset, so the digest (and every rendered byte) leaves them out.
-    accepted: tuple[tuple[str, str], ...] = Field(default=(), exclude=True)
+    # `fwgen check` findings the profile accepts for this rule: ((code, service, reason), ...),
+    # service "" for whatever a rule of one port opens (`fwgen.accept`). They change no
+    # ruleset, so the digest (and every rendered byte) leaves them out.
+    accepted: tuple[tuple[str, str, str], ...] = Field(default=(), exclude=True)
 
     def published(self) -> bool:
         """Whether the rule also admits connections DNATed to containers: TCP and UDP
@@ -167,6 +194,14 @@ class Policy(_Frozen):
         remote = self.address_set(rule.remote)
         return [a for f in rule.families for a in remote.family(f)]
 
+    def remote_words(self, rule: Rule) -> str:
+        """A rule's remote addresses as the profile wrote them: ``admins``,
+        ``10.0.0.0/8, ops`` or ``any``; never a name fwgen made up."""
+        if rule.remote is None:
+            return "any"
+        found = self.address_set(rule.remote)
+        return few(list(found.written)) or found.name
+
     def placeholder_sources(self, rule: Rule) -> list[str]:
         """The remote addresses of *rule* when every one is a documentation address
         (`DOCUMENTATION`); empty when it admits any address, none, or one real one."""
@@ -187,18 +222,47 @@ class Policy(_Frozen):
             if s.family(f) == (EVERY_ADDRESS[f],)
         ]
 
+    def setting(self, name: str) -> Any:
+        """The value of one of `SETTINGS`."""
+        return getattr(self.defaults if name in Defaults.model_fields else self, name)
+
     def digest(self) -> str:
-        """sha256 of the whole policy: equal digests, equal rulesets. The container
-        options count only when set, so hosts without containers keep their digests."""
+        """sha256 of the whole policy as rendered, names, comments and origins (file:line)
+        included: equal digests, equal rulesets. The container options count only when
+        set, so hosts without containers keep their digests."""
         unset = {name for name in ("containers", "coexist") if not getattr(self, name)}
         return hashlib.sha256(self.model_dump_json(exclude=unset).encode()).hexdigest()
+
+    def admits_digest(self) -> str:
+        """sha256 of what the policy admits: its `SETTINGS` and, for each rule, what it
+        matches (addresses, not the names of their sets), its limit and whether it logs;
+        not names, comments or origins. It stays the same while a change only moves
+        lines, renames or rewords: "did this change the firewall?"."""
+        rules = sorted(
+            json.dumps(
+                [
+                    r.direction,
+                    r.proto,
+                    [str(p) for p in r.ports],
+                    list(r.icmp_types),
+                    self.remote_addresses(r),
+                    list(r.local),
+                    list(r.families),
+                    r.limit.model_dump() if r.limit else None,
+                    r.log,
+                ]
+            )
+            for r in self.rules
+        )
+        admitted = {"settings": {name: self.setting(name) for name in SETTINGS}, "rules": rules}
+        return hashlib.sha256(json.dumps(admitted, sort_keys=True).encode()).hexdigest()
 
 
 def whole_family_warning(address_set: AddressSet, family: Family) -> str:
     """`any` is how a profile says "everyone"; a list (a file, ranges, ``--set``) that
     adds up to 0.0.0.0/0 or ::/0 is more likely a mistake than a wish."""
     return (
-        f"network '{address_set.name}' ({address_set.origin}) holds every "
+        f"{address_set.words()} ({address_set.origin}) holds every "
         f"{'IPv4' if family == 'ipv4' else 'IPv6'} address ({EVERY_ADDRESS[family]}); "
         "write `any` if everyone is meant, or fix the list"
     )

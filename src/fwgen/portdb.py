@@ -369,15 +369,21 @@ def compile_catalogue() -> str:
     return json.dumps(data, indent=0, sort_keys=True) + "\n"
 
 
+def site_files(extra_files: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The site port files: those given, then those in $FWGEN_PORTS."""
+    env = tuple(f for f in os.environ.get("FWGEN_PORTS", "").split(os.pathsep) if f)
+    return (*extra_files, *env)
+
+
 def catalogue(extra_files: tuple[str, ...] = ()) -> Catalogue:
     """The built-in catalogue plus site files: those given, then those in $FWGEN_PORTS."""
-    env = tuple(f for f in os.environ.get("FWGEN_PORTS", "").split(os.pathsep) if f)
-    return _catalogue((*extra_files, *env))
+    return catalogue_of(tuple((f, f) for f in site_files(extra_files)))
 
 
 @functools.cache
-def _catalogue(files: tuple[str, ...]) -> Catalogue:
-    sites = [read_catalogue(Path(f), f, site=True) for f in files]
+def catalogue_of(files: tuple[tuple[str, str], ...]) -> Catalogue:
+    """The built-in catalogue plus site files, each read from a path and shown by a name."""
+    sites = [read_catalogue(Path(path), shown, site=True) for path, shown in files]
     return merge_catalogues(builtin_entries(), *sites)
 
 

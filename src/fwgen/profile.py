@@ -229,9 +229,10 @@ class RuleSpec(BaseModel):
         description="why this rule may open a known backdoor port (`fwgen check` FW001)",
         json_schema_extra={"maxLength": MAX_TEXT},
     )
-    accept: dict[str, str] = Field(
+    accept: dict[str, str | dict[str, str]] = Field(
         default={},
-        description="`fwgen check` findings accepted for this rule: {CODE: why}",
+        description="`fwgen check` findings accepted for this rule, each for the services it "
+        "names: {CODE: {SERVICE: why}}; {CODE: why} on a rule of one service or port",
         json_schema_extra=lambda schema: _accept_schema(schema),
     )
 
@@ -266,20 +267,12 @@ class RuleSpec(BaseModel):
 
     @field_validator("accept", mode="before")
     @classmethod
-    def _accept(cls, value: Any) -> Any:
-        """``{CODE: reason}``: findings of `fwgen check` accepted for this rule, each with why."""
-        from fwgen.check import refuse_accepting
+    def _accept(cls, value: Any, info: ValidationInfo) -> Any:
+        """``{CODE: {SERVICE: reason}}``, or ``{CODE: reason}`` on a rule of one service
+        or port: `fwgen.accept.parse_accept`."""
+        from fwgen.accept import parse_accept
 
-        if not isinstance(value, dict):
-            raise ValueError(
-                "write accept: {CODE: reason}, e.g. {FW003: why it is acceptable here}"
-            )
-        for code, reason in value.items():
-            refuse_accepting(str(code))
-            if not isinstance(reason, str) or not reason.strip():
-                raise ValueError(f"accepting {code} needs a reason: say why it is acceptable here")
-            check_text(reason, f"the reason for {code}")
-        return value
+        return parse_accept(value, [*info.data.get("service", []), *info.data.get("port", [])])
 
     @model_validator(mode="after")
     def _one_kind(self) -> RuleSpec:
@@ -297,8 +290,19 @@ def _accept_schema(schema: JsonDict) -> None:
     from fwgen.check import acceptable_codes
 
     codes: list[JsonValue] = [*acceptable_codes()]
+    reason: JsonDict = {"type": "string", "pattern": "\\S", "maxLength": MAX_TEXT}
     schema["propertyNames"] = {"enum": codes}
-    schema["additionalProperties"] = {"type": "string", "pattern": "\\S", "maxLength": MAX_TEXT}
+    schema["additionalProperties"] = {
+        "anyOf": [
+            reason,
+            {
+                "type": "object",
+                "propertyNames": SERVICE_SCHEMA,
+                "additionalProperties": reason,
+                "minProperties": 1,
+            },
+        ]
+    }
 
 
 PEER_SCHEMA: JsonDict = {"anyOf": [{"const": "any"}, ADDRESS_SCHEMA, NAME_SCHEMA]}

@@ -136,6 +136,7 @@ def header(policy: Policy, warnings: list[str]) -> dict[str, Any]:
         "description": comment_line(policy.description),
         "files": [comment_line(f) for f in policy.files],
         "digest": policy.digest(),
+        "admits": policy.admits_digest(),
         "warnings": [comment_line(w) for w in warnings],
     }
 

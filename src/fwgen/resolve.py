@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fwgen import icmp
+from fwgen.accept import Accepted, accepted_for
 from fwgen.addresses import MAX_ENTRIES, Interval, collapse, merge, parse_network, read_list
 from fwgen.clienthost import dhcp_rules, multicast_replies
 from fwgen.errors import FwgenError, ResolveError, did_you_mean, raise_collected
 from fwgen.load import Located, MergedProfile, load_profile
 from fwgen.paths import Boundary, Origins
 from fwgen.policy import FAMILIES, AddressSet, Defaults, Family, Limit, Policy, PortRange, Rule
-from fwgen.portdb import Catalogue, catalogue
+from fwgen.portdb import Catalogue, Service, catalogue
 from fwgen.profile import (
     InboundRule,
     Options,
@@ -179,7 +180,7 @@ class _Resolver:
             if name not in self.sets:
                 v4, v6 = collapse(self.network(name) or [])
                 self.sets[name] = AddressSet(
-                    name=name, ipv4=v4, ipv6=v6, origin=self.entries[name][1]
+                    name=name, ipv4=v4, ipv6=v6, origin=self.entries[name][1], written=(name,)
                 )
             return name
         found: list[Interval] = []
@@ -220,7 +221,11 @@ class _Resolver:
             n += 1
             name = f"{_set_name(label)}_{n}"
         self.sets[name] = AddressSet(
-            name=name, ipv4=v4, ipv6=v6, origin=f"{where.file}:{where.line}"
+            name=name,
+            ipv4=v4,
+            ipv6=v6,
+            origin=f"{where.file}:{where.line}",
+            written=tuple(peers),
         )
         self.literal_sets[v4, v6, f"{where.file}:{where.line}"] = name
         return name
@@ -235,7 +240,7 @@ class _Resolver:
             direction, peers, key = "out", spec.to, "to"
         label = spec.name or (spec.service[0] if spec.service else "icmp")
         remote = self.address_set(peers, f"{label}_{key}", where, key)
-        base = {
+        base: dict[str, Any] = {
             "direction": direction,
             "remote": remote,
             "limit": Limit(
@@ -248,8 +253,9 @@ class _Resolver:
             "log": spec.log,
             "origin": f"{where.file}:{where.line}",
             "acknowledged": spec.allow_risky or "",
-            "accepted": tuple(sorted(spec.accept.items())),
         }
+        services = [s for s in map(self.ports.get, spec.service) if s is not None]
+        base["accepted"] = self._accepted(where, services, None)
         out = []
         for i, name in enumerate(spec.service):
             service = self.ports.get(name)
@@ -277,6 +283,7 @@ class _Resolver:
                         comment=spec.comment or service.title,
                         local=self._host(where, service.destinations if direction == "in" else ()),
                         only=service.family,
+                        accepted=self._accepted(where, services, service),
                     )
                 )
         by_proto = {}
@@ -329,7 +336,7 @@ class _Resolver:
                 self.errors.append(
                     where.error(
                         f"{rule.name} ({rule.proto}) needs {need} "
-                        f"sources, but '{rule.remote}' has only {have} addresses",
+                        f"sources, but {source_set.words()} has only {have} addresses",
                         key,
                         kind=ResolveError,
                     )
@@ -351,6 +358,17 @@ class _Resolver:
             )
         return fixed or host
 
+    def _accepted(
+        self, where: Located[Any], services: list[Service], opened: Service | None
+    ) -> Accepted:
+        """What the rule's `accept:` accepts for *opened* (None: a port or ICMP rule)."""
+        try:
+            return accepted_for(where.value.accept, services, opened, self.ports)
+        except ValueError as error:
+            if opened is None:  # once per rule
+                self.errors.append(where.error(str(error), "accept", kind=ResolveError))
+            return ()
+
     def _rule(self, base: dict[str, Any], **fields: Any) -> Rule:
         families = set(FAMILIES)
         if fields["proto"] == "icmp":
@@ -367,7 +385,7 @@ class _Resolver:
         if local:
             families &= {"ipv4" if ipaddress.ip_network(a).version == 4 else "ipv6" for a in local}
         ordered: tuple[Family, ...] = tuple(f for f in FAMILIES if f in families)
-        return Rule(**base, **fields, local=local, families=ordered)
+        return Rule(**{**base, **fields}, local=local, families=ordered)
 
     def builtin_rules(self) -> list[Rule]:
         out = []

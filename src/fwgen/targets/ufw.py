@@ -219,7 +219,7 @@ def _check_sizes(policy: Policy, warnings: list[str]) -> None:
         if address_set.name not in used or count <= WARN_ADDRESSES:
             continue
         message = (
-            f"network '{address_set.name}' ({address_set.origin}) has {count} addresses; ufw has no "
+            f"{address_set.words()} ({address_set.origin}) has {count} addresses; ufw has no "
             "address sets, so each becomes a rule of its own"
         )
         if count > MAX_ADDRESSES:
