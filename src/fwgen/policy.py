@@ -94,6 +94,8 @@ class Rule(_Frozen):
     # `fwgen check` findings the profile accepts for this rule: ((code, reason), ...). They
     # change no ruleset, so the digest (and every rendered byte) leaves them out.
     accepted: tuple[tuple[str, str], ...] = Field(default=(), exclude=True)
+    # Where the same rule is written again (the Policy keeps one): `fwgen check` FW007.
+    repeated: tuple[str, ...] = Field(default=(), exclude=True)
 
     def published(self) -> bool:
         """Whether the rule also admits connections DNATed to containers: TCP and UDP

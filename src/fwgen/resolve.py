@@ -470,9 +470,14 @@ class _Resolver:
         for rule in rules:
             key = rule.model_dump_json(exclude={"origin", "comment", "name"})
             kept = unique.setdefault(key, rule)
-            if kept is not rule and rule.accepted:  # a repeated rule keeps what each accepts
+            if kept is not rule:  # a repeated rule keeps what each accepts, and says where
                 accepted = tuple(sorted({*kept.accepted, *rule.accepted}))
-                unique[key] = kept.model_copy(update={"accepted": accepted})
+                repeated = kept.repeated + (
+                    (rule.origin,) if rule.origin not in (kept.origin, *kept.repeated) else ()
+                )
+                unique[key] = kept.model_copy(
+                    update={"accepted": accepted, "repeated": repeated}
+                )
         ordered = sorted(unique.values(), key=_rule_order)
         used = {r.remote for r in ordered if r.remote}
         opts = self.options
