@@ -475,9 +475,7 @@ class _Resolver:
                 repeated = kept.repeated + (
                     (rule.origin,) if rule.origin not in (kept.origin, *kept.repeated) else ()
                 )
-                unique[key] = kept.model_copy(
-                    update={"accepted": accepted, "repeated": repeated}
-                )
+                unique[key] = kept.model_copy(update={"accepted": accepted, "repeated": repeated})
         ordered = sorted(unique.values(), key=_rule_order)
         used = {r.remote for r in ordered if r.remote}
         opts = self.options
