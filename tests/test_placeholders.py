@@ -89,7 +89,7 @@ def test_only_documentation_sources_warn(
 def test_an_empty_network_warns_in_render(write_profile: Callable[..., Path]) -> None:
     path = write_profile(
         "description: x\nnetworks:\n  lan: []\ninbound:\n  - {service: ssh}\n"
-        "  - {service: mysql, from: lan}\n"
+        "  - {service: mysql, from: lan}\nextends: base\n"
     )
     result = runner.invoke(app, ["render", str(path), "-t", "nftables"])
     assert result.exit_code == 0
@@ -105,6 +105,7 @@ def test_addresses_written_in_the_rule_are_fixed_in_the_profile(
 ) -> None:
     path = write_profile(
         "description: x\ninbound:\n  - {service: ssh, from: [192.0.2.0/24, 203.0.113.9]}\n"
+        "extends: base\n"
     )
     result = runner.invoke(app, ["render", str(path), "-t", "nftables"])
     assert result.stderr == (
@@ -125,6 +126,7 @@ def test_a_rule_of_one_family_names_only_the_addresses_it_uses(
     path = write_profile(
         'description: x\nnetworks:\n  ops: [192.0.2.0/24, "2001:470::/32"]\n'
         "inbound:\n  - {service: ssh, from: ops}\n  - {icmp: [echo-request], from: ops}\n"
+        "extends: base\n"
     )
     result = runner.invoke(app, ["render", str(path), "-t", "nftables"])
     assert result.stderr == (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fwgen.policy import Policy, Rule
+from fwgen.policy import Policy, Rule, empty_networks, policy_warnings
 
 # What IPv6 needs from the link: neighbour solicitations and advertisements (IPv6's
 # ARP); router advertisements too, for a host whose addresses or routes are not static.
@@ -29,7 +29,7 @@ class Problem:
     location: str
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.message} ({self.code})"
+        return f"{self.location}: {self.code}: {self.message}"
 
 
 def lets_out(policy: Policy, proto: str, port: int, family: str | None = None) -> bool:
@@ -126,3 +126,12 @@ def _dhcp(policy: Policy, top: str) -> list[Problem]:
             top,
         )
     ]
+
+
+def warnings(policy: Policy) -> tuple[list[str], list[str]]:
+    """What `render`, `build` and `apply` warn about whatever the target: (what ``--strict``
+    lets pass, what it refuses). It refuses whatever cuts the host off (`problems`) and
+    rules that admit no one because their networks are empty: an unset ``$ADMINS`` in
+    ``--set admins=$ADMINS`` must not quietly give a ruleset that locks the admins out."""
+    refused = [*empty_networks(policy), *(str(p) for p in problems(policy))]
+    return [w for w in policy_warnings(policy) if w not in refused], refused

@@ -37,19 +37,24 @@ def resolve_profile(
     boundary: Boundary | None = None,
     allow_outside: tuple[Path, ...] = (),
     origins: Origins | None = None,
+    set_at: Mapping[str, Located[Any]] | None = None,
 ) -> Policy:
     """Load the profile *ref* (a name or a path, relative to *root*) and resolve it to a Policy.
 
     Files the profile names stay inside *boundary*, and are named by *origins* (see
-    `load_profile`)."""
+    `load_profile`). *set_at* says where each of the *overrides* is written (a manifest's
+    ``set:``); without it, they come from ``--set``."""
     merged = load_profile(ref, root, boundary, allow_outside, origins)
-    return resolve(merged, overrides or {}, ports or catalogue())
+    return resolve(merged, overrides or {}, ports or catalogue(), set_at)
 
 
 def resolve(
-    merged: MergedProfile, overrides: Mapping[str, Sequence[str]], ports: Catalogue
+    merged: MergedProfile,
+    overrides: Mapping[str, Sequence[str]],
+    ports: Catalogue,
+    set_at: Mapping[str, Located[Any]] | None = None,
 ) -> Policy:
-    resolver = _Resolver(merged, overrides, ports)
+    resolver = _Resolver(merged, overrides, ports, set_at or {})
     return resolver.policy()
 
 
@@ -71,7 +76,11 @@ def merge_ranges(ranges: list[tuple[int, int]]) -> tuple[PortRange, ...]:
 
 class _Resolver:
     def __init__(
-        self, merged: MergedProfile, overrides: Mapping[str, Sequence[str]], ports: Catalogue
+        self,
+        merged: MergedProfile,
+        overrides: Mapping[str, Sequence[str]],
+        ports: Catalogue,
+        set_at: Mapping[str, Located[Any]],
     ):
         self.merged = merged
         self.ports = ports
@@ -87,14 +96,17 @@ class _Resolver:
             for name, loc in merged.networks.items()
         }
         for name, values in sorted(overrides.items()):
+            at = set_at.get(name)
             if name not in self.entries:
+                unknown = f"unknown network '{name}'{did_you_mean(name, self.entries)}"
                 self.errors.append(
-                    ResolveError(
-                        f"--set {name}: unknown network '{name}'{did_you_mean(name, self.entries)}"
-                    )
+                    at.error(unknown, kind=ResolveError)
+                    if at
+                    else ResolveError(f"--set {name}: {unknown}")
                 )
             else:
-                self.entries[name] = (list(values), f"--set {name}", None)
+                origin = f"{at.file}:{at.line}" if at else f"--set {name}"
+                self.entries[name] = (list(values), origin, at)
         self.options = Options(**{k: v.value for k, v in merged.options.items()})
 
     # networks -----------------------------------------------------------
