@@ -16,7 +16,6 @@ and no two entries may name one file. All of this is checked before anything is 
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import unicodedata
 from collections.abc import Sequence
@@ -253,10 +252,10 @@ def plan(manifest_path: Path, allow_outside: Sequence[Path] = ()) -> Site:
     paths.reads[real_path(manifest_path)] = "the manifest"
     _check_paths(manifest, paths)
     origins = Origins.around(manifest_path)
-    named = dataclasses.replace(doc, path=origins.name(manifest_path))
+    doc.source = manifest_path  # a `set:` is named by the manifest's repository path
     for name, host in sorted(manifest.hosts.items()):
         ports = catalogue(tuple(str(base / p) for p in host.ports))
-        set_at = {n: Located(v, named, ("hosts", name, "set", n)) for n, v in host.set.items()}
+        set_at = {n: Located(v, doc, ("hosts", name, "set", n)) for n, v in host.set.items()}
         policy = resolve_profile(
             host.profile,
             host.set,

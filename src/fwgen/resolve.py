@@ -105,7 +105,10 @@ class _Resolver:
                     else ResolveError(f"--set {name}: {unknown}")
                 )
             else:
-                origin = f"{at.file}:{at.line}" if at else f"--set {name}"
+                origin = f"--set {name}"
+                if at is not None:  # named as every other origin, however the path was typed
+                    written = at.doc.source
+                    origin = f"{merged.origins.name(written) if written else at.file}:{at.line}"
                 self.entries[name] = (list(values), origin, at)
         self.options = Options(**{k: v.value for k, v in merged.options.items()})
 
