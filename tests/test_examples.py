@@ -98,6 +98,8 @@ def test_playbook_installs_checks_loads_and_enables_on_a_fresh_host(tmp_path: Pa
             "fwgen_nft_conf": str(etc / "nftables.conf"),
             "fwgen_iptables_dest": str(etc / "iptables"),
             "fwgen_systemctl": str(stand_in(tmp_path / "systemctl", log)),
+            "fwgen_load": "direct",  # what this test checks; `apply` is tested with apply
+            "fwgen_allow_placeholders": True,  # the namespaces use documentation addresses
         }
         args = ("-i", str(inventory), PLAYBOOK, "-e", json.dumps(settings))
         first = ansible(*args, home=tmp_path)
@@ -131,6 +133,40 @@ def test_playbook_installs_checks_loads_and_enables_on_a_fresh_host(tmp_path: Pa
         assert second.returncode == 0, second.stdout + second.stderr
         assert re.findall(r"changed=(\d+)", second.stdout) == ["0", "0"], second.stdout
         assert "RUNNING HANDLER" not in second.stdout
+
+
+@pytest.mark.parametrize(
+    ("sets", "refused"),
+    [
+        (
+            [],  # the built-in profile's placeholder admins
+            "profiles/webserver.yaml:14: ssh admits only documentation addresses "
+            "(198.51.100.0/24, 2001:db8:100::/48, from network 'admins')",
+        ),
+        (["admins="], "ssh: network 'admins' is empty, so this rule matches nothing"),
+    ],
+)
+def test_the_role_fails_on_rules_that_admit_no_one_and_installs_nothing(
+    tmp_path: Path, sets: list[str], refused: str
+) -> None:
+    etc = tmp_path / "root" / "etc"
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"web": {"fwgen_sets": sets}}}}))
+    settings = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "fwgen_render_dir": str(tmp_path / "control" / "render"),
+        "fwgen_nft_dest": str(etc / "nftables.d" / "fwgen.nft"),
+        "fwgen_nft_conf": str(etc / "nftables.conf"),
+        "fwgen_systemctl": str(stand_in(tmp_path / "systemctl", tmp_path / "systemctl.log")),
+        "fwgen_exec": ["false"],  # were anything loaded, it would fail here
+    }
+    args = ("-i", str(inventory), PLAYBOOK, "-e", json.dumps(settings))
+    result = ansible(*args, home=tmp_path)
+    assert result.returncode != 0, result.stdout
+    assert refused in result.stdout, result.stdout  # without -v
+    assert "Refuse rules that admit no one" in result.stdout
+    assert not etc.exists() and not (tmp_path / "systemctl.log").exists()
 
 
 def exec_in(lab: Lab) -> list[str]:
@@ -265,4 +301,4 @@ def test_the_role_can_load_with_fwgen_apply_and_its_guard() -> None:
     for name in apply["listen"]:
         assert by_name[name]["when"] == "fwgen_load == 'direct'"
     defaults = yaml.safe_load(Path("examples/ansible/roles/fwgen/defaults/main.yml").read_text())
-    assert defaults["fwgen_load"] == "direct" and defaults["fwgen_keep"] == []
+    assert defaults["fwgen_load"] == "apply" and defaults["fwgen_keep"] == []
