@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -179,9 +180,40 @@ def exec_in(lab: Lab) -> list[str]:
 def test_pre_commit_hooks_run_fwgen_commands() -> None:
     hooks = yaml.safe_load(Path(".pre-commit-hooks.yaml").read_text())
     assert {h["id"]: h["entry"] for h in hooks} == {
-        "fwgen-check": "fwgen check",
-        "fwgen-build-check": "fwgen build --check",
+        "fwgen-check": "fwgen check --strict",
+        "fwgen-build-check": "fwgen build --check --strict",
     }
+
+
+WORLD_OPEN = {  # what a reviewer must look at: exits 0 without --strict
+    "telnet": "  - service: telnet\n",
+    "mysql": "  - service: mysql\n",
+}
+
+
+@pytest.mark.parametrize("service", sorted(WORLD_OPEN))
+def test_fwgen_check_hook_fails_on_a_service_open_to_the_world(
+    tmp_path: Path, service: str
+) -> None:
+    (hook,) = [
+        h
+        for h in yaml.safe_load(Path(".pre-commit-hooks.yaml").read_text())
+        if h["id"] == "fwgen-check"
+    ]
+    profile = tmp_path / "site" / "profiles" / "web1.yaml"
+    profile.parent.mkdir(parents=True)
+    profile.write_text(Path("examples/site/profiles/web1.yaml").read_text() + WORLD_OPEN[service])
+    assert re.search(hook["files"], "site/profiles/web1.yaml")
+    # what pre-commit runs: the entry, then the names of the changed files
+    result = subprocess.run(
+        [*shlex.split(hook["entry"]), "site/profiles/web1.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": PATH},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(rf": warning FW00[235] \[{service}\]: ", result.stdout), result.stdout
 
 
 @pytest.mark.parametrize(
@@ -284,6 +316,11 @@ def test_ci_steps_fail_on_a_broken_profile_and_pass_on_changes(tmp_path: Path) -
     assert gh_log.read_text() == "pr comment 7 --body-file diff.md\n"
     assert "imaps" in (repo / "diff.md").read_text()
     assert step("Generated rules are current") == 1
+
+    # A pull request that opens telnet or MySQL to the world fails the findings.
+    for opened in WORLD_OPEN.values():
+        profile.write_text(original + opened)
+        assert step("Findings") == 1
 
     # A broken profile fails every step with fwgen's exit 2.
     profile.write_text(original + "  - service: imapz\n")

@@ -160,12 +160,12 @@ def test_build_check_fails_when_stale_and_passes_after_build(tmp_path: Path) -> 
     manifest = str(site / "fwgen.yaml")
     assert runner.invoke(app, ["build", manifest, "--check"]).exit_code == 0
     (site / "profiles" / "web1.yaml").write_text(
-        (site / "profiles" / "web1.yaml").read_text().replace("192.0.2.64/28", "192.0.2.80/28")
+        (site / "profiles" / "web1.yaml").read_text().replace("10.20.0.64/28", "10.20.0.80/28")
     )
     stale = runner.invoke(app, ["build", manifest, "--check"])
     assert stale.exit_code == 1
     assert "stale: 3 of 4 generated files" in stale.stderr
-    assert "+\t\telements = { 192.0.2.80/28 }" in stale.stdout
+    assert "+\t\telements = { 10.20.0.80/28 }" in stale.stdout
     built = runner.invoke(app, ["build", manifest])
     assert built.exit_code == 0 and "3 written, 1 unchanged" in built.stdout
     again = runner.invoke(app, ["build", manifest, "--check"])
