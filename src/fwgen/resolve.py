@@ -13,16 +13,11 @@ from fwgen.addresses import MAX_ENTRIES, Interval, collapse, merge, parse_networ
 from fwgen.clienthost import dhcp_rules, multicast_replies
 from fwgen.errors import FwgenError, ResolveError, did_you_mean, raise_collected
 from fwgen.load import Located, MergedProfile, load_profile
+from fwgen.options import Options
 from fwgen.paths import Boundary, Origins
 from fwgen.policy import FAMILIES, AddressSet, Defaults, Family, Limit, Policy, PortRange, Rule
 from fwgen.portdb import Catalogue, catalogue
-from fwgen.profile import (
-    InboundRule,
-    Options,
-    OutboundRule,
-    looks_like_address,
-    parse_port,
-)
+from fwgen.profile import InboundRule, OutboundRule, looks_like_address, parse_port
 
 PING_LIMIT = Limit(rate=5, unit="second", burst=5)
 MAX_NETWORK_DEPTH = 16  # networks naming networks naming networks ...
