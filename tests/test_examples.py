@@ -68,6 +68,20 @@ def stand_in(path: Path, log: Path) -> Path:
     return path
 
 
+def role_settings(tmp_path: Path, etc: Path, log: Path) -> dict[str, Any]:
+    """The role's variables for a run on this machine: every destination under *etc* (the
+    managed host's /etc), `systemctl` a stand-in that records its calls in *log*."""
+    return {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "fwgen_render_dir": str(tmp_path / "control" / "render"),
+        "fwgen_nft_dest": str(etc / "nftables.d" / "fwgen.nft"),
+        "fwgen_nft_conf": str(etc / "nftables.conf"),
+        "fwgen_iptables_dest": str(etc / "iptables"),
+        "fwgen_systemctl": str(stand_in(tmp_path / "systemctl", log)),
+    }
+
+
 @pytest.mark.kernel
 def test_playbook_installs_checks_loads_and_enables_on_a_fresh_host(tmp_path: Path) -> None:
     need(missing_tools("nft", "iptables-restore", "ip6tables-restore", "ipset", "unshare"))
@@ -92,13 +106,7 @@ def test_playbook_installs_checks_loads_and_enables_on_a_fresh_host(tmp_path: Pa
         }
         inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
         settings = {
-            "ansible_connection": "local",
-            "ansible_python_interpreter": sys.executable,
-            "fwgen_render_dir": str(tmp_path / "control" / "render"),
-            "fwgen_nft_dest": str(etc / "nftables.d" / "fwgen.nft"),
-            "fwgen_nft_conf": str(etc / "nftables.conf"),
-            "fwgen_iptables_dest": str(etc / "iptables"),
-            "fwgen_systemctl": str(stand_in(tmp_path / "systemctl", log)),
+            **role_settings(tmp_path, etc, log),
             "fwgen_load": "direct",  # what this test checks; `apply` is tested with apply
             "fwgen_allow_placeholders": True,  # the namespaces use documentation addresses
         }
@@ -154,12 +162,7 @@ def test_the_role_fails_on_rules_that_admit_no_one_and_installs_nothing(
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"web": {"fwgen_sets": sets}}}}))
     settings = {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": sys.executable,
-        "fwgen_render_dir": str(tmp_path / "control" / "render"),
-        "fwgen_nft_dest": str(etc / "nftables.d" / "fwgen.nft"),
-        "fwgen_nft_conf": str(etc / "nftables.conf"),
-        "fwgen_systemctl": str(stand_in(tmp_path / "systemctl", tmp_path / "systemctl.log")),
+        **role_settings(tmp_path, etc, tmp_path / "systemctl.log"),
         "fwgen_exec": ["false"],  # were anything loaded, it would fail here
     }
     args = ("-i", str(inventory), PLAYBOOK, "-e", json.dumps(settings))
