@@ -287,6 +287,7 @@ def test_build_check_reads_what_it_finds_without_crashing(site: Path) -> None:
 LIMITED = (
     "description: x\ninbound:\n  - {service: ssh, from: [10.0.0.0/8], limit: 3/minute}\n"
     "  - {icmpv6: [nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert]}\n"
+    "  - {icmpv6: [mld-listener-query], from: [fe80::/10]}\n"
 )
 
 

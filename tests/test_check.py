@@ -259,13 +259,20 @@ def test_a_bad_accept_is_a_located_error(
         ("extends: base\noptions: {established: false, loopback: false}\n", ["FW017", "FW018"]),
         # neighbour discovery written by hand, but only from some addresses
         (
-            "inbound:\n  - {icmpv6: [nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert],"
-            " from: [fe80::/10]}\n",
+            "inbound:\n  - {icmpv6: [nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert,"
+            " mld-listener-query], from: [fe80::/10]}\n",
+            ["FW016"],
+        ),
+        # without MLD queries, a switch that snoops MLD stops sending the solicitations
+        (
+            "inbound: [{icmpv6: [nd-neighbor-solicit, nd-neighbor-advert]}]\n"
+            "options: {address: static}\n",
             ["FW016"],
         ),
         # written by hand from any address: enough (a static host needs no router adverts)
         (
-            "inbound: [{icmpv6: [nd-neighbor-solicit, nd-neighbor-advert]}]\n"
+            "inbound:\n  - {icmpv6: [nd-neighbor-solicit, nd-neighbor-advert]}\n"
+            "  - {icmpv6: [mld-listener-query], from: [fe80::/10]}\n"
             "options: {address: static}\n",
             [],
         ),
@@ -287,15 +294,18 @@ def test_what_cuts_the_host_off_its_own_networking_is_reported_and_fails_strict(
 def test_neighbour_discovery_finding_says_what_is_dropped_and_the_fix(
     write_profile: Callable[..., Path],
 ) -> None:
-    path = write_profile("description: x\ninbound: [{service: ssh}]\noptions: {address: static}\n")
+    path = write_profile(
+        "description: x\ninbound:\n  - {service: ssh}\n"
+        "  - {icmpv6: [nd-neighbor-solicit, mld-listener-query]}\noptions: {address: static}\n"
+    )
     result = runner.invoke(app, ["check", str(path)])
     assert result.exit_code == 0  # a warning: --strict fails on it
     assert result.stdout == (
-        "host.yaml:1: warning FW016: IPv6 neighbour discovery is dropped (nd-neighbor-solicit, "
-        "nd-neighbor-advert not accepted from any address): the host loses its IPv6 "
-        "neighbours, so IPv6 connections (SSH too) die when the neighbour cache expires; add "
-        "`extends: base`, or an inbound rule `icmpv6: [nd-neighbor-solicit, "
-        "nd-neighbor-advert]`\n0 errors, 1 warning, 0 info\n"
+        "host.yaml:1: warning FW016: IPv6 neighbour discovery is dropped (nd-neighbor-advert "
+        "not accepted): the host loses its IPv6 neighbours, so IPv6 connections (SSH too) "
+        "die when the neighbour cache expires; add `extends: base`, or inbound rules for "
+        "`icmpv6: [nd-neighbor-advert]` from any address (MLD queries: from fe80::/10)\n"
+        "0 errors, 1 warning, 0 info\n"
     )
 
 

@@ -8,14 +8,19 @@ address is cut off as surely as one whose SSH rule is missing.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from fwgen.policy import Policy, Rule, empty_networks, policy_warnings
 
 # What IPv6 needs from the link: neighbour solicitations and advertisements (IPv6's
-# ARP); router advertisements too, for a host whose addresses or routes are not static.
+# ARP), from any address; multicast listener queries, from link-local addresses (a
+# switch that snoops MLD stops sending the solicitations of a host that never answers);
+# router advertisements too, for a host whose addresses or routes are not static.
 NEIGHBOUR_DISCOVERY = ("nd-neighbor-solicit", "nd-neighbor-advert")
+MLD_QUERY = "mld-listener-query"
 ROUTER_ADVERT = "nd-router-advert"
+LINK_LOCAL = ipaddress.IPv6Network("fe80::/10")
 # What a DHCP client sends: (protocol, port, family, name).
 DHCP_OUT = (("udp", 67, "ipv4", "DHCP (67/udp)"), ("udp", 547, "ipv6", "DHCPv6 (547/udp)"))
 
@@ -43,20 +48,28 @@ def lets_out(policy: Policy, proto: str, port: int, family: str | None = None) -
     )
 
 
-def _accepts_from_link(rule: Rule, icmp_type: str) -> bool:
-    return (
-        rule.direction == "in"
-        and rule.proto == "icmpv6"
-        and icmp_type in rule.icmp_types
-        and rule.remote is None
-        and not rule.local
+def _accepts(policy: Policy, rule: Rule, icmp_type: str) -> bool:
+    """Whether *rule* accepts *icmp_type* from any address (an MLD query: from every
+    link-local address) to every address of the host."""
+    if not (rule.direction == "in" and rule.proto == "icmpv6" and icmp_type in rule.icmp_types):
+        return False
+    if rule.local:
+        return False
+    if rule.remote is None:
+        return True
+    return icmp_type == MLD_QUERY and any(
+        LINK_LOCAL.subnet_of(ipaddress.IPv6Network(n)) for n in policy.address_set(rule.remote).ipv6
     )
 
 
 def _neighbour_discovery(policy: Policy) -> list[str]:
-    """The neighbour-discovery messages no inbound rule accepts from any address."""
-    needed = [*NEIGHBOUR_DISCOVERY, *([ROUTER_ADVERT] if policy.address != "static" else [])]
-    return [t for t in needed if not any(_accepts_from_link(r, t) for r in policy.rules)]
+    """The neighbour-discovery messages no inbound rule accepts from where they come."""
+    needed = [
+        *NEIGHBOUR_DISCOVERY,
+        *([ROUTER_ADVERT] if policy.address != "static" else []),
+        MLD_QUERY,
+    ]
+    return [t for t in needed if not any(_accepts(policy, r, t) for r in policy.rules)]
 
 
 def problems(policy: Policy) -> list[Problem]:
@@ -68,10 +81,11 @@ def problems(policy: Policy) -> list[Problem]:
         out.append(
             Problem(
                 "FW016",
-                f"IPv6 neighbour discovery is dropped ({', '.join(missing)} not accepted from "
-                "any address): the host loses its IPv6 neighbours, so IPv6 connections (SSH "
-                "too) die when the neighbour cache expires; add `extends: base`, or an inbound "
-                f"rule `icmpv6: [{', '.join(missing)}]`",
+                f"IPv6 neighbour discovery is dropped ({', '.join(missing)} not accepted): the "
+                "host loses its IPv6 neighbours, so IPv6 connections (SSH too) die when the "
+                "neighbour cache expires; add `extends: base`, or inbound rules for "
+                f"`icmpv6: [{', '.join(missing)}]` from any address (MLD queries: from "
+                "fe80::/10)",
                 top,
             )
         )

@@ -17,7 +17,10 @@ from tests.kernel.lab import Lab
 pytestmark = pytest.mark.kernel
 
 TARGETS = ["nftables", "iptables"]
-ND = "  - {icmpv6: [nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert]}\n"
+ND = (
+    "  - {icmpv6: [nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert]}\n"
+    "  - {icmpv6: [mld-listener-query], from: [fe80::/10]}\n"
+)
 
 
 def reaches(lab: Lab, ns: str, address: str, spec: str) -> str:
