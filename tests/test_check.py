@@ -372,27 +372,28 @@ def test_fw007_stays_quiet_on_the_builtin_profiles() -> None:
         assert "FW007" not in {c for c, _ in codes(profile)}, profile
 
 
-def test_fw007_compares_each_rule_with_few_others() -> None:
+def compared(ranges: list[tuple[int, int]]) -> int:
+    """How many rule pairs FW007 compares in a Policy of one rule per port range, each
+    from its own network (so none shadows another)."""
     from fwgen.policy import AddressSet, Policy, PortRange, Rule
     from fwgen.policy import Defaults as PolicyDefaults
     from fwgen.shadows import Shadows
 
-    n = 3000
     sets = tuple(
         AddressSet(name=f"s{i}", ipv4=(f"10.{i >> 8}.{i & 255}.0/24",), origin="p:1")
-        for i in range(n)
+        for i in range(len(ranges))
     )
     rules = tuple(
         Rule(
             direction="in",
             proto="tcp",
-            ports=(PortRange(start=1000 + i % 500, end=1000 + i % 500),),
+            ports=(PortRange(start=start, end=end),),
             remote=f"s{i}",
             families=("ipv4",),
             name=f"r{i}",
             origin=f"p.yaml:{i + 2}",
         )
-        for i in range(n)
+        for i, (start, end) in enumerate(ranges)
     )
     policy = Policy(
         profile="p",
@@ -404,8 +405,20 @@ def test_fw007_compares_each_rule_with_few_others() -> None:
     )
     shadows = Shadows(policy)
     assert all(shadows.find(rule) is None for rule in rules)
+    return shadows.compared
+
+
+def test_fw007_compares_each_rule_with_few_others() -> None:
+    ports = [1000 + i % 500 for i in range(3000)]
     # each port is shared by 6 rules: a rule is compared with those 5, never with all 2,999
-    assert shadows.compared == n * 5
+    assert compared([(p, p) for p in ports]) == 3000 * 5
+
+
+def test_fw007_compares_rules_of_wide_port_ranges_with_few_others() -> None:
+    # each rule a range of 1,000 ports, in 20 places 3,000 ports apart
+    starts = [1024 + 3000 * (i % 20) for i in range(2000)]
+    # the 100 rules of each place share a block: 99 others each, never all 1,999
+    assert compared([(s, s + 999) for s in starts]) == 2000 * 99
 
 
 def test_each_finding_is_printed_once_with_all_its_ports() -> None:
@@ -418,40 +431,3 @@ def test_each_finding_is_printed_once_with_all_its_ports() -> None:
     data = json.loads(runner.invoke(app, ["check", "dns-resolver", "--format", "json"]).stdout)
     fw004 = [f for f in data["findings"] if f["code"] == "FW004"]
     assert [f["ports"] for f in fw004] == [["53/tcp", "53/udp"]]
-
-
-def test_fw007_compares_rules_of_wide_port_ranges_with_few_others() -> None:
-    from fwgen.policy import AddressSet, Policy, PortRange, Rule
-    from fwgen.policy import Defaults as PolicyDefaults
-    from fwgen.shadows import Shadows
-
-    n = 2000  # each rule a range of 1,000 ports, in 20 places 3,000 ports apart
-    sets = tuple(
-        AddressSet(name=f"s{i}", ipv4=(f"10.{i >> 8}.{i & 255}.0/24",), origin="p:1")
-        for i in range(n)
-    )
-    starts = [1024 + 3000 * (i % 20) for i in range(n)]
-    rules = tuple(
-        Rule(
-            direction="in",
-            proto="udp",
-            ports=(PortRange(start=starts[i], end=starts[i] + 999),),
-            remote=f"s{i}",
-            families=("ipv4",),
-            name=f"r{i}",
-            origin=f"p.yaml:{i + 2}",
-        )
-        for i in range(n)
-    )
-    policy = Policy(
-        profile="p",
-        description="",
-        files=("p.yaml",),
-        defaults=PolicyDefaults(),
-        sets=sets,
-        rules=rules,
-    )
-    shadows = Shadows(policy)
-    assert all(shadows.find(rule) is None for rule in rules)
-    # the 100 rules of each place share a block: 99 others each, never all 1,999
-    assert shadows.compared == n * 99
