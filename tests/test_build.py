@@ -284,7 +284,11 @@ def test_build_check_reads_what_it_finds_without_crashing(site: Path) -> None:
 
 # -------------------------------------------------------------- warnings and --strict
 
-LIMITED = "description: x\ninbound:\n  - {service: ssh, from: [10.0.0.0/8], limit: 3/minute}\n"
+LIMITED = (
+    "description: x\ninbound:\n  - {service: ssh, from: [10.0.0.0/8], limit: 3/minute}\n"
+    "  - {icmpv6: [nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert]}\n"
+    "  - {icmpv6: [mld-listener-query], from: [fe80::/10]}\n"
+)
 
 
 def limited_site(site: Path) -> str:
@@ -333,3 +337,29 @@ def test_build_strict_fails_on_an_approximation_and_writes_nothing(site: Path) -
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     assert "warning: mail1: network 'admins'" in result.stderr  # type: ignore[attr-defined]
     assert files_under(site / "out") == ["mail1.nft", "web1.nft", "web1.ps1"]
+
+
+def test_a_bad_set_in_a_manifest_names_the_manifest_line(site: Path) -> None:
+    path = manifest(
+        site,
+        "      nftables: out/web1.nft\n",
+        extra="    set:\n      admns: [10.0.0.0/8]\n",
+    )
+    assert one_error(build(path)) == (
+        f"error: {path}:5: hosts.web1.set.admns: unknown network 'admns' (did you mean 'admins'?)\n"
+    )
+    path = manifest(
+        site,
+        "      nftables: out/web1.nft\n",
+        extra="    set:\n      admins: [10.0.0.0/8, 10.1.2.3/8]\n",
+    )
+    assert one_error(build(path)).startswith(
+        f"error: {path}:5: hosts.web1.set.admins[1]: '10.1.2.3/8': host bits set"
+    )
+    path = manifest(site, "      nftables: out/web1.nft\n", extra="    set:\n      admins: []\n")
+    result = build(path)
+    assert result.exit_code == 0  # type: ignore[attr-defined]
+    assert (
+        "warning: web1: network 'admins' (fwgen.yaml:5) is empty" in result.stderr  # type: ignore[attr-defined]
+    )
+    assert "--set admins)" not in result.stderr  # type: ignore[attr-defined]

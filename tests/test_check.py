@@ -309,3 +309,192 @@ def test_a_port_range_accepts_for_the_services_it_names(
     fw003 = {f["service"]: f["level"] for f in data["findings"] if f["code"] == "FW003"}
     assert fw003["telnet"] == "info"
     assert {level for service, level in fw003.items() if service != "telnet"} == {"warning"}
+
+
+# -------------------------------------------------------------- the host's own networking
+
+
+@pytest.mark.parametrize(
+    ("profile", "found"),
+    [
+        # without base: IPv6 neighbour discovery (and router advertisements) dropped
+        ("inbound: [{service: ssh}]\n", ["FW016"]),
+        ("inbound: [{service: ssh}]\noptions: {address: static}\n", ["FW016"]),
+        # replies to the host's own connections, and its loopback traffic
+        ("extends: base\noptions: {established: false}\n", ["FW017"]),
+        ("extends: base\noptions: {loopback: false}\n", ["FW018"]),
+        ("extends: base\noptions: {established: false, loopback: false}\n", ["FW017", "FW018"]),
+        # neighbour discovery written by hand, but only from some addresses
+        (
+            "inbound:\n  - {icmpv6: [nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert,"
+            " mld-listener-query], from: [fe80::/10]}\n",
+            ["FW016"],
+        ),
+        # without MLD queries, a switch that snoops MLD stops sending the solicitations
+        (
+            "inbound: [{icmpv6: [nd-neighbor-solicit, nd-neighbor-advert]}]\n"
+            "options: {address: static}\n",
+            ["FW016"],
+        ),
+        # written by hand from any address: enough (a static host needs no router adverts)
+        (
+            "inbound:\n  - {icmpv6: [nd-neighbor-solicit, nd-neighbor-advert]}\n"
+            "  - {icmpv6: [mld-listener-query], from: [fe80::/10]}\n"
+            "options: {address: static}\n",
+            [],
+        ),
+        ("extends: base\n", []),
+    ],
+)
+def test_what_cuts_the_host_off_its_own_networking_is_reported_and_fails_strict(
+    write_profile: Callable[..., Path], profile: str, found: list[str]
+) -> None:
+    path = write_profile("description: x\n" + profile)
+    result = runner.invoke(app, ["check", str(path), "--strict"])
+    reported = sorted(
+        {c for c in ("FW016", "FW017", "FW018") if f" warning {c}: " in result.stdout}
+    )
+    assert reported == found, result.stdout
+    assert result.exit_code == (1 if found else 0), result.stdout
+
+
+def test_neighbour_discovery_finding_says_what_is_dropped_and_the_fix(
+    write_profile: Callable[..., Path],
+) -> None:
+    path = write_profile(
+        "description: x\ninbound:\n  - {service: ssh}\n"
+        "  - {icmpv6: [nd-neighbor-solicit, mld-listener-query]}\noptions: {address: static}\n"
+    )
+    result = runner.invoke(app, ["check", str(path)])
+    assert result.exit_code == 0  # a warning: --strict fails on it
+    assert result.stdout == (
+        "host.yaml:1: warning FW016: IPv6 neighbour discovery is dropped (nd-neighbor-advert "
+        "not accepted): the host loses its IPv6 neighbours, so IPv6 connections (SSH too) "
+        "die when the neighbour cache expires; add `extends: base`, or inbound rules for "
+        "`icmpv6: [nd-neighbor-advert]` from any address (MLD queries: from fe80::/10)\n"
+        "0 errors, 1 warning, 0 info\n"
+    )
+
+
+# -------------------------------------------------------------- FW007: shadows and duplicates
+
+SHADOWS = """\
+description: x
+extends: base
+networks:
+  admins: [10.0.0.0/8]
+  ops: [10.1.0.0/16]
+inbound:
+  - {service: ssh, from: 10.0.0.0/8}
+  - {service: ssh, from: 10.0.0.0/8}
+  - {service: ssh, from: admins}
+  - {service: ssh, from: ops}
+  - {service: ssh, from: admins}
+  - {service: https, from: ops, host: 10.9.9.9}
+  - {service: https, from: admins}
+  - {service: imaps, from: admins, host: 10.9.9.9}
+  - {service: imaps, from: ops}
+  - {service: pop3s, from: [10.1.0.0/16, 192.168.0.0/16]}
+  - {service: pop3s, from: admins}
+  - {port: 5000-5010/tcp, name: app, from: admins}
+  - {port: 5005/tcp, name: app-one, from: ops}
+  - {port: 5005/udp, name: app-udp, from: ops}
+  - {service: smtp, from: ops, limit: 10/minute}
+  - {service: smtp, from: admins}
+  - {service: submission, from: admins, limit: 10/minute}
+  - {service: submission, from: ops}
+"""
+
+
+def test_fw007_finds_duplicates_and_rules_inside_wider_ones(
+    write_profile: Callable[..., Path],
+) -> None:
+    path = write_profile(SHADOWS)
+    result = runner.invoke(app, ["check", str(path)])
+    found = [line for line in result.stdout.splitlines() if "FW007" in line]
+    assert found == [
+        "host.yaml:8: warning FW007 [ssh]: ssh duplicates ssh (host.yaml:7), which already "
+        "accepts this traffic",
+        "host.yaml:9: warning FW007 [ssh]: ssh duplicates ssh (host.yaml:7), which already "
+        "accepts this traffic",
+        "host.yaml:10: warning FW007 [ssh]: ssh is shadowed by ssh (host.yaml:7), which "
+        "already accepts this traffic",
+        "host.yaml:11: warning FW007 [ssh]: ssh duplicates ssh (host.yaml:9), which already "
+        "accepts this traffic",
+        # host: narrows the narrower rule only; the wider one takes every address
+        "host.yaml:12: warning FW007 [https]: https is shadowed by https (host.yaml:13), which "
+        "already accepts this traffic",
+        "host.yaml:19: warning FW007: app-one is shadowed by app (host.yaml:18), which already "
+        "accepts this traffic",
+        # a rate-limited rule is shadowed by an unconditional one: its limit never applies
+        "host.yaml:21: warning FW007 [smtp]: smtp is shadowed by smtp (host.yaml:22), which "
+        "already accepts this traffic",
+    ], result.stdout
+    # not shadowed: imaps for one host address only; pop3s from a range outside admins;
+    # another protocol; an unconditional rule beside a limited one that is wider
+
+
+def test_fw007_stays_quiet_on_the_builtin_profiles() -> None:
+    for profile in BUILTIN:
+        assert "FW007" not in {c for c, _ in codes(profile)}, profile
+
+
+def compared(ranges: list[tuple[int, int]]) -> int:
+    """How many rule pairs FW007 compares in a Policy of one rule per port range, each
+    from its own network (so none shadows another)."""
+    from fwgen.policy import AddressSet, Policy, PortRange, Rule
+    from fwgen.policy import Defaults as PolicyDefaults
+    from fwgen.shadows import Shadows
+
+    sets = tuple(
+        AddressSet(name=f"s{i}", ipv4=(f"10.{i >> 8}.{i & 255}.0/24",), origin="p:1")
+        for i in range(len(ranges))
+    )
+    rules = tuple(
+        Rule(
+            direction="in",
+            proto="tcp",
+            ports=(PortRange(start=start, end=end),),
+            remote=f"s{i}",
+            families=("ipv4",),
+            name=f"r{i}",
+            origin=f"p.yaml:{i + 2}",
+        )
+        for i, (start, end) in enumerate(ranges)
+    )
+    policy = Policy(
+        profile="p",
+        description="",
+        files=("p.yaml",),
+        defaults=PolicyDefaults(),
+        sets=sets,
+        rules=rules,
+    )
+    shadows = Shadows(policy)
+    assert all(shadows.find(rule) is None for rule in rules)
+    return shadows.compared
+
+
+def test_fw007_compares_each_rule_with_few_others() -> None:
+    ports = [1000 + i % 500 for i in range(3000)]
+    # each port is shared by 6 rules: a rule is compared with those 5, never with all 2,999
+    assert compared([(p, p) for p in ports]) == 3000 * 5
+
+
+def test_fw007_compares_rules_of_wide_port_ranges_with_few_others() -> None:
+    # each rule a range of 1,000 ports, in 20 places 3,000 ports apart
+    starts = [1024 + 3000 * (i % 20) for i in range(2000)]
+    # the 100 rules of each place share a block: 99 others each, never all 1,999
+    assert compared([(s, s + 999) for s in starts]) == 2000 * 99
+
+
+def test_each_finding_is_printed_once_with_all_its_ports() -> None:
+    result = runner.invoke(app, ["check", "dns-resolver"])
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(set(lines)), result.stdout
+    assert sum(" FW004 " in line for line in lines) == 1
+    kube = runner.invoke(app, ["check", "kubernetes-node"]).stdout.splitlines()
+    assert len(kube) == len(set(kube)) and sum(" FW001 [back-orifice]" in x for x in kube) == 1
+    data = json.loads(runner.invoke(app, ["check", "dns-resolver", "--format", "json"]).stdout)
+    fw004 = [f for f in data["findings"] if f["code"] == "FW004"]
+    assert [f["ports"] for f in fw004] == [["53/tcp", "53/udp"]]

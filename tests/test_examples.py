@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -67,6 +68,20 @@ def stand_in(path: Path, log: Path) -> Path:
     return path
 
 
+def role_settings(tmp_path: Path, etc: Path, log: Path) -> dict[str, Any]:
+    """The role's variables for a run on this machine: every destination under *etc* (the
+    managed host's /etc), `systemctl` a stand-in that records its calls in *log*."""
+    return {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "fwgen_render_dir": str(tmp_path / "control" / "render"),
+        "fwgen_nft_dest": str(etc / "nftables.d" / "fwgen.nft"),
+        "fwgen_nft_conf": str(etc / "nftables.conf"),
+        "fwgen_iptables_dest": str(etc / "iptables"),
+        "fwgen_systemctl": str(stand_in(tmp_path / "systemctl", log)),
+    }
+
+
 @pytest.mark.kernel
 def test_playbook_installs_checks_loads_and_enables_on_a_fresh_host(tmp_path: Path) -> None:
     need(missing_tools("nft", "iptables-restore", "ip6tables-restore", "ipset", "unshare"))
@@ -91,13 +106,9 @@ def test_playbook_installs_checks_loads_and_enables_on_a_fresh_host(tmp_path: Pa
         }
         inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
         settings = {
-            "ansible_connection": "local",
-            "ansible_python_interpreter": sys.executable,
-            "fwgen_render_dir": str(tmp_path / "control" / "render"),
-            "fwgen_nft_dest": str(etc / "nftables.d" / "fwgen.nft"),
-            "fwgen_nft_conf": str(etc / "nftables.conf"),
-            "fwgen_iptables_dest": str(etc / "iptables"),
-            "fwgen_systemctl": str(stand_in(tmp_path / "systemctl", log)),
+            **role_settings(tmp_path, etc, log),
+            "fwgen_load": "direct",  # what this test checks; `apply` is tested with apply
+            "fwgen_allow_placeholders": True,  # the namespaces use documentation addresses
         }
         args = ("-i", str(inventory), PLAYBOOK, "-e", json.dumps(settings))
         first = ansible(*args, home=tmp_path)
@@ -133,6 +144,35 @@ def test_playbook_installs_checks_loads_and_enables_on_a_fresh_host(tmp_path: Pa
         assert "RUNNING HANDLER" not in second.stdout
 
 
+@pytest.mark.parametrize(
+    ("sets", "refused"),
+    [
+        (
+            [],  # the built-in profile's placeholder admins
+            "profiles/webserver.yaml:14: ssh admits only documentation addresses "
+            "(198.51.100.0/24, 2001:db8:100::/48, from network 'admins')",
+        ),
+        (["admins="], "ssh: network 'admins' is empty, so this rule matches nothing"),
+    ],
+)
+def test_the_role_fails_on_rules_that_admit_no_one_and_installs_nothing(
+    tmp_path: Path, sets: list[str], refused: str
+) -> None:
+    etc = tmp_path / "root" / "etc"
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"web": {"fwgen_sets": sets}}}}))
+    settings = {
+        **role_settings(tmp_path, etc, tmp_path / "systemctl.log"),
+        "fwgen_exec": ["false"],  # were anything loaded, it would fail here
+    }
+    args = ("-i", str(inventory), PLAYBOOK, "-e", json.dumps(settings))
+    result = ansible(*args, home=tmp_path)
+    assert result.returncode != 0, result.stdout
+    assert refused in result.stdout, result.stdout  # without -v
+    assert "Refuse rules that admit no one" in result.stdout
+    assert not etc.exists() and not (tmp_path / "systemctl.log").exists()
+
+
 def exec_in(lab: Lab) -> list[str]:
     return ["ip", "netns", "exec", lab.server]
 
@@ -143,9 +183,40 @@ def exec_in(lab: Lab) -> list[str]:
 def test_pre_commit_hooks_run_fwgen_commands() -> None:
     hooks = yaml.safe_load(Path(".pre-commit-hooks.yaml").read_text())
     assert {h["id"]: h["entry"] for h in hooks} == {
-        "fwgen-check": "fwgen check",
-        "fwgen-build-check": "fwgen build --check",
+        "fwgen-check": "fwgen check --strict",
+        "fwgen-build-check": "fwgen build --check --strict",
     }
+
+
+WORLD_OPEN = {  # what a reviewer must look at: exits 0 without --strict
+    "telnet": "  - service: telnet\n",
+    "mysql": "  - service: mysql\n",
+}
+
+
+@pytest.mark.parametrize("service", sorted(WORLD_OPEN))
+def test_fwgen_check_hook_fails_on_a_service_open_to_the_world(
+    tmp_path: Path, service: str
+) -> None:
+    (hook,) = [
+        h
+        for h in yaml.safe_load(Path(".pre-commit-hooks.yaml").read_text())
+        if h["id"] == "fwgen-check"
+    ]
+    profile = tmp_path / "site" / "profiles" / "web1.yaml"
+    profile.parent.mkdir(parents=True)
+    profile.write_text(Path("examples/site/profiles/web1.yaml").read_text() + WORLD_OPEN[service])
+    assert re.search(hook["files"], "site/profiles/web1.yaml")
+    # what pre-commit runs: the entry, then the names of the changed files
+    result = subprocess.run(
+        [*shlex.split(hook["entry"]), "site/profiles/web1.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": PATH},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(rf": warning FW00[235] \[{service}\]: ", result.stdout), result.stdout
 
 
 @pytest.mark.parametrize(
@@ -249,6 +320,11 @@ def test_ci_steps_fail_on_a_broken_profile_and_pass_on_changes(tmp_path: Path) -
     assert "imaps" in (repo / "diff.md").read_text()
     assert step("Generated rules are current") == 1
 
+    # A pull request that opens telnet or MySQL to the world fails the findings.
+    for opened in WORLD_OPEN.values():
+        profile.write_text(original + opened)
+        assert step("Findings") == 1
+
     # A broken profile fails every step with fwgen's exit 2.
     profile.write_text(original + "  - service: imapz\n")
     assert [step(s) for s in ("Generated rules are current", "Findings", changes)] == [2, 2, 2]
@@ -265,4 +341,4 @@ def test_the_role_can_load_with_fwgen_apply_and_its_guard() -> None:
     for name in apply["listen"]:
         assert by_name[name]["when"] == "fwgen_load == 'direct'"
     defaults = yaml.safe_load(Path("examples/ansible/roles/fwgen/defaults/main.yml").read_text())
-    assert defaults["fwgen_load"] == "direct" and defaults["fwgen_keep"] == []
+    assert defaults["fwgen_load"] == "apply" and defaults["fwgen_keep"] == []

@@ -74,3 +74,47 @@ def test_all_validation_errors_are_reported_together(write_profile: Callable[...
 def test_builtin_profiles_extend_base() -> None:
     merged = load_profile("webserver")
     assert merged.files == ["profiles/base.yaml", "profiles/webserver.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "inbound:\n  - service: ssh\n    from: 10.0.0.0/8, 192.168.1.0/24\n",
+            "p.yaml:4: inbound[0].from: '10.0.0.0/8, 192.168.1.0/24' holds several addresses "
+            "in one string; write a YAML list: [10.0.0.0/8, 192.168.1.0/24]",
+        ),
+        (
+            "networks:\n  lan: 10.0.0.0/8,192.168.1.0/24\n",
+            "p.yaml:3: networks.lan: '10.0.0.0/8,192.168.1.0/24' holds several addresses "
+            "in one string; write a YAML list: [10.0.0.0/8, 192.168.1.0/24]",
+        ),
+    ],
+)
+def test_several_addresses_in_one_string_ask_for_a_yaml_list(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from fwgen.cli import app
+
+    (tmp_path / "p.yaml").write_text("description: x\n" + text)
+    result = CliRunner().invoke(app, ["check", str(tmp_path / "p.yaml")])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {message}\n"
+
+
+def test_several_addresses_on_one_line_of_a_list_file(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fwgen.cli import app
+
+    (tmp_path / "lan.txt").write_text("10.0.0.0/8, 192.168.1.0/24\n")
+    (tmp_path / "p.yaml").write_text(
+        "description: x\nnetworks:\n  lan: [{file: lan.txt}]\ninbound: [{service: ssh, from: lan}]\n"
+    )
+    result = CliRunner().invoke(app, ["check", str(tmp_path / "p.yaml")])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: lan.txt:1: several addresses on one line; write one address or CIDR per line\n"
+    )

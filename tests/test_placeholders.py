@@ -89,7 +89,7 @@ def test_only_documentation_sources_warn(
 def test_an_empty_network_warns_in_render(write_profile: Callable[..., Path]) -> None:
     path = write_profile(
         "description: x\nnetworks:\n  lan: []\ninbound:\n  - {service: ssh}\n"
-        "  - {service: mysql, from: lan}\n"
+        "  - {service: mysql, from: lan}\nextends: base\n"
     )
     result = runner.invoke(app, ["render", str(path), "-t", "nftables"])
     assert result.exit_code == 0
@@ -105,6 +105,7 @@ def test_addresses_written_in_the_rule_are_fixed_in_the_profile(
 ) -> None:
     path = write_profile(
         "description: x\ninbound:\n  - {service: ssh, from: [192.0.2.0/24, 203.0.113.9]}\n"
+        "extends: base\n"
     )
     result = runner.invoke(app, ["render", str(path), "-t", "nftables"])
     assert result.stderr == (
@@ -125,6 +126,7 @@ def test_a_rule_of_one_family_names_only_the_addresses_it_uses(
     path = write_profile(
         'description: x\nnetworks:\n  ops: [192.0.2.0/24, "2001:470::/32"]\n'
         "inbound:\n  - {service: ssh, from: ops}\n  - {icmp: [echo-request], from: ops}\n"
+        "extends: base\n"
     )
     result = runner.invoke(app, ["render", str(path), "-t", "nftables"])
     assert result.stderr == (
@@ -132,3 +134,100 @@ def test_a_rule_of_one_family_names_only_the_addresses_it_uses(
         "(192.0.2.0/24), placeholders that match no real host; give the real ones with "
         "--set ops=CIDR[,CIDR...] (in a manifest, `set:`)\n"
     )
+
+
+# -------------------------------------------------------------- --strict refuses a lock-out
+
+EMPTY_ADMINS = (
+    "error: network 'admins' (--set admins) is empty, so ssh matches nothing; give its "
+    "addresses with --set admins=CIDR[,CIDR...] (in a manifest, `set:`) (--strict)\n"
+)
+
+
+@pytest.mark.parametrize("target", ["nftables", "iptables", "ufw", "windows"])
+def test_render_strict_refuses_an_empty_network_in_one_line(target: str) -> None:
+    # what `--set admins=$ADMINS` gives when $ADMINS is unset
+    result = runner.invoke(
+        app, ["render", "webserver", "-t", target, "--strict", "--set", "admins="]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr == EMPTY_ADMINS and result.stdout == ""
+    # without --strict: a warning, and the ruleset
+    loose = runner.invoke(app, ["render", "webserver", "-t", target, "--set", "admins="])
+    assert loose.exit_code == 0 and loose.stdout
+    assert EMPTY_ADMINS.replace("error: ", "warning: ").replace(" (--strict)", "") in loose.stderr
+
+
+CUT_OFF = {
+    "no base": ("description: x\ninbound: [{service: ssh}]\n", ["FW016"]),
+    "no replies": (
+        "description: x\nextends: base\noptions: {established: false, loopback: false}\n",
+        ["FW017", "FW018"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CUT_OFF))
+def test_render_strict_refuses_what_cuts_the_host_off(
+    write_profile: Callable[..., Path], case: str
+) -> None:
+    text, codes = CUT_OFF[case]
+    path = write_profile(text)
+    result = runner.invoke(app, ["render", str(path), "-t", "nftables", "--strict"])
+    assert result.exit_code == 2, result.output
+    errors = result.stderr.splitlines()
+    assert [e.split(": ")[2] for e in errors] == codes, result.stderr
+    assert all(e.startswith("error: host.yaml:1: FW0") and e.endswith("(--strict)") for e in errors)
+    loose = runner.invoke(app, ["render", str(path), "-t", "nftables"])
+    assert loose.exit_code == 0 and all(
+        f"warning: host.yaml:1: {c}: " in loose.stderr for c in codes
+    )
+
+
+def test_build_strict_refuses_an_empty_network_and_writes_nothing(tmp_path: Path) -> None:
+    manifest = tmp_path / "fwgen.yaml"
+    manifest.write_text(
+        "hosts:\n  web1:\n    profile: webserver\n    set:\n      admins: []\n"
+        "    targets:\n      nftables: out/web1.nft\n"
+    )
+    result = runner.invoke(app, ["build", str(manifest), "--strict"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        "error: web1: network 'admins' (fwgen.yaml:5) is empty, so ssh matches nothing; give "
+        "its addresses with --set admins=CIDR[,CIDR...] (in a manifest, `set:`) (--strict)\n"
+        "error: --strict: nothing written\n"
+    )
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "base.yaml").write_text("description: x\ninbound: [{service: ssh}]\n")
+    manifest.write_text(
+        "hosts:\n  web1:\n    profile: base.yaml\n    targets:\n      nftables: out/web1.nft\n"
+    )
+    result = runner.invoke(app, ["build", str(manifest), "--strict"])
+    assert result.exit_code == 2 and "error: web1: base.yaml:1: FW016: " in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["webserver", "--set", "admins="], "error: network 'admins' (--set admins) is empty"),
+        (["{nobase}"], "error: host.yaml:1: FW016: IPv6 neighbour discovery is dropped"),
+    ],
+)
+def test_apply_strict_refuses_before_touching_anything(
+    write_profile: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    complaint: str,
+) -> None:
+    from fwgen import apply as applying
+
+    def never(*_: object) -> int:
+        raise AssertionError("apply went on to load the rules")
+
+    monkeypatch.setattr(applying, "apply", never)
+    nobase = str(write_profile(CUT_OFF["no base"][0]))
+    argv = [a.format(nobase=nobase) for a in args]
+    result = runner.invoke(app, ["apply", *argv, "-t", "nftables", "--strict", "--yes"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(complaint), result.stderr

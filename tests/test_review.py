@@ -164,12 +164,12 @@ def test_build_check_fails_when_stale_and_passes_after_build(tmp_path: Path) -> 
     manifest = str(site / "fwgen.yaml")
     assert runner.invoke(app, ["build", manifest, "--check"]).exit_code == 0
     (site / "profiles" / "web1.yaml").write_text(
-        (site / "profiles" / "web1.yaml").read_text().replace("192.0.2.64/28", "192.0.2.80/28")
+        (site / "profiles" / "web1.yaml").read_text().replace("10.20.0.64/28", "10.20.0.80/28")
     )
     stale = runner.invoke(app, ["build", manifest, "--check"])
     assert stale.exit_code == 1
     assert "stale: 3 of 4 generated files" in stale.stderr
-    assert "+\t\telements = { 192.0.2.80/28 }" in stale.stdout
+    assert "+\t\telements = { 10.20.0.80/28 }" in stale.stdout
     built = runner.invoke(app, ["build", manifest])
     assert built.exit_code == 0 and "3 written, 1 unchanged" in built.stdout
     again = runner.invoke(app, ["build", manifest, "--check"])
@@ -234,7 +234,7 @@ def test_every_policy_field_is_compared_by_diff_or_said_not_to_admit() -> None:
     key = {"direction", "service", "name", "proto"}
     compared = {"ports": "ports", "icmp_types": "ports", "remote": "sources", "local": "host"}
     compared |= {"families": "families", "limit": "limit", "log": "log"}
-    not_admitting = {"comment", "origin", "risky", "acknowledged", "accepted"}
+    not_admitting = {"comment", "origin", "risky", "acknowledged", "accepted", "repeated"}
     assert set(Rule.model_fields) == key | set(compared) | not_admitting
     assert set(compared.values()) == set(COMPARED)
 

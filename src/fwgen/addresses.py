@@ -32,6 +32,11 @@ def parse_network(text: str) -> Interval:
     and IPv4-mapped IPv6 addresses are errors that say what to write instead.
     """
     text = text.strip()
+    if "," in text:  # `from: 10.0.0.0/8, 192.168.1.0/24` is one YAML string
+        listed = _short(", ".join(p.strip() for p in text.split(",") if p.strip()))
+        raise ValueError(
+            f"'{_short(text)}' holds several addresses in one string; write a YAML list: [{listed}]"
+        )
     address, slash, prefix = text.partition("/")
     version = 6 if ":" in address else 4
     bits = BITS[version]
@@ -157,6 +162,12 @@ def read_list(path: Path, shown: str, budget: int = MAX_ENTRIES) -> list[Interva
                 raise ProfileError(
                     f"more than {MAX_ENTRIES:,} addresses in this profile's lists; fwgen stops "
                     "there to keep rendering and loading fast: merge the list into wider networks",
+                    path=shown,
+                    line=number,
+                )
+            if "," in entry:
+                raise ProfileError(
+                    "several addresses on one line; write one address or CIDR per line",
                     path=shown,
                     line=number,
                 )

@@ -27,7 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic.config import JsonDict, JsonValue
 
 from fwgen.errors import FwgenError, FwgenErrors, ProfileError, raise_collected
-from fwgen.load import format_loc, validation_errors
+from fwgen.load import Located, format_loc, validation_errors
 from fwgen.output import check_folder, destination, destinations, read_current, shown_text
 from fwgen.paths import Boundary, Origins, real_path
 from fwgen.profile import ADDRESS_SCHEMA, NAME_SCHEMA, one_or_many
@@ -99,6 +99,7 @@ class Notice:
     host: str
     target: str | None
     text: str
+    refused: bool = False  # cuts the host off (`fwgen.netneeds.warnings`): --strict refuses it
 
     def __str__(self) -> str:
         return f"{self.host}{f' ({self.target})' if self.target else ''}: {self.text}"
@@ -114,6 +115,9 @@ class Site:
 
     def approximations(self) -> list[Notice]:
         return [w for w in self.warnings if w.target is not None]
+
+    def refused(self) -> list[Notice]:
+        return [w for w in self.warnings if w.refused]
 
 
 def read_manifest(path: Path) -> tuple[Manifest, Document]:
@@ -236,7 +240,7 @@ def plan(manifest_path: Path, allow_outside: Sequence[Path] = ()) -> Site:
     Every path is checked before any profile is resolved; errors are located at the
     manifest line that names the path.
     """
-    from fwgen.policy import policy_warnings
+    from fwgen import netneeds
     from fwgen.portdb import catalogue
     from fwgen.render import render_with_warnings
     from fwgen.resolve import resolve_profile
@@ -248,12 +252,22 @@ def plan(manifest_path: Path, allow_outside: Sequence[Path] = ()) -> Site:
     paths.reads[real_path(manifest_path)] = "the manifest"
     _check_paths(manifest, paths)
     origins = Origins.around(manifest_path)
+    doc.source = manifest_path  # a `set:` is named by the manifest's repository path
     for name, host in sorted(manifest.hosts.items()):
         ports = catalogue(tuple(str(base / p) for p in host.ports))
+        set_at = {n: Located(v, doc, ("hosts", name, "set", n)) for n, v in host.set.items()}
         policy = resolve_profile(
-            host.profile, host.set, ports, root=base, boundary=site.boundary, origins=origins
+            host.profile,
+            host.set,
+            ports,
+            root=base,
+            boundary=site.boundary,
+            origins=origins,
+            set_at=set_at,
         )
-        site.warnings += [Notice(name, None, w) for w in policy_warnings(policy)]
+        passing, refused = netneeds.warnings(policy)
+        site.warnings += [Notice(name, None, w) for w in passing]
+        site.warnings += [Notice(name, None, w, refused=True) for w in refused]
         for target_name, dest in sorted(host.targets.items()):
             try:
                 files, approximations = render_with_warnings(policy, target_name)

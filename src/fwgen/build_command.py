@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from fwgen.build import Output, as_json, plan, stale, unified
-from fwgen.errors import FwgenError
+from fwgen.errors import FwgenError, raise_collected
 from fwgen.output import check_folder, destinations, is_stdout, write_files
 
 
@@ -21,14 +21,16 @@ def run_build(
     exit 1). Every warning goes to stderr with its host; with *strict* an approximation
     is an error and nothing is written."""
     site = plan(manifest, allow_outside)
+    refused = site.refused() if strict else []
     for warning in site.warnings:
-        typer.echo(f"warning: {warning}", err=True)
-    approximations = len(site.approximations())
-    if strict and approximations:
+        if warning not in refused:
+            typer.echo(f"warning: {warning}", err=True)
+    approximations = len(site.approximations()) if strict else 0
+    if refused or approximations:
         plural = "s" if approximations != 1 else ""
-        raise FwgenError(
-            f"--strict: {approximations} approximation{plural} (above); nothing written"
-        )
+        above = f"{approximations} approximation{plural} (above); " if approximations else ""
+        errors = [FwgenError(f"{notice} (--strict)") for notice in refused]
+        raise_collected([*errors, FwgenError(f"--strict: {above}nothing written")])
     items = site.outputs
     changed = stale(items)
     if not check:

@@ -11,10 +11,12 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
+from fwgen import netneeds
 from fwgen.accept import reason_for
 from fwgen.errors import split_location
-from fwgen.policy import Policy, PortRange, Rule, few, set_hint, whole_family_warning
+from fwgen.policy import Policy, Rule, few, set_hint, whole_family_warning
 from fwgen.portdb import Catalogue
+from fwgen.shadows import Shadows
 
 Level = Literal["error", "warning", "info"]
 REMOTE_MANAGEMENT = ("ssh", "ssh-alt", "rdp", "winrm", "winrm-https")
@@ -41,10 +43,12 @@ CODES: dict[str, tuple[Level, str]] = {
         "warning",
         "Forwarding is ignored without `containers:`: published container ports bypass inbound",
     ),
+    "FW016": ("warning", "IPv6 neighbour discovery is not accepted: the host loses its neighbours"),
+    "FW017": ("warning", "established: false drops the replies to this host's own connections"),
+    "FW018": ("warning", "loopback: false drops what programs on this host send each other"),
 }
-# What a DHCP client sends: (protocol, port, family, name).
-DHCP_OUT = (("udp", 67, "ipv4", "DHCP (67/udp)"), ("udp", 547, "ipv6", "DHCPv6 (547/udp)"))
-HOST_CODES = ("FW006", "FW009", "FW011", "FW014", "FW015")  # about the whole profile, not one rule
+# About the whole profile, not one rule
+HOST_CODES = ("FW006", "FW009", "FW011", "FW014", "FW015", "FW016", "FW017", "FW018")
 
 
 def acceptable_codes() -> list[str]:
@@ -87,10 +91,6 @@ def _ports(rule: Rule) -> list[str]:
     return [f"{p}/{rule.proto}" for p in rule.ports]
 
 
-def _covers(ranges: tuple[PortRange, ...], start: int, end: int) -> bool:
-    return any(r.start <= start and end <= r.end for r in ranges)
-
-
 LINK_SCOPE = (ipaddress.ip_network("224.0.0.0/24"), ipaddress.ip_network("ff02::/16"))
 
 
@@ -130,7 +130,7 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
     """Every finding for one Policy, in rule order, then host-wide ones."""
     findings: list[Finding] = []
     inbound = [r for r in policy.rules if r.direction == "in"]
-    shadows = _Shadows(policy.rules)
+    shadows = Shadows(policy)
     for rule in policy.rules:
         if not rule.families:
             findings.append(
@@ -143,7 +143,7 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
                 )
             )
             continue
-        found = shadows.findings(rule) + _placeholder_findings(policy, rule)
+        found = _shadow_findings(shadows, rule) + _placeholder_findings(policy, rule)
         if rule.direction == "in" and rule.proto in ("tcp", "udp"):
             found = _service_findings(policy, rule, ports) + found
         findings += _accepted(rule, found)
@@ -169,16 +169,7 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
                 top,
             )
         )
-    if policy.defaults.outbound == "drop" and not _lets_out(policy, "udp", 53):
-        findings.append(
-            _finding(
-                "FW009",
-                "outbound is default-deny but DNS (53/udp) is not allowed out: name lookups will fail",
-                None,
-                top,
-            )
-        )
-    findings += _dhcp_findings(policy, top)
+    findings += [_finding(p.code, p.message, None, p.location) for p in netneeds.problems(policy)]
     if policy.defaults.forward == "ignore" and policy.containers is None:
         findings.append(
             _finding(
@@ -191,41 +182,20 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
                 top,
             )
         )
-    return sorted(findings, key=_order)
+    return sorted(_once(findings), key=_order)
 
 
-def _lets_out(policy: Policy, proto: str, port: int, family: str | None = None) -> bool:
-    """Whether an outbound rule allows *port*/*proto* (to some address, of *family*)."""
-    return any(
-        r.direction == "out"
-        and r.proto == proto
-        and _covers(r.ports, port, port)
-        and (family is None or family in r.families)
-        for r in policy.rules
-    )
-
-
-def _dhcp_findings(policy: Policy, top: str) -> list[Finding]:
-    """Outbound deny without DHCP cuts off a host that takes its address from DHCP when
-    its lease runs out; `options.address` says whether that is the case."""
-    if policy.defaults.outbound != "drop" or policy.address == "static":
-        return []
-    missing = [
-        name for proto, port, family, name in DHCP_OUT if not _lets_out(policy, proto, port, family)
-    ]
-    if not missing:
-        return []
-    return [
-        _finding(
-            "FW014",
-            f"outbound is default-deny but {' and '.join(missing)} "
-            f"{'is' if len(missing) == 1 else 'are'} not allowed out: a host that takes its "
-            "address from DHCP loses it when the lease runs out; set `options: {address: dhcp}` "
-            "to let DHCP out, or `address: static` if the addresses are set by hand",
-            None,
-            top,
-        )
-    ]
+def _once(findings: list[Finding]) -> list[Finding]:
+    """Each finding once: a rule written once may be one Rule per protocol or family
+    (dns is 53/tcp and 53/udp), each with the same finding; their ports are joined."""
+    joined: dict[tuple[object, ...], Finding] = {}
+    for f in findings:
+        key = (f.code, f.level, f.message, f.location, f.service, f.accepted)
+        kept = joined.setdefault(key, f)
+        if kept is not f:
+            ports = kept.ports + [p for p in f.ports if p not in kept.ports]
+            joined[key] = replace(kept, ports=ports)
+    return list(joined.values())
 
 
 def _placeholder_findings(policy: Policy, rule: Rule) -> list[Finding]:
@@ -342,49 +312,35 @@ def _opens(policy: Policy, ports: Catalogue, name: str) -> bool:
     )
 
 
-class _Shadows:
-    """Which rule already accepts another's traffic, looked up among the unconditional
-    rules of the same direction and protocol whose sources are any or the same set (the
-    only ones that can), so a long profile costs far less than every pair of rules."""
-
-    def __init__(self, rules: tuple[Rule, ...]) -> None:
-        self.position = {id(rule): i for i, rule in enumerate(rules)}
-        self.buckets: dict[tuple[str, str, str | None], list[Rule]] = {}
-        for rule in rules:
-            if rule.limit is None:
-                self.buckets.setdefault((rule.direction, rule.proto, rule.remote), []).append(rule)
-
-    def findings(self, rule: Rule) -> list[Finding]:
-        """A rule whose traffic another, unconditional rule already accepts."""
-        keys = {(rule.direction, rule.proto, None), (rule.direction, rule.proto, rule.remote)}
-        candidates = [o for key in keys for o in self.buckets.get(key, ())]
-        for other in sorted(candidates, key=lambda o: self.position[id(o)]):
-            if other is rule or (other.local != rule.local and other.local):
-                continue
-            if not set(rule.families) <= set(other.families):
-                continue
-            if rule.ports and not all(_covers(other.ports, p.start, p.end) for p in rule.ports):
-                continue
-            if rule.icmp_types and not set(rule.icmp_types) <= set(other.icmp_types):
-                continue
-            same = (
-                other.remote == rule.remote
-                and other.ports == rule.ports
-                and other.icmp_types == rule.icmp_types
+def _shadow_findings(shadows: Shadows, rule: Rule) -> list[Finding]:
+    """FW007: a rule whose traffic another, unconditional rule already accepts, and the
+    rules written more than once (the Policy keeps one of them)."""
+    out = [
+        _finding(
+            "FW007",
+            f"{rule.name} duplicates {rule.name} ({rule.origin}), which already accepts this "
+            "traffic",
+            rule,
+            origin,
+            rule.service,
+        )
+        for origin in rule.repeated
+    ]
+    found = shadows.find(rule)
+    if found is not None:
+        other = found.other
+        verb = "duplicates" if found.same else "is shadowed by"
+        out.append(
+            _finding(
+                "FW007",
+                f"{rule.name} {verb} {other.name} ({other.origin}), which already accepts "
+                "this traffic",
+                rule,
+                rule.origin,
+                rule.service,
             )
-            if same and self.position[id(other)] > self.position[id(rule)]:
-                continue  # report a duplicate once, on the later rule
-            verb = "duplicates" if same else "is shadowed by"
-            return [
-                _finding(
-                    "FW007",
-                    f"{rule.name} {verb} {other.name} ({other.origin}), which already accepts this traffic",
-                    rule,
-                    rule.origin,
-                    rule.service,
-                )
-            ]
-        return []
+        )
+    return out
 
 
 SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}

@@ -216,11 +216,15 @@ def render_profile(
     options: RenderOptions,
 ) -> tuple[Policy, dict[str, str]]:
     """Resolve one profile and render it, every warning on stderr: the Policy and the files."""
-    from fwgen.policy import policy_warnings
+    from fwgen import netneeds
+    from fwgen.errors import raise_collected
     from fwgen.render import render_with_warnings
 
     (policy,) = load_policies([profile], sets, site_ports(ports_files), allow_outside)
+    passing, refused = netneeds.warnings(policy)
+    if options.strict:
+        raise_collected([FwgenError(f"{text} (--strict)") for text in refused])
     files, warnings = render_with_warnings(policy, target, options)
-    for warning in [*warnings, *policy_warnings(policy)]:
+    for warning in [*warnings, *passing, *refused]:
         typer.echo(f"warning: {warning}", err=True)
     return policy, files

@@ -13,8 +13,9 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected
+from fwgen.options import Options
 from fwgen.paths import Boundary, Origins, is_file, is_within, profiles_dir, real_path
-from fwgen.profile import InboundRule, Options, OutboundRule, Profile
+from fwgen.profile import InboundRule, OutboundRule, Profile
 from fwgen.yamlsource import Document, Loc, parse, read_text
 
 T = TypeVar("T")

@@ -121,6 +121,8 @@ class Rule(_Frozen):
     # service "" for whatever a rule of one port opens (`fwgen.accept`). They change no
     # ruleset, so the digest (and every rendered byte) leaves them out.
     accepted: tuple[tuple[str, str, str], ...] = Field(default=(), exclude=True)
+    # Where the same rule is written again (the Policy keeps one): `fwgen check` FW007.
+    repeated: tuple[str, ...] = Field(default=(), exclude=True)
 
     def published(self) -> bool:
         """Whether the rule also admits connections DNATed to containers: TCP and UDP
@@ -295,6 +297,39 @@ def placeholder_networks(policy: Policy) -> list[str]:
     return sorted({rule.remote or "" for rule in _placeholder_rules(policy, inline=False)})
 
 
+def _by_network(rules: list[Rule]) -> dict[str, list[Rule]]:
+    by_set: dict[str, list[Rule]] = {}
+    for rule in rules:
+        by_set.setdefault(rule.remote or "", []).append(rule)
+    return by_set
+
+
+def _names(rules: list[Rule], verb: str) -> str:
+    """``ssh admits`` or ``ssh, sftp admit``: the rules' names and *verb* agreeing."""
+    names = sorted({r.name for r in rules})
+    return f"{', '.join(names)} {verb if len(names) == 1 else verb.removesuffix('s')}"
+
+
+def empty_networks(policy: Policy) -> list[str]:
+    """Rules that admit no one because every network they name is empty (`--set admins=`):
+    one line per network, naming the ``--set`` that fixes it."""
+    empty = [rule for rule in policy.rules if rule.remote is not None and not rule.families]
+    out = []
+    for name, rules in _by_network(empty).items():
+        found = policy.address_set(name)
+        if found.origin == rules[0].origin:  # a list written in the rule, of empty networks
+            out.append(
+                f"{rules[0].name} ({rules[0].origin}) matches nothing: every network it names "
+                "is empty; give them addresses or remove the rule"
+            )
+        else:
+            out.append(
+                f"network '{name}' ({found.origin}) is empty, so {_names(rules, 'matches')} "
+                f"nothing; give its addresses with {set_hint(name)} (in a manifest, `set:`)"
+            )
+    return out
+
+
 def placeholder_warnings(policy: Policy) -> list[str]:
     """Rules that admit no one, because their sources are only documentation addresses
     (placeholders) or an empty network: applied remotely as it is, such a ruleset can lock
@@ -304,29 +339,20 @@ def placeholder_warnings(policy: Policy) -> list[str]:
         f"({few(policy.placeholder_sources(rule))}), placeholders that match no real "
         "host; write the real ones in the profile"
         for rule in _placeholder_rules(policy, inline=True)
+        if rule.families
     ]
-    by_set: dict[str, list[Rule]] = {}
-    for rule in _placeholder_rules(policy, inline=False):
-        by_set.setdefault(rule.remote or "", []).append(rule)
-    for name, rules in by_set.items():
+    placeholders = [r for r in _placeholder_rules(policy, inline=False) if r.families]
+    for name, rules in _by_network(placeholders).items():
         found = policy.address_set(name)
-        names = ", ".join(sorted({r.name for r in rules}))
-        one = len({r.name for r in rules}) == 1
-        fix = f"{set_hint(name)} (in a manifest, `set:`)"
         used = {a for r in rules for a in policy.placeholder_sources(r)}
-        if used:  # in the set's order; the rules may use one family of a mixed set
-            shown = few([a for a in (*found.ipv4, *found.ipv6) if a in used])
-            out.append(
-                f"network '{name}' ({found.origin}): {names} {'admits' if one else 'admit'} only "
-                f"its documentation addresses ({shown}), placeholders that match no real "
-                f"host; give the real ones with {fix}"
-            )
-        else:
-            out.append(
-                f"network '{name}' ({found.origin}) is empty, so {names} "
-                f"{'matches' if one else 'match'} nothing; give its addresses with {fix}"
-            )
-    return list(dict.fromkeys(out))  # a rule written once may be one Rule per protocol
+        # in the set's order; the rules may use one family of a mixed set
+        shown = few([a for a in (*found.ipv4, *found.ipv6) if a in used])
+        out.append(
+            f"network '{name}' ({found.origin}): {_names(rules, 'admits')} only "
+            f"its documentation addresses ({shown}), placeholders that match no real "
+            f"host; give the real ones with {set_hint(name)} (in a manifest, `set:`)"
+        )
+    return list(dict.fromkeys([*out, *empty_networks(policy)]))  # a rule may be one per protocol
 
 
 def policy_warnings(policy: Policy) -> list[str]:

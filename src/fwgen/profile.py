@@ -30,7 +30,7 @@ from pydantic_core import CoreSchema
 from fwgen.addresses import parse_network
 from fwgen.errors import printable
 from fwgen.icmp import ICMP_TYPES, ICMPV6_TYPES
-from fwgen.policy import PREFIX_BITS
+from fwgen.options import Options
 
 # Matched with fullmatch (``$`` would also match before a final newline), ASCII only.
 NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
@@ -408,48 +408,6 @@ NetworkEntries = Annotated[
     BeforeValidator(_listify),
     one_or_many(NETWORK_ENTRY_SCHEMA, "addresses, CIDRs, other networks or {file: PATH}"),
 ]
-
-
-class Options(BaseModel):
-    """Host-wide switches. Unset options inherit from the extended profile."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    ping: bool = False
-    log_drops: bool = False
-    forward: Literal["drop", "accept", "ignore"] = "drop"
-    loopback: bool = True
-    established: bool = True
-    drop_invalid: bool = True
-    # How the host gets its addresses: `dhcp` keeps DHCP and DHCPv6 open (clienthost);
-    # `static` says no DHCP is needed. Unset: unknown (`check` warns with outbound deny).
-    address: Literal["dhcp", "static"] | None = None
-    limit_prefix_v4: StrictInt = Field(
-        default=32,
-        description="rate limits count IPv4 sources that share this prefix as one",
-        json_schema_extra={"minimum": 1, "maximum": PREFIX_BITS["ipv4"]},
-    )
-    limit_prefix_v6: StrictInt = Field(
-        default=64,
-        description="rate limits count IPv6 sources that share this prefix as one",
-        json_schema_extra={"minimum": 1, "maximum": PREFIX_BITS["ipv6"]},
-    )
-    # A container engine on the host: `inbound` rules also govern the connections it
-    # DNATs to its containers (published ports); every other one from outside is dropped.
-    containers: Literal["docker", "podman"] | None = None
-    # iptables: fwgen's rules in chains of its own, loaded with --noflush, so that other
-    # programs' chains (Docker, fail2ban, libvirt) survive. Default: on with `containers`.
-    coexist: bool | None = None
-
-    @field_validator("limit_prefix_v4", "limit_prefix_v6")
-    @classmethod
-    def _prefix(cls, value: int, info: ValidationInfo) -> int:
-        bits = PREFIX_BITS["ipv4" if info.field_name == "limit_prefix_v4" else "ipv6"]
-        if not 1 <= value <= bits:
-            raise ValueError(
-                f"a prefix length, 1 to {bits}: rate limits count sources that share it as one"
-            )
-        return value
 
 
 class Profile(BaseModel):

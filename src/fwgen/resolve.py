@@ -14,16 +14,11 @@ from fwgen.addresses import MAX_ENTRIES, Interval, collapse, merge, parse_networ
 from fwgen.clienthost import dhcp_rules, multicast_replies
 from fwgen.errors import FwgenError, ResolveError, did_you_mean, raise_collected
 from fwgen.load import Located, MergedProfile, load_profile
+from fwgen.options import Options
 from fwgen.paths import Boundary, Origins
 from fwgen.policy import FAMILIES, AddressSet, Defaults, Family, Limit, Policy, PortRange, Rule
 from fwgen.portdb import Catalogue, Service, catalogue
-from fwgen.profile import (
-    InboundRule,
-    Options,
-    OutboundRule,
-    looks_like_address,
-    parse_port,
-)
+from fwgen.profile import InboundRule, OutboundRule, looks_like_address, parse_port
 
 PING_LIMIT = Limit(rate=5, unit="second", burst=5)
 MAX_NETWORK_DEPTH = 16  # networks naming networks naming networks ...
@@ -38,19 +33,24 @@ def resolve_profile(
     boundary: Boundary | None = None,
     allow_outside: tuple[Path, ...] = (),
     origins: Origins | None = None,
+    set_at: Mapping[str, Located[Any]] | None = None,
 ) -> Policy:
     """Load the profile *ref* (a name or a path, relative to *root*) and resolve it to a Policy.
 
     Files the profile names stay inside *boundary*, and are named by *origins* (see
-    `load_profile`)."""
+    `load_profile`). *set_at* says where each of the *overrides* is written (a manifest's
+    ``set:``); without it, they come from ``--set``."""
     merged = load_profile(ref, root, boundary, allow_outside, origins)
-    return resolve(merged, overrides or {}, ports or catalogue())
+    return resolve(merged, overrides or {}, ports or catalogue(), set_at)
 
 
 def resolve(
-    merged: MergedProfile, overrides: Mapping[str, Sequence[str]], ports: Catalogue
+    merged: MergedProfile,
+    overrides: Mapping[str, Sequence[str]],
+    ports: Catalogue,
+    set_at: Mapping[str, Located[Any]] | None = None,
 ) -> Policy:
-    resolver = _Resolver(merged, overrides, ports)
+    resolver = _Resolver(merged, overrides, ports, set_at or {})
     return resolver.policy()
 
 
@@ -72,7 +72,11 @@ def merge_ranges(ranges: list[tuple[int, int]]) -> tuple[PortRange, ...]:
 
 class _Resolver:
     def __init__(
-        self, merged: MergedProfile, overrides: Mapping[str, Sequence[str]], ports: Catalogue
+        self,
+        merged: MergedProfile,
+        overrides: Mapping[str, Sequence[str]],
+        ports: Catalogue,
+        set_at: Mapping[str, Located[Any]],
     ):
         self.merged = merged
         self.ports = ports
@@ -88,14 +92,20 @@ class _Resolver:
             for name, loc in merged.networks.items()
         }
         for name, values in sorted(overrides.items()):
+            at = set_at.get(name)
             if name not in self.entries:
+                unknown = f"unknown network '{name}'{did_you_mean(name, self.entries)}"
                 self.errors.append(
-                    ResolveError(
-                        f"--set {name}: unknown network '{name}'{did_you_mean(name, self.entries)}"
-                    )
+                    at.error(unknown, kind=ResolveError)
+                    if at
+                    else ResolveError(f"--set {name}: {unknown}")
                 )
             else:
-                self.entries[name] = (list(values), f"--set {name}", None)
+                origin = f"--set {name}"
+                if at is not None:  # named as every other origin, however the path was typed
+                    written = at.doc.source
+                    origin = f"{merged.origins.name(written) if written else at.file}:{at.line}"
+                self.entries[name] = (list(values), origin, at)
         self.options = Options(**{k: v.value for k, v in merged.options.items()})
 
     # networks -----------------------------------------------------------
@@ -488,9 +498,12 @@ class _Resolver:
         for rule in rules:
             key = rule.model_dump_json(exclude={"origin", "comment", "name"})
             kept = unique.setdefault(key, rule)
-            if kept is not rule and rule.accepted:  # a repeated rule keeps what each accepts
+            if kept is not rule:  # a repeated rule keeps what each accepts, and says where
                 accepted = tuple(sorted({*kept.accepted, *rule.accepted}))
-                unique[key] = kept.model_copy(update={"accepted": accepted})
+                repeated = kept.repeated + (
+                    (rule.origin,) if rule.origin not in (kept.origin, *kept.repeated) else ()
+                )
+                unique[key] = kept.model_copy(update={"accepted": accepted, "repeated": repeated})
         ordered = sorted(unique.values(), key=_rule_order)
         used = {r.remote for r in ordered if r.remote}
         opts = self.options
