@@ -12,7 +12,8 @@ import pytest
 
 from fwgen.render import render
 from fwgen.resolve import resolve_profile
-from tests.kernel.lab import CONTAINER_IPV4, CONTAINER_IPV6, Lab
+from tests.kernel.docker_lab import CONTAINER_IPV4, CONTAINER_IPV6
+from tests.kernel.lab import Lab
 from tests.kernel.test_apply import OLD, TRUSTED_SSH, Host
 
 pytestmark = pytest.mark.kernel
