@@ -21,10 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.kernel.docker_lab import CONTAINER_IPV4 as CONTAINER_IPV4  # where tests found it
+from tests.kernel.docker_lab import DockerHost
+
 AGENT = Path(__file__).with_name("agent.py")
-DOCKER_RULES = Path(__file__).parents[1] / "data" / "docker" / "docker-host.rules"
-CONTAINER_IPV4 = "172.17.0.2"  # Docker's first address on its default bridge
-BRIDGE_IPV4 = "172.17.0.1"
 # At most 4 characters: the veth names keep 8 of the prefix and its random part.
 PREFIX = os.environ.get("FWGEN_NETNS_PREFIX", "fwg")[:4]
 # Every path ufw writes (found with strace): its rules and settings, its defaults, and
@@ -61,7 +61,7 @@ class Client:
 
 
 @dataclass
-class Lab:
+class Lab(DockerHost):
     clients: dict[str, Client] = field(default_factory=dict)
     prefix: str = field(default_factory=lambda: f"{PREFIX}{uuid.uuid4().hex[:8]}")
     listeners: list[subprocess.Popen[str]] = field(default_factory=list)
@@ -137,46 +137,6 @@ class Lab:
     def link(self, i: int, end: str) -> str:
         """The veth device of link *i* at the server ("s") or client ("c") end."""
         return f"{self.prefix[:8]}{end}{i}"
-
-    @property
-    def container(self) -> str:
-        return f"{self.prefix}-ctr"
-
-    @property
-    def bridge(self) -> str:
-        return f"{self.prefix[:8]}br"
-
-    def add_container(self) -> None:
-        """A container as Docker makes one: a namespace behind a bridge on the server
-        (172.17.0.2 on 172.17.0.0/16), the server forwarding; the clients route the
-        container network through the server, so they may try to reach it directly."""
-        subprocess.run(["ip", "netns", "add", self.container], check=True)
-        host_end = f"{self.prefix[:8]}v0"
-        self.run(self.server, "ip", "link", "add", self.bridge, "type", "bridge")
-        self.run(self.server, "ip", "addr", "add", f"{BRIDGE_IPV4}/16", "dev", self.bridge)
-        self.run(self.server, "ip", "link", "set", self.bridge, "up")
-        self.run(
-            self.server, "ip", "link", "add", host_end, "type", "veth", "peer", "name", "eth0",
-            "netns", self.container,
-        )  # fmt: skip
-        self.run(self.server, "ip", "link", "set", host_end, "master", self.bridge, "up")
-        self.run(self.container, "ip", "link", "set", "lo", "up")
-        self.run(self.container, "ip", "addr", "add", f"{CONTAINER_IPV4}/16", "dev", "eth0")
-        self.run(self.container, "ip", "link", "set", "eth0", "up")
-        self.run(self.container, "ip", "route", "add", "default", "via", BRIDGE_IPV4)
-        self.run(self.server, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        for c in self.clients.values():
-            self.run(c.ns, "ip", "route", "add", "172.17.0.0/16", "via", c.server_ipv4)
-
-    def docker_rules(self) -> None:
-        """Docker's own rules for the container, published as 8080 (see DOCKER_RULES)."""
-        text = DOCKER_RULES.read_text().replace("@BRIDGE@", self.bridge)
-        self.run(self.server, "iptables-restore", "--noflush", stdin=text)
-
-    def docker_chains(self) -> list[str]:
-        """Docker's rules as iptables-save prints them (counters off): what must survive."""
-        lines = self.run(self.server, "iptables-save").splitlines()
-        return sorted(line for line in lines if "DOCKER" in line or "MASQUERADE" in line)
 
     def __exit__(self, *exc: object) -> None:
         for proc in self.listeners:
