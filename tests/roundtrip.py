@@ -129,6 +129,10 @@ def parse_iptables(files: dict[str, str]) -> set[Tuple]:
                 continue
             direction = "in" if line.startswith("-A INPUT") else "out"
             line = re.sub(r' --comment "[^"]*"', "", line)
+            # a rate limit's tracker decides which bucket counts, not what is admitted
+            line = re.sub(
+                r" -m set (! )?--match-set \S+ (src|dst) -m hashlimit ", " -m hashlimit ", line
+            )
             peer, local = ("-s", "-d") if direction == "in" else ("-d", "-s")
             remote = re.search(rf" {peer} (\S+)", line)
             dest = re.search(rf" {local} (\S+)", line)

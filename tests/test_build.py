@@ -152,6 +152,7 @@ def test_missing_folders_are_made_inside_the_manifest_folder(site: Path) -> None
         "deep",
         "deep/web1.nft",
         "web1",
+        "web1/ipsets",
         "web1/rules.v4",
         "web1/rules.v6",
     ]
@@ -266,7 +267,7 @@ def test_build_writes_every_changed_file_or_none(
     monkeypatch.setattr(output.os, "replace", fail_third)
     assert "No space left" in one_error(build(path))
     assert {p: (out / p).read_bytes() for p in before} == before
-    assert files_under(out) == ["web1", "web1.nft", "web1/rules.v4", "web1/rules.v6"]
+    assert files_under(out) == ["web1", "web1.nft", "web1/ipsets", "web1/rules.v4", "web1/rules.v6"]
 
 
 def test_build_check_reads_what_it_finds_without_crashing(site: Path) -> None:

@@ -35,7 +35,7 @@ def test_render_o_makes_missing_folders(tmp_path: Path) -> None:
         app, ["render", "webserver", "-t", "iptables", *REAL_ADMINS, "-o", str(folder)]
     )
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in folder.iterdir()) == ["rules.v4", "rules.v6"]
+    assert sorted(p.name for p in folder.iterdir()) == ["ipsets", "rules.v4", "rules.v6"]
 
 
 def test_discover_o_makes_missing_folders(tmp_path: Path) -> None:
@@ -214,6 +214,7 @@ def test_build_json(tmp_path: Path) -> None:
     data = json.loads(first.stdout)
     assert {(f["target"], Path(f["path"]).name, f["status"]) for f in data["files"]} == {
         ("nftables", "web1.nft", "written"),
+        ("iptables", "ipsets", "written"),  # the rate limits' trackers
         ("iptables", "rules.v4", "written"),
         ("iptables", "rules.v6", "written"),
     }
@@ -224,7 +225,12 @@ def test_build_json(tmp_path: Path) -> None:
     check = runner.invoke(app, ["build", manifest, "--check", "--format", "json"])
     assert check.exit_code == 1
     statuses = {Path(f["path"]).name: f["status"] for f in json.loads(check.stdout)["files"]}
-    assert statuses == {"web1.nft": "stale", "rules.v4": "current", "rules.v6": "current"}
+    assert statuses == {
+        "web1.nft": "stale",
+        "ipsets": "current",
+        "rules.v4": "current",
+        "rules.v6": "current",
+    }
 
 
 def test_discover_json() -> None:
@@ -283,7 +289,7 @@ def test_render_o_a_new_file_name_for_several_files_is_refused(tmp_path: Path) -
         )
         assert result.exit_code == 2
         assert result.stderr == (
-            f"error: {out}: -o names a file, but this target writes 2 files (rules.v4, rules.v6) "
+            f"error: {out}: -o names a file, but this target writes 3 files (ipsets, rules.v4, rules.v6) "
             "into a folder: give a folder (a new one is named without a dot), or --family to "
             "write one family's file\n"
         )

@@ -15,7 +15,7 @@ from fwgen.portdb import catalogue
 from fwgen.render import render, render_with_warnings
 from fwgen.resolve import resolve_profile
 from fwgen.targets import RenderOptions
-from tests.conftest import nft_check, restore_test
+from tests.conftest import iptables_load_test, nft_check
 
 WEB = """\
 description: containers
@@ -60,9 +60,9 @@ def test_published_rules_match_the_original_destination(
     )
     assert "ip daddr 198.51.100.10 tcp dport 8080 accept" in nft.split("chain input")[1]
     files = render(policy, "iptables")
-    assert list(files) == ["rules.v4", "rules.v6", "fwgen-iptables.sh"]
+    assert list(files) == ["ipsets", "rules.v4", "rules.v6", "fwgen-iptables.sh"]
     v4 = files["rules.v4"]
-    assert restore_test(v4, "ipv4").returncode == 0
+    assert iptables_load_test(files).returncode == 0
     assert (
         "-A FWGEN-CONTAINERS -s 192.0.2.0/24 -p tcp -m conntrack --ctstate DNAT "
         "--ctorigdst 198.51.100.10 --ctorigdstport 8080" in v4
@@ -126,7 +126,7 @@ def test_coexist_without_containers_keeps_forward_and_owns_no_forward_chain(
     )
     # never a rule in a built-in chain: --noflush would add it again at each load
     assert "DOCKER-USER" not in v4 and not re.search(r"^-A (INPUT|FORWARD|OUTPUT) ", v4, re.M)
-    assert restore_test(v4, "ipv4").returncode == 0
+    assert iptables_load_test(files).returncode == 0
     assert "chain published" not in render(policy, "nftables")["fwgen.nft"]
 
 

@@ -260,13 +260,13 @@ def test_a_failed_restore_keeps_the_backup_and_says_where(
     real = os.replace
     calls: list[str] = []
 
-    def fail_from_second(src: str, dst: str) -> None:
+    def fail_from_third(src: str, dst: str) -> None:
         calls.append(str(dst))
-        if len(calls) >= 2:
+        if len(calls) >= 3:  # ipsets (the rate limits' trackers), rules.v4, then no more
             raise OSError(5, "Input/output error")
         real(src, dst)
 
-    monkeypatch.setattr(output.os, "replace", fail_from_second)
+    monkeypatch.setattr(output.os, "replace", fail_from_third)
     result = runner.invoke(app, [*RENDER_IPT, "-o", str(out)])
     assert result.exit_code == 2
     assert "could not put back" in result.stderr and "previous file is kept as" in result.stderr
@@ -282,10 +282,10 @@ def test_render_makes_the_folders_o_needs_and_removes_them_when_it_fails(
 ) -> None:
     result = runner.invoke(app, [*RENDER_IPT, "-o", str(tmp_path / "web1")])
     assert result.exit_code == 0, result.output
-    assert sorted(os.listdir(tmp_path / "web1")) == ["rules.v4", "rules.v6"]
+    assert sorted(os.listdir(tmp_path / "web1")) == ["ipsets", "rules.v4", "rules.v6"]
     deeper = tmp_path / "missing" / "web1"
     assert runner.invoke(app, [*RENDER_IPT, "-o", str(deeper)]).exit_code == 0
-    assert sorted(os.listdir(deeper)) == ["rules.v4", "rules.v6"]
+    assert sorted(os.listdir(deeper)) == ["ipsets", "rules.v4", "rules.v6"]
 
     def no_space(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")

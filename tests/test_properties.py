@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 from fwgen.errors import FwgenError, RenderError
 from fwgen.render import render
 from fwgen.resolve import resolve_profile
-from tests.conftest import nft_check, restore_test
+from tests.conftest import iptables_load_test, nft_check
 from tests.roundtrip import (
     canonical,
     expected,
@@ -234,9 +235,8 @@ def test_every_target_means_exactly_the_policy(
     assert nft_check(nft).returncode == 0, nft
     assert canonical(parse_nftables(nft)) == canonical(expected(policy))
     ipt = outputs["iptables"]
-    for name, family in (("rules.v4", "ipv4"), ("rules.v6", "ipv6")):
-        result = restore_test(ipt[name], family)
-        assert result.returncode == 0, result.stderr + ipt[name]
+    result = iptables_load_test(ipt)
+    assert result.returncode == 0, result.stderr + ipt["rules.v4"] + ipt["rules.v6"]
     assert canonical(parse_iptables(ipt)) == canonical(expected(policy))
     windows = outputs["windows"]["fwgen.ps1"]
     assert parse_errors(windows) == []
@@ -250,6 +250,10 @@ def test_every_target_means_exactly_the_policy(
         for line in commands(script):
             assert UFW_LINE.match(line), line
         assert canonical(parse_ufw(script)) == canonical(expected(policy))
-        for name, family in (("before.rules", "ipv4"), ("before6.rules", "ipv6")):
-            result = restore_test(ufw_block_restore(script, name), family)
-            assert result.returncode == 0, result.stderr + script
+        blocks = {
+            "ipsets": "".join(f"{line}\n" for line in re.findall(r"^create .*", script, re.M)),
+            "rules.v4": ufw_block_restore(script, "before.rules"),
+            "rules.v6": ufw_block_restore(script, "before6.rules"),
+        }
+        result = iptables_load_test(blocks)  # the rate limits' trackers, then both blocks
+        assert result.returncode == 0, result.stderr + script

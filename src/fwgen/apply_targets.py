@@ -192,6 +192,7 @@ UFW_FILES = (
     "/etc/ufw/before6.rules",
     "/etc/ufw/after.rules",
     "/etc/ufw/after6.rules",
+    "/etc/ufw/before.init",
     "/etc/default/ufw",
 )
 

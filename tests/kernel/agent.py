@@ -7,6 +7,7 @@ agent.py echo ADDRESS COUNT SPACING        # COUNT echo requests of one ICMP id:
 agent.py udp-error ADDRESS PORT            # "refused" when an ICMP port unreachable comes back
 agent.py mld-query DEVICE HOPLIMIT [global]  # an MLD query to ff02::1, from a link-local address
 agent.py sniff-icmpv6 TYPE                 # until stdin closes: how many of TYPE were delivered
+agent.py receive DEVICE FAMILY:PORT[:GROUP] ...  # until stdin closes: JSON, the specs a probe reached
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import errno
 import json
 import socket
+import struct
 import sys
 import threading
 import time
@@ -233,6 +235,38 @@ def sniff_icmpv6(kind: int) -> None:
         print(seen[0], flush=True)
 
 
+def receive(device: str, specs: list[str]) -> None:
+    """A UDP socket per FAMILY:PORT, a member of GROUP (joined on *device*) if given;
+    until stdin closes. Prints which of them a datagram of `send_one` reached."""
+    index = socket.if_nametoindex(device)
+    reached: set[str] = set()
+    for spec in specs:
+        family, port, *group = spec.split(":", 2)
+        v6 = family == "ipv6"
+        sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if v6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(("::" if v6 else "0.0.0.0", int(port)))
+        if group and v6:
+            request = socket.inet_pton(socket.AF_INET6, group[0]) + struct.pack("@I", index)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, request)
+        elif group:
+            request = socket.inet_aton(group[0]) + bytes(4) + struct.pack("@i", index)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, request)
+
+        def count(sock: socket.socket = sock, spec: str = spec) -> None:
+            while True:
+                if sock.recv(2048) == b"fwgen-probe":
+                    reached.add(spec)
+
+        threading.Thread(target=count, daemon=True).start()
+    print("ready", flush=True)
+    sys.stdin.read()
+    time.sleep(0.3)
+    print(json.dumps(sorted(reached)), flush=True)
+
+
 def burst(address: str, port: int, count: int, source: str = "") -> None:
     print(json.dumps([probe_one(address, f"tcp:{port}", source) == "open" for _ in range(count)]))
 
@@ -271,6 +305,8 @@ if __name__ == "__main__":
         udp_error(args[0], int(args[1]))
     elif command == "mld-query":
         mld_query(args[0], int(args[1]), args[2] if len(args) > 2 else "link")
+    elif command == "receive":
+        receive(args[0], args[1:])
     elif command == "sniff-icmpv6":
         sniff_icmpv6(int(args[0]))
     else:

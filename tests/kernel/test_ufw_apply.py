@@ -177,3 +177,21 @@ def test_without_ufws_marker_line_the_block_goes_before_the_first_rule(lab: Lab)
     assert without_block(text) == edited
     first_rule = edited.index("\n-A ") + 1
     assert text.index("# BEGIN fwgen") == first_rule
+
+
+def test_the_rate_limits_trackers_are_back_at_every_start_of_ufw(lab: Lab) -> None:
+    """ipsets do not outlive a reboot, and ufw's before.rules name the rate limits'
+    trackers: fwgen's block of before.init creates them each time ufw starts."""
+    lab.ufw(script("minimal"))  # ping and ssh are rate limited
+    trackers = sorted(lab.run(lab.server, "ipset", "list", "-n").split())
+    assert len(trackers) == 3, trackers  # ping's, both families; ssh's from an IPv4 admin
+    # A reboot as ufw sees one: ufw stopped, then started with none of the sets.
+    lab.run(lab.server, *lab.ufw_root(), "ufw", "disable")
+    for name in trackers:
+        lab.run(lab.server, "ipset", "destroy", name)
+    lab.run(lab.server, *lab.ufw_root(), "ufw", "--force", "enable")
+    assert sorted(lab.run(lab.server, "ipset", "list", "-n").split()) == trackers
+    rules = lab.run(lab.server, "iptables", "-S", "ufw-before-input")
+    assert all(f"--match-set {name} src" in rules for name in trackers if name.endswith("-v4"))
+    for family in ("ipv4", "ipv6"):
+        assert lab.ping("trusted", family) == "open", family  # base: ping, rate limited

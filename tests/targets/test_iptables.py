@@ -23,19 +23,18 @@ FAMILIES = {"rules.v4": "ipv4", "rules.v6": "ipv6"}
 
 @pytest.mark.parametrize("profile", BUILTIN)
 def test_builtin_profile_snapshot(profile: str, snapshot: SnapshotAssertion) -> None:
-    files = render(resolve_profile(profile), "iptables")
+    policy = resolve_profile(profile)
+    files = render(policy, "iptables")
     loader = ["fwgen-iptables.sh"] if profile == "docker-host" else []  # coexist mode
-    assert list(files) == ["rules.v4", "rules.v6", *loader]
+    trackers = ["ipsets"] if any(rule.limit for rule in policy.rules) else []  # rate limits
+    assert list(files) == [*trackers, "rules.v4", "rules.v6", *loader]
     assert files == snapshot
 
 
 @pytest.mark.parametrize("profile", BUILTIN)
 def test_builtin_profile_passes_restore_test(profile: str) -> None:
-    for name, text in render(resolve_profile(profile), "iptables").items():
-        if name not in FAMILIES:
-            continue  # the coexist loader, a shell script
-        result = restore_test(text, FAMILIES[name])
-        assert result.returncode == 0, f"{name}: {result.stderr}"
+    result = iptables_load_test(render(resolve_profile(profile), "iptables"))
+    assert result.returncode == 0, result.stderr
 
 
 def test_ipv6_file_is_default_deny_even_for_an_ipv4_only_profile(
@@ -62,9 +61,8 @@ def test_multiport_splits_beyond_15_slots() -> None:
 def test_every_feature_passes_restore_test() -> None:
     path = EVERY_FEATURE
     files = render(resolve_profile(str(path)), "iptables")
-    for name, text in files.items():
-        result = restore_test(text, FAMILIES[name])
-        assert result.returncode == 0, f"{name}: {result.stderr}"
+    result = iptables_load_test(files)
+    assert result.returncode == 0, result.stderr
     v4 = files["rules.v4"]
     assert ":OUTPUT DROP [0:0]" in v4
     many = [line for line in v4.splitlines() if '--comment "many"' in line]
@@ -87,7 +85,8 @@ def test_cli_prints_both_files_or_one_family(tmp_path: Path) -> None:
     runner = CliRunner()
     both = runner.invoke(app, ["render", "webserver", "-t", "iptables"])
     assert both.exit_code == 0
-    assert both.stdout.startswith("# ==> rules.v4 <==\n")
+    assert both.stdout.startswith("# ==> ipsets <==\n")  # the rate limits' trackers
+    assert "\n# ==> rules.v4 <==\n" in both.stdout
     assert "\n# ==> rules.v6 <==\n" in both.stdout
     v6 = runner.invoke(app, ["render", "webserver", "-t", "iptables", "--family", "ipv6"])
     assert v6.exit_code == 0 and "==>" not in v6.stdout and "2001:db8:100::/48" in v6.stdout
@@ -95,7 +94,11 @@ def test_cli_prints_both_files_or_one_family(tmp_path: Path) -> None:
         app, ["render", "webserver", "-t", "iptables", "-o", str(tmp_path / "out")]
     )
     assert result.exit_code == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["rules.v4", "rules.v6"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "ipsets",
+        "rules.v4",
+        "rules.v6",
+    ]
 
 
 def test_hostile_comment_stays_inside_its_quotes(write_profile: Callable[..., Path]) -> None:
@@ -115,7 +118,7 @@ def test_long_and_shared_prefix_set_names_load_as_distinct_ipsets(
     31 characters, the sets load, and each rule matches its own set's addresses."""
     policy = resolve_profile(str(write_profile(json.dumps(long_names()))))
     files = render(policy, "iptables")
-    names = re.findall(r"^create (\S+) ", files["ipsets"], re.M)
+    names = re.findall(r"^create (fwgen-\S+) ", files["ipsets"], re.M)  # not the trackers
     assert len(names) == 2 * 2 * 8  # 8 sets over 16 addresses, two families, and their -n
     assert len(set(names)) == len(names) and max(map(len, names)) <= 31
     assert "fwgen-fits_as_it_is_twenty-v4" in names  # short enough to stay readable
@@ -136,7 +139,7 @@ def test_a_changed_rate_limit_names_new_buckets(write_profile: Callable[..., Pat
         return re.findall(r"--hashlimit-name (\S+)", v4)
 
     assert buckets("3/minute") == buckets("3/minute")
-    assert len(set(buckets("3/minute"))) == 2  # the LOG line's and the ACCEPT line's
+    assert len(set(buckets("3/minute"))) == 4  # LOG's and ACCEPT's, per source and per /16
     assert not set(buckets("3/minute")) & set(buckets("4/minute"))
 
 
@@ -159,22 +162,23 @@ def test_flush_ruleset_empties_the_other_tables_and_says_so() -> None:
 def test_a_bucket_kept_longer_than_hashlimit_can_is_a_warning(
     write_profile: Callable[..., Path],
 ) -> None:
-    """--hashlimit-htable-expire holds 32 bits of milliseconds (49 days): a burst of
-    10,000 at 1/hour would need 416 days, so the limit is weaker there, and says so."""
+    """ipset's timeout holds 2**31 milliseconds (24 days; the tracker's, see hashlimits),
+    hashlimit's 49 days: a burst of 10,000 at 1/hour would need 416 days, so the limit
+    is weaker there, and says so."""
     path = write_profile(
         "description: x\ninbound:\n"
         "  - {service: ssh, limit: {rate: 1/hour, burst: 10000}}\n"
-        "  - {service: http, limit: {rate: 1/hour, burst: 1000}}\n"
+        "  - {service: http, limit: {rate: 1/hour, burst: 500}}\n"
     )
     policy = resolve_profile(str(path))
     for target in ("iptables", "ufw"):
         files, warnings = render_with_warnings(policy, target)
         assert warnings == [
             f"ssh ({path.name}:3): limit 1/hour burst 10000: an idle source earns its burst back in "
-            "416 days, but xt_hashlimit forgets a source after 49 days, and it starts again "
+            "416 days, but xt_hashlimit and ipset forget a source after 24 days, and it starts again "
             "with a whole burst"
         ]
         text = "\n".join(files.values())
-        assert "--hashlimit-htable-expire 4294967295 " in text
-        assert "--hashlimit-htable-expire 3600000000 " in text  # http: 41 days, kept
+        assert "--hashlimit-htable-expire 2147483000 " in text
+        assert "--hashlimit-htable-expire 1800000000 " in text  # http: 20 days, kept
     assert iptables_load_test(render(policy, "iptables")).returncode == 0

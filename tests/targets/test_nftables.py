@@ -98,7 +98,7 @@ def test_meter_names_avoid_address_set_names(write_profile: Callable[..., Path])
     assert len(names) == len(set(names))
     assert {"limit_ssh_v4", "limit_ssh_2_v4", "limit_ping_v4"} <= set(names)
     meters = re.findall(r" update @(\S+) ", text)
-    assert len(meters) == 14 and not set(meters) & set(re.findall(r" saddr @(\S+) ", text))
+    assert len(meters) == 28 and not set(meters) & set(re.findall(r" saddr @(\S+) ", text))
     result = nft_check(text)
     assert result.returncode == 0, result.stderr
     assert canonical(parse_nftables(text)) == canonical(expected(policy))

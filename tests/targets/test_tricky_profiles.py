@@ -52,13 +52,14 @@ def test_iptables_and_ipsets_load(policy: Policy) -> None:
 
 
 def test_iptables_rules_share_no_hashlimit_bucket(policy: Policy) -> None:
-    """A limited rule has a bucket of its own, and a second for its LOG line if logged."""
+    """A limited rule has a bucket of its own per source and per /16, and a second of
+    each for its LOG line if logged."""
     files = render(policy, "iptables")
     for name, family in (("rules.v4", "ipv4"), ("rules.v6", "ipv6")):
         buckets = set(re.findall(r"--hashlimit-name (\S+)", files[name]))
         assert all(len(b) <= 15 for b in buckets)
         limited = [r for r in policy.rules if r.limit and family in r.families]
-        assert len(buckets) == sum(2 if r.log else 1 for r in limited)
+        assert len(buckets) == sum(4 if r.log else 2 for r in limited)
 
 
 def test_ufw_has_one_command_per_ufw_rule_and_one_tag_per_command(policy: Policy) -> None:

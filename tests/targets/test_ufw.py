@@ -55,8 +55,9 @@ def test_every_feature_rules(snapshot: SnapshotAssertion) -> None:
     assert not any(" port 22 " in line for line in lines)  # limited: in the block
     assert re.search(
         r"^-A ufw6-before-input -s 2001:db8:1::/48 -p tcp -m tcp --dport 22 -m conntrack "
-        r"--ctstate NEW -m hashlimit --hashlimit-upto 3/minute --hashlimit-burst 6 "
-        r"--hashlimit-mode srcip --hashlimit-srcmask 56 --hashlimit-htable-expire 120000 ",
+        r"--ctstate NEW -m set --match-set \S+ src -m hashlimit --hashlimit-upto 3/minute "
+        r"--hashlimit-burst 6 --hashlimit-mode srcip --hashlimit-srcmask 56 "
+        r"--hashlimit-htable-max 131072 --hashlimit-htable-expire 120000 ",
         block(files["fwgen-ufw.sh"], "before6.rules"),
         re.M,
     )
@@ -87,14 +88,20 @@ def test_rate_limits_are_exact_in_before_rules_and_strict_passes() -> None:
     v4, v6 = block(script, "before.rules"), block(script, "before6.rules")
     assert re.search(
         r"^-A ufw-before-input -s 10\.1\.0\.0/16 -p tcp -m tcp --dport 22 -m conntrack "
-        r"--ctstate NEW -m hashlimit --hashlimit-upto 10/minute --hashlimit-burst 10 ",
+        r"--ctstate NEW -m set --match-set \S+ src -m hashlimit --hashlimit-upto 10/minute "
+        r"--hashlimit-burst 10 ",
         v4,
         re.M,
     )
     assert "-A ufw6-before-input -s 2001:67c:100::/48 -p tcp -m tcp --dport 22 " in v6
-    assert "--hashlimit-srcmask 64" in v6 and "--hashlimit-srcmask" not in v4
+    assert "--hashlimit-srcmask 64" in v6 and "--hashlimit-srcmask 16" in v4  # and the /16s
+    assert "--hashlimit-srcmask 32" not in v4
     # ping: 5/second per source, counted per echo request, before ufw's own rules
-    assert "-p icmp -m icmp --icmp-type 8 -m hashlimit --hashlimit-upto 5/second" in v4
+    assert re.search(
+        r"-p icmp -m icmp --icmp-type 8 -m set --match-set \S+ src -m hashlimit "
+        r"--hashlimit-upto 5/second",
+        v4,
+    )
 
 
 def test_logging_is_left_to_the_admin_unless_drops_are_to_be_logged() -> None:
@@ -160,12 +167,15 @@ def test_rules_ufw_cannot_tell_apart_become_one_command(write_profile: Callable[
     limits = re.findall(
         r"--dport (\d+) .*--hashlimit-upto (\S+) .*-j (\w+)", block(script, "before.rules")
     )
-    assert sorted(limits) == [
-        ("8080", "1/second", "ACCEPT"),
-        ("8080", "2/second", "ACCEPT"),
-        ("8081", "1/second", "ACCEPT"),
-        ("8082", "1/second", "ACCEPT"),
-        ("8082", "1/second", "ACCEPT"),
-        ("8082", "1/second", "LOG"),
-    ]
+    assert sorted(limits) == sorted(
+        2
+        * [  # a source's own bucket, and its /16's
+            ("8080", "1/second", "ACCEPT"),
+            ("8080", "2/second", "ACCEPT"),
+            ("8081", "1/second", "ACCEPT"),
+            ("8082", "1/second", "ACCEPT"),
+            ("8082", "1/second", "ACCEPT"),
+            ("8082", "1/second", "LOG"),
+        ]
+    )
     assert canonical(parse_ufw(script)) == canonical(expected(policy))

@@ -91,7 +91,8 @@ TARGETS: dict[str, Target] = {
                 "families": "ipv4+ipv6 in one inet table",
                 "port ranges/lists": "yes (anonymous sets)",
                 "source sets": "yes (named interval sets)",
-                "rate limits": "yes (per source, IPv6 per /64 by default; dynamic sets)",
+                "rate limits": "yes (per source, IPv6 per /64 by default; dynamic sets; "
+                "a full meter counts new sources per /16)",
                 "logging": "yes",
                 "icmp types": "yes",
                 "outbound deny": "yes",
@@ -110,7 +111,8 @@ TARGETS: dict[str, Target] = {
                 "families": "ipv4 and ipv6 in two files, both always default-deny",
                 "port ranges/lists": "yes (multiport, 15 ports a rule, split beyond)",
                 "source sets": "yes (one rule per address; ipset above 16)",
-                "rate limits": "yes (per source, IPv6 per /64 by default; hashlimit)",
+                "rate limits": "yes (per source, IPv6 per /64 by default; hashlimit behind an "
+                "ipset of 65,536 sources, the rest counted per /16)",
                 "logging": "yes (LOG)",
                 "icmp types": "yes (ICMPv6 neighbour discovery at hop limit 255)",
                 "outbound deny": "yes",
@@ -129,7 +131,8 @@ TARGETS: dict[str, Target] = {
                 "families": "ipv4+ipv6 (refuses to run with IPV6=no)",
                 "port ranges/lists": "yes (15 ports a rule, split beyond)",
                 "source sets": "yes (one rule per address)",
-                "rate limits": "yes (hashlimit, in fwgen's block of before.rules/before6.rules)",
+                "rate limits": "yes (as iptables, in fwgen's block of before.rules/before6.rules; "
+                "its ipsets made by before.init)",
                 "logging": "yes (rule log; drops by ufw's logging, set to low if off)",
                 "icmp types": "yes (in fwgen's block of before.rules/before6.rules)",
                 "outbound deny": "yes",

@@ -13,15 +13,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from fwgen.icmp import ICMP_TYPES, ICMPV6_TYPES, hop_limit
-from fwgen.policy import PREFIX_BITS, Direction, Family, Policy, PortRange, Proto, Rule
+from fwgen.policy import Direction, Family, Policy, PortRange, Proto, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
 from fwgen.targets import coexist as coexist_chains
+from fwgen.targets.hashlimits import Meter, expiry_warnings, limited_lines, meters, trackers
 from fwgen.targets.text import (
     DROP_LOG_LIMIT,
     ESTABLISHED,
     drop_log_prefix,
     empty_note,
-    identifier,
     queries_left_to_limits,
     quoted,
     rule_heading,
@@ -41,7 +41,6 @@ OTHER_TABLES = {
     "raw": ("PREROUTING", "OUTPUT"),
 }
 FLUSHED = "the nat, mangle and raw tables"
-MAX_EXPIRE_MS = 2**32 - 1  # --hashlimit-htable-expire is 32 bits of milliseconds (49 days)
 MULTIPORT_MAX = 15  # a range counts as two
 IPSET_FROM = 16  # address sets larger than this (per family) become ipsets: O(1) per packet
 IPSET_FILE = "ipsets"
@@ -118,60 +117,6 @@ def prologue(
     return out
 
 
-def _hashlimit_settings(rule: Rule, family: Family, policy: Policy) -> str:
-    """Per source (or destination) address, or prefix (`Policy.limit_prefix`); a bucket
-    is forgotten only once it is full again (xt_hashlimit's default is 10 seconds)."""
-    assert rule.limit is not None
-    way = "src" if rule.direction == "in" else "dst"
-    prefix = policy.limit_prefix(family)
-    mask = f" --hashlimit-{way}mask {prefix}" if prefix < PREFIX_BITS[family] else ""
-    return (
-        f"--hashlimit-upto {rule.limit.rate}/{rule.limit.unit}"
-        f" --hashlimit-burst {rule.limit.burst} --hashlimit-mode {way}ip{mask}"
-        f" --hashlimit-htable-expire {min(rule.limit.refill_seconds() * 1000, MAX_EXPIRE_MS)}"
-    )
-
-
-def expiry_warnings(policy: Policy) -> list[str]:
-    """Limits whose idle sources would need longer than xt_hashlimit can keep a bucket."""
-    return [
-        f"{rule.name} ({rule.origin}): limit {rule.limit}: an idle source earns its burst "
-        f"back in {rule.limit.refill_seconds() // 86400} days, but xt_hashlimit forgets a "
-        f"source after {MAX_EXPIRE_MS // 86_400_000} days, and it starts again with a whole burst"
-        for rule in policy.rules
-        if rule.limit is not None and rule.limit.refill_seconds() * 1000 > MAX_EXPIRE_MS
-    ]
-
-
-def _hashlimit(rule: Rule, family: Family, policy: Policy, name: str) -> str:
-    """TCP and UDP count new connections; ICMP counts messages (see `prologue`)."""
-    new = " -m conntrack --ctstate NEW" if rule.proto in ("tcp", "udp") else ""
-    settings = _hashlimit_settings(rule, family, policy)
-    return f"{new} -m hashlimit {settings} --hashlimit-name {name}"
-
-
-def hashlimit_names(policy: Policy) -> dict[int, tuple[str, str]]:
-    """The two hashlimit buckets of each limited rule (by id): its ACCEPT line's and its
-    LOG line's, each unique, of at most 15 characters.
-
-    The kernel keeps a bucket by name, settings and all, while any rule names it, and
-    iptables-restore checks the new rules before the old ones go: a reload that kept a
-    name but changed the rate would keep the old rate. So a name holds a hash of the
-    settings: ``fwHASH_RULE`` and ``fwlHASH_RULE``.
-    """
-    taken: set[str] = set()
-    out = {}
-    for rule in policy.rules:
-        if rule.limit is not None:
-            settings = " ".join(_hashlimit_settings(rule, f, policy) for f in FILES)
-            digest = hashlib.sha256(settings.encode()).hexdigest()[:4]
-            out[id(rule)] = (
-                identifier(f"fw{digest}_{rule.name}", taken, 15),
-                identifier(f"fwl{digest}_{rule.name}", taken, 15),
-            )
-    return out
-
-
 def ipset_names(set_names: Iterable[str]) -> dict[str, str]:
     """The ipset base name of each address set: ``fwgen-NAME``, completed by ``-v4``/``-v6``.
 
@@ -237,15 +182,13 @@ def rule_lines(
     rule: Rule,
     family: Family,
     policy: Policy,
-    limit_names: tuple[str, str],
+    meter: Meter | None,
     ipsets: dict[tuple[str, str], str],
     chain: str,
     published: bool = False,
     verdict: str = "ACCEPT",
 ) -> list[str]:
-    """The rule lines for one family. A logged, limited rule's LOG line has a bucket
-    of its own with the same settings: it sees the same packets as the ACCEPT line,
-    so both agree on which connections are within the limit. *published*: for
+    """The rule lines for one family (a limited rule's: `hashlimits.limited_lines`). *published*: for
     connections DNATed to containers, matched on their original destination address
     and port. *verdict*: RETURN in the container chains (see `coexist`)."""
     peer, local = ("-s", "-d") if rule.direction == "in" else ("-d", "-s")
@@ -266,9 +209,7 @@ def rule_lines(
             for d in dests
             for p in ports
         ]
-    accept_limit = log_limit = ""
-    if rule.limit is not None:
-        accept_limit, log_limit = (_hashlimit(rule, family, policy, n) for n in limit_names)
+    target = f"-j {verdict}"
     label = rule.name + (f": {rule.comment}" if rule.comment else "")
     comment = f" -m comment --comment {quoted(label, MAX_COMMENT)}"
     out = []
@@ -276,10 +217,12 @@ def rule_lines(
         for dest in locals_:
             for proto in protos:
                 match = f"-A {chain} {remote}{dest}{proto}"
-                if rule.log:
-                    prefix = quoted(f"fwgen {rule.direction} {rule.name}: ", 28)
-                    out.append(f"{match}{log_limit}{comment} -j LOG --log-prefix {prefix}")
-                out.append(f"{match}{accept_limit}{comment} -j {verdict}")
+                prefix = quoted(f"fwgen {rule.direction} {rule.name}: ", 28)
+                log = f"-j LOG --log-prefix {prefix}" if rule.log else ""
+                if meter is not None:
+                    out += limited_lines(rule, family, policy, meter, match, comment, log, target)
+                else:
+                    out += [f"{match}{comment} {t}" for t in (log, target) if t]
     return out
 
 
@@ -309,9 +252,11 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     files = {}
     ipsets = _ipsets(policy)
     in_ipsets = {s["key"]: s["name"] for s in ipsets}
-    if ipsets:
-        files[IPSET_FILE] = OutputFile("ipsets.j2", {"policy": policy, "sets": ipsets})
-    names = hashlimit_names(policy)
+    limits = trackers(policy)
+    if ipsets or limits:
+        context = {"policy": policy, "sets": ipsets, "trackers": [t[2] for t in limits]}
+        files[IPSET_FILE] = OutputFile("ipsets.j2", context)
+    names = meters(policy)
     forward = {"drop": "DROP", "accept": "ACCEPT", "ignore": "ACCEPT"}[policy.defaults.forward]
     output = "DROP" if policy.defaults.outbound == "drop" else "ACCEPT"
     names_of = coexist_chains.OWN_CHAINS if coexist else CHAINS
@@ -328,7 +273,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
                 rule,
                 family,
                 policy,
-                names.get(id(rule), ("", "")),
+                names.get(id(rule)),
                 in_ipsets,
                 names_of[rule.direction],
             )
@@ -347,14 +292,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
                 policy,
                 family,
                 lambda rule, f, chain, published: rule_lines(
-                    rule,
-                    f,
-                    policy,
-                    names.get(id(rule), ("", "")),
-                    in_ipsets,
-                    chain,
-                    published,
-                    "RETURN",
+                    rule, f, policy, names.get(id(rule)), in_ipsets, chain, published, "RETURN"
                 ),
                 lambda chain, match: [f"-A {chain} {match} -j DROP"],
             )
@@ -371,7 +309,8 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             "forward": forward,
             "output": output,
             "chains": chains,
-            "ipsets": [s["name"] for s in ipsets if s["key"][1] == family],
+            "ipsets": [s["name"] for s in ipsets if s["key"][1] == family]
+            + [name for f, name, _ in limits if f == family],
             "other_tables": OTHER_TABLES if options.flush_ruleset else {},
             "flushed": FLUSHED,
             "coexist": coexist,
@@ -390,7 +329,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             if policy.containers is not None
             else [],
             "ufw_files": UFW_RULE_FILES if policy.containers is not None else (),
-            "ipsets": bool(ipsets),
+            "ipsets": bool(ipsets or limits),
             "commands": {"ipv4": "iptables", "ipv6": "ip6tables"},
             "files": FILES,
         }

@@ -26,6 +26,10 @@ IP = {"ipv4": "ip", "ipv6": "ip6"}
 ADDR_TYPE = {"ipv4": "ipv4_addr", "ipv6": "ipv6_addr"}
 L4PROTO = {"icmp": "icmp", "icmpv6": "ipv6-icmp"}
 MAX_COMMENT = 120
+# A per-source meter holds this many sources; sources it cannot add while full are
+# counted by their /OVERFLOW_PREFIX in an overflow meter, which has room for them all.
+METER_SIZE = 65535
+OVERFLOW_PREFIX = 16
 
 
 def set_name(name: str, family: Family) -> str:
@@ -129,15 +133,40 @@ def _icmp_groups(rule: Rule) -> list[tuple[tuple[str, ...], int | None]]:
     return [(types, hops) for hops, types in groups.items()]
 
 
-def limit_key(policy: Policy, family: Family, peer: str) -> str:
-    """What a rate limit counts by: the peer address, or its prefix (`Policy.limit_prefix`)."""
+def limit_key(policy: Policy, family: Family, peer: str, overflow: bool = False) -> str:
+    """What a rate limit counts by: the peer address, or its prefix (`Policy.limit_prefix`);
+    in the overflow meter, its /16 (or the rule's prefix, if shorter)."""
     prefix = policy.limit_prefix(family)
+    if overflow:
+        prefix = min(prefix, OVERFLOW_PREFIX)
     key = f"{IP[family]} {peer}"
     if prefix == PREFIX_BITS[family]:
         return key
     bits = PREFIX_BITS[family]
     mask = ipaddress.IPv4Address if family == "ipv4" else ipaddress.IPv6Address
     return f"{key} and {mask((1 << bits) - (1 << (bits - prefix)))}"
+
+
+def _meters(rule: Rule, meter: str, policy: Policy, family: Family) -> list[str]:
+    """The two ways a limited rule admits: a source its meter tracks (or can add) within
+    its rate; a source the full meter cannot add, within its /16's rate in the overflow
+    meter. A tracked source over its rate is in the meter, so the overflow skips it."""
+    assert rule.limit is not None
+    peer = "saddr" if rule.direction == "in" else "daddr"
+    # TCP and UDP count new connections; ICMP counts messages (see _prologue)
+    new = "ct state new " if rule.proto in ("tcp", "udp") else ""
+    rate = f"limit rate {rule.limit.rate}/{rule.limit.unit} burst {rule.limit.burst} packets"
+    key = limit_key(policy, family, peer)
+    overflow = limit_key(policy, family, peer, overflow=True)
+    tracked, untracked = set_name(meter, family), set_name(overflow_name(meter), family)
+    return [
+        f"{new}update @{tracked} {{ {key} {rate} }}",
+        f"{new}{key} != @{tracked} update @{untracked} {{ {overflow} {rate} }}",
+    ]
+
+
+def overflow_name(meter: str) -> str:
+    return f"{meter}_16"
 
 
 def _statements(rule: Rule, meter: str, policy: Policy, published: bool = False) -> list[str]:
@@ -167,16 +196,10 @@ def _statements(rule: Rule, meter: str, policy: Policy, published: bool = False)
                 parts.append(f"{rule.proto} type {elements(icmp_types)}")
                 if hops is not None:
                     parts.append(f"ip6 hoplimit {hops}")
-            if rule.limit is not None and family:
-                # TCP and UDP count new connections; ICMP counts messages (see _prologue)
-                new = "ct state new " if rule.proto in ("tcp", "udp") else ""
-                parts.append(
-                    f"{new}update @{set_name(meter, family)} {{ {limit_key(policy, family, peer)} "
-                    f"limit rate {rule.limit.rate}/{rule.limit.unit} burst {rule.limit.burst} packets }}"
-                )
-            if rule.log:
-                parts.append(f"log prefix {quoted(f'fwgen {rule.direction} {rule.name}: ', 60)}")
-            out.append(" ".join(parts))
+            log = [f"log prefix {quoted(f'fwgen {rule.direction} {rule.name}: ', 60)}"]
+            for meter_part in _meters(rule, meter, policy, family) if meter and family else [""]:
+                words = [*parts, meter_part, *(log if rule.log else [])]
+                out.append(" ".join(word for word in words if word))
     return out
 
 
@@ -189,10 +212,10 @@ def _meter_name(rule: Rule, taken: set[str]) -> str:
     """
     base = identifier(f"limit_{rule.name}", set(), 40)
     name, n = base, 1
-    while any(set_name(name, f) in taken for f in rule.families):
+    while any(set_name(m, f) in taken for m in (name, overflow_name(name)) for f in rule.families):
         n += 1
         name = f"{base}_{n}"
-    taken.update(set_name(name, f) for f in rule.families)
+    taken.update(set_name(m, f) for m in (name, overflow_name(name)) for f in rule.families)
     return name
 
 
@@ -217,8 +240,12 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             meter = _meter_name(rule, taken)
             timeout = f"{rule.limit.refill_seconds()}s"
             limit_sets += [
-                {"name": set_name(meter, f), "type": ADDR_TYPE[f], "timeout": timeout}
+                {"name": set_name(name, f), "type": ADDR_TYPE[f], "timeout": timeout, "size": size}
                 for f in rule.families
+                for name, size in (
+                    (meter, METER_SIZE),
+                    (overflow_name(meter), 1 << OVERFLOW_PREFIX),
+                )
             ]
         label = rule.name + (f": {rule.comment}" if rule.comment else "")
         entry = {

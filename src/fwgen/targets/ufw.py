@@ -32,18 +32,13 @@ from fwgen.targets.coexist import (
     container_lines,
     declared_check,
 )
-from fwgen.targets.iptables import (
-    ICMP_MATCH,
-    expiry_warnings,
-    hashlimit_names,
-    port_groups,
-    prologue,
-    rule_lines,
-)
+from fwgen.targets.hashlimits import expiry_warnings, meters, trackers
+from fwgen.targets.iptables import ICMP_MATCH, port_groups, prologue, rule_lines
 from fwgen.targets.text import CHAIN_NAMES, comment_line, empty_note, plain_ascii, rule_heading
 
 BEFORE_FILES: dict[Family, str] = {"ipv4": "before.rules", "ipv6": "before6.rules"}
 AFTER_FILES: dict[Family, str] = {"ipv4": "after.rules", "ipv6": "after6.rules"}
+INIT_FILE = "before.init"  # run by ufw before it loads its rules, at boot too
 ANY = {"ipv4": "0.0.0.0/0", "ipv6": "::/0"}
 SPEC_CHARS = "A-Za-z0-9 .:/,_-"
 MAX_RULES = 5_000  # `ufw allow` takes a fraction of a second each: 5,000 is half an hour
@@ -130,6 +125,9 @@ class _Block:
 
     @property
     def restore(self) -> str:
+        """What checks the block alone; ``before.init``'s is checked by ``sh -n``."""
+        if self.file == INIT_FILE:
+            return ""
         return "iptables-restore" if self.family == "ipv4" else "ip6tables-restore"
 
     def chain(self, direction: str) -> str:
@@ -138,6 +136,46 @@ class _Block:
     def drop(self, chain: str, match: str) -> list[str]:
         """Dropped as ufw drops: through its logging chain (silent unless `ufw logging`)."""
         return [f"-A {chain} {match} -j {self.prefix}-logging-deny", f"-A {chain} {match} -j DROP"]
+
+
+# What ufw's stock before.rules and before6.rules accept from anyone, ahead of the
+# user's rules, besides ICMP (which the block decides before them): DHCP and DHCPv6
+# replies, mDNS and SSDP. Each match, as those files write it, and its port.
+STOCK_ACCEPTS: dict[Family, tuple[tuple[str, int], ...]] = {
+    "ipv4": (
+        ("-p udp -m udp --sport 67 --dport 68", 68),
+        ("-d 224.0.0.251/32 -p udp -m udp --dport 5353", 5353),
+        ("-d 239.255.255.250/32 -p udp -m udp --dport 1900", 1900),
+    ),
+    "ipv6": (
+        ("-s fe80::/10 -d fe80::/10 -p udp -m udp --sport 547 --dport 546", 546),
+        ("-d ff02::fb/128 -p udp -m udp --dport 5353", 5353),
+        ("-d ff02::f/128 -p udp -m udp --dport 1900", 1900),
+    ),
+}
+
+
+def _stock_accepts(policy: Policy, block: _Block) -> list[str]:
+    """ufw's stock accepts, decided as the Policy decides them: its rules that admit any
+    of that traffic (here too, as the iptables target writes them), then the rest of it
+    dropped (but for loopback and established traffic, which ufw accepts next, as the
+    Policy does), ahead of the stock lines, which are left as they are."""
+    chain, stock = block.chain("in"), STOCK_ACCEPTS[block.family]
+    ports = ", ".join(f"udp {port}" for _, port in stock)
+    out = [f"# ufw's own rules accept {ports} from anyone; here, as the profile says"]
+    for rule in policy.rules:
+        if (
+            rule.direction == "in"
+            and rule.proto == "udp"
+            and block.family in rule.families
+            and not _in_block(rule)
+            and any(r.start <= port <= r.end for _, port in stock for r in rule.ports)
+        ):
+            out.append(f"# {rule_heading(rule)}")
+            out += rule_lines(rule, block.family, policy, None, {}, chain)
+    for match, _ in stock:  # loopback and established traffic: ufw's own lines accept them
+        out += block.drop(chain, f"! -i lo {match} -m conntrack ! --ctstate ESTABLISHED,RELATED")
+    return out
 
 
 def _in_block(rule: Rule) -> bool:
@@ -149,7 +187,7 @@ def _rules_in_block(
     policy: Policy, block: _Block, direction: Direction, of_icmp: bool
 ) -> list[str]:
     """The block's lines for the rules of one direction: its ICMP rules, or its others."""
-    names = hashlimit_names(policy)
+    names = meters(policy)
     out = []
     for rule in policy.rules:
         if (
@@ -158,7 +196,7 @@ def _rules_in_block(
             and _in_block(rule)
             and (rule.proto in ("icmp", "icmpv6")) == of_icmp
         ):
-            chain, limits = block.chain(direction), names.get(id(rule), ("", ""))
+            chain, limits = block.chain(direction), names.get(id(rule))
             out.append(f"# {rule_heading(rule)}")
             out += rule_lines(rule, block.family, policy, limits, {}, chain)
     return out
@@ -179,11 +217,17 @@ def _blocks(policy: Policy) -> list[_Block]:
             block.lines += _rules_in_block(policy, block, direction, of_icmp=True)
             block.lines += block.drop(chain, icmp)
             block.lines += _rules_in_block(policy, block, direction, of_icmp=False)
+            if direction == "in":
+                block.lines += _stock_accepts(policy, block)
         if policy.defaults.forward == "drop":  # ufw's own rules forward ICMP errors and pings
             block.lines += block.drop(block.chain("forward"), icmp)
         blocks.append(block)
     if policy.containers is not None:
         blocks += _container_blocks(policy)
+    # The rate limits' trackers (ipsets) must exist before ufw loads the rules that
+    # name them, at every start: fwgen's block of before.init creates them.
+    creates = [f'[ "$1" != start ] || ipset -exist {line}' for _, _, line in trackers(policy)]
+    blocks.append(_Block("ipv4", INIT_FILE, creates))
     return blocks
 
 
@@ -197,15 +241,14 @@ def _container_blocks(policy: Policy) -> list[_Block]:
             f"ufw: containers: {policy.containers} cannot be expressed: ufw has no chain the "
             "engine evaluates first (Docker's DOCKER-USER); use nftables or iptables"
         )
-    names = hashlimit_names(policy)
+    names = meters(policy)
     blocks = []
     for family, file in AFTER_FILES.items():
         declared = [f":{chain} - [0:0]" for chain in CONTAINER_CHAINS]
         block = _Block(family, file, declared, uses="logging-deny")
 
         def lines(rule: Rule, f: Family, chain: str, published: bool) -> list[str]:
-            limits = names.get(id(rule), ("", ""))
-            return rule_lines(rule, f, policy, limits, {}, chain, published, "RETURN")
+            return rule_lines(rule, f, policy, names.get(id(rule)), {}, chain, published, "RETURN")
 
         block.lines += container_lines(
             policy,
@@ -303,5 +346,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         "rule_files": [
             f"/etc/ufw/{name}" for name in (*BEFORE_FILES.values(), *AFTER_FILES.values())
         ],
+        "trackers": [line for _, _, line in trackers(policy)],
+        "init_file": INIT_FILE,
     }
     return Build(files={"fwgen-ufw.sh": OutputFile("apply.sh.j2", context)}, warnings=warnings)
