@@ -301,7 +301,11 @@ def test_render_o_a_new_file_name_for_several_files_is_refused(tmp_path: Path) -
     (tmp_path / "web1.example").mkdir()
     args[-1] = str(tmp_path / "web1.example")
     assert runner.invoke(app, args).exit_code == 0
-    assert sorted(p.name for p in (tmp_path / "web1.example").iterdir()) == ["rules.v4", "rules.v6"]
+    assert sorted(p.name for p in (tmp_path / "web1.example").iterdir()) == [
+        "ipsets",
+        "rules.v4",
+        "rules.v6",
+    ]
 
 
 def test_render_help_lists_every_target_and_its_example_renders_without_warning() -> None:
