@@ -16,6 +16,7 @@ lab's do (busybox's nc has no UDP).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -92,9 +93,9 @@ class Sandbox:
             shutil.copytree(path, copy, symlinks=True)
             lines.append(f"mount --bind {shlex.quote(str(copy))} {path}")
         lines += [*_cgroup_mounts(), "echo ready", "exec sleep infinity"]
+        enter = ["ip", "netns", "exec", lab.server, "unshare", "-m", "--propagation", "private"]
         self.holder = subprocess.Popen(
-            ["ip", "netns", "exec", lab.server, "unshare", "-m", "--propagation", "private"]
-            + ["sh", "-c", "\n".join(lines)],
+            [*enter, "sh", "-c", "\n".join(lines)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -183,10 +184,8 @@ class Sandbox:
 
 
 def _kill(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 class Docker:
@@ -249,20 +248,27 @@ class Docker:
         return self.ready(name)
 
     def ready(self, name: str) -> dict[str, str]:
-        """Waits until container *name* listens and, in the IPv6 mode, until no IPv6
-        address on either side of its link is still in duplicate address detection
-        (until then the container cannot answer over IPv6); its addresses."""
+        """Waits until container *name* listens (see `_listening`); its addresses."""
         deadline = time.monotonic() + STARTUP
-        while "ready" not in self.cli("logs", name) or (
-            self.ipv6
-            and "tentative"
-            in self.box.run("ip", "-6", "addr") + self.cli("exec", name, "busybox", "ip", "-6", "addr")
-        ):
+        while not self._listening(name):
             if time.monotonic() > deadline:
                 raise AssertionError(f"container {name} did not start: {self.cli('ps', '-a')}")
             time.sleep(0.2)
         found = json.loads(self.cli("inspect", name))[0]["NetworkSettings"]
         return {"ipv4": found["IPAddress"], "ipv6": found["GlobalIPv6Address"]}
+
+    def _listening(self, name: str) -> bool:
+        """The agent in *name* said "ready" and, in the IPv6 mode, no IPv6 address on
+        either end of its link is still in duplicate address detection (until then the
+        container cannot answer over IPv6)."""
+        if "ready" not in self.cli("logs", name):
+            return False
+        if not self.ipv6:
+            return True
+        ends = self.box.run("ip", "-6", "addr") + self.cli(
+            "exec", name, "busybox", "ip", "-6", "addr"
+        )
+        return "tentative" not in ends
 
     def _import(self) -> str:
         """An image of busybox-static and empty mount points (`docker import`)."""

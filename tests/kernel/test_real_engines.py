@@ -40,8 +40,10 @@ PUBLISH = ["8080:80", "9000-9002:9000-9002", "7000:7000/udp", "127.0.0.1:8082:82
 ALLOWED = ["tcp:8080", "tcp:9000", "tcp:9002", "udp:7000"]  # published, with a rule for trusted
 CLOSED = ["tcp:8082", "tcp:8083"]  # on the host's loopback only; published with no rule
 PORTS = ALLOWED + CLOSED
-# Straight to the container's address: 80 is published as 8080, 83 not at all.
-DIRECT = ["tcp:80", "tcp:83"]
+# Straight to the container's address, not DNATed: the inbound rules govern these as
+# they govern the published ports. 9000 has a rule (for trusted); 80 has none (its rule
+# is for the host's 8080); 83 is not published and has no rule.
+DIRECT = ["tcp:80", "tcp:83", "tcp:9000"]
 
 
 def profile(lab: Lab, folder: Path) -> Path:
@@ -97,19 +99,19 @@ def expected(open_to: dict[tuple[str, str], list[str]]) -> dict[tuple[str, str, 
 AS_WRITTEN = expected({("trusted", "ipv4"): ALLOWED, ("trusted", "ipv6"): ALLOWED})
 
 
-def direct(lab: Lab, container: dict[str, str]) -> dict[tuple[str, str, str], str]:
-    """Connections straight to the container's addresses, from every client."""
-    return {
+def assert_direct_follows_the_profile(lab: Lab, container: dict[str, str]) -> None:
+    """Connections straight to the container's addresses (both families in the IPv6
+    mode), from every client: only what an inbound rule admits gets through."""
+    found = {
         (client, family, spec): state
         for client in lab.clients
         for family, address in container.items()
         if address
         for spec, state in lab.probe_from(lab.clients[client].ns, address, DIRECT).items()
     }
-
-
-def all_blocked(found: dict[tuple[str, str, str], str]) -> dict[tuple[str, str, str], str]:
-    return {key: "blocked" for key in found}
+    assert found == {
+        key: "open" if key[0] == "trusted" and key[2] == "tcp:9000" else "blocked" for key in found
+    }
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -123,8 +125,7 @@ def test_published_ports_follow_the_profile(
     assert set(lab.matrix(ALLOWED).values()) == {"open"}
     lab.apply(target, rules(lab, target, tmp_path))
     assert lab.matrix(PORTS) == AS_WRITTEN
-    found = direct(lab, container)
-    assert found == all_blocked(found)
+    assert_direct_follows_the_profile(lab, container)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -143,8 +144,7 @@ def test_loaded_before_dockerd_and_after_its_restart(
     container = docker.ready("web")
     lab.apply(target, files)
     assert lab.matrix(PORTS) == AS_WRITTEN
-    found = direct(lab, container)
-    assert found == all_blocked(found)
+    assert_direct_follows_the_profile(lab, container)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -157,8 +157,33 @@ def test_nftables_needs_no_reload_after_a_dockerd_restart(
     docker.restart()
     container = docker.ready("web")
     assert lab.matrix(PORTS) == AS_WRITTEN
-    found = direct(lab, container)
-    assert found == all_blocked(found)
+    assert_direct_follows_the_profile(lab, container)
+
+
+def test_iptables_after_a_dockerd_restart_without_the_loader(
+    lab: Lab, box: Sandbox, tmp_path: Path
+) -> None:
+    """What holds when the loader is NOT run again after an engine restart (a documented
+    fact, README "Docker and other container engines"): Docker moves its IPv4 jump to
+    DOCKER-USER first, so IPv4 still follows the profile; in its IPv6 mode it puts its
+    own accepts ahead of fwgen's IPv6 jump, so over IPv6 every published port is open to
+    everyone until `fwgen-iptables.sh` runs again."""
+    files = rules(lab, "iptables", tmp_path)
+    docker, _ = start_docker(lab, box, "ipv6")
+    lab.apply("iptables", files)
+    assert lab.matrix(PORTS) == AS_WRITTEN
+    docker.restart()
+    docker.ready("web")
+    published = [spec for spec in PORTS if spec != "tcp:8082"]  # 8082: IPv4 loopback only
+    assert lab.matrix(PORTS) == expected(
+        {
+            ("trusted", "ipv4"): ALLOWED,
+            ("trusted", "ipv6"): published,
+            ("outside", "ipv6"): published,
+        }
+    )
+    lab.apply("iptables", files)
+    assert lab.matrix(PORTS) == AS_WRITTEN
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -166,32 +191,35 @@ def test_nftables_needs_no_reload_after_a_dockerd_restart(
 def test_fail2ban_bans_survive_a_reload(
     lab: Lab, box: Sandbox, target: str, mode: str, tmp_path: Path
 ) -> None:
-    """fail2ban bans the trusted client (IPv4 in the default mode, IPv6 in the IPv6 mode)
-    in INPUT and in DOCKER-USER; fwgen's rules are loaded again; the bans still hold,
-    and fail2ban's chains and jumps are as fail2ban left them."""
+    """fail2ban bans the trusted client's IPv4 address in INPUT and in DOCKER-USER; fwgen's
+    rules are loaded again, twice; the bans still hold, its IPv6 address (not banned) still
+    gets in, and fail2ban's chains and jumps are as fail2ban left them. (Docker 20.10 makes
+    no IPv6 DOCKER-USER chain, so fail2ban could not ban there on nftables.)"""
     start_docker(lab, box, mode)
     lab.listen(["tcp:22"])
     files = rules(lab, target, tmp_path)
     lab.apply(target, files)
     fail2ban = Fail2ban(box)
     fail2ban.start()
-    banned = "ipv6" if mode == "ipv6" else "ipv4"
-    spared = "ipv4" if banned == "ipv6" else "ipv6"
     specs = ["tcp:22", "tcp:8080", "udp:7000"]
-    assert lab.probe("trusted", banned, specs) == dict.fromkeys(specs, "open")
-    address = lab.clients["trusted"].ipv6 if banned == "ipv6" else lab.clients["trusted"].ipv4
+    assert lab.probe("trusted", "ipv4", specs) == dict.fromkeys(specs, "open")
+    address = lab.clients["trusted"].ipv4
     fail2ban.ban("fwgen-input", address)
-    assert lab.probe("trusted", banned, ["tcp:22"]) == {"tcp:22": "blocked"}
+    assert lab.probe("trusted", "ipv4", specs) == {
+        "tcp:22": "blocked",
+        "tcp:8080": "open",
+        "udp:7000": "open",
+    }
     fail2ban.ban("fwgen-docker", address)
     theirs = f2b_rules(lab)
-    for reload in range(2):
+    for reload in (1, 2):
         lab.apply(target, files)
         assert (reload, f2b_rules(lab)) == (reload, theirs)
-        assert (reload, lab.probe("trusted", banned, specs)) == (
+        assert (reload, lab.probe("trusted", "ipv4", specs)) == (
             reload,
             dict.fromkeys(specs, "blocked"),
         )
-        assert lab.probe("trusted", spared, specs) == dict.fromkeys(specs, "open")
+        assert lab.probe("trusted", "ipv6", specs) == dict.fromkeys(specs, "open")
     assert address in fail2ban.banned("fwgen-docker")
 
 
