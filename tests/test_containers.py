@@ -40,14 +40,23 @@ def test_published_rules_match_the_original_destination(
     )
     nft = render(policy, "nftables")["fwgen.nft"]
     assert nft_check(nft).returncode == 0
-    chain = nft.split("chain published {")[1]
+    chain, routed = nft.split("chain containers {")[1].split("chain routed {")
     assert "type filter hook forward priority filter - 10; policy accept;" in chain
+    assert 'iifname "podman*" accept' in chain and 'iifname "cni-podman*" accept' in chain
     assert (
         "ct status dnat ip saddr @web_from_v4 ct original ip daddr 198.51.100.10 "
         "meta l4proto tcp ct original proto-dst 8080 accept" in chain
     )
     assert chain.rstrip().endswith(
-        'ct status dnat drop comment "published by podman, allowed by no inbound rule"\n\t}\n}'
+        'ct status dnat drop comment "published by podman, allowed by no inbound rule"\n'
+        '\t\toifname "podman*" goto routed comment "routed to a container, not DNATed"\n'
+        '\t\toifname "cni-podman*" goto routed comment "routed to a container, not DNATed"\n\t}'
+    )
+    # routed straight to a container: its own address and port, `host:` too
+    assert "type filter" not in routed
+    assert "ip saddr @web_from_v4 ip daddr 198.51.100.10 tcp dport 8080 accept" in routed
+    assert routed.rstrip().endswith(
+        'drop comment "routed to a container of podman, allowed by no inbound rule"\n\t}\n}'
     )
     assert "ip daddr 198.51.100.10 tcp dport 8080 accept" in nft.split("chain input")[1]
     files = render(policy, "iptables")
@@ -55,13 +64,51 @@ def test_published_rules_match_the_original_destination(
     v4 = files["rules.v4"]
     assert restore_test(v4, "ipv4").returncode == 0
     assert (
-        "-A FWGEN-FORWARD -s 192.0.2.0/24 -p tcp -m conntrack --ctstate DNAT "
+        "-A FWGEN-CONTAINERS -s 192.0.2.0/24 -p tcp -m conntrack --ctstate DNAT "
         "--ctorigdst 198.51.100.10 --ctorigdstport 8080" in v4
     )
+    assert (
+        "-A FWGEN-ROUTED -s 192.0.2.0/24 -d 198.51.100.10 -p tcp -m tcp --dport 8080 "
+        '-m comment --comment "web" -j RETURN' in v4
+    )
+    assert "-A FWGEN-CONTAINERS -i cni-podman+ " in v4 and "-o podman+ " in v4
     assert ":FORWARD" not in v4 and ":INPUT DROP [0:0]" in v4
+    # fwgen declares (so empties at each load) its own chains only, and never accepts
+    # in the container chains: what comes after the jump still applies
+    assert re.findall(r"^:(\S+) -", v4, re.M) == ["FWGEN-INPUT", "FWGEN-CONTAINERS", "FWGEN-ROUTED"]
+    container_rules = re.findall(r"^-A FWGEN-(?:CONTAINERS|ROUTED) .* -[jg] (\S+)$", v4, re.M)
+    assert set(container_rules) == {"RETURN", "DROP", "FWGEN-ROUTED"}
     script = files["fwgen-iptables.sh"]
-    assert "iptables -C FORWARD -j FWGEN-FORWARD 2>/dev/null || iptables -I FORWARD 1" in script
+    assert "fwgen_first iptables FORWARD FWGEN-CONTAINERS\n" in script
+    assert "DOCKER-USER -N" not in script and "-N DOCKER-USER" not in script  # podman
     assert "iptables -C INPUT -j FWGEN-INPUT 2>/dev/null || iptables -A INPUT -j" in script
+
+
+def test_docker_loader_makes_docker_user_without_emptying_it(
+    write_profile: Callable[..., Path],
+) -> None:
+    policy = resolve_profile(str(write_profile(WEB.replace("OPTIONS", "{containers: docker}"))))
+    files = render(policy, "iptables")
+    assert "DOCKER-USER" not in files["rules.v4"] + files["rules.v6"]
+    script = files["fwgen-iptables.sh"]
+    for cmd in ("iptables", "ip6tables"):
+        assert (
+            f"{cmd} -n -L DOCKER-USER >/dev/null 2>&1 || {cmd} -N DOCKER-USER\n"
+            f"{cmd}-restore --noflush < rules.v{cmd.count('6') * 2 + 4}\n"
+        ) in script
+        assert (
+            f"fwgen_first {cmd} FORWARD DOCKER-USER\nfwgen_first {cmd} DOCKER-USER FWGEN-CONTAINERS\n"
+        ) in script
+    assert script.index("fwgen_declared /etc/ufw/before.rules") < script.index(
+        "-restore --noflush <"
+    )
+    ufw = render(policy, "ufw")["fwgen-ufw.sh"]
+    assert ":DOCKER-USER" not in ufw and "-A DOCKER-USER" not in ufw
+    assert ":FWGEN-CONTAINERS - [0:0]\n:FWGEN-ROUTED - [0:0]\n" in ufw
+    assert 'if [ "${1-}" = --jumps ]; then' in ufw
+    assert ufw.rstrip().endswith(
+        "ufw --force enable\n\n# 4. The jumps to fwgen's container chain, first.\nfwgen_jumps"
+    )
 
 
 def test_coexist_without_containers_keeps_forward_and_owns_no_forward_chain(

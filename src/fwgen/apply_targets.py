@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from fwgen.errors import FwgenError
+from fwgen.targets.coexist import CONTAINER_CHAINS, CONTAINERS
 
 TIMEOUT = 300  # seconds a firewall command may take (ufw adding many rules is slow)
 
@@ -230,6 +231,27 @@ class Ufw(Backend):
             run("ufw", "reload")
         else:
             run("ufw", "disable")
+        for family, name in (("", "after.rules"), ("6", "after6.rules")):
+            if b"# BEGIN fwgen" not in (saved / f"etc_ufw_{name}").read_bytes():
+                _remove_container_chains(f"ip{family}tables", work)
+
+
+def _remove_container_chains(command: str, work: Path) -> None:
+    """fwgen's container chains and every jump to them, in one atomic step: what a
+    restored ufw without fwgen's after.rules block would otherwise keep (ufw never
+    empties chains it does not declare). DOCKER-USER itself is left: it is Docker's."""
+    listing = run(command, "-S").splitlines()
+    if f"-N {CONTAINERS}" not in listing:
+        return
+    jumps = [
+        line for line in listing if line.startswith("-A ") and line.endswith(f" -j {CONTAINERS}")
+    ]
+    lines = ["*filter", *("-D" + line[2:] for line in jumps)]
+    lines += [f"-F {chain}" for chain in CONTAINER_CHAINS if f"-N {chain}" in listing]
+    lines += [f"-X {chain}" for chain in CONTAINER_CHAINS if f"-N {chain}" in listing]
+    source = work / f"saved/remove-{command}.rules"
+    write_private(source, "\n".join([*lines, "COMMIT", ""]))
+    run(f"{command}-restore", "--noflush", stdin=source)
 
 
 BACKENDS: dict[str, type[Backend]] = {b.name: b for b in (Nftables, Iptables, Ufw)}

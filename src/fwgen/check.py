@@ -182,9 +182,10 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
             _finding(
                 "FW015",
                 "forward: ignore leaves forwarded traffic to others: on a host that runs "
-                "Docker or Podman, every published port (`-p 8080:80`) is reachable from "
-                "anywhere, whatever the inbound rules say; set `options: {containers: docker}` "
-                "(or podman) to make the inbound rules govern them",
+                "Docker or Podman, every published port (`-p 8080:80`), and every container "
+                "a neighbour routes to, is reachable from anywhere, whatever the inbound rules "
+                "say; set `options: {containers: docker}` (or podman) to make the inbound rules "
+                "govern them",
                 None,
                 top,
             )

@@ -96,8 +96,9 @@ TARGETS: dict[str, Target] = {
                 "icmp types": "yes",
                 "outbound deny": "yes",
                 "forward policy": "yes",
-                "containers": "yes: published ports in a forward chain of fwgen's table, "
-                "ahead of the engine's (priority filter - 10)",
+                "containers": "yes: published ports and connections routed straight to a "
+                "container, in a forward chain of fwgen's table ahead of the engine's "
+                "(priority filter - 10)",
             },
         ),
         Target(
@@ -115,8 +116,9 @@ TARGETS: dict[str, Target] = {
                 "outbound deny": "yes",
                 "forward policy": "drop/accept; ignore approximated (owns the filter table), "
                 "exact with coexist",
-                "containers": "yes: published ports in DOCKER-USER (Podman: FWGEN-FORWARD), "
-                "fwgen's own chains loaded with --noflush (coexist)",
+                "containers": "yes: published ports and connections routed straight to a "
+                "container, in fwgen's own FWGEN-CONTAINERS, jumped to first from DOCKER-USER "
+                "(Podman: FORWARD) on every load; drop and return only (coexist, --noflush)",
             },
         ),
         Target(
@@ -132,8 +134,9 @@ TARGETS: dict[str, Target] = {
                 "icmp types": "yes (in fwgen's block of before.rules/before6.rules)",
                 "outbound deny": "yes",
                 "forward policy": "yes (default routed)",
-                "containers": "docker: DOCKER-USER in fwgen's block of after.rules/after6.rules; "
-                "podman refused",
+                "containers": "docker: fwgen's own FWGEN-CONTAINERS in its block of "
+                "after.rules/after6.rules, jumped to first from DOCKER-USER; ufw-docker's "
+                "section refused; podman refused",
             },
         ),
         Target(

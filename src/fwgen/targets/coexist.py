@@ -1,12 +1,19 @@
 """Sharing iptables' filter table with Docker, Podman, fail2ban and libvirt.
 
 fwgen's rules live in chains of its own (``FWGEN-INPUT``, ``FWGEN-OUTPUT``), which the
-built-in chains jump to once each, and connections a container engine DNATs to its
-containers (published ports) are judged in the chain the engine evaluates first:
-Docker's ``DOCKER-USER``, which Docker creates, jumps to first and never flushes; for
-Podman, ``FWGEN-FORWARD``, jumped to first from ``FORWARD``. Such a chain admits what
-the inbound rules admit, matched on the original destination, and drops every other
-DNATed connection; everything else it hands back (RETURN) to the engine's rules.
+built-in chains jump to once each. With `containers:`, the new connections from
+outside into the engine's networks are judged in ``FWGEN-CONTAINERS`` (and
+``FWGEN-ROUTED``), jumped to first from the chain the engine evaluates first: Docker's
+``DOCKER-USER``, which Docker jumps to first from ``FORWARD`` and never flushes; for
+Podman, ``FORWARD`` itself. fwgen only ever restricts what the engine forwards: its
+verdicts there are DROP and RETURN, never ACCEPT, so the rules after its jump
+(fail2ban's bans, Docker's isolation) still apply. A load empties only fwgen's chains.
+
+Connections the engine DNATs (published ports) are matched on their original
+destination; connections routed straight to a container's address (no DNAT) on their
+destination address and port, as the inbound rules say. Replies, and everything that
+comes from the engine's own bridges (containers to each other and to the outside),
+go back to the engine's rules.
 """
 
 from __future__ import annotations
@@ -18,66 +25,143 @@ from fwgen.policy import Direction, Family, Policy, Rule
 from fwgen.targets.text import DROP_LOG_LIMIT, ESTABLISHED, drop_log_prefix, quoted, rule_heading
 
 OWN_CHAINS: dict[Direction, str] = {"in": "FWGEN-INPUT", "out": "FWGEN-OUTPUT"}
-PUBLISHED_CHAINS = {"docker": "DOCKER-USER", "podman": "FWGEN-FORWARD"}
+CONTAINERS = "FWGEN-CONTAINERS"  # new connections from outside into the engine's networks
+ROUTED = "FWGEN-ROUTED"  # those of them routed straight to a container (not DNATed)
+CONTAINER_CHAINS = (CONTAINERS, ROUTED)
+DOCKER_USER = "DOCKER-USER"
+# Where the jump to FWGEN-CONTAINERS goes: the chain the engine evaluates first.
+ENGINE_CHAIN = {"docker": DOCKER_USER, "podman": "FORWARD"}
+# The engine's bridges, as iptables' interface wildcards: Docker's docker0 (and
+# docker_gwbridge) and br-<network id>; Podman's podman0, podman1, ... (netavark) and
+# cni-podman0, ... (CNI). A bridge named otherwise is not recognised (see the README).
+BRIDGES = {"docker": ("docker+", "br-+"), "podman": ("podman+", "cni-podman+")}
 MAX_COMMENT = 200
-NOT_PUBLISHED = "not DNATed: the container engine rules decide"
+FROM_ENGINE = "from a bridge of the engine: its rules decide"
+NOT_INTO_ENGINE = "neither DNATed nor to a bridge of the engine: not for fwgen"
 
 
 @dataclass(frozen=True)
 class Jump:
-    """One jump from a built-in chain to a chain of fwgen's, added once."""
+    """One jump from a chain to a chain of fwgen's: exactly one, first or last."""
 
     builtin: str
     chain: str
-    first: bool  # inserted ahead of the chain's rules, else appended
-
-    def option(self) -> str:
-        return "-I" if self.first else "-A"
-
-
-def published_chain(policy: Policy) -> str:
-    assert policy.containers is not None
-    return PUBLISHED_CHAINS[policy.containers]
+    first: bool  # put ahead of the chain's rules on every load, else appended once
 
 
 def jumps(policy: Policy) -> list[Jump]:
     """INPUT and OUTPUT are appended to: programs that insert ahead (fail2ban's bans)
-    keep going first. The container chain must come before the engine's accepts."""
+    keep going first. Docker's contract is that FORWARD jumps to DOCKER-USER first, and
+    fwgen's container chain comes first in DOCKER-USER: an engine that inserts its
+    accepts above (Docker 20.10 in IPv6, at each start) is put back behind them."""
     out = [Jump("INPUT", OWN_CHAINS["in"], first=False)]
     if policy.defaults.outbound == "drop":
         out.append(Jump("OUTPUT", OWN_CHAINS["out"], first=False))
+    if policy.containers == "docker":
+        out.append(Jump("FORWARD", DOCKER_USER, first=True))
     if policy.containers is not None:
-        out.append(Jump("FORWARD", published_chain(policy), first=True))
+        out.append(Jump(ENGINE_CHAIN[policy.containers], CONTAINERS, first=True))
     return out
 
 
-def published_lines(
+def bridges(policy: Policy) -> tuple[str, ...]:
+    assert policy.containers is not None
+    return BRIDGES[policy.containers]
+
+
+def _comment(text: str) -> str:
+    return f"-m comment --comment {quoted(text, MAX_COMMENT)}"
+
+
+def container_lines(
     policy: Policy,
     family: Family,
-    chain: str,
-    rule_lines: Callable[[Rule, Family, str], list[str]],
-    drop: Callable[[str], list[str]],
+    rule_lines: Callable[[Rule, Family, str, bool], list[str]],
+    drop: Callable[[str, str], list[str]],
     log: bool = True,
 ) -> list[str]:
-    """The container chain of one family: replies and connections not DNATed go back
-    to the engine, the inbound rules' published connections too, the rest is dropped.
-    *rule_lines(rule, family, chain)* gives a rule's lines; *drop(match)* the drop;
+    """The lines of both container chains of one family. *rule_lines(rule, family,
+    chain, published)* gives a rule's lines, RETURN its verdict (*published*: matched on
+    the original destination of a DNATed connection); *drop(chain, match)* a drop;
     *log*: whether to log the drops the profile asks to log (else *drop* does)."""
+    engine = policy.containers
     out = [
-        f"-A {chain} -m conntrack --ctstate ESTABLISHED,RELATED -m comment "
-        f"--comment {quoted(ESTABLISHED, MAX_COMMENT)} -j RETURN",
-        f"-A {chain} -m conntrack ! --ctstate DNAT -m comment "
-        f"--comment {quoted(NOT_PUBLISHED, MAX_COMMENT)} -j RETURN",
+        f"-A {CONTAINERS} -m conntrack --ctstate ESTABLISHED,RELATED {_comment(ESTABLISHED)} -j RETURN"
     ]
+    out += [f"-A {CONTAINERS} -i {b} {_comment(FROM_ENGINE)} -j RETURN" for b in bridges(policy)]
+    out += [
+        f"-A {CONTAINERS} -o {b} -m conntrack ! --ctstate DNAT -m comment --comment "
+        f'"routed to a container, not DNATed" -g {ROUTED}'
+        for b in bridges(policy)
+    ]
+    out.append(
+        f"-A {CONTAINERS} -m conntrack ! --ctstate DNAT {_comment(NOT_INTO_ENGINE)} -j RETURN"
+    )
+    routed = []
     for rule in policy.rules:
         if rule.published() and family in rule.families:
-            out.append(f"# {rule_heading(rule)}")
-            out += rule_lines(rule, family, chain)
-    if policy.log_drops and log:
-        prefix = quoted(drop_log_prefix("published"), 28)
-        out.append(
-            f"-A {chain} -m limit --limit {DROP_LOG_LIMIT} -m comment --comment "
-            f'"log what the policy drops" -j LOG --log-prefix {prefix}'
-        )
-    comment = quoted(f"published by {policy.containers}, allowed by no inbound rule", MAX_COMMENT)
-    return out + drop(f"-m comment --comment {comment}")
+            out += [f"# {rule_heading(rule)}", *rule_lines(rule, family, CONTAINERS, True)]
+            routed += [f"# {rule_heading(rule)}", *rule_lines(rule, family, ROUTED, False)]
+    for chain, lines, what in (
+        (CONTAINERS, out, f"published by {engine}, allowed by no inbound rule"),
+        (ROUTED, routed, f"routed to a container of {engine}, allowed by no inbound rule"),
+    ):
+        if policy.log_drops and log:
+            prefix = quoted(drop_log_prefix("containers"), 28)
+            lines.append(
+                f"-A {chain} -m limit --limit {DROP_LOG_LIMIT} -m comment --comment "
+                f'"log what the policy drops" -j LOG --log-prefix {prefix}'
+            )
+        lines += drop(chain, _comment(what))
+    return out + routed
+
+
+# Shell functions both loaders (fwgen-iptables.sh, fwgen-ufw.sh) define.
+FIRST = """\
+# fwgen_first CMD CHAIN TARGET...: in one atomic step, each jump CHAIN -> TARGET made
+# the first rule of CHAIN, exactly once (copies elsewhere in the chain deleted).
+fwgen_first() {
+    fwgen_cmd=$1 fwgen_chain=$2
+    shift 2
+    {
+        printf '*filter\\n'
+        for fwgen_target in "$@"; do
+            "$fwgen_cmd" -S "$fwgen_chain" | grep -xF -- "-A $fwgen_chain -j $fwgen_target" |
+                sed 's/^-A /-D /' || true
+        done
+        for fwgen_target in "$@"; do
+            printf -- '-I %s 1 -j %s\\n' "$fwgen_chain" "$fwgen_target"
+        done
+        printf 'COMMIT\\n'
+    } | "$fwgen_cmd-restore" --noflush
+}"""
+
+
+def declared_check(skip_block: bool) -> str:
+    """A shell function that stops the script when a file (each argument) declares a
+    chain fwgen relies on: a ``:CHAIN`` line in an iptables-restore file empties that
+    chain each time the file is loaded, with --noflush too. *skip_block*: fwgen's own
+    block (between its markers) may declare fwgen's chains."""
+    names = "|".join([DOCKER_USER, *CONTAINER_CHAINS])
+    skip = "1" if skip_block else "0"
+    return f"""\
+# fwgen_declared FILE...: stop if a file declares a chain fwgen relies on.
+fwgen_declared() {{
+    for fwgen_file in "$@"; do
+        [ -f "$fwgen_file" ] || continue
+        fwgen_found=$(awk -v skip={skip} '
+            skip && /^# BEGIN fwgen([ :]|$)/ {{ inside = 1 }}
+            skip && /^# END fwgen([ :]|$)/ {{ inside = 0; next }}
+            !inside && /^:({names})[ \\t]/ {{ print FNR " " substr($1, 2); exit }}
+        ' "$fwgen_file")
+        [ -n "$fwgen_found" ] || continue
+        fwgen_chain=${{fwgen_found#* }}
+        if [ "$fwgen_chain" = {DOCKER_USER} ]; then
+            fwgen_why="so each ufw reload empties that chain (fwgen's jump and fail2ban's go with it); take that section out (it is ufw-docker's: fwgen's block does its work)"
+        else
+            fwgen_why="fwgen's own chain, loaded by another of fwgen's outputs (the ufw and iptables targets cannot share a host); take it out"
+        fi
+        echo "fwgen: $fwgen_file:${{fwgen_found%% *}}: declares :$fwgen_chain, $fwgen_why and run this again" >&2
+        exit 1
+    done
+}}"""

@@ -241,12 +241,13 @@ def rule_lines(
     ipsets: dict[tuple[str, str], str],
     chain: str,
     published: bool = False,
+    verdict: str = "ACCEPT",
 ) -> list[str]:
     """The rule lines for one family. A logged, limited rule's LOG line has a bucket
     of its own with the same settings: it sees the same packets as the ACCEPT line,
     so both agree on which connections are within the limit. *published*: for
     connections DNATed to containers, matched on their original destination address
-    and port, and handed back (RETURN) to the container engine's own rules."""
+    and port. *verdict*: RETURN in the container chains (see `coexist`)."""
     peer, local = ("-s", "-d") if rule.direction == "in" else ("-d", "-s")
     remotes = [""]
     if rule.remote is not None and (rule.remote, family) in ipsets:
@@ -265,7 +266,6 @@ def rule_lines(
             for d in dests
             for p in ports
         ]
-    verdict = "RETURN" if published else "ACCEPT"
     accept_limit = log_limit = ""
     if rule.limit is not None:
         accept_limit, log_limit = (_hashlimit(rule, family, policy, n) for n in limit_names)
@@ -281,6 +281,20 @@ def rule_lines(
                     out.append(f"{match}{log_limit}{comment} -j LOG --log-prefix {prefix}")
                 out.append(f"{match}{accept_limit}{comment} -j {verdict}")
     return out
+
+
+# ufw's files: a section there that declares DOCKER-USER empties it at each ufw load.
+UFW_RULE_FILES = tuple(f"/etc/ufw/{n}.rules" for n in ("before", "before6", "after", "after6"))
+
+
+def own_chains(policy: Policy) -> list[str]:
+    """The chains fwgen's files declare (so empty and fill at each load): its own only."""
+    out = [
+        c
+        for d, c in coexist_chains.OWN_CHAINS.items()
+        if d == "in" or policy.defaults.outbound == "drop"
+    ]
+    return out + (list(coexist_chains.CONTAINER_CHAINS) if policy.containers is not None else [])
 
 
 def build(policy: Policy, options: RenderOptions) -> Build:
@@ -327,16 +341,22 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         # FORWARD holds only the drop log: in coexist mode, never flushed, it would grow
         if forward == "DROP" and policy.defaults.forward != "ignore" and not coexist:
             chains.append({"name": "FORWARD", "prologue": [], "rules": []})
-        published: list[str] = []
+        containers: list[str] = []
         if coexist and policy.containers is not None:
-            published = coexist_chains.published_lines(
+            containers = coexist_chains.container_lines(
                 policy,
                 family,
-                coexist_chains.published_chain(policy),
-                lambda rule, f, chain: rule_lines(
-                    rule, f, policy, names.get(id(rule), ("", "")), in_ipsets, chain, True
+                lambda rule, f, chain, published: rule_lines(
+                    rule,
+                    f,
+                    policy,
+                    names.get(id(rule), ("", "")),
+                    in_ipsets,
+                    chain,
+                    published,
+                    "RETURN",
                 ),
-                lambda match: [f"-A {coexist_chains.published_chain(policy)} {match} -j DROP"],
+                lambda chain, match: [f"-A {chain} {match} -j DROP"],
             )
         for chain in chains:
             chain["log"] = (
@@ -355,14 +375,18 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             "other_tables": OTHER_TABLES if options.flush_ruleset else {},
             "flushed": FLUSHED,
             "coexist": coexist,
-            "own_chains": [j.chain for j in coexist_chains.jumps(policy)] if coexist else [],
-            "published": published,
+            "own_chains": own_chains(policy) if coexist else [],
+            "published": containers,
         }
         files[filename] = OutputFile("rules.j2", context)
     if coexist:
         loader: dict[str, Any] = {
             "policy": policy,
+            "own_chains": own_chains(policy),
             "jumps": coexist_chains.jumps(policy),
+            "docker_user": coexist_chains.DOCKER_USER if policy.containers == "docker" else "",
+            "functions": [coexist_chains.FIRST, coexist_chains.declared_check(skip_block=False)],
+            "ufw_files": UFW_RULE_FILES,
             "ipsets": bool(ipsets),
             "commands": {"ipv4": "iptables", "ipv6": "ip6tables"},
             "files": FILES,

@@ -9,6 +9,7 @@ from typing import Any
 from fwgen.icmp import hop_limit
 from fwgen.policy import PREFIX_BITS, Direction, Family, Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
+from fwgen.targets.coexist import FROM_ENGINE
 from fwgen.targets.text import (
     DROP_LOG_RATE,
     ESTABLISHED,
@@ -44,6 +45,7 @@ class Chain:
     hook: str = ""
     priority: str = "filter"
     epilogue: list[str] = field(default_factory=list)
+    base: bool = True  # hooked; else only jumped to
 
     def __post_init__(self) -> None:
         self.hook = self.hook or self.name
@@ -53,29 +55,46 @@ class Chain:
 # chain comes first, and a drop in any base chain is final.
 PUBLISHED_PRIORITY = "filter - 10"
 DNAT = "ct status dnat"
+# The engine's bridges (see coexist.BRIDGES), as nftables' interface wildcards.
+BRIDGES = {"docker": ("docker*", "br-*"), "podman": ("podman*", "cni-podman*")}
 
 
-def _published_chain(policy: Policy) -> Chain:
-    """Connections a container engine DNATs (published ports): admitted by the inbound
-    rules, matched on the original destination, the rest dropped. Everything else that
-    is forwarded (between containers, to the outside) passes on to the engine's rules."""
+def _container_chains(policy: Policy) -> list[Chain]:
+    """New connections from outside into the engine's networks: those it DNATs
+    (published ports), matched on their original destination, and those routed straight
+    to a container (chain ``routed``), on their destination; each admitted by the inbound
+    rules, the rest dropped. An accept here only ends fwgen's chain: the engine's rules
+    still decide. Replies and what comes from the engine's bridges (containers to each
+    other and to the outside) are left to them, and so is every other forwarded packet."""
     engine = policy.containers
+    assert engine is not None
     chain = Chain(
-        "published",
+        "containers",
         "accept",
-        [f"ct state established,related accept comment {quoted(ESTABLISHED, MAX_COMMENT)}"],
+        [f"ct state established,related accept comment {quoted(ESTABLISHED, MAX_COMMENT)}"]
+        + [
+            f'iifname "{b}" accept comment {quoted(FROM_ENGINE, MAX_COMMENT)}'
+            for b in BRIDGES[engine]
+        ],
         hook="forward",
         priority=PUBLISHED_PRIORITY,
     )
-    if policy.log_drops:
-        prefix = quoted(drop_log_prefix("published"), 60)
-        chain.epilogue.append(
-            f'{DNAT} limit rate {DROP_LOG_RATE} log prefix {prefix} comment "log what the policy drops"'
-        )
-    chain.epilogue.append(
-        f"{DNAT} drop comment {quoted(f'published by {engine}, allowed by no inbound rule', MAX_COMMENT)}"
-    )
-    return chain
+    routed = Chain("routed", "", base=False)
+    for each, match, what in (
+        (chain, f"{DNAT} ", f"published by {engine}, allowed by no inbound rule"),
+        (routed, "", f"routed to a container of {engine}, allowed by no inbound rule"),
+    ):
+        if policy.log_drops:
+            prefix = quoted(drop_log_prefix("containers"), 60)
+            each.epilogue.append(
+                f'{match}limit rate {DROP_LOG_RATE} log prefix {prefix} comment "log what the policy drops"'
+            )
+        each.epilogue.append(f"{match}drop comment {quoted(what, MAX_COMMENT)}")
+    chain.epilogue += [
+        f'oifname "{b}" goto routed comment "routed to a container, not DNATed"'
+        for b in BRIDGES[engine]
+    ]
+    return [chain, routed]
 
 
 def _prologue(policy: Policy, direction: Direction) -> list[str]:
@@ -188,7 +207,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     if policy.defaults.outbound == "drop":
         chains["out"] = Chain("output", "drop", _prologue(policy, "out"))
     if policy.containers is not None:
-        chains["published"] = _published_chain(policy)
+        chains["containers"], chains["routed"] = _container_chains(policy)
     limit_sets: list[dict[str, Any]] = []
     taken: set[str] = {str(s["name"]) for s in sets}  # meters are sets too, in the same table
     for rule in policy.rules:
@@ -208,9 +227,10 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             "note": empty_note(rule),
         }
         chains[rule.direction].rules.append(entry)
-        if "published" in chains and rule.published():
+        if "containers" in chains and rule.published():
             published = {**entry, "statements": _statements(rule, meter, policy, published=True)}
-            chains["published"].rules.append(published)
+            chains["containers"].rules.append(published)
+            chains["routed"].rules.append(entry)
     if policy.defaults.forward != "ignore":
         chains["forward"] = Chain("forward", policy.defaults.forward)
     for chain in chains.values():

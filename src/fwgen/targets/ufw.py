@@ -19,13 +19,19 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from fwgen.errors import RenderError
 from fwgen.policy import Direction, Family, Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_what_the_platform_accepts
-from fwgen.targets.coexist import PUBLISHED_CHAINS, published_lines
+from fwgen.targets.coexist import (
+    CONTAINER_CHAINS,
+    CONTAINERS,
+    DOCKER_USER,
+    FIRST,
+    container_lines,
+    declared_check,
+)
 from fwgen.targets.iptables import (
     ICMP_MATCH,
     expiry_warnings,
@@ -38,7 +44,6 @@ from fwgen.targets.text import CHAIN_NAMES, comment_line, empty_note, plain_asci
 
 BEFORE_FILES: dict[Family, str] = {"ipv4": "before.rules", "ipv6": "before6.rules"}
 AFTER_FILES: dict[Family, str] = {"ipv4": "after.rules", "ipv6": "after6.rules"}
-DOCKER_USER = PUBLISHED_CHAINS["docker"]
 ANY = {"ipv4": "0.0.0.0/0", "ipv6": "::/0"}
 SPEC_CHARS = "A-Za-z0-9 .:/,_-"
 MAX_RULES = 5_000  # `ufw allow` takes a fraction of a second each: 5,000 is half an hour
@@ -183,10 +188,10 @@ def _blocks(policy: Policy) -> list[_Block]:
 
 
 def _container_blocks(policy: Policy) -> list[_Block]:
-    """Docker's published ports, in the ``DOCKER-USER`` chain that Docker evaluates
-    first: declared (so emptied) and filled in a block of ``after.rules`` and
-    ``after6.rules``, as ufw-docker does, each time ufw loads them. Docker keeps the
-    chain's rules and jumps to it; ufw's own chains see none of this traffic."""
+    """The container chains of fwgen's own (see `coexist`), declared (so emptied) and
+    filled in a block of ``after.rules`` and ``after6.rules`` each time ufw loads them.
+    The script puts the jump from Docker's ``DOCKER-USER`` first; ufw's own chains see
+    none of this traffic."""
     if policy.containers != "docker":
         raise RenderError(
             f"ufw: containers: {policy.containers} cannot be expressed: ufw has no chain the "
@@ -195,17 +200,18 @@ def _container_blocks(policy: Policy) -> list[_Block]:
     names = hashlimit_names(policy)
     blocks = []
     for family, file in AFTER_FILES.items():
-        block = _Block(family, file, [f":{DOCKER_USER} - [0:0]"], uses="logging-deny")
+        declared = [f":{chain} - [0:0]" for chain in CONTAINER_CHAINS]
+        block = _Block(family, file, declared, uses="logging-deny")
 
-        def lines(rule: Rule, f: Family, chain: str) -> list[str]:
-            return rule_lines(rule, f, policy, names.get(id(rule), ("", "")), {}, chain, True)
+        def lines(rule: Rule, f: Family, chain: str, published: bool) -> list[str]:
+            limits = names.get(id(rule), ("", ""))
+            return rule_lines(rule, f, policy, limits, {}, chain, published, "RETURN")
 
-        block.lines += published_lines(
+        block.lines += container_lines(
             policy,
             family,
-            DOCKER_USER,
             lines,
-            partial(block.drop, DOCKER_USER),
+            block.drop,
             log=False,  # ufw-logging-deny logs as `ufw logging` says
         )
         blocks.append(block)
@@ -290,5 +296,12 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         "log_drops": policy.log_drops,
         "spec_chars": SPEC_CHARS,
         "exclusive": options.flush_ruleset,
+        "functions": [FIRST, declared_check(skip_block=True)],
+        "docker_user": DOCKER_USER,
+        "containers": CONTAINERS,
+        "container_chains": CONTAINER_CHAINS,
+        "rule_files": [
+            f"/etc/ufw/{name}" for name in (*BEFORE_FILES.values(), *AFTER_FILES.values())
+        ],
     }
     return Build(files={"fwgen-ufw.sh": OutputFile("apply.sh.j2", context)}, warnings=warnings)
