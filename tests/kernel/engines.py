@@ -38,6 +38,8 @@ ENGINE_TOOLS = {
     "runc": "runc",
     "fail2ban-client": "fail2ban",
     "busybox": "busybox-static",
+    "ctr": "containerd",
+    "nsenter": "util-linux",
 }
 BUSYBOX = "/bin/busybox"
 # Copied, then bind-mounted over the original inside the sandbox (what the daemons write).
@@ -102,8 +104,9 @@ class Sandbox:
         )
         assert self.holder.stdout is not None
         if self.holder.stdout.readline().strip() != "ready":
-            self.holder.wait(timeout=10)
-            raise AssertionError(f"engine sandbox: {self.holder.stderr.read()}")  # type: ignore[union-attr]
+            _, err = self.holder.communicate(timeout=10)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise AssertionError(f"the engines' sandbox could not be made: {err.strip()}")
 
     def private(self, path: str) -> Path:
         """The sandbox's copy of *path* (one of `PRIVATE`), as the machine sees it."""
@@ -128,16 +131,15 @@ class Sandbox:
     def log(self, name: str) -> Path:
         return self.dir / f"{name}.log"
 
-    def wait_for(self, what: str, log: str, *probe: str) -> None:
-        """Until *probe* succeeds in the sandbox; a clear failure after `STARTUP` seconds."""
+    def wait_for(self, name: str, proc: subprocess.Popen[bytes], *probe: str) -> None:
+        """Until *probe* succeeds in the sandbox; a clear failure, with the end of the
+        daemon's log, when daemon *name* exits or after `STARTUP` seconds."""
         deadline = time.monotonic() + STARTUP
         while subprocess.run(self.enter(*probe), capture_output=True).returncode != 0:
-            if time.monotonic() > deadline:
-                tail = self.log(log).read_text(errors="replace").splitlines()[-15:]
-                raise AssertionError(
-                    f"{what} did not answer within {STARTUP:.0f}s; its log ends:\n"
-                    + "\n".join(tail)
-                )
+            if proc.poll() is not None or time.monotonic() > deadline:
+                why = "exited" if proc.poll() is not None else f"did not answer in {STARTUP:.0f}s"
+                tail = self.log(name).read_text(errors="replace").splitlines()[-15:]
+                raise AssertionError(f"{name} {why}; its log ends:\n" + "\n".join(tail))
             time.sleep(0.2)
 
     def stop(self, proc: subprocess.Popen[bytes]) -> None:
@@ -209,8 +211,8 @@ class Docker:
                 f'[grpc]\n  address = "{self.containerd_socket}"\n'
             )
             self.containerd = self.box.spawn("containerd", "containerd", "--config", str(config))
-            self.box.wait_for("containerd", "containerd", "ctr", "-a", self.containerd_socket,
-                              "version")  # fmt: skip
+            ctr = ["ctr", "-a", self.containerd_socket, "version"]
+            self.box.wait_for("containerd", self.containerd, *ctr)
         flags = ["--storage-driver", "vfs", "--data-root", str(self.box.dir / "docker")]
         flags += ["--exec-root", f"{RUN}/docker", "-H", f"unix://{self.socket}"]
         flags += ["--pidfile", f"{RUN}/docker.pid", "--containerd", self.containerd_socket]
@@ -219,7 +221,7 @@ class Docker:
             flags += ["--ipv6", "--fixed-cidr-v6", DOCKER_IPV6, "--ip6tables", "--experimental"]
             flags += ["--userland-proxy=false"]
         self.dockerd = self.box.spawn("dockerd", "dockerd", *flags)
-        self.box.wait_for("dockerd", "dockerd", "docker", "-H", f"unix://{self.socket}", "info")
+        self.box.wait_for("dockerd", self.dockerd, "docker", "-H", f"unix://{self.socket}", "info")
 
     def stop(self) -> None:
         if self.dockerd is not None:
@@ -319,7 +321,7 @@ class Fail2ban:
 
     def start(self) -> None:
         self.proc = self.box.spawn("fail2ban", "fail2ban-client", "-x", "-f", "start")
-        self.box.wait_for("fail2ban", "fail2ban", "fail2ban-client", "ping")
+        self.box.wait_for("fail2ban", self.proc, "fail2ban-client", "ping")
 
     def ban(self, jail: str, *addresses: str) -> None:
         self.box.run("fail2ban-client", "set", jail, "banip", *addresses)

@@ -13,6 +13,7 @@ container's own addresses.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from tests.kernel.conftest import need
 from tests.kernel.engines import (
     DOCKER_IPV4,
     DOCKER_IPV6,
+    OVERLAY,
+    PRIVATE,
+    RUN,
     Docker,
     Fail2ban,
     Sandbox,
@@ -231,3 +235,21 @@ def f2b_rules(lab: Lab) -> list[str]:
         for line in lab.run(lab.server, tool).splitlines()
         if "f2b-" in line
     ]
+
+
+def test_the_sandbox_writes_only_its_own_copies(box: Sandbox) -> None:
+    """What the daemons write lands in the sandbox's copies, never in the machine's files."""
+    for path in (*PRIVATE, OVERLAY, "/run"):  # first make sure: a write would be private
+        box.run("mountpoint", "-q", path)
+    written = [f"{path}/fwgen-probe" for path in (*PRIVATE, "/run")] + ["/var/lib/docker/probe"]
+    for path in written:
+        box.run("sh", "-c", f"mkdir -p {os.path.dirname(path)} && echo x > {path}")
+        assert not os.path.exists(path), path
+    assert (box.private("/etc/docker") / "fwgen-probe").read_text() == "x\n"
+    assert box.run("cat", "/var/lib/docker/probe") == "x\n"
+
+
+def test_a_daemon_that_cannot_start_fails_with_its_log(box: Sandbox) -> None:
+    proc = box.spawn("dockerd", "dockerd", "--no-such-option")
+    with pytest.raises(AssertionError, match=r"dockerd exited; its log ends:\n.*no-such-option"):
+        box.wait_for("dockerd", proc, "docker", "-H", f"unix://{RUN}/docker.sock", "info")
