@@ -2,9 +2,8 @@
 
 Everything runs inside a private mount namespace held open by one `sleep` process
 (`Sandbox`), entered with `nsenter` for each daemon and command: a tmpfs on /run (the
-sockets and pidfiles), private copies bind-mounted over every path the daemons write
-(`PRIVATE`; /var/lib is an overlay, so /var/lib/docker and /var/lib/containerd land in
-the copy even where they do not exist), and the cgroup controllers mounted again
+sockets and pidfiles), private copies bind-mounted over, or overlays on, every path
+the daemons write (`PRIVATE`, `OVERLAID`), and the cgroup controllers mounted again
 (`ip netns exec` mounts a fresh /sys). Each daemon is stopped by its own pid; on exit
 every process left in the mount namespace or the cgroups is killed by pid, the cgroups
 removed and the copies deleted, even when a test fails.
@@ -42,9 +41,11 @@ ENGINE_TOOLS = {
     "nsenter": "util-linux",
 }
 BUSYBOX = "/bin/busybox"
-# Copied, then bind-mounted over the original inside the sandbox (what the daemons write).
-PRIVATE = ("/etc/docker", "/etc/fail2ban", "/var/lib/fail2ban", "/var/log")
-OVERLAY = "/var/lib"  # written through an overlay: its upper layer is the sandbox's
+# What the daemons write. Overlaid: written through an overlay whose upper layer is the
+# sandbox's (/var/lib/docker and /var/lib/containerd may not exist; /var/log may be
+# large). Private: copied, then bind-mounted over the original (after the overlays).
+OVERLAID = ("/var/lib", "/var/log")
+PRIVATE = ("/etc/docker", "/etc/fail2ban", "/var/lib/fail2ban")
 STARTUP = 60.0  # seconds a daemon may take to answer
 RUN = "/run/fwgen-test"  # sockets and pidfiles, on the sandbox's own /run
 DOCKER_IPV6 = "2001:db8:d0c::/64"  # --fixed-cidr-v6 in the IPv6 mode
@@ -83,13 +84,12 @@ class Sandbox:
         self.cgroup = f"{lab.prefix}-{uuid.uuid4().hex[:6]}"  # --cgroup-parent
         self.daemons: list[subprocess.Popen[bytes]] = []
         lines = ["set -e", "mount -t tmpfs -o mode=755 tmpfs /run", f"mkdir -p {RUN}"]
-        upper, work = self.dir / "overlay" / "upper", self.dir / "overlay" / "work"
-        upper.mkdir(parents=True)
-        work.mkdir()
-        lines.append(
-            f"mount -t overlay overlay -o lowerdir={OVERLAY},upperdir={upper},workdir={work} "
-            + OVERLAY
-        )
+        for path in OVERLAID:
+            upper, work = self.private(path), self.dir / "work" / path.lstrip("/")
+            upper.mkdir(parents=True)
+            work.mkdir(parents=True)
+            options = shlex.quote(f"lowerdir={path},upperdir={upper},workdir={work}")
+            lines.append(f"mount -t overlay overlay -o {options} {path}")
         for path in PRIVATE:
             copy = self.private(path)
             shutil.copytree(path, copy, symlinks=True)
@@ -109,7 +109,8 @@ class Sandbox:
             raise AssertionError(f"the engines' sandbox could not be made: {err.strip()}")
 
     def private(self, path: str) -> Path:
-        """The sandbox's copy of *path* (one of `PRIVATE`), as the machine sees it."""
+        """The sandbox's copy of *path* (of `PRIVATE`, or the upper layer of `OVERLAID`),
+        as the machine sees it."""
         return self.dir / "copies" / path.lstrip("/")
 
     def enter(self, *cmd: str) -> list[str]:

@@ -25,7 +25,7 @@ from tests.kernel.conftest import need
 from tests.kernel.engines import (
     DOCKER_IPV4,
     DOCKER_IPV6,
-    OVERLAY,
+    OVERLAID,
     PRIVATE,
     RUN,
     Docker,
@@ -239,13 +239,15 @@ def f2b_rules(lab: Lab) -> list[str]:
 
 def test_the_sandbox_writes_only_its_own_copies(box: Sandbox) -> None:
     """What the daemons write lands in the sandbox's copies, never in the machine's files."""
-    for path in (*PRIVATE, OVERLAY, "/run"):  # first make sure: a write would be private
+    for path in (*PRIVATE, *OVERLAID, "/run"):  # first make sure: a write would be private
         box.run("mountpoint", "-q", path)
-    written = [f"{path}/fwgen-probe" for path in (*PRIVATE, "/run")] + ["/var/lib/docker/probe"]
+    written = [f"{path}/fwgen-probe" for path in (*PRIVATE, *OVERLAID, "/run")]
+    written.append("/var/lib/docker/probe")
     for path in written:
         box.run("sh", "-c", f"mkdir -p {os.path.dirname(path)} && echo x > {path}")
         assert not os.path.exists(path), path
     assert (box.private("/etc/docker") / "fwgen-probe").read_text() == "x\n"
+    assert (box.private("/var/log") / "fwgen-probe").read_text() == "x\n"
     assert box.run("cat", "/var/lib/docker/probe") == "x\n"
 
 
