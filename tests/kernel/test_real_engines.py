@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -106,13 +107,16 @@ AS_WRITTEN = expected({("trusted", "ipv4"): ALLOWED, ("trusted", "ipv6"): ALLOWE
 def assert_direct_follows_the_profile(lab: Lab, container: dict[str, str]) -> None:
     """Connections straight to the container's addresses (both families in the IPv6
     mode), from every client: only what an inbound rule admits gets through."""
-    found = {
-        (client, family, spec): state
-        for client in lab.clients
-        for family, address in container.items()
-        if address
-        for spec, state in lab.probe_from(lab.clients[client].ns, address, DIRECT).items()
-    }
+    pairs = [(c, f) for c in lab.clients for f, address in container.items() if address]
+    with ThreadPoolExecutor(max_workers=len(pairs)) as pool:
+        results = pool.map(
+            lambda pair: lab.probe_from(lab.clients[pair[0]].ns, container[pair[1]], DIRECT), pairs
+        )
+        found = {
+            (client, family, spec): state
+            for (client, family), states in zip(pairs, results, strict=True)
+            for spec, state in states.items()
+        }
     assert found == {
         key: "open" if key[0] == "trusted" and key[2] == "tcp:9000" else "blocked" for key in found
     }
