@@ -129,6 +129,15 @@ class Sandbox:
         self.daemons.append(proc)
         return proc
 
+    def holds(self, pid: int) -> bool:
+        """Process *pid* runs in the lab's server namespace and the sandbox's mounts."""
+        netns = os.stat(f"/run/netns/{self.lab.server}").st_ino
+        mine = os.readlink(f"/proc/{self.holder.pid}/ns/mnt")
+        return (
+            os.stat(f"/proc/{pid}/ns/net").st_ino == netns
+            and os.readlink(f"/proc/{pid}/ns/mnt") == mine
+        )
+
     def log(self, name: str) -> Path:
         return self.dir / f"{name}.log"
 

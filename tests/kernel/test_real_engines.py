@@ -209,6 +209,7 @@ def test_fail2ban_bans_survive_a_reload(
     lab.apply(target, files)
     fail2ban = Fail2ban(box)
     fail2ban.start()
+    assert [box.holds(daemon.pid) for daemon in box.daemons] == [True] * 3
     specs = ["tcp:22", "tcp:8080", "udp:7000"]
     assert lab.probe("trusted", "ipv4", specs) == dict.fromkeys(specs, "open")
     address = lab.clients["trusted"].ipv4
