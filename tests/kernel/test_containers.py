@@ -5,13 +5,15 @@ the published port and connections routed straight to the container's address.""
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from fwgen.render import render
 from fwgen.resolve import resolve_profile
-from tests.kernel.lab import CONTAINER_IPV4, CONTAINER_IPV6, Lab
+from tests.kernel.docker_lab import CONTAINER_IPV4, CONTAINER_IPV6
+from tests.kernel.lab import Lab
 from tests.kernel.test_apply import OLD, TRUSTED_SSH, Host
 
 pytestmark = pytest.mark.kernel
@@ -80,6 +82,7 @@ def test_published_port_follows_the_inbound_rules(lab: Lab, target: str) -> None
     files = docker_host(lab, target)
     lab.apply(target, files)
     lab.apply(target, files)
+    restricted(lab)
     # Docker's chains, twice reloaded over, hold what they held (fwgen's jump aside)
     for family in FAMILIES:
         ours = "-A DOCKER-USER -j FWGEN-CONTAINERS"
@@ -93,7 +96,6 @@ def test_published_port_follows_the_inbound_rules(lab: Lab, target: str) -> None
     if target == "iptables":  # one jump to fwgen's chain, however often it is loaded
         saved = lab.run(lab.server, "iptables-save").splitlines()
         assert saved.count("-A INPUT -j FWGEN-INPUT") == 1
-    restricted(lab)
     # the container reaches the outside (masqueraded by Docker's rules)
     trusted = lab.clients["trusted"]
     for address in (trusted.ipv4, trusted.ipv6):
@@ -182,11 +184,16 @@ def test_every_load_puts_the_jumps_first_again(lab: Lab, target: str) -> None:
     port over IPv6; each run of the loader moves that one jump back to the top."""
     docker_lab(lab)
     files = docker_host(lab, target)
-    lab.apply(target, files)
+    lab.apply(target, files)  # over Docker's IPv6 rules in Docker 20.10's order
+    assert lab.probe("outside", "ipv6", ["tcp:8080"]) == {"tcp:8080": "blocked"}
     restricted(lab)
     docker_restarts(lab)
     assert lab.probe("outside", "ipv6", ["tcp:8080"]) == {"tcp:8080": "open"}  # the hole
-    lab.apply(target, files)
+    if target == "ufw":  # what the systemd drop-in runs after Docker starts
+        script = files["fwgen-ufw.sh"]
+        lab.run(lab.server, *lab.ufw_root(), "bash", "-s", "--", "--jumps", stdin=script)
+    else:
+        lab.apply(target, files)
     forward_is_docker_first(lab)
     restricted(lab)
     before = {family: lab.docker_chains(SAVE[family]) for family in FAMILIES}
@@ -236,38 +243,68 @@ COMMIT
 """
 
 
-def test_ufw_refuses_a_section_that_declares_docker_user(lab: Lab) -> None:
-    """ufw-docker's section declares DOCKER-USER, so every ufw load empties it (fwgen's
-    jump and fail2ban's with it): the script says so and changes nothing."""
-    docker_lab(lab)
+def with_ufw_docker(lab: Lab) -> tuple[Path, str, int]:
+    """ufw's after.rules (the lab's private copy) with ufw-docker's section at its end:
+    the file, its text, and the line that declares DOCKER-USER."""
     lab.ufw_root()
     after = Path(str(lab.ufw_dir), "etc-ufw", "after.rules")
     after.write_text(after.read_text() + UFW_DOCKER)
-    before = after.read_text()
-    script = docker_host(lab, "ufw")["fwgen-ufw.sh"]
+    text = after.read_text()
+    return after, text, text.splitlines().index(":DOCKER-USER - [0:0]") + 1
+
+
+def refused(lab: Lab, *command: str, script: str) -> list[str]:
+    """The lines a loader run over the lab's private ufw files prints to stderr; it must fail."""
     done = subprocess.run(
-        ["ip", "netns", "exec", lab.server, *lab.ufw_root(), "bash", "-s"],
+        ["ip", "netns", "exec", lab.server, *lab.ufw_root(), *command],
         input=script,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert done.returncode != 0
-    assert done.stderr.strip().splitlines() == [
-        "fwgen: /etc/ufw/after.rules:36: declares :DOCKER-USER, so each ufw reload empties "
-        "that chain (fwgen's jump and fail2ban's go with it); take that section out (it is "
-        "ufw-docker's: fwgen's block does its work) and run this again"
+    assert done.returncode != 0, done.stdout
+    return done.stderr.strip().splitlines()
+
+
+UFW_DOCKER_REFUSED = (
+    "fwgen: /etc/ufw/after.rules:{line}: declares :DOCKER-USER, so each ufw reload empties "
+    "that chain (fwgen's jump and fail2ban's go with it); take that section out (it is "
+    "ufw-docker's: fwgen's block does its work) and run this again"
+)
+
+
+def test_ufw_refuses_a_section_that_declares_docker_user(lab: Lab) -> None:
+    """ufw-docker's section declares DOCKER-USER, so every ufw load empties it (fwgen's
+    jump and fail2ban's with it): the script says so and changes nothing."""
+    docker_lab(lab)
+    after, before, line = with_ufw_docker(lab)
+    script = docker_host(lab, "ufw")["fwgen-ufw.sh"]
+    assert refused(lab, "bash", "-s", script=script) == [UFW_DOCKER_REFUSED.format(line=line)]
+    assert refused(lab, "bash", "-s", "--", "--jumps", script=script) == [
+        UFW_DOCKER_REFUSED.format(line=line)
     ]
     assert after.read_text() == before
-    assert "FWGEN-CONTAINERS" not in lab.run(lab.server, "iptables-save")
+    assert "FWGEN" not in lab.run(lab.server, "iptables-save")
+
+
+def test_iptables_loader_refuses_a_ufw_section_that_declares_docker_user(lab: Lab) -> None:
+    docker_lab(lab)
+    _, _, line = with_ufw_docker(lab)
+    files = docker_host(lab, "iptables")
+    with tempfile.TemporaryDirectory(prefix="fwgen-iptables-") as folder:
+        for name, text in files.items():
+            Path(folder, name).write_text(text)
+        loader = str(Path(folder, "fwgen-iptables.sh"))
+        assert refused(lab, "sh", loader, script="") == [UFW_DOCKER_REFUSED.format(line=line)]
+    assert "FWGEN" not in lab.run(lab.server, "iptables-save")
 
 
 def test_published_port_stays_restricted_after_ufw_reload(lab: Lab) -> None:
     docker_lab(lab)
     lab.apply("ufw", docker_host(lab, "ufw"))
     lab.run(lab.server, *lab.ufw_root(), "ufw", "reload")
-    forward_is_docker_first(lab)
     restricted(lab)
+    forward_is_docker_first(lab)
 
 
 def test_rolling_back_a_first_containers_apply_on_ufw_removes_fwgen_chains(
@@ -283,9 +320,11 @@ def test_rolling_back_a_first_containers_apply_on_ufw_removes_fwgen_chains(
     sets = [f"--set=admins={trusted.ipv4}", f"--set=web_clients={trusted.ipv4}"]
     args = ["apply", "docker-host", "--target", "ufw", *sets, "--confirm", "3"]
     proc = host.start(*args)
-    assert "FWGEN-CONTAINERS" in lab.run(lab.server, "iptables-save")  # loaded
+    loaded = "published by docker, allowed by no inbound rule"  # fwgen's last rule
+    assert all(loaded in lab.run(lab.server, SAVE[family]) for family in FAMILIES)
     out, _ = proc.communicate(timeout=120)  # no answer: rolled back
     assert proc.returncode == 1 and "rolled back" in out, out + host.log()
     for family in FAMILIES:
-        assert "FWGEN" not in lab.run(lab.server, SAVE[family]), family
+        saved = lab.run(lab.server, SAVE[family])
+        assert loaded not in saved and "FWGEN" not in saved, family
     assert {family: lab.docker_chains(SAVE[family]) for family in FAMILIES} == before

@@ -118,22 +118,14 @@ def container_lines(
 
 # Shell functions both loaders (fwgen-iptables.sh, fwgen-ufw.sh) define.
 FIRST = """\
-# fwgen_first CMD CHAIN TARGET...: in one atomic step, each jump CHAIN -> TARGET made
-# the first rule of CHAIN, exactly once (copies elsewhere in the chain deleted).
+# fwgen_first CMD CHAIN TARGET: the jump CHAIN -> TARGET made the first rule of CHAIN,
+# exactly once (copies further down deleted), in one atomic step.
 fwgen_first() {
-    fwgen_cmd=$1 fwgen_chain=$2
-    shift 2
     {
         printf '*filter\\n'
-        for fwgen_target in "$@"; do
-            "$fwgen_cmd" -S "$fwgen_chain" | grep -xF -- "-A $fwgen_chain -j $fwgen_target" |
-                sed 's/^-A /-D /' || true
-        done
-        for fwgen_target in "$@"; do
-            printf -- '-I %s 1 -j %s\\n' "$fwgen_chain" "$fwgen_target"
-        done
-        printf 'COMMIT\\n'
-    } | "$fwgen_cmd-restore" --noflush
+        "$1" -S "$2" | grep -xF -- "-A $2 -j $3" | sed 's/^-A /-D /' || true
+        printf -- '-I %s 1 -j %s\\nCOMMIT\\n' "$2" "$3"
+    } | "$1-restore" --noflush
 }"""
 
 

@@ -376,7 +376,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             "flushed": FLUSHED,
             "coexist": coexist,
             "own_chains": own_chains(policy) if coexist else [],
-            "published": containers,
+            "containers": containers,
         }
         files[filename] = OutputFile("rules.j2", context)
     if coexist:
@@ -385,8 +385,11 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             "own_chains": own_chains(policy),
             "jumps": coexist_chains.jumps(policy),
             "docker_user": coexist_chains.DOCKER_USER if policy.containers == "docker" else "",
-            "functions": [coexist_chains.FIRST, coexist_chains.declared_check(skip_block=False)],
-            "ufw_files": UFW_RULE_FILES,
+            # fwgen relies on no chain of others without containers: nothing to check
+            "functions": [coexist_chains.FIRST, coexist_chains.declared_check(skip_block=False)]
+            if policy.containers is not None
+            else [],
+            "ufw_files": UFW_RULE_FILES if policy.containers is not None else (),
             "ipsets": bool(ipsets),
             "commands": {"ipv4": "iptables", "ipv6": "ip6tables"},
             "files": FILES,
