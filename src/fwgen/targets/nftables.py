@@ -9,6 +9,7 @@ from typing import Any
 from fwgen.icmp import hop_limit
 from fwgen.policy import PREFIX_BITS, Direction, Family, Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
+from fwgen.targets.coexist import BRIDGES as ENGINE_BRIDGES
 from fwgen.targets.coexist import FROM_ENGINE
 from fwgen.targets.text import (
     DROP_LOG_RATE,
@@ -55,8 +56,8 @@ class Chain:
 # chain comes first, and a drop in any base chain is final.
 PUBLISHED_PRIORITY = "filter - 10"
 DNAT = "ct status dnat"
-# The engine's bridges (see coexist.BRIDGES), as nftables' interface wildcards.
-BRIDGES = {"docker": ("docker*", "br-*"), "podman": ("podman*", "cni-podman*")}
+# The engine's bridges (coexist.BRIDGES), as nftables' interface wildcards.
+BRIDGES = {engine: tuple(b[:-1] + "*" for b in names) for engine, names in ENGINE_BRIDGES.items()}
 
 
 def _container_chains(policy: Policy) -> list[Chain]:
