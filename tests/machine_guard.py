@@ -16,7 +16,16 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-WATCHED_FILES = ("/etc/default/ufw", "/etc/ufw/*", "/etc/nftables.conf", "/etc/iptables/*")
+WATCHED_FILES = (
+    "/etc/default/ufw",
+    "/etc/ufw/*",
+    "/etc/nftables.conf",
+    "/etc/iptables/*",
+    # the real engines' settings (their tests run them over private copies)
+    "/etc/docker/*",
+    "/etc/containerd/*",
+    "/etc/fail2ban/*",
+)
 # Read-only listings of the machine's own firewall (its network namespace).
 LISTINGS = (
     ("nft", "-s", "list", "ruleset"),  # -s: without counters, which traffic changes

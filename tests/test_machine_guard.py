@@ -16,6 +16,9 @@ def test_watches_the_firewall_files_of_the_machine() -> None:
         "/etc/ufw/*",
         "/etc/nftables.conf",
         "/etc/iptables/*",
+        "/etc/docker/*",
+        "/etc/containerd/*",
+        "/etc/fail2ban/*",
     )
 
 

@@ -9,7 +9,11 @@ from tests.kernel.lab import Lab, missing_tools
 
 
 def require(*tools: str) -> None:
-    reason = missing_tools(*tools)
+    need(missing_tools(*tools))
+
+
+def need(reason: str) -> None:
+    """Fail (FWGEN_REQUIRE_KERNEL set) or skip when *reason* says what is missing."""
     if reason:
         if os.environ.get("FWGEN_REQUIRE_KERNEL"):
             pytest.fail(f"{reason} (FWGEN_REQUIRE_KERNEL is set)")
