@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import ClassVar
 
+from fwgen import runner
 from fwgen.errors import FwgenError
 
 TIMEOUT = 300  # seconds a firewall command may take (ufw adding many rules is slow)
@@ -28,8 +29,7 @@ class ApplyError(FwgenError):
 def run(*cmd: str, stdin: Path | None = None, check: bool = True) -> str:
     """Run one firewall command; its stdout, or ApplyError with its stderr."""
     try:
-        with open(stdin if stdin is not None else "/dev/null", "rb") as source:
-            result = subprocess.run(cmd, stdin=source, capture_output=True, timeout=TIMEOUT)
+        result = runner.run(cmd, stdin=stdin, timeout=TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as error:
         raise ApplyError(f"`{' '.join(cmd)}` failed: {error}") from None
     if check and result.returncode != 0:

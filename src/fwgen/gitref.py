@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
-import subprocess
 import tarfile
 import tempfile
 from io import BytesIO
 from pathlib import Path, PurePosixPath
 
+from fwgen import runner
 from fwgen.errors import FwgenError, printable
 from fwgen.paths import is_file
 
@@ -50,7 +51,7 @@ def _archive(ref: str, rev: str, folder: str) -> bytes:
     profiles and lists is far smaller; a pull request could add gigabytes beside it)."""
     command = ["git", "archive", "--format=tar", "--end-of-options", rev, folder]
     try:
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as git:
+        with runner.popen(command, cwd=os.getcwd()) as git:
             assert git.stdout is not None and git.stderr is not None
             archive = git.stdout.read(MAX_ARCHIVE + 1)
             if len(archive) > MAX_ARCHIVE:
