@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -57,6 +57,7 @@ inbound:
 TRUSTED_SSH = "198.18.1.2 40000 198.18.1.1 22"
 OUTSIDE_SSH = "198.18.2.2 40000 198.18.2.1 22"
 PROMPT = "Open a NEW session"
+FWGEN_SCRIPT = Path(sys.executable).with_name("fwgen")
 
 
 @dataclass
@@ -66,16 +67,21 @@ class Host:
     state: Path
     profiles: Path
 
+    cwd: Path | None = None  # where fwgen is started (the installed `fwgen` script then)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
     def command(self, *args: str) -> list[str]:
         wrap = self.lab.ufw_root() if self.target == "ufw" else []
-        return ["ip", "netns", "exec", self.lab.server, *wrap, sys.executable, "-m", "fwgen", *args]
+        # `python -m` would itself import from the working directory: the script does not
+        fwgen = [str(FWGEN_SCRIPT)] if self.cwd else [sys.executable, "-m", "fwgen"]
+        return ["ip", "netns", "exec", self.lab.server, *wrap, *fwgen, *args]
 
     def env(self, ssh: str | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "SSH_CONNECTION"}
         env["FWGEN_STATE_DIR"] = str(self.state)
         if ssh is not None:
             env["SSH_CONNECTION"] = ssh
-        return env
+        return env | self.extra_env
 
     def apply_args(self, profile: str, *extra: str) -> list[str]:
         return ["apply", str(self.profiles / profile), "--target", self.target, *extra]
@@ -95,6 +101,7 @@ class Host:
         proc = subprocess.Popen(
             self.command(*args),
             env=self.env(ssh),
+            cwd=self.cwd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -264,3 +271,25 @@ def test_guard_refuses_to_cut_the_ssh_client_off_and_changes_nothing(host: Host)
     kept = host.run(*host.apply_args("new.yaml", "--yes", "--keep", "198.18.2.2"))
     assert kept.returncode == 2 and "(--keep 198.18.2.2)" in kept.stderr
     assert host.snapshot() == before
+
+
+def test_an_apply_started_in_a_hostile_site_folder_runs_nothing_from_it(
+    host: Host, tmp_path: Path
+) -> None:
+    """A site repository with its own `fwgen` package, and BASH_ENV/ENV naming a script:
+    neither the rollback process nor any command fwgen starts may run them."""
+    marker = tmp_path / "marker"
+    site = tmp_path / "site"
+    (site / "fwgen").mkdir(parents=True)
+    for name in ("__init__.py", "__main__.py", "apply.py"):
+        (site / "fwgen" / name).write_text(f"open({str(marker)!r}, 'a').write('{name}')\n")
+    (tmp_path / "env.sh").write_text(f"echo shell >> {marker}\n")
+    before = host.snapshot()
+    host.cwd = site
+    host.extra_env = {"BASH_ENV": str(tmp_path / "env.sh"), "ENV": str(tmp_path / "env.sh")}
+    proc = host.start(*host.apply_args("new.yaml", "--confirm", "3"))
+    out, _ = proc.communicate(timeout=60)  # no answer: the real rollback must restore
+    assert proc.returncode == 1, out + host.log()
+    assert "rolled back" in out
+    assert host.snapshot() == before
+    assert not marker.exists(), marker.read_text()
