@@ -293,3 +293,54 @@ def test_an_apply_started_in_a_hostile_site_folder_runs_nothing_from_it(
     assert "rolled back" in out
     assert host.snapshot() == before
     assert not marker.exists(), marker.read_text()
+
+
+ADMIN_TABLES = [  # an admin's NAT, marks and notrack, in both families
+    ("-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", "8443", "-j", "DNAT",
+     "--to-destination", "{dnat}"),
+    ("-t", "nat", "-A", "POSTROUTING", "-o", "lo", "-j", "MASQUERADE"),
+    ("-t", "mangle", "-A", "PREROUTING", "-p", "tcp", "--dport", "80", "-j", "MARK",
+     "--set-mark", "7"),
+    ("-t", "raw", "-A", "PREROUTING", "-p", "udp", "--dport", "53", "-j", "NOTRACK"),
+]  # fmt: skip
+DNAT_TO = {"iptables": "198.18.1.2:443", "ip6tables": "[2001:db8:1::2]:443"}
+
+
+def every_table(lab: Lab) -> str:
+    """iptables-save and ip6tables-save of every table, counters and comments aside."""
+    text = "".join(lab.run(lab.server, save) for save in SAVES)
+    return re.sub(r"\[\d+:\d+\]", "[counters]", re.sub(r"(?m)^#.*\n", "", text))
+
+
+def test_iptables_flush_ruleset_rollback_restores_nat_mangle_and_raw(
+    lab: Lab, tmp_path: Path
+) -> None:
+    (tmp_path / "new.yaml").write_text(NEW.format(partners=PARTNERS["other"]))
+    host = Host(lab, "iptables", tmp_path / "state", tmp_path)
+    for tool, dnat in DNAT_TO.items():
+        for rule in ADMIN_TABLES:
+            lab.run(lab.server, tool, *(part.format(dnat=dnat) for part in rule))
+    before = every_table(lab)
+    assert "DNAT" in before and "MASQUERADE" in before and "MARK" in before
+    assert before.count("NOTRACK") + before.count("--notrack") == 2, before
+    proc = host.start(*host.apply_args("new.yaml", "--flush-ruleset", "--confirm", "3"))
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out + host.log()
+    assert every_table(lab) == before
+
+
+def test_nftables_flush_ruleset_refuses_tables_of_iptables_nft(lab: Lab, tmp_path: Path) -> None:
+    (tmp_path / "new.yaml").write_text(NEW.format(partners=PARTNERS["other"]))
+    host = Host(lab, "nftables", tmp_path / "state", tmp_path)
+    lab.run(lab.server, "iptables", *(p.format(dnat=DNAT_TO["iptables"]) for p in ADMIN_TABLES[0]))
+    lab.run(lab.server, "ip6tables", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT")
+    before = lab.run(lab.server, "nft", "list", "ruleset") + every_table(lab)
+    refused = host.run(*host.apply_args("new.yaml", "--flush-ruleset", "--yes"), ssh=TRUSTED_SSH)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    assert "--flush-ruleset would replace ip nat, ip6 filter, which iptables-nft manages" in (
+        refused.stderr
+    )
+    assert "nothing was loaded" in refused.stderr
+    assert lab.run(lab.server, "nft", "list", "ruleset") + every_table(lab) == before
+    assert not host.pending()
