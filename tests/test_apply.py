@@ -16,8 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fwgen import apply as applying
-from fwgen import procs, runner
-from fwgen import apply_targets
+from fwgen import apply_targets, procs, runner
 from fwgen.apply_targets import ApplyError, Backend
 from fwgen.cli import app
 from fwgen.errors import FwgenError
@@ -39,6 +38,8 @@ def no_firewall(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pat
     monkeypatch.setattr(applying, "start_watcher", lambda *a: refuse("start_watcher"))
     monkeypatch.setenv("FWGEN_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("SSH_CONNECTION", raising=False)
+    (tmp_path / "proc").mkdir()
+    monkeypatch.setattr(procs, "PROC", tmp_path / "proc")  # no sshd, no ancestors
     yield tmp_path / "state"
 
 
@@ -221,6 +222,25 @@ def test_answers(
     assert not (no_firewall / "pending").exists()
     outcome = json.loads((no_firewall / "last/meta.json").read_text())["outcome"]
     assert outcome == ("confirmed" if code == 0 else "rolled back")
+
+
+def test_yes_over_ssh_waits_for_a_new_connection_from_the_admin(
+    fake: type[Fake], no_firewall: Path
+) -> None:
+    said: list[str] = []
+    given = iter(["yes\n"])
+    over_ssh = applying.Request(
+        target="fake",
+        files={"f": "x\n"},
+        profile="p",
+        confirm=1.0,
+        connections=(from_ssh("192.0.2.7 50000 192.0.2.1 22"),),
+    )
+    assert applying.apply(over_ssh, said.append, lambda _: next(given, None)) == 1
+    assert (
+        "no new connection from 192.0.2.7 since the load: open one, then answer 'yes' again" in said
+    )
+    assert steps(no_firewall) == ["validate", "save", "load", "restore"]
 
 
 def test_yes_keeps_without_asking_and_a_failed_load_restores(
@@ -441,7 +461,10 @@ def test_the_rollback_process_imports_nothing_from_where_it_runs(
         assert (no_firewall / "pending/watcher-ready").read_text() == f"t0k {pid}\n"
         assert Path(f"/proc/{pid}/cwd").resolve() == Path("/")
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        assert sorted(e for e in environ if e) == [b"LC_ALL=C", b"PATH=" + runner.SAFE_PATH.encode()]
+        assert sorted(e for e in environ if e) == [
+            b"LC_ALL=C",
+            b"PATH=" + runner.SAFE_PATH.encode(),
+        ]
     finally:
         shutil.rmtree(no_firewall / "pending")  # it sees the apply finished elsewhere, and ends
         assert os.waitpid(pid, 0)[1] == 0

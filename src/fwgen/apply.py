@@ -22,12 +22,12 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import fwgen
-from fwgen import procs, runner
+from fwgen import admin, procs, runner
 from fwgen.apply_state import (
     SETTLE,
     Refused,
@@ -194,11 +194,16 @@ def preflight(request: Request, say: Say) -> Backend:
         raise Refused("\n".join([*request.lockouts, "nothing was loaded; --force loads anyway"]))
     for message in request.lockouts:
         say(f"warning (--force): {message}")
+    if request.connections:
+        say(f"guard: {len(request.connections)} admin connection(s) to keep")
     for connection in request.connections:
         if not request.lockouts:
             say(f"guard: the new rules admit {connection}")
     if not request.connections:
-        say("guard: no SSH_CONNECTION and no --keep: not checking for a lock-out")
+        say(
+            "guard: no admin connection (no SSH_CONNECTION here or in a parent process, "
+            "none to sshd) and no --keep: not checking for a lock-out"
+        )
     return backend
 
 
@@ -244,6 +249,7 @@ def begin(
             "pid": os.getpid(),
             "pid_start": procs.start_ticks(os.getpid()),
             "connections": [str(c) for c in request.connections],
+            "sessions": [c.session for c in request.connections if c.session],
         },
     )
     return token, pending
@@ -278,16 +284,43 @@ def apply(request: Request, say: Say, answer: Callable[[float], str | None]) -> 
             failed = False
             say(f"loaded: {request.profile} into {backend.replaces}")
         deadline = time.time() + seconds
-        update_meta(pending, deadline=deadline, loaded=time.time())
+        loaded = admin.now_ticks()
+        update_meta(pending, deadline=deadline, loaded=time.time(), loaded_ticks=loaded)
     if failed:
         return _report(finish(state, token, ROLLBACK), say)
     if request.confirm is None:
         return _report(finish(state, token, CONFIRMED), say)
-    return _report(_wait(state, token, deadline, say, answer), say)
+    return _report(_wait(state, token, deadline, say, answer, _proof(request, loaded, say)), say)
+
+
+def _proof(request: Request, loaded: int, say: Say) -> Callable[[], bool]:
+    """Whether a 'yes' typed now counts: at once on a local console (no connection to
+    protect); over SSH once a new connection from the admin got in after the load."""
+    clients = sorted({str(c.client) for c in request.connections})
+
+    def proven() -> bool:
+        if not request.connections:
+            return True
+        found = admin.new_connection(request.connections, loaded)
+        if found:
+            say(f"a new connection from {found} got in after the load")
+        else:
+            say(
+                f"no new connection from {' or '.join(clients)} since the load: open one, "
+                "then answer 'yes' again"
+            )
+        return bool(found)
+
+    return proven
 
 
 def _wait(
-    state: Path, token: str, deadline: float, say: Say, answer: Callable[[float], str | None]
+    state: Path,
+    token: str,
+    deadline: float,
+    say: Say,
+    answer: Callable[[float], str | None],
+    proven: Callable[[], bool],
 ) -> str:
     say(
         f"Open a NEW session to this host now. Type 'yes' here (or run `fwgen apply "
@@ -302,8 +335,10 @@ def _wait(
                 time.sleep(POLL)
             if line == "":
                 reading = False  # end of input: wait for --confirm-pending or the deadline
-            elif line is not None:
-                return finish(state, token, CONFIRMED if line.strip() == "yes" else ROLLBACK)
+            elif line is not None and line.strip() != "yes":
+                return finish(state, token, ROLLBACK)
+            elif line is not None and proven():
+                return finish(state, token, CONFIRMED)
     except KeyboardInterrupt:
         return finish(state, token, ROLLBACK)
     return finish(state, token, ROLLBACK)
@@ -331,6 +366,10 @@ def settle_pending(outcome: str, say: Say) -> int:
         last = read_meta(state / "last")
         was = f" (the last one: {last.get('outcome')})" if last else ""
         raise Refused(f"no apply is pending{was}")
+    if outcome == CONFIRMED and not stuck(meta):  # it waits: a new connection must show
+        problem = admin.confirmer_problem(meta, os.environ)
+        if problem:
+            raise Refused(f"not confirmed: {problem}")
     return _report(finish(state, str(meta["id"]), outcome), say)
 
 

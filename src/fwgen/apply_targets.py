@@ -124,8 +124,6 @@ class Nftables(Backend):
         run("nft", "-f", str(work / "saved/restore.nft"))
 
 
-
-
 def _tables(rules: str) -> dict[str, str]:
     """Each table a restore file loads → that table as it is when nothing was ever loaded
     into it (its built-in chains, policy ACCEPT)."""
@@ -157,6 +155,7 @@ class Iptables(Backend):
         super().__init__(flush_ruleset)
         if flush_ruleset:
             self.replaces = "every iptables and ip6tables table and fwgen's ipsets"
+
     RESTORE: ClassVar[dict[str, str]] = {"v4": "iptables-restore", "v6": "ip6tables-restore"}
     SAVE: ClassVar[dict[str, str]] = {"v4": "iptables-save", "v6": "ip6tables-save"}
 

@@ -27,7 +27,15 @@ class Connection:
     client: IPAddress
     port: int
     server: IPAddress | None
-    source: str  # where it came from: "SSH_CONNECTION" or "--keep ..."
+    source: str  # where it came from: "SSH_CONNECTION", "--keep ...", ...
+    client_port: int | None = None  # known for a live connection (SSH_CONNECTION, sshd's)
+
+    @property
+    def session(self) -> str:
+        """The connection as SSH_CONNECTION writes it ("" when its client port is unknown)."""
+        if self.client_port is None or self.server is None:
+            return ""
+        return f"{self.client} {self.client_port} {self.server} {self.port}"
 
     @property
     def family(self) -> Family:
@@ -54,17 +62,19 @@ def _port(text: str, what: str) -> int:
     return int(text)
 
 
-def from_ssh(value: str) -> Connection:
+def from_ssh(value: str, what: str = "SSH_CONNECTION") -> Connection:
     """``SSH_CONNECTION``'s four fields → the connection it describes."""
     fields = value.split()
     if len(fields) != 4:
         raise FwgenError(
-            f"SSH_CONNECTION {value!r}: expected 'client_ip client_port server_ip server_port'"
+            f"{what} {printable(value)!r}: expected 'client_ip client_port server_ip server_port'"
         )
-    what = "SSH_CONNECTION"
-    _port(fields[1], what)  # the client's port: checked, not used
     return Connection(
-        _address(fields[0], what), _port(fields[3], what), _address(fields[2], what), what
+        _address(fields[0], what),
+        _port(fields[3], what),
+        _address(fields[2], what),
+        what,
+        _port(fields[1], what),
     )
 
 

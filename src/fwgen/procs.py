@@ -53,21 +53,6 @@ def alive(pid: int, ticks: int | None, proc: Path = PROC) -> bool:
     return ticks is None or start_ticks(pid, proc) == ticks
 
 
-def started_at(pid: int, proc: Path = PROC) -> float | None:
-    """When *pid* started, in seconds since the epoch (boot time + its start ticks)."""
-    ticks = start_ticks(pid, proc)
-    boot = boot_time(proc)
-    return None if ticks is None or boot is None else boot + ticks / os.sysconf("SC_CLK_TCK")
-
-
-def boot_time(proc: Path = PROC) -> float | None:
-    with contextlib.suppress(OSError):
-        for line in (proc / "stat").read_text(encoding="ascii").splitlines():
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    return None
-
-
 def parent(pid: int, proc: Path = PROC) -> int:
     fields = _stat(pid, proc)
     return int(fields[1]) if fields and len(fields) > 1 and fields[1].isdigit() else 0

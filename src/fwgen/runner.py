@@ -20,7 +20,9 @@ SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PASSED = ("HOME",)
 
 
-def environment(passed: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def environment(
+    passed: Sequence[str] = (), environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The whole environment of a command: a fixed PATH and locale, plus *passed* names."""
     source = os.environ if environ is None else environ
     env = {"PATH": SAFE_PATH, "LC_ALL": "C"}
