@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kernel.lab import Lab
+from tests.kernel.lab import AGENT, Lab
 
 pytestmark = pytest.mark.kernel
 
@@ -144,6 +144,26 @@ class Host:
     def pending(self) -> bool:
         return (self.state / "pending").exists()
 
+    def connect(self) -> subprocess.Popen[str]:
+        """A new SSH connection from the trusted client (to sshd's stand-in), made now."""
+        ns, address = self.lab.clients["trusted"].ns, self.lab.address("trusted", "ipv4")
+        agent = [sys.executable, str(AGENT), "session", address, "22"]
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, *agent],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.lab.listeners.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "connected"
+        return proc
+
+
+def confirm_over(connection: subprocess.Popen[str]) -> str:
+    """Run `fwgen apply --confirm-pending` over *connection*; what it printed."""
+    out, _ = connection.communicate("go\n", timeout=120)
+    return out
+
 
 SAVES = ("iptables-save", "ip6tables-save")
 
@@ -158,7 +178,10 @@ def host(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[H
     found = Host(lab, request.param, state, tmp_path)
     done = found.run(*found.apply_args("old.yaml", "--yes"), ssh=TRUSTED_SSH)
     assert done.returncode == 0, done.stdout + done.stderr
-    lab.listen(["tcp:22", "tcp:8080", "tcp:9090"])
+    lab.listen(["tcp:8080", "tcp:9090"])
+    # sshd's stand-in on port 22: a process per connection, which confirms on request
+    confirm = ["env", f"FWGEN_STATE_DIR={state}", sys.executable, "-m", "fwgen", "apply"]
+    lab.sshd(22, [*confirm, "--confirm-pending"])
     yield found
     assert not found.pending()
 
@@ -207,12 +230,13 @@ def test_confirmed_apply_keeps_the_new_rules(host: Host, how: str) -> None:
     # Long enough for a busy machine: the confirmation ends the wait anyway.
     proc = host.start(*host.apply_args("new.yaml", "--confirm", "90"))
     # The confirming session is a new connection: the new rules must let it in.
-    assert host.lab.probe("trusted", "ipv4", ["tcp:22"]) == {"tcp:22": "open"}
     if how == "prompt":
+        connections.append(host.lab.hold("trusted", "ipv4", 22))
         out, _ = proc.communicate("yes\n", timeout=60)
+        assert "a new connection from 198.18.1.2 port " in out
     else:
-        confirmed = host.run("apply", "--confirm-pending")
-        assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr + host.log()
+        confirmed = confirm_over(host.connect())
+        assert "fwgen: applied: the new rules stay" in confirmed, confirmed + host.log()
         out, _ = proc.communicate("", timeout=60)
     assert proc.returncode == 0, out
     assert "applied: the new rules stay" in out
@@ -225,7 +249,7 @@ def test_confirmed_apply_keeps_the_new_rules(host: Host, how: str) -> None:
     time.sleep(1)
     assert host.snapshot() == kept
     assert loaded(host) == NEW_RULES
-    assert still_up(connections) == ["ok", "ok"]
+    assert still_up(connections) == ["ok"] * len(connections)
 
 
 def test_unconfirmed_apply_restores_the_old_rules_byte_for_byte(host: Host) -> None:
@@ -344,3 +368,41 @@ def test_nftables_flush_ruleset_refuses_tables_of_iptables_nft(lab: Lab, tmp_pat
     assert "nothing was loaded" in refused.stderr
     assert lab.run(lab.server, "nft", "list", "ruleset") + every_table(lab) == before
     assert not host.pending()
+
+
+def read_until(proc: subprocess.Popen[str], text: str, seconds: float = 60) -> str:
+    assert proc.stdout is not None
+    seen = ""
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        end = time.time() + seconds
+        while text not in seen and time.time() < end and sel.select(end - time.time()):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen += line
+    assert text in seen, seen
+    return seen
+
+
+def test_only_a_connection_made_after_the_load_confirms(host: Host) -> None:
+    before_load = host.connect()  # an SSH connection the admin had open all along
+    proc = host.start(*host.apply_args("new.yaml", "--confirm", "90"))
+    # the apply's own connection (ssh ControlMaster, tmux): same SSH_CONNECTION
+    same = host.run("apply", "--confirm-pending", ssh=TRUSTED_SSH)
+    assert same.returncode == 2, same.stdout + same.stderr
+    assert f"this is the apply's own connection ({TRUSTED_SSH})" in same.stderr
+    old = confirm_over(before_load)
+    assert "was not established after the load" in old, old
+    assert host.pending()
+    # 'yes' at the prompt waits for a new connection from the admin
+    assert proc.stdin is not None
+    proc.stdin.write("yes\n")
+    proc.stdin.flush()
+    read_until(proc, "no new connection from 198.18.1.2 since the load")
+    assert host.pending()
+    confirmed = confirm_over(host.connect())
+    assert "fwgen: applied: the new rules stay" in confirmed, confirmed + host.log()
+    out, _ = proc.communicate("", timeout=60)
+    assert proc.returncode == 0, out
+    assert loaded(host) == NEW_RULES
