@@ -406,3 +406,53 @@ def test_only_a_connection_made_after_the_load_confirms(host: Host) -> None:
     out, _ = proc.communicate("", timeout=60)
     assert proc.returncode == 0, out
     assert loaded(host) == NEW_RULES
+
+
+WITHOUT_ESTABLISHED = """\
+description: no established shortcut
+extends: base
+options: {{established: false}}
+inbound:
+  - service: ssh
+    from: 198.18.1.0/24
+{limit}outbound: {outbound}
+"""
+REPLIES_OUT = "[{port: 1024-65535/tcp, name: ssh-replies, to: 198.18.1.0/24}]"
+GUARD_CASES = {  # name: (limit, outbound, what the guard says is missing)
+    "rate-limited": ("    limit: 10/minute\n", "accept", "has a limit, which admits new"),
+    "replies-dropped": ("", "[{service: dns}]", "its replies (from port 22/tcp) are not let out"),
+    "works": ("", REPLIES_OUT, ""),
+}
+
+
+def talks(lab: Lab) -> bool:
+    """A real TCP connection from the trusted client to port 22 carries data both ways."""
+    ns, address = lab.clients["trusted"].ns, lab.address("trusted", "ipv4")
+    out = lab.run(
+        ns, sys.executable, str(AGENT), "hold", address, "22", stdin="hello\n", check=False
+    )
+    return out.split() == ["connected", "ok"]
+
+
+@pytest.mark.parametrize("target", ["nftables", "iptables"])
+@pytest.mark.parametrize("case", GUARD_CASES)
+def test_without_established_the_guard_models_every_packet_of_the_connection(
+    lab: Lab, tmp_path: Path, target: str, case: str
+) -> None:
+    limit, outbound, missing = GUARD_CASES[case]
+    (tmp_path / "p.yaml").write_text(WITHOUT_ESTABLISHED.format(limit=limit, outbound=outbound))
+    host = Host(lab, target, tmp_path / "state", tmp_path)
+    lab.listen(["tcp:22"])
+    assert talks(lab)  # no rules yet
+    done = host.run(*host.apply_args("p.yaml", "--yes"), ssh=TRUSTED_SSH)
+    if missing:
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "would cut off a new connection from 198.18.1.2 to port 22/tcp" in done.stderr
+        assert missing in done.stderr
+        # what the guard refused really cuts a new connection off
+        forced = host.run(*host.apply_args("p.yaml", "--yes", "--force"), ssh=TRUSTED_SSH)
+        assert forced.returncode == 0, forced.stdout + forced.stderr
+        assert not talks(lab)
+    else:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert talks(lab)
