@@ -108,6 +108,41 @@ def test_guard_message_for_an_address_written_in_the_rule(tmp_path: Path) -> Non
     ]
 
 
+NO_SHORTCUT = """description: x
+options: {{established: false}}
+inbound:
+  - service: ssh
+    from: 192.0.2.0/24
+{limit}outbound: {outbound}
+"""
+
+
+@pytest.mark.parametrize(
+    ("limit", "outbound", "message"),
+    [
+        ("    limit: 5/minute\n", "accept", "rule 'ssh' (p.yaml:4) has a limit, which admits new"),
+        ("", "[{service: dns}]", "its replies (from port 22/tcp) are not let out"),
+        # replies out, but only to other clients or other ports: still cut off
+        ("", "[{port: 443/tcp, name: web, to: 192.0.2.0/24}]", "are not let out"),
+        ("", "[{port: 1024-65535/tcp, name: r, to: 198.51.100.0/24}]", "are not let out"),
+        ("", "accept", ""),
+        ("", "[{port: 1024-65535/tcp, name: r, to: 192.0.2.0/24}]", ""),
+        ("", "[{port: 50000/tcp, name: r}]", ""),  # the client's own port (SSH_CONNECTION)
+    ],
+)
+def test_without_established_the_guard_needs_every_packet_admitted(
+    tmp_path: Path, limit: str, outbound: str, message: str
+) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text(NO_SHORTCUT.format(limit=limit, outbound=outbound))
+    policy = resolve_profile(str(profile))
+    found = lockouts(policy, [from_ssh("192.0.2.7 50000 192.0.2.1 22")])
+    assert [message in m for m in found] == ([True] if message else [])
+    if not message:  # a --keep connection's client port is unknown: any ephemeral port
+        kept = lockouts(policy, [from_keep("192.0.2.7")])
+        assert kept == [] or "port 50000" in outbound
+
+
 # the command's refusals (exit 2, nothing touched) ------------------------------------
 
 
