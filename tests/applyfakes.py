@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> type[Fake]:
     monkeypatch.setitem(apply_targets.BACKENDS, "fake", Fake)
     monkeypatch.setattr(applying, "start_watcher", lambda *a: 0)
     monkeypatch.setattr(applying, "wait_ready", lambda *a: None)
-    monkeypatch.setattr(applying.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
     return Fake
 
 

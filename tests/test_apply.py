@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from fwgen import apply as applying
+from fwgen.apply_state import Refused, update_meta
 from fwgen.cli import app
 from fwgen.errors import FwgenError
 from fwgen.guard import admitting_rule, connections, from_keep, from_ssh, lockouts
@@ -139,7 +141,7 @@ def test_windows_prints_the_script_and_the_command_to_run_it() -> None:
 
 
 def test_refuses_without_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(applying.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     code, _, err = apply_cli("webserver", "-t", "nftables", "--set", "admins=10.1.0.0/16")
     assert (code, err) == (2, "error: fwgen apply loads rules into the kernel: run it as root\n")
 
@@ -231,7 +233,7 @@ def test_one_pending_apply_at_a_time_and_a_late_confirmation_is_refused(
     fake: type[Fake], no_firewall: Path
 ) -> None:
     def second(_: float) -> str | None:
-        with pytest.raises(applying.Refused, match="another apply is pending"):
+        with pytest.raises(Refused, match="another apply is pending"):
             applying.apply(request(), print, second)
         # the watcher's view: not due yet, so nothing is done
         token = applying.pending_token(no_firewall)
@@ -249,7 +251,7 @@ def test_the_watcher_rolls_back_at_the_deadline(fake: type[Fake], no_firewall: P
     def watcher(_: float) -> str | None:
         token = applying.pending_token(no_firewall)
         assert token is not None
-        applying.update_meta(no_firewall / "pending", deadline=0)
+        update_meta(no_firewall / "pending", deadline=0)
         assert applying.watch(no_firewall, token) == "rolled back"
         return None
 

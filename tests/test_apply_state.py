@@ -14,6 +14,7 @@ import pytest
 
 from fwgen import apply as applying
 from fwgen import procs, runner
+from fwgen.apply_state import Refused, update_meta, write_meta
 from fwgen.apply_targets import ApplyError
 from tests.applyfakes import REAL_START_WATCHER, REAL_WAIT_READY, Fake, request, steps
 
@@ -40,7 +41,7 @@ def test_a_failed_rollback_keeps_the_saved_state_until_the_admin_decides(
         "`fwgen apply --rollback-pending` restores the saved ones"
     )
     # the next apply neither starts nor deletes what the rollback needs
-    with pytest.raises(applying.Refused, match=r"its rollback failed \(rollback FAILED: "):
+    with pytest.raises(Refused, match=r"its rollback failed \(rollback FAILED: "):
         applying.apply(request(None), print, lambda _: None)
     assert (no_firewall / "pending/meta.json").exists()
     # --rollback-pending tries again; once the firewall takes it, the state is settled
@@ -80,7 +81,7 @@ def leave_pending(state: Path, **meta: object) -> None:
     pid, ticks = dead_process()
     base = {"id": "old", "target": "fake", "flush_ruleset": False, "profile": "old.yaml"}
     base |= {"started": 1.0, "deadline": 2.0, "pid": pid, "pid_start": ticks}
-    applying.write_meta(pending, base | meta)
+    write_meta(pending, base | meta)
 
 
 def test_a_yes_apply_killed_after_loading_counts_as_confirmed(
@@ -108,7 +109,7 @@ def test_an_abandoned_apply_is_reported_and_its_state_kept(
 ) -> None:
     no_firewall.mkdir(mode=0o700)
     leave_pending(no_firewall, **meta)
-    with pytest.raises(applying.Refused) as refused:
+    with pytest.raises(Refused) as refused:
         applying.apply(request(None), print, lambda _: None)
     assert "its processes are gone (killed?), and no rollback runs" in str(refused.value)
     assert "`fwgen apply --confirm-pending` keeps the rules loaded now" in str(refused.value)
@@ -122,10 +123,8 @@ def test_a_pending_apply_whose_process_runs_is_not_abandoned(
 ) -> None:
     no_firewall.mkdir(mode=0o700)
     leave_pending(no_firewall, yes=True, loaded=3.0)
-    applying.update_meta(
-        no_firewall / "pending", pid=os.getpid(), pid_start=procs.start_ticks(os.getpid())
-    )
-    with pytest.raises(applying.Refused, match="it waits for confirmation"):
+    update_meta(no_firewall / "pending", pid=os.getpid(), pid_start=procs.start_ticks(os.getpid()))
+    with pytest.raises(Refused, match="it waits for confirmation"):
         applying.apply(request(None), print, lambda _: None)
 
 
@@ -146,7 +145,7 @@ def test_a_state_folder_others_control_is_refused(
         else:
             os.chown(no_firewall, 65534, 0)
             why = f"owned by uid 65534, not by uid {os.geteuid()} which runs fwgen"
-    with pytest.raises(applying.Refused) as refused:
+    with pytest.raises(Refused) as refused:
         applying.apply(request(None), print, lambda _: None)
     assert str(refused.value) == (
         f"{no_firewall}: {why}; fwgen keeps the state it restores there: remove it, "
@@ -178,7 +177,7 @@ def test_the_rollback_process_imports_nothing_from_where_it_runs(
     for name in ("PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME"):
         monkeypatch.setenv(name, str(site) if name != "PYTHONHOME" else "/nonexistent")
     no_firewall.mkdir(mode=0o700)
-    applying.write_meta(no_firewall / "pending", {"id": "t0k", "deadline": 1e12})
+    write_meta(no_firewall / "pending", {"id": "t0k", "deadline": 1e12})
     pid = REAL_START_WATCHER(no_firewall, "t0k")
     try:
         REAL_WAIT_READY(no_firewall / "pending", "t0k", pid)  # the real fwgen runs it
@@ -203,7 +202,7 @@ def test_a_rollback_process_that_does_not_start_refuses_the_apply(
     no_firewall.mkdir(mode=0o700)
     (no_firewall / "pending").mkdir()
     sleeper = subprocess.Popen(["sleep", "30"])  # alive, but never says it is ready
-    with pytest.raises(applying.Refused, match="the rollback process did not start"):
+    with pytest.raises(Refused, match="the rollback process did not start"):
         REAL_WAIT_READY(no_firewall / "pending", "t0k", sleeper.pid)
     assert sleeper.poll() is not None  # stopped by its pid
 
