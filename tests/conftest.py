@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import applyfakes
 from tests.machine_guard import changes, machine_state
 
 REPO = Path(__file__).resolve().parent.parent
@@ -117,3 +118,15 @@ def _machine_untouched() -> Iterator[None]:
             "the test session changed the machine it runs on:\n  " + "\n  ".join(changed),
             pytrace=False,
         )
+
+
+@pytest.fixture
+def no_firewall(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """`fwgen apply`'s state folder; any real firewall command fails the test."""
+    yield from applyfakes.no_firewall(monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> type[applyfakes.Fake]:
+    """The fake firewall, registered as target "fake"."""
+    return applyfakes.fake(monkeypatch)

@@ -6,34 +6,23 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterator
+import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from fwgen import apply as applying
-from fwgen import apply_targets
-from fwgen.apply_targets import ApplyError, Backend
+from fwgen.apply_state import Refused, update_meta
 from fwgen.cli import app
 from fwgen.errors import FwgenError
 from fwgen.guard import admitting_rule, connections, from_keep, from_ssh, lockouts
 from fwgen.resolve import resolve_profile
+from tests.applyfakes import Fake, request, steps
 
-runner = CliRunner()
+runner_cli = CliRunner()
 ADMINS = {"admins": ["192.0.2.0/24", "2001:db8:5::/48"]}
-
-
-@pytest.fixture(autouse=True)
-def no_firewall(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    def refuse(*cmd: str, **_: object) -> str:
-        raise AssertionError(f"a unit test reached a firewall command: {cmd}")
-
-    monkeypatch.setattr(apply_targets, "run", refuse)
-    monkeypatch.setattr(applying, "start_watcher", lambda *a: refuse("start_watcher"))
-    monkeypatch.setenv("FWGEN_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.delenv("SSH_CONNECTION", raising=False)
-    yield tmp_path / "state"
+pytestmark = pytest.mark.usefixtures("no_firewall")
 
 
 # the guard ---------------------------------------------------------------------------
@@ -101,11 +90,46 @@ def test_guard_message_for_an_address_written_in_the_rule(tmp_path: Path) -> Non
     ]
 
 
+NO_SHORTCUT = """description: x
+options: {{established: false}}
+inbound:
+  - service: ssh
+    from: 192.0.2.0/24
+{limit}outbound: {outbound}
+"""
+
+
+@pytest.mark.parametrize(
+    ("limit", "outbound", "message"),
+    [
+        ("    limit: 5/minute\n", "accept", "rule 'ssh' (p.yaml:4) has a limit, which admits new"),
+        ("", "[{service: dns}]", "its replies (from port 22/tcp) are not let out"),
+        # replies out, but only to other clients or other ports: still cut off
+        ("", "[{port: 443/tcp, name: web, to: 192.0.2.0/24}]", "are not let out"),
+        ("", "[{port: 1024-65535/tcp, name: r, to: 198.51.100.0/24}]", "are not let out"),
+        ("", "accept", ""),
+        ("", "[{port: 1024-65535/tcp, name: r, to: 192.0.2.0/24}]", ""),
+        ("", "[{port: 50000/tcp, name: r}]", ""),  # the client's own port (SSH_CONNECTION)
+    ],
+)
+def test_without_established_the_guard_needs_every_packet_admitted(
+    tmp_path: Path, limit: str, outbound: str, message: str
+) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text(NO_SHORTCUT.format(limit=limit, outbound=outbound))
+    policy = resolve_profile(str(profile))
+    found = lockouts(policy, [from_ssh("192.0.2.7 50000 192.0.2.1 22")])
+    assert [message in m for m in found] == ([True] if message else [])
+    if not message:  # a --keep connection's client port is unknown: any ephemeral port
+        kept = lockouts(policy, [from_keep("192.0.2.7")])
+        assert (kept == []) == ("50000" not in outbound)
+
+
 # the command's refusals (exit 2, nothing touched) ------------------------------------
 
 
 def apply_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    result = runner.invoke(app, ["apply", *args], env=env)
+    result = runner_cli.invoke(app, ["apply", *args], env=env)
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -117,7 +141,7 @@ def test_windows_prints_the_script_and_the_command_to_run_it() -> None:
 
 
 def test_refuses_without_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(applying.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     code, _, err = apply_cli("webserver", "-t", "nftables", "--set", "admins=10.1.0.0/16")
     assert (code, err) == (2, "error: fwgen apply loads rules into the kernel: run it as root\n")
 
@@ -151,49 +175,6 @@ def test_user_mistakes_are_one_line_and_exit_2(args: list[str], message: str) ->
 # confirm and roll back, over a fake firewall -----------------------------------------
 
 
-class Fake(Backend):
-    """Records what would have been done, in the pending folder's parent."""
-
-    name = "fake"
-    tools = ()
-    replaces = "the fake firewall"
-    fail_load = False
-
-    def _log(self, work: Path, step: str) -> None:
-        with open(work.parent / "steps", "a") as steps:
-            steps.write(step + "\n")
-
-    def validate(self, work: Path) -> None:
-        self._log(work, "validate")
-
-    def save(self, work: Path) -> None:
-        self._log(work, "save")
-
-    def load(self, work: Path) -> None:
-        self._log(work, "load")
-        if self.fail_load:
-            raise ApplyError("load failed")
-
-    def restore(self, work: Path) -> None:
-        self._log(work, "restore")
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> type[Fake]:
-    monkeypatch.setitem(apply_targets.BACKENDS, "fake", Fake)
-    monkeypatch.setattr(applying, "start_watcher", lambda *a: 0)
-    monkeypatch.setattr(applying.os, "geteuid", lambda: 0)
-    return Fake
-
-
-def request(confirm: float | None = 5.0) -> applying.Request:
-    return applying.Request(target="fake", files={"f": "x\n"}, profile="p", confirm=confirm)
-
-
-def steps(state: Path) -> list[str]:
-    return (state / "steps").read_text().split()
-
-
 @pytest.mark.parametrize(
     ("answers", "code", "done"),
     [
@@ -216,6 +197,25 @@ def test_answers(
     assert outcome == ("confirmed" if code == 0 else "rolled back")
 
 
+def test_yes_over_ssh_waits_for_a_new_connection_from_the_admin(
+    fake: type[Fake], no_firewall: Path
+) -> None:
+    said: list[str] = []
+    given = iter(["yes\n"])
+    over_ssh = applying.Request(
+        target="fake",
+        files={"f": "x\n"},
+        profile="p",
+        confirm=1.0,
+        connections=(from_ssh("192.0.2.7 50000 192.0.2.1 22"),),
+    )
+    assert applying.apply(over_ssh, said.append, lambda _: next(given, None)) == 1
+    assert (
+        "no new connection from 192.0.2.7 since the load: open one, then answer 'yes' again" in said
+    )
+    assert steps(no_firewall) == ["validate", "save", "load", "restore"]
+
+
 def test_yes_keeps_without_asking_and_a_failed_load_restores(
     fake: type[Fake], no_firewall: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -233,7 +233,7 @@ def test_one_pending_apply_at_a_time_and_a_late_confirmation_is_refused(
     fake: type[Fake], no_firewall: Path
 ) -> None:
     def second(_: float) -> str | None:
-        with pytest.raises(applying.Refused, match="another apply is pending"):
+        with pytest.raises(Refused, match="another apply is pending"):
             applying.apply(request(), print, second)
         # the watcher's view: not due yet, so nothing is done
         token = applying.pending_token(no_firewall)
@@ -251,27 +251,12 @@ def test_the_watcher_rolls_back_at_the_deadline(fake: type[Fake], no_firewall: P
     def watcher(_: float) -> str | None:
         token = applying.pending_token(no_firewall)
         assert token is not None
-        applying.update_meta(no_firewall / "pending", deadline=0)
+        update_meta(no_firewall / "pending", deadline=0)
         assert applying.watch(no_firewall, token) == "rolled back"
         return None
 
     assert applying.apply(request(), print, watcher) == 1
     assert steps(no_firewall) == ["validate", "save", "load", "restore"]
-
-
-def test_a_failed_rollback_says_where_the_saved_state_is(
-    fake: type[Fake], no_firewall: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def broken(self: Fake, work: Path) -> None:
-        raise ApplyError("`nft -f restore.nft` failed: busy")
-
-    monkeypatch.setattr(Fake, "restore", broken)
-    said: list[str] = []
-    assert applying.apply(request(), said.append, lambda _: "no\n") == 1
-    assert said[-1] == (
-        "rollback FAILED: `nft -f restore.nft` failed: busy; "
-        f"the saved state is in {no_firewall}/last/saved"
-    )
 
 
 def test_refuses_iptables_coexist_mode_which_it_would_flatten() -> None:

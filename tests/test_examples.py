@@ -342,3 +342,53 @@ def test_the_role_can_load_with_fwgen_apply_and_its_guard() -> None:
         assert by_name[name]["when"] == "fwgen_load == 'direct'"
     defaults = yaml.safe_load(Path("examples/ansible/roles/fwgen/defaults/main.yml").read_text())
     assert defaults["fwgen_load"] == "apply" and defaults["fwgen_keep"] == []
+
+
+@pytest.mark.parametrize(
+    ("ssh", "keep"),
+    [
+        ("192.0.2.10 50000 192.0.2.1 2222", ["192.0.2.10:2222"]),
+        ("2001:db8::10 50000 2001:db8::1 22", ["[2001:db8::10]:22"]),
+        ("", []),  # a local connection: nothing to keep
+    ],
+)
+def test_the_role_passes_the_controller_s_connection_to_fwgen_apply(
+    tmp_path: Path, ssh: str, keep: list[str]
+) -> None:
+    """sudo and become drop SSH_CONNECTION: the role reads it without become and passes
+    it as --keep (ansible-playbook run for real, the role's own tasks file)."""
+    playbook = tmp_path / "controller.yml"
+    role = Path("examples/ansible/roles/fwgen").resolve()
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "hosts": "all",
+                    "gather_facts": False,
+                    "vars": {"fwgen_load": "apply"},
+                    "tasks": [
+                        {
+                            "ansible.builtin.include_role": {
+                                "name": str(role),
+                                "tasks_from": "controller",
+                            }
+                        },
+                        {
+                            "ansible.builtin.copy": {
+                                "content": "{{ fwgen_controller_keep | default([]) | to_json }}",
+                                "dest": str(tmp_path / "keep.json"),
+                            }
+                        },
+                    ],
+                }
+            ]
+        )
+    )
+    settings = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SSH_CONNECTION", ssh)
+        done = ansible("-i", "localhost,", str(playbook), "-e", json.dumps(settings), home=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads((tmp_path / "keep.json").read_text()) == keep
+    handlers = Path("examples/ansible/roles/fwgen/handlers/main.yml").read_text()
+    assert "(fwgen_keep + fwgen_controller_keep) | map('regex_replace', '^', '--keep=')" in handlers

@@ -15,18 +15,30 @@ Exit codes: 0 applied, 1 rolled back, 2 refused before anything was touched.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
 import select
 import shutil
+import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import fwgen
+from fwgen import admin, procs, runner
+from fwgen.apply_state import (
+    SETTLE,
+    Refused,
+    abandoned_yes,
+    locked,
+    read_meta,
+    state_dir,
+    stuck,
+    update_meta,
+    write_meta,
+)
 from fwgen.apply_targets import BACKENDS, ApplyError, Backend, write_private
 from fwgen.errors import FwgenError
 from fwgen.guard import Connection
@@ -36,38 +48,6 @@ CONFIRMED, ROLLBACK = "confirmed", "rolled back"
 POLL = 0.2  # seconds between looks at the pending state
 
 Say = Callable[[str], None]
-
-
-class Refused(FwgenError):
-    """Nothing was touched: no root, a tool missing, a lock-out, a check failed, ..."""
-
-
-def state_dir() -> Path:
-    """The private folder of fwgen's pending and last apply; made with mode 0700."""
-    path = Path(os.environ.get("FWGEN_STATE_DIR") or "/run/fwgen")
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if path.is_symlink() or not path.is_dir():
-            raise Refused(f"{path}: not a directory; fwgen keeps the state it restores there")
-        path.chmod(0o700)
-    except OSError as error:
-        raise Refused(f"{path}: cannot keep state there ({error.strerror})") from None
-    return path
-
-
-@contextlib.contextmanager
-def locked(state: Path) -> Iterator[None]:
-    with os.fdopen(os.open(state / "lock", os.O_RDWR | os.O_CREAT, 0o600)) as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
-def read_meta(folder: Path) -> dict[str, object] | None:
-    try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) else None
 
 
 def backend_of(meta: dict[str, object]) -> Backend:
@@ -80,28 +60,40 @@ def finish(state: Path, token: str, outcome: str, when_due: bool = False) -> str
     outcome is returned and nothing is done again. With *when_due*, nothing is done
     ("") while its deadline has not come (a load that took long moved it)."""
     with locked(state):
-        pending = state / "pending"
-        meta = read_meta(pending)
+        meta = read_meta(state / "pending")
         if meta is None or meta["id"] != token:
             last = read_meta(state / "last")
             return str(last.get("outcome", ROLLBACK)) if last and last["id"] == token else ROLLBACK
         if when_due and time.time() < float(str(meta["deadline"])):
             return ""
-        if outcome == ROLLBACK:
-            try:
-                backend_of(meta).restore(pending)
-            except (ApplyError, OSError) as error:
-                outcome = f"rollback FAILED: {error}; the saved state is in {state}/last/saved"
-        meta.update(outcome=outcome, finished=time.time())
-        write_meta(pending, meta)
-        shutil.rmtree(state / "last", ignore_errors=True)
-        pending.rename(state / "last")
-        return outcome
+        return settle(state, meta, outcome)
+
+
+def settle(state: Path, meta: dict[str, object], outcome: str) -> str:
+    """Under the lock: confirm or roll back the pending apply *meta*. A rollback that
+    fails leaves everything in ``pending/`` (no later apply starts, none deletes the
+    saved state) until the admin settles it."""
+    pending = state / "pending"
+    if outcome == ROLLBACK:
+        try:
+            backend_of(meta).restore(pending)
+        except (ApplyError, OSError) as error:
+            failed = f"rollback FAILED: {error}; the saved state stays in {pending}/saved"
+            update_meta(pending, failed=failed)
+            return f"{failed}: {SETTLE}"
+    meta.update(outcome=outcome, finished=time.time())
+    meta.pop("failed", None)
+    write_meta(pending, meta)
+    shutil.rmtree(state / "last", ignore_errors=True)
+    pending.rename(state / "last")
+    return outcome
 
 
 def pending_token(state: Path) -> str | None:
+    """The id of the apply that waits (not of one whose rollback failed: that one waits
+    for the admin, not for an answer)."""
     meta = read_meta(state / "pending")
-    return str(meta["id"]) if meta else None
+    return str(meta["id"]) if meta and not meta.get("failed") else None
 
 
 def watch(state: Path, token: str) -> str:
@@ -120,28 +112,27 @@ def watch(state: Path, token: str) -> str:
         time.sleep(POLL)
 
 
-def write_meta(folder: Path, meta: dict[str, object]) -> None:
-    """Replace meta.json whole (a reader never sees half of it)."""
-    write_private(folder / "meta.json.new", json.dumps(meta))
-    (folder / "meta.json.new").rename(folder / "meta.json")
-
-
-def update_meta(pending: Path, **fields: object) -> None:
-    meta = read_meta(pending) or {}
-    meta.update(fields)
-    write_meta(pending, meta)
+WATCHER = (
+    "import os, sys; os.chdir('/'); sys.path.insert(0, sys.argv[1]); "
+    "from fwgen.apply import main; sys.exit(main(sys.argv[1:]))"
+)
+READY_WAIT = 20.0  # seconds the rollback process may take to start (a busy machine)
 
 
 def start_watcher(state: Path, token: str) -> int:
     """Start `watch` in its own session, with no terminal: it outlives this process, the
     shell and the SSH connection (their hangup and interrupt signals do not reach it).
+    An isolated interpreter (``-I``: no PYTHON* variables, no user site, no working
+    directory on its path), from ``/``, with a fixed environment, that imports the fwgen
+    running now from the folder it came from, and nothing else from anywhere.
     Never waited for: it is spawned, not a child object a garbage collector reports."""
+    home = str(Path(fwgen.__file__).resolve().parent.parent)
     log = os.open(state / "rollback.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         return os.posix_spawn(
             sys.executable,
-            [sys.executable, "-m", "fwgen.apply", "rollback", str(state), token],
-            dict(os.environ),
+            [sys.executable, "-I", "-c", WATCHER, home, str(state), token],
+            runner.environment(),
             file_actions=[
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                 (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
@@ -151,6 +142,30 @@ def start_watcher(state: Path, token: str) -> int:
         )
     finally:
         os.close(log)
+
+
+def wait_ready(pending: Path, token: str, pid: int) -> None:
+    """Return once the rollback process *pid* has said it runs (its mark in *pending*);
+    refuse when it has not within `READY_WAIT` seconds or has died: then nothing
+    would bring the old rules back, so nothing may be loaded."""
+    mark = pending / "watcher-ready"
+    end = time.time() + READY_WAIT
+    while pid > 0 and time.time() < end:
+        with contextlib.suppress(OSError):
+            if mark.read_text(encoding="utf-8").split() == [token, str(pid)]:
+                return
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                break  # it died
+        time.sleep(POLL / 4)
+    if pid > 0:  # never 0 or -1: those signal whole process groups
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    raise Refused(
+        f"the rollback process did not start (see {pending.parent}/rollback.log): "
+        "nothing was loaded"
+    )
 
 
 @dataclass
@@ -173,17 +188,22 @@ def preflight(request: Request, say: Say) -> Backend:
         raise Refused("fwgen apply loads rules into the kernel: run it as root")
     backend = BACKENDS[request.target](flush_ruleset=request.flush_ruleset)
     for tool in backend.tools:
-        if shutil.which(tool) is None:
+        if runner.which(tool) is None:
             raise Refused(f"`{tool}` not found: {request.target} cannot be loaded here")
     if request.lockouts and not request.force:
         raise Refused("\n".join([*request.lockouts, "nothing was loaded; --force loads anyway"]))
     for message in request.lockouts:
         say(f"warning (--force): {message}")
+    if request.connections:
+        say(f"guard: {len(request.connections)} admin connection(s) to keep")
     for connection in request.connections:
         if not request.lockouts:
             say(f"guard: the new rules admit {connection}")
     if not request.connections:
-        say("guard: no SSH_CONNECTION and no --keep: not checking for a lock-out")
+        say(
+            "guard: no admin connection (no SSH_CONNECTION here or in a parent process, "
+            "none to sshd) and no --keep: not checking for a lock-out"
+        )
     return backend
 
 
@@ -196,12 +216,13 @@ def begin(
     if pending.exists() and meta is None:
         # Left by an apply that stopped before its state was complete: nothing was loaded.
         shutil.rmtree(pending)
+    elif meta is not None and abandoned_yes(meta):
+        say(f"the --yes apply of {meta['profile']} was stopped after loading: its rules stay")
+        settle(state, meta, CONFIRMED)
     elif meta is not None:
         since = time.ctime(float(str(meta["started"])))
-        raise Refused(
-            f"another apply is pending ({pending}, since {since}): "
-            "`fwgen apply --confirm-pending` keeps it, `fwgen apply --rollback-pending` undoes it"
-        )
+        why = stuck(meta) or "it waits for confirmation"
+        raise Refused(f"another apply is pending ({pending}, since {since}; {why}): {SETTLE}")
     token = uuid.uuid4().hex
     try:
         pending.mkdir(mode=0o700)
@@ -224,7 +245,11 @@ def begin(
             "profile": request.profile,
             "started": started,
             "deadline": deadline,
+            "yes": request.confirm is None,
             "pid": os.getpid(),
+            "pid_start": procs.start_ticks(os.getpid()),
+            "connections": [str(c) for c in request.connections],
+            "sessions": [c.session for c in request.connections if c.session],
         },
     )
     return token, pending
@@ -243,7 +268,12 @@ def apply(request: Request, say: Say, answer: Callable[[float], str | None]) -> 
         token, pending = begin(state, request, backend, say, time.time() + seconds)
         if request.confirm is not None:
             pid = start_watcher(state, token)
-            update_meta(pending, watcher=pid)
+            update_meta(pending, watcher=pid, watcher_start=procs.start_ticks(pid))
+            try:
+                wait_ready(pending, token, pid)
+            except Refused:
+                shutil.rmtree(pending, ignore_errors=True)
+                raise
             say(f"rollback: process {pid} restores the saved state unless confirmed")
         try:
             backend.load(pending)
@@ -254,16 +284,43 @@ def apply(request: Request, say: Say, answer: Callable[[float], str | None]) -> 
             failed = False
             say(f"loaded: {request.profile} into {backend.replaces}")
         deadline = time.time() + seconds
-        update_meta(pending, deadline=deadline)
+        loaded = admin.now_ticks()
+        update_meta(pending, deadline=deadline, loaded=time.time(), loaded_ticks=loaded)
     if failed:
         return _report(finish(state, token, ROLLBACK), say)
     if request.confirm is None:
         return _report(finish(state, token, CONFIRMED), say)
-    return _report(_wait(state, token, deadline, say, answer), say)
+    return _report(_wait(state, token, deadline, say, answer, _proof(request, loaded, say)), say)
+
+
+def _proof(request: Request, loaded: int, say: Say) -> Callable[[], bool]:
+    """Whether a 'yes' typed now counts: at once on a local console (no connection to
+    protect); over SSH once a new connection from the admin got in after the load."""
+    clients = sorted({str(c.client) for c in request.connections})
+
+    def proven() -> bool:
+        if not request.connections:
+            return True
+        found = admin.new_connection(request.connections, loaded)
+        if found:
+            say(f"a new connection from {found} got in after the load")
+        else:
+            say(
+                f"no new connection from {' or '.join(clients)} since the load: open one, "
+                "then answer 'yes' again"
+            )
+        return bool(found)
+
+    return proven
 
 
 def _wait(
-    state: Path, token: str, deadline: float, say: Say, answer: Callable[[float], str | None]
+    state: Path,
+    token: str,
+    deadline: float,
+    say: Say,
+    answer: Callable[[float], str | None],
+    proven: Callable[[], bool],
 ) -> str:
     say(
         f"Open a NEW session to this host now. Type 'yes' here (or run `fwgen apply "
@@ -278,8 +335,10 @@ def _wait(
                 time.sleep(POLL)
             if line == "":
                 reading = False  # end of input: wait for --confirm-pending or the deadline
-            elif line is not None:
-                return finish(state, token, CONFIRMED if line.strip() == "yes" else ROLLBACK)
+            elif line is not None and line.strip() != "yes":
+                return finish(state, token, ROLLBACK)
+            elif line is not None and proven():
+                return finish(state, token, CONFIRMED)
     except KeyboardInterrupt:
         return finish(state, token, ROLLBACK)
     return finish(state, token, ROLLBACK)
@@ -302,27 +361,30 @@ def stdin_answer(timeout: float) -> str | None:
 def settle_pending(outcome: str, say: Say) -> int:
     """`--confirm-pending` / `--rollback-pending`: finish the pending apply from anywhere."""
     state = state_dir()
-    token = pending_token(state)
-    if token is None:
+    meta = read_meta(state / "pending")
+    if meta is None:
         last = read_meta(state / "last")
         was = f" (the last one: {last.get('outcome')})" if last else ""
         raise Refused(f"no apply is pending{was}")
-    return _report(finish(state, token, outcome), say)
+    if outcome == CONFIRMED and not stuck(meta):  # it waits: a new connection must show
+        problem = admin.confirmer_problem(meta, os.environ)
+        if problem:
+            raise Refused(f"not confirmed: {problem}")
+    return _report(finish(state, str(meta["id"]), outcome), say)
 
 
 def main(argv: list[str]) -> int:
-    """``python -m fwgen.apply rollback STATE TOKEN``: the detached rollback."""
-    import signal
-
-    if len(argv) != 3 or argv[0] != "rollback":
-        print("usage: python -m fwgen.apply rollback STATE_DIR TOKEN", file=sys.stderr)
+    """The detached rollback (see `WATCHER`): ``HOME STATE_DIR TOKEN``."""
+    if len(argv) != 3 or not Path(fwgen.__file__).resolve().is_relative_to(argv[0]):
+        print(f"rollback: not the fwgen of {argv[:1]}: {fwgen.__file__}", file=sys.stderr)
         return 2
     for sig in (signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
-    outcome = watch(Path(argv[1]), argv[2])
-    print(f"{time.ctime()}: apply {argv[2]}: {outcome}", file=sys.stderr)
+    state, token = Path(argv[1]), argv[2]
+    meta = read_meta(state / "pending")
+    if meta is None or meta["id"] != token:
+        return 2
+    write_private(state / "pending/watcher-ready", f"{token} {os.getpid()}\n")
+    outcome = watch(state, token)
+    print(f"{time.ctime()}: apply {token}: {outcome}", file=sys.stderr)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -11,6 +11,7 @@ import typer
 
 from fwgen.cliparts import render_profile
 from fwgen.errors import FwgenError
+from fwgen.guard import Connection
 
 
 def run_apply(
@@ -25,6 +26,7 @@ def run_apply(
     confirm: float | None,
     keep: list[str],
     force: bool,
+    no_admin_connection: bool = False,
     pending: Literal["confirm", "rollback"] | None,
 ) -> int:
     """The exit code: 0 applied, 1 rolled back (2 is raised as an error)."""
@@ -41,10 +43,11 @@ def run_apply(
         raise FwgenError("give a PROFILE and --target (or --confirm-pending)")
     if confirm is not None and confirm <= 0:
         raise FwgenError(f"--confirm {confirm}: give a number of seconds above 0, or --yes")
-    from fwgen.guard import connections, lockouts
+    from fwgen.guard import from_keep, lockouts
     from fwgen.targets import RenderOptions
 
-    found = connections(os.environ, keep)  # a bad --keep is refused before any warning
+    kept = [from_keep(value) for value in keep]  # a bad --keep is refused before any warning
+    found = _admin_connections(kept, no_admin_connection)
     policy, files = render_profile(
         profile, target, sets, ports_files, allow_outside, RenderOptions(flush_ruleset, strict)
     )
@@ -69,6 +72,24 @@ def run_apply(
         force=force,
     )
     return applying.apply(request, say, applying.stdin_answer)
+
+
+def _admin_connections(kept: list[Connection], no_admin_connection: bool) -> list[Connection]:
+    """The connections the guard protects: the admin's (see `fwgen.admin`) and --keep's.
+    Refused when there are none on a host where sshd listens: behind sudo or become, a
+    lock-out would go unnoticed."""
+    from fwgen.admin import admin_connections
+
+    found, sshd = admin_connections(os.environ)
+    if not found and not kept and sshd.ports and not no_admin_connection:
+        ports = ", ".join(str(p) for p in sorted(sshd.ports))
+        raise FwgenError(
+            f"sshd listens on port {ports}, but no admin connection was found (no "
+            "SSH_CONNECTION here or in a parent process, no connection to sshd): give "
+            "--keep ADDR[:PORT] for the address you connect from, or --no-admin-connection "
+            "if no one needs to connect"
+        )
+    return found + kept
 
 
 def _cannot_load_here(target: str, files: dict[str, str]) -> None:

@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import ClassVar
 
+from fwgen import runner
 from fwgen.errors import FwgenError
 from fwgen.targets.coexist import CONTAINER_CHAINS, CONTAINERS
 
@@ -29,8 +30,7 @@ class ApplyError(FwgenError):
 def run(*cmd: str, stdin: Path | None = None, check: bool = True) -> str:
     """Run one firewall command; its stdout, or ApplyError with its stderr."""
     try:
-        with open(stdin if stdin is not None else "/dev/null", "rb") as source:
-            result = subprocess.run(cmd, stdin=source, capture_output=True, timeout=TIMEOUT)
+        result = runner.run(cmd, stdin=stdin, timeout=TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as error:
         raise ApplyError(f"`{' '.join(cmd)}` failed: {error}") from None
     if check and result.returncode != 0:
@@ -68,6 +68,31 @@ class Backend:
         raise NotImplementedError
 
 
+SET_NAME = re.compile(r"^create (\S+) ", re.MULTILINE)
+TABLE = re.compile(r"^\*(\w+)$", re.MULTILINE)
+BUILTIN_CHAIN = re.compile(r"^:([A-Z]+) (?!-)\S+", re.MULTILINE)
+XTABLES_SAVE = {"ip": "iptables-nft-save", "ip6": "ip6tables-nft-save"}
+
+
+def _refuse_xtables_tables() -> None:
+    """`flush ruleset` and a reload of `nft list ruleset` would turn the tables that
+    iptables-nft manages (Docker's, fail2ban's, an admin's iptables rules) into plain nft
+    tables that iptables can no longer read: refuse while there are any."""
+    found = [
+        f"{family} {table}"
+        for family, save in XTABLES_SAVE.items()
+        if runner.which(save)
+        for table in TABLE.findall(run(save))
+    ]
+    if found:
+        raise ApplyError(
+            f"--flush-ruleset would replace {', '.join(found)}, which iptables-nft manages "
+            "(Docker's, fail2ban's or other iptables rules): nft cannot restore them as they "
+            "were; apply without --flush-ruleset (fwgen's own table beside them), or remove "
+            "those rules first"
+        )
+
+
 class Nftables(Backend):
     name = "nftables"
     tools = ("nft",)
@@ -83,6 +108,7 @@ class Nftables(Backend):
 
     def save(self, work: Path) -> None:
         if self.flush_ruleset:
+            _refuse_xtables_tables()
             text = "flush ruleset\n" + run("nft", "list", "ruleset")
         else:
             # Declaring the table first makes the delete valid when there was none.
@@ -99,9 +125,19 @@ class Nftables(Backend):
         run("nft", "-f", str(work / "saved/restore.nft"))
 
 
-# What a filter table holds when nothing was ever loaded into it.
-EMPTY_FILTER = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
-SET_NAME = re.compile(r"^create (\S+) ", re.MULTILINE)
+def _tables(rules: str) -> dict[str, str]:
+    """Each table a restore file loads → that table as it is when nothing was ever loaded
+    into it (its built-in chains, policy ACCEPT)."""
+    sections = re.split(r"^(?=\*)", rules, flags=re.MULTILINE)
+    return {
+        match.group(1): "".join(
+            [f"*{match.group(1)}\n"]
+            + [f":{chain} ACCEPT [0:0]\n" for chain in BUILTIN_CHAIN.findall(section)]
+            + ["COMMIT\n"]
+        )
+        for section in sections
+        if (match := TABLE.match(section))
+    }
 
 
 class Iptables(Backend):
@@ -115,6 +151,12 @@ class Iptables(Backend):
         "unshare",
     )
     replaces = "the iptables and ip6tables filter tables and fwgen's ipsets"
+
+    def __init__(self, flush_ruleset: bool = False) -> None:
+        super().__init__(flush_ruleset)
+        if flush_ruleset:
+            self.replaces = "every iptables and ip6tables table and fwgen's ipsets"
+
     RESTORE: ClassVar[dict[str, str]] = {"v4": "iptables-restore", "v6": "ip6tables-restore"}
     SAVE: ClassVar[dict[str, str]] = {"v4": "iptables-save", "v6": "ip6tables-save"}
 
@@ -142,9 +184,18 @@ class Iptables(Backend):
     def save(self, work: Path) -> None:
         saved = work / "saved"
         for version, save in self.SAVE.items():
-            text = run(save, "-t", "filter")
-            write_private(saved / f"filter.{version}", text if "*filter" in text else EMPTY_FILTER)
-            run(self.RESTORE[version], "--test", str(saved / f"filter.{version}"))
+            # Every table the new file loads, and only those (--flush-ruleset adds nat,
+            # mangle and raw, which hold the admin's DNAT, MASQUERADE, MARK, NOTRACK).
+            tables = _tables((work / f"new/rules.{version}").read_text(encoding="utf-8"))
+            existing = set(TABLE.findall(run(save)))
+            text = ""
+            for table, empty in tables.items():
+                found = run(save, "-t", table) if table in existing else ""
+                text += found if f"*{table}" in found else empty
+            write_private(saved / f"tables.{version}", text)
+            run(self.RESTORE[version], "--test", str(saved / f"tables.{version}"))
+            absent = sorted(set(tables) - existing)
+            write_private(saved / f"absent.{version}.json", json.dumps(absent))
         existing = set(run("ipset", "list", "-n").split())
         ours = self._sets(work)
         text = "".join(
@@ -165,7 +216,13 @@ class Iptables(Backend):
         if (saved / "ipsets").stat().st_size:
             run("ipset", "restore", "-exist", stdin=saved / "ipsets")
         for version, restore in self.RESTORE.items():
-            run(restore, stdin=saved / f"filter.{version}")
+            run(restore, stdin=saved / f"tables.{version}")
+            absent = json.loads((saved / f"absent.{version}.json").read_text(encoding="utf-8"))
+            if absent and "nf_tables" in run(restore, "--version") and runner.which("nft"):
+                # tables the load created (iptables-nft keeps them as nft tables): gone again
+                family = "ip" if version == "v4" else "ip6"
+                for table in absent:
+                    run("nft", "delete", "table", family, table, check=False)
         for name in json.loads((saved / "new-sets.json").read_text(encoding="utf-8")):
             run("ipset", "destroy", name, check=False)  # sets the old rules did not have
 
@@ -212,11 +269,14 @@ class Ufw(Backend):
     def save(self, work: Path) -> None:
         saved = work / "saved/files"
         saved.mkdir(mode=0o700, parents=True)
+        modes = {}
         for name in UFW_FILES:
             path = Path(name)
             if not path.is_file():
                 raise ApplyError(f"{name}: missing, so ufw's state cannot be saved")
             shutil.copyfile(path, saved / name.lstrip("/").replace("/", "_"))
+            modes[name] = path.stat().st_mode & 0o7777  # before.init runs only if executable
+        write_private(work / "saved/modes.json", json.dumps(modes))
         active = run("ufw", "status").startswith("Status: active")
         write_private(work / "saved/active.json", json.dumps(active))
 
@@ -225,9 +285,11 @@ class Ufw(Backend):
 
     def restore(self, work: Path) -> None:
         saved = work / "saved/files"
+        modes = json.loads((work / "saved/modes.json").read_text(encoding="utf-8"))
         for name in UFW_FILES:
             # Written in place: /etc/default/ufw may be a bind mount a rename cannot replace.
             Path(name).write_bytes((saved / name.lstrip("/").replace("/", "_")).read_bytes())
+            Path(name).chmod(modes[name])
         if json.loads((work / "saved/active.json").read_text(encoding="utf-8")):
             run("ufw", "reload")
         else:

@@ -470,6 +470,13 @@ def apply(
     force: Annotated[
         bool, typer.Option("--force", help="Load even when the guard finds a lock-out.")
     ] = False,
+    no_admin_connection: Annotated[
+        bool,
+        typer.Option(
+            "--no-admin-connection",
+            help="Load on a host where sshd listens though no admin connection is found.",
+        ),
+    ] = False,
     confirm_pending: Annotated[
         bool, typer.Option("--confirm-pending", help="Keep the rules of the apply that waits.")
     ] = False,
@@ -496,6 +503,7 @@ def apply(
             confirm=None if yes else confirm,
             keep=keep or [],
             force=force,
+            no_admin_connection=no_admin_connection,
             pending="confirm" if confirm_pending else "rollback" if rollback_pending else None,
         )
     )

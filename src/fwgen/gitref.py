@@ -13,10 +13,12 @@ import subprocess
 import tempfile
 from pathlib import Path, PurePosixPath
 
+from fwgen import runner
 from fwgen.errors import FwgenError, printable
 from fwgen.paths import is_file, is_within
 
 MAX_ARCHIVE = 128 * 1024 * 1024
+GIT_TIMEOUT = 120  # seconds: git reads a folder of profiles, not a history
 REV_PATH = re.compile(r"(?P<rev>[^:\s]+):(?P<path>[^:\s]+\.ya?ml)")
 # What a branch, tag, commit or reflog expression looks like; never an option (a leading "-").
 REV = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./@{}~^+-]{0,199}")
@@ -69,9 +71,11 @@ def checkout_file(rev: str, path: str, into: Path) -> str:
 def _git(ref: str, *args: str, stdin: bytes = b"") -> bytes:
     """What ``git ARGS`` prints; a git that fails is one located error."""
     try:
-        done = subprocess.run(["git", *args], input=stdin, capture_output=True, check=False)
+        done = runner.run(["git", *args], data=stdin, timeout=GIT_TIMEOUT, cwd=os.getcwd())
     except FileNotFoundError:
         raise FwgenError(f"{ref}: git is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise FwgenError(f"{ref}: git took over {GIT_TIMEOUT} s to read it") from None
     if done.returncode:
         message = done.stderr.decode(errors="replace").strip().splitlines()
         reason = printable(message[-1]) if message else ""

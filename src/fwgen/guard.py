@@ -27,7 +27,15 @@ class Connection:
     client: IPAddress
     port: int
     server: IPAddress | None
-    source: str  # where it came from: "SSH_CONNECTION" or "--keep ..."
+    source: str  # where it came from: "SSH_CONNECTION", "--keep ...", ...
+    client_port: int | None = None  # known for a live connection (SSH_CONNECTION, sshd's)
+
+    @property
+    def session(self) -> str:
+        """The connection as SSH_CONNECTION writes it ("" when its client port is unknown)."""
+        if self.client_port is None or self.server is None:
+            return ""
+        return f"{self.client} {self.client_port} {self.server} {self.port}"
 
     @property
     def family(self) -> Family:
@@ -54,17 +62,19 @@ def _port(text: str, what: str) -> int:
     return int(text)
 
 
-def from_ssh(value: str) -> Connection:
+def from_ssh(value: str, what: str = "SSH_CONNECTION") -> Connection:
     """``SSH_CONNECTION``'s four fields → the connection it describes."""
     fields = value.split()
     if len(fields) != 4:
         raise FwgenError(
-            f"SSH_CONNECTION {value!r}: expected 'client_ip client_port server_ip server_port'"
+            f"{what} {printable(value)!r}: expected 'client_ip client_port server_ip server_port'"
         )
-    what = "SSH_CONNECTION"
-    _port(fields[1], what)  # the client's port: checked, not used
     return Connection(
-        _address(fields[0], what), _port(fields[3], what), _address(fields[2], what), what
+        _address(fields[0], what),
+        _port(fields[3], what),
+        _address(fields[2], what),
+        what,
+        _port(fields[1], what),
     )
 
 
@@ -109,16 +119,76 @@ def _opens_port(rule: Rule, connection: Connection) -> bool:
     )
 
 
+def _from_client(policy: Policy, rule: Rule, connection: Connection) -> bool:
+    if rule.remote is None:
+        return True
+    return _in(connection.client, policy.address_set(rule.remote).family(connection.family))
+
+
 def admitting_rule(policy: Policy, connection: Connection) -> Rule | None:
     """The first inbound rule that accepts *connection* as a new connection, or None."""
-    for rule in policy.rules:
-        if not _opens_port(rule, connection):
-            continue
-        if rule.remote is None:
-            return rule
-        if _in(connection.client, policy.address_set(rule.remote).family(connection.family)):
-            return rule
-    return None
+    return next(
+        (
+            r
+            for r in policy.rules
+            if _opens_port(r, connection) and _from_client(policy, r, connection)
+        ),
+        None,
+    )
+
+
+EPHEMERAL = (1024, 65535)  # where a client's port may be when it is not known
+
+
+def _lets_replies_out(policy: Policy, rule: Rule, connection: Connection) -> bool:
+    """*rule* lets every reply of *connection* out (server port → client port)."""
+    start, end = (connection.client_port,) * 2 if connection.client_port else EPHEMERAL
+    return (
+        rule.direction == "out"
+        and rule.proto == "tcp"
+        and rule.limit is None  # a limited rule admits new connections only
+        and connection.family in rule.families
+        and (not rule.ports or any(r.start <= start and end <= r.end for r in rule.ports))
+        and (
+            not rule.local_of(connection.family)
+            or (
+                connection.server is not None
+                and _in(connection.server, rule.local_of(connection.family))
+            )
+        )
+        and _from_client(policy, rule, connection)
+    )
+
+
+def connection_gap(policy: Policy, connection: Connection) -> str:
+    """What keeps an admitted first packet of *connection* from becoming a working
+    connection ("" when nothing does). With the established shortcut every later packet
+    and every reply passes; without it (`established: false`) each needs a rule: a
+    rate-limited rule matches new connections only (its SYN), and outbound deny drops
+    the replies unless an outbound rule lets them out."""
+    if policy.established:
+        return ""
+    needed = "or `options: {established: true}`"
+    if not any(
+        r.limit is None and _opens_port(r, connection) and _from_client(policy, r, connection)
+        for r in policy.rules
+    ):
+        rule = admitting_rule(policy, connection)
+        assert rule is not None
+        return (
+            f"with `established: false` only its first packet gets in: rule '{rule.name}' "
+            f"({rule.origin}) has a limit, which admits new connections only; needed: a rule "
+            f"without a limit for {connection.port}/tcp from {connection.client} {needed}"
+        )
+    if policy.defaults.outbound == "drop" and not any(
+        _lets_replies_out(policy, r, connection) for r in policy.rules
+    ):
+        return (
+            f"with `established: false` and outbound deny, its replies (from port "
+            f"{connection.port}/tcp) are not let out; needed: an outbound rule for tcp to "
+            f"{connection.client} on the client's ports {needed}"
+        )
+    return ""
 
 
 def refusal(policy: Policy, connection: Connection) -> str:
@@ -139,5 +209,11 @@ def refusal(policy: Policy, connection: Connection) -> str:
 
 
 def lockouts(policy: Policy, found: list[Connection]) -> list[str]:
-    """One message per connection the new Policy would not admit."""
-    return [refusal(policy, c) for c in found if admitting_rule(policy, c) is None]
+    """One message per connection the new Policy would not admit, or admit but not carry."""
+    messages = []
+    for connection in found:
+        if admitting_rule(policy, connection) is None:
+            messages.append(refusal(policy, connection))
+        elif gap := connection_gap(policy, connection):
+            messages.append(f"the new rules would cut off {connection}: {gap}")
+    return messages

@@ -8,12 +8,16 @@ agent.py udp-error ADDRESS PORT            # "refused" when an ICMP port unreach
 agent.py mld-query DEVICE HOPLIMIT [global]  # an MLD query to ff02::1, from a link-local address
 agent.py sniff-icmpv6 TYPE                 # until stdin closes: how many of TYPE were delivered
 agent.py receive DEVICE FAMILY:PORT[:GROUP] ...  # until stdin closes: JSON, the specs a probe reached
+agent.py sshd PORT COMMAND...              # a stand-in for sshd: one process per connection
+agent.py session ADDRESS PORT              # connect; on a stdin line, ask the sshd stand-in to run
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import os
+import signal
 import socket
 import struct
 import sys
@@ -284,6 +288,49 @@ def hold(address: str, port: int) -> None:
                 print("fail", flush=True)
 
 
+def sshd(port: int, command: list[str]) -> None:
+    """Like sshd: each accepted connection gets a process of its own, forked then, which
+    holds its socket. Its first line "run" starts *command* there (stdin, stdout and
+    stderr on the socket, SSH_CONNECTION set as sshd sets it); any other line is echoed,
+    and so is the rest (what `hold` expects)."""
+    sock = _bind("tcp", port)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    print("ready", flush=True)
+    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+    while True:
+        conn, peer = sock.accept()
+        if os.fork():
+            conn.close()
+            continue
+        sock.close()
+        os.dup2(os.open(os.devnull, os.O_RDWR), 1)  # the test's pipe ends with the listener
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        first = conn.makefile("rb").readline()
+        if first == b"run\n":
+            local = conn.getsockname()
+            plain = [a.removeprefix("::ffff:") for a in (peer[0], local[0])]
+            session = f"{plain[0]} {peer[1]} {plain[1]} {local[1]}"
+            for fd in (0, 1, 2):
+                os.dup2(conn.fileno(), fd)
+            os.execvpe(command[0], command, {**os.environ, "SSH_CONNECTION": session})
+        if first:
+            conn.sendall(first)
+            _hold(conn)
+        os._exit(0)
+
+
+def session(address: str, port: int) -> None:
+    """Connect now; on a line from stdin, send "run" and print what comes back."""
+    with socket.create_connection((address, port), timeout=TIMEOUT) as sock:
+        print("connected", flush=True)
+        sys.stdin.readline()
+        sock.sendall(b"run\n")
+        sock.settimeout(120)
+        while data := sock.recv(4096):
+            sys.stdout.write(data.decode(errors="replace"))
+    sys.stdout.flush()
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     if command == "listen":
@@ -309,5 +356,9 @@ if __name__ == "__main__":
         receive(args[0], args[1:])
     elif command == "sniff-icmpv6":
         sniff_icmpv6(int(args[0]))
+    elif command == "sshd":
+        sshd(int(args[0]), args[1:])
+    elif command == "session":
+        session(args[0], int(args[1]))
     else:
         hold(args[0], int(args[1]))

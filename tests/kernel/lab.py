@@ -336,6 +336,10 @@ class Lab(DockerHost):
     def listen_in(self, ns: str, specs: list[str]) -> None:
         self._background(ns, "listen", *specs)
 
+    def sshd(self, port: int, command: list[str]) -> None:
+        """sshd's stand-in on the server (see agent.py): a process per connection."""
+        self._background(self.server, "sshd", str(port), *command)
+
     def _background(self, ns: str, *args: str) -> None:
         """Start the agent in *ns* and wait until it says it is ready; stopped in __exit__."""
         proc = subprocess.Popen(

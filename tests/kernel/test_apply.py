@@ -17,12 +17,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.kernel.lab import Lab
+from tests.kernel.lab import AGENT, Lab
 
 pytestmark = pytest.mark.kernel
 
@@ -57,6 +57,7 @@ inbound:
 TRUSTED_SSH = "198.18.1.2 40000 198.18.1.1 22"
 OUTSIDE_SSH = "198.18.2.2 40000 198.18.2.1 22"
 PROMPT = "Open a NEW session"
+FWGEN_SCRIPT = Path(sys.executable).with_name("fwgen")
 
 
 @dataclass
@@ -66,16 +67,21 @@ class Host:
     state: Path
     profiles: Path
 
+    cwd: Path | None = None  # where fwgen is started (the installed `fwgen` script then)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
     def command(self, *args: str) -> list[str]:
         wrap = self.lab.ufw_root() if self.target == "ufw" else []
-        return ["ip", "netns", "exec", self.lab.server, *wrap, sys.executable, "-m", "fwgen", *args]
+        # `python -m` would itself import from the working directory: the script does not
+        fwgen = [str(FWGEN_SCRIPT)] if self.cwd else [sys.executable, "-m", "fwgen"]
+        return ["ip", "netns", "exec", self.lab.server, *wrap, *fwgen, *args]
 
     def env(self, ssh: str | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "SSH_CONNECTION"}
         env["FWGEN_STATE_DIR"] = str(self.state)
         if ssh is not None:
             env["SSH_CONNECTION"] = ssh
-        return env
+        return env | self.extra_env
 
     def apply_args(self, profile: str, *extra: str) -> list[str]:
         return ["apply", str(self.profiles / profile), "--target", self.target, *extra]
@@ -95,6 +101,7 @@ class Host:
         proc = subprocess.Popen(
             self.command(*args),
             env=self.env(ssh),
+            cwd=self.cwd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -137,6 +144,26 @@ class Host:
     def pending(self) -> bool:
         return (self.state / "pending").exists()
 
+    def connect(self) -> subprocess.Popen[str]:
+        """A new SSH connection from the trusted client (to sshd's stand-in), made now."""
+        ns, address = self.lab.clients["trusted"].ns, self.lab.address("trusted", "ipv4")
+        agent = [sys.executable, str(AGENT), "session", address, "22"]
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, *agent],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.lab.listeners.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "connected"
+        return proc
+
+
+def confirm_over(connection: subprocess.Popen[str]) -> str:
+    """Run `fwgen apply --confirm-pending` over *connection*; what it printed."""
+    out, _ = connection.communicate("go\n", timeout=120)
+    return out
+
 
 SAVES = ("iptables-save", "ip6tables-save")
 
@@ -151,7 +178,10 @@ def host(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[H
     found = Host(lab, request.param, state, tmp_path)
     done = found.run(*found.apply_args("old.yaml", "--yes"), ssh=TRUSTED_SSH)
     assert done.returncode == 0, done.stdout + done.stderr
-    lab.listen(["tcp:22", "tcp:8080", "tcp:9090"])
+    lab.listen(["tcp:8080", "tcp:9090"])
+    # sshd's stand-in on port 22: a process per connection, which confirms on request
+    confirm = ["env", f"FWGEN_STATE_DIR={state}", sys.executable, "-m", "fwgen", "apply"]
+    lab.sshd(22, [*confirm, "--confirm-pending"])
     yield found
     assert not found.pending()
 
@@ -200,12 +230,13 @@ def test_confirmed_apply_keeps_the_new_rules(host: Host, how: str) -> None:
     # Long enough for a busy machine: the confirmation ends the wait anyway.
     proc = host.start(*host.apply_args("new.yaml", "--confirm", "90"))
     # The confirming session is a new connection: the new rules must let it in.
-    assert host.lab.probe("trusted", "ipv4", ["tcp:22"]) == {"tcp:22": "open"}
     if how == "prompt":
+        connections.append(host.lab.hold("trusted", "ipv4", 22))
         out, _ = proc.communicate("yes\n", timeout=60)
+        assert "a new connection from 198.18.1.2 port " in out
     else:
-        confirmed = host.run("apply", "--confirm-pending")
-        assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr + host.log()
+        confirmed = confirm_over(host.connect())
+        assert "fwgen: applied: the new rules stay" in confirmed, confirmed + host.log()
         out, _ = proc.communicate("", timeout=60)
     assert proc.returncode == 0, out
     assert "applied: the new rules stay" in out
@@ -218,7 +249,7 @@ def test_confirmed_apply_keeps_the_new_rules(host: Host, how: str) -> None:
     time.sleep(1)
     assert host.snapshot() == kept
     assert loaded(host) == NEW_RULES
-    assert still_up(connections) == ["ok", "ok"]
+    assert still_up(connections) == ["ok"] * len(connections)
 
 
 def test_unconfirmed_apply_restores_the_old_rules_byte_for_byte(host: Host) -> None:
@@ -264,3 +295,82 @@ def test_guard_refuses_to_cut_the_ssh_client_off_and_changes_nothing(host: Host)
     kept = host.run(*host.apply_args("new.yaml", "--yes", "--keep", "198.18.2.2"))
     assert kept.returncode == 2 and "(--keep 198.18.2.2)" in kept.stderr
     assert host.snapshot() == before
+
+
+def test_an_apply_started_in_a_hostile_site_folder_runs_nothing_from_it(
+    host: Host, tmp_path: Path
+) -> None:
+    """A site repository with its own `fwgen` package, and BASH_ENV/ENV naming a script:
+    neither the rollback process nor any command fwgen starts may run them."""
+    marker = tmp_path / "marker"
+    site = tmp_path / "site"
+    (site / "fwgen").mkdir(parents=True)
+    for name in ("__init__.py", "__main__.py", "apply.py"):
+        (site / "fwgen" / name).write_text(f"open({str(marker)!r}, 'a').write('{name}')\n")
+    (tmp_path / "env.sh").write_text(f"echo shell >> {marker}\n")
+    before = host.snapshot()
+    host.cwd = site
+    host.extra_env = {"BASH_ENV": str(tmp_path / "env.sh"), "ENV": str(tmp_path / "env.sh")}
+    proc = host.start(*host.apply_args("new.yaml", "--confirm", "3"))
+    out, _ = proc.communicate(timeout=60)  # no answer: the real rollback must restore
+    assert proc.returncode == 1, out + host.log()
+    assert "rolled back" in out
+    assert host.snapshot() == before
+    assert not marker.exists(), marker.read_text()
+
+
+def read_until(proc: subprocess.Popen[str], text: str, seconds: float = 60) -> str:
+    assert proc.stdout is not None
+    seen = ""
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        end = time.time() + seconds
+        while text not in seen and time.time() < end and sel.select(end - time.time()):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen += line
+    assert text in seen, seen
+    return seen
+
+
+def test_only_a_connection_made_after_the_load_confirms(host: Host) -> None:
+    before_load = host.connect()  # an SSH connection the admin had open all along
+    proc = host.start(*host.apply_args("new.yaml", "--confirm", "90"))
+    # the apply's own connection (ssh ControlMaster, tmux): same SSH_CONNECTION
+    same = host.run("apply", "--confirm-pending", ssh=TRUSTED_SSH)
+    assert same.returncode == 2, same.stdout + same.stderr
+    assert f"this is the apply's own connection ({TRUSTED_SSH})" in same.stderr
+    old = confirm_over(before_load)
+    assert "was not established after the load" in old, old
+    assert host.pending()
+    # 'yes' at the prompt waits for a new connection from the admin
+    assert proc.stdin is not None
+    proc.stdin.write("yes\n")
+    proc.stdin.flush()
+    read_until(proc, "no new connection from 198.18.1.2 since the load")
+    assert host.pending()
+    confirmed = confirm_over(host.connect())
+    assert "fwgen: applied: the new rules stay" in confirmed, confirmed + host.log()
+    out, _ = proc.communicate("", timeout=60)
+    assert proc.returncode == 0, out
+    assert loaded(host) == NEW_RULES
+
+
+def test_a_rolled_back_first_ufw_apply_leaves_before_init_as_it_was(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The first apply on ufw makes before.init executable (its block loads the rate
+    limits' trackers at every start of ufw); rolling it back puts the file's bytes and
+    its mode back, so ufw no longer runs it."""
+    (tmp_path / "old.yaml").write_text(OLD)
+    host = Host(lab, "ufw", tmp_path / "state", tmp_path)
+    lab.ufw_root()
+    assert lab.ufw_dir is not None
+    init = Path(lab.ufw_dir) / "etc-ufw" / "before.init"
+    before = (init.stat().st_mode & 0o7777, init.read_bytes())
+    assert not before[0] & 0o111
+    proc = host.start(*host.apply_args("old.yaml", "--confirm", "3"))
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out
+    assert (init.stat().st_mode & 0o7777, init.read_bytes()) == before
