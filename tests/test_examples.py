@@ -173,6 +173,26 @@ def test_the_role_fails_on_rules_that_admit_no_one_and_installs_nothing(
     assert not etc.exists() and not (tmp_path / "systemctl.log").exists()
 
 
+def test_the_role_refuses_the_iptables_coexist_mode_and_installs_nothing(tmp_path: Path) -> None:
+    """netfilter-persistent loads rules.v4 without --noflush and without the loader's jump
+    INPUT -> FWGEN-INPUT: Docker's chains would go, and INPUT would drop everything."""
+    etc = tmp_path / "root" / "etc"
+    sets = ["admins=10.1.0.0/16", "web_clients=10.2.0.0/16"]
+    host = {"fwgen_profile": "docker-host", "fwgen_target": "iptables", "fwgen_sets": sets}
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"docker1": host}}}))
+    settings = {
+        **role_settings(tmp_path, etc, tmp_path / "systemctl.log"),
+        "fwgen_exec": ["false"],  # were anything loaded, it would fail here
+    }
+    args = ("-i", str(inventory), PLAYBOOK, "-e", json.dumps(settings))
+    result = ansible(*args, home=tmp_path)
+    assert result.returncode != 0, result.stdout
+    assert "Refuse the iptables coexist mode" in result.stdout
+    assert "fwgen-iptables.sh" in result.stdout, result.stdout  # without -v
+    assert not etc.exists() and not (tmp_path / "systemctl.log").exists()
+
+
 def exec_in(lab: Lab) -> list[str]:
     return ["ip", "netns", "exec", lab.server]
 
