@@ -345,6 +345,29 @@ def test_ci_steps_fail_on_a_broken_profile_and_pass_on_changes(tmp_path: Path) -
         profile.write_text(original + opened)
         assert step("Findings") == 1
 
+    # A pull request that adds a profile, or changes any profile but web1: commented too,
+    # each under its file's name.
+    profile.write_text(original)
+    gh_log.unlink()
+    other = repo / "site" / "profiles" / "db1.yaml"
+    other.write_text("description: db1\nextends: database\n")
+    assert step(changes) == 0
+    assert gh_log.read_text() == "pr comment 7 --body-file diff.md\n"
+    assert "site/profiles/db1.yaml" in (repo / "diff.md").read_text()
+    assert run("git", "add", "-A").returncode == 0
+    assert (
+        run(
+            "git", "-c", "user.name=ci", "-c", "user.email=ci@example.org", "commit", "-qm", "db1"
+        ).returncode
+        == 0
+    )
+    assert run("git", "update-ref", "refs/remotes/origin/main", "HEAD").returncode == 0
+    other.write_text("description: db1\nextends: database\ninbound:\n  - service: redis\n")
+    gh_log.unlink()
+    assert step(changes) == 0
+    assert gh_log.exists() and "redis" in (repo / "diff.md").read_text()
+    other.unlink()
+
     # A broken profile fails every step with fwgen's exit 2.
     profile.write_text(original + "  - service: imapz\n")
     assert [step(s) for s in ("Generated rules are current", "Findings", changes)] == [2, 2, 2]
