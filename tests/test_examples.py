@@ -173,6 +173,26 @@ def test_the_role_fails_on_rules_that_admit_no_one_and_installs_nothing(
     assert not etc.exists() and not (tmp_path / "systemctl.log").exists()
 
 
+def test_the_role_refuses_the_iptables_coexist_mode_and_installs_nothing(tmp_path: Path) -> None:
+    """netfilter-persistent loads rules.v4 without --noflush and without the loader's jump
+    INPUT -> FWGEN-INPUT: Docker's chains would go, and INPUT would drop everything."""
+    etc = tmp_path / "root" / "etc"
+    sets = ["admins=10.1.0.0/16", "web_clients=10.2.0.0/16"]
+    host = {"fwgen_profile": "docker-host", "fwgen_target": "iptables", "fwgen_sets": sets}
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"docker1": host}}}))
+    settings = {
+        **role_settings(tmp_path, etc, tmp_path / "systemctl.log"),
+        "fwgen_exec": ["false"],  # were anything loaded, it would fail here
+    }
+    args = ("-i", str(inventory), PLAYBOOK, "-e", json.dumps(settings))
+    result = ansible(*args, home=tmp_path)
+    assert result.returncode != 0, result.stdout
+    assert "Refuse the iptables coexist mode" in result.stdout
+    assert "fwgen-iptables.sh" in result.stdout, result.stdout  # without -v
+    assert not etc.exists() and not (tmp_path / "systemctl.log").exists()
+
+
 def exec_in(lab: Lab) -> list[str]:
     return ["ip", "netns", "exec", lab.server]
 
@@ -324,6 +344,29 @@ def test_ci_steps_fail_on_a_broken_profile_and_pass_on_changes(tmp_path: Path) -
     for opened in WORLD_OPEN.values():
         profile.write_text(original + opened)
         assert step("Findings") == 1
+
+    # A pull request that adds a profile, or changes any profile but web1: commented too,
+    # each under its file's name.
+    profile.write_text(original)
+    gh_log.unlink()
+    other = repo / "site" / "profiles" / "db1.yaml"
+    other.write_text("description: db1\nextends: database\n")
+    assert step(changes) == 0
+    assert gh_log.read_text() == "pr comment 7 --body-file diff.md\n"
+    assert "site/profiles/db1.yaml" in (repo / "diff.md").read_text()
+    assert run("git", "add", "-A").returncode == 0
+    assert (
+        run(
+            "git", "-c", "user.name=ci", "-c", "user.email=ci@example.org", "commit", "-qm", "db1"
+        ).returncode
+        == 0
+    )
+    assert run("git", "update-ref", "refs/remotes/origin/main", "HEAD").returncode == 0
+    other.write_text("description: db1\nextends: database\ninbound:\n  - service: redis\n")
+    gh_log.unlink()
+    assert step(changes) == 0
+    assert gh_log.exists() and "redis" in (repo / "diff.md").read_text()
+    other.unlink()
 
     # A broken profile fails every step with fwgen's exit 2.
     profile.write_text(original + "  - service: imapz\n")

@@ -155,6 +155,24 @@ def test_a_new_file_is_0644_and_an_existing_one_keeps_its_mode(tmp_path: Path) -
     assert stat.S_IMODE((tmp_path / "kept").stat().st_mode) == 0o2750
 
 
+@pytest.mark.parametrize(
+    ("profile", "target", "script"),
+    [("docker-host", "iptables", ""), ("docker-host", "ufw", "fwgen-ufw.sh")],
+)
+def test_a_new_shell_script_is_executable_as_the_readme_runs_it(
+    tmp_path: Path, profile: str, target: str, script: str
+) -> None:
+    """The README's systemd drop-in runs the loader by its path: 0644 would stop Docker."""
+    out = tmp_path / "etc-fwgen"
+    sets = ["--set", "admins=10.1.0.0/16", "--set", "web_clients=10.2.0.0/16"]
+    to = out / script  # a folder for iptables, a file for ufw
+    result = runner.invoke(app, ["render", profile, "-t", target, *sets, "-o", str(to)])
+    assert result.exit_code == 0, result.output
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+    assert modes.pop(script or "fwgen-iptables.sh") == 0o755
+    assert set(modes.values()) <= {0o644}  # rules.v4, rules.v6, ipsets
+
+
 def test_a_long_file_name_is_written_and_a_too_long_one_is_one_line(tmp_path: Path) -> None:
     long = tmp_path / ("x" * 250)
     result = runner.invoke(app, [*RENDER_NFT, "-o", str(long)])

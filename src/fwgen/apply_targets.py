@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
@@ -183,6 +184,8 @@ class Iptables(Backend):
 
     def save(self, work: Path) -> None:
         saved = work / "saved"
+        if not self.flush_ruleset:
+            _refuse_others_chains(run(save, "-t", "filter") for save in self.SAVE.values())
         for version, save in self.SAVE.items():
             # Every table the new file loads, and only those (--flush-ruleset adds nat,
             # mangle and raw, which hold the admin's DNAT, MASQUERADE, MARK, NOTRACK).
@@ -225,6 +228,25 @@ class Iptables(Backend):
                     run("nft", "delete", "table", family, table, check=False)
         for name in json.loads((saved / "new-sets.json").read_text(encoding="utf-8")):
             run("ipset", "destroy", name, check=False)  # sets the old rules did not have
+
+
+USER_CHAIN = re.compile(r"^:(\S+) - ", re.MULTILINE)
+
+
+def _refuse_others_chains(tables: Iterable[str]) -> None:
+    """Loading rules.v4 and rules.v6 replaces whole filter tables: refuse when they hold
+    chains of other programs (Docker's, fail2ban's, ufw's, libvirt's), which would go."""
+    others = sorted(
+        {c for text in tables for c in USER_CHAIN.findall(text) if not c.startswith("FWGEN-")}
+    )
+    if others:
+        shown = ", ".join(others[:6]) + (f" and {len(others) - 6} more" if len(others) > 6 else "")
+        raise FwgenError(
+            f"the filter table holds chains of other programs ({shown}); loading would delete "
+            "them (Docker's containers cut off, fail2ban's bans lifted). Share the table with "
+            "`options: {coexist: true}` (render -o DIR, run DIR/fwgen-iptables.sh), use "
+            "--target nftables, or take the table over with --flush-ruleset"
+        )
 
 
 def _renamed(saved: str, name: str) -> str:

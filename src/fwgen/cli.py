@@ -98,6 +98,9 @@ def render(
 ) -> None:
     """Render a profile for one firewall.
 
+    Exit 1 with --check when the file is stale; 2 on a mistake, or with --strict on an
+    approximation, an empty network or a host cut off its own networking.
+
     Example: fwgen render webserver --target nftables --set admins=10.20.0.0/16
     """
     from fwgen.output import emit
@@ -193,7 +196,8 @@ def check(
 ) -> None:
     """Report what a profile opens that deserves a second look.
 
-    Exit 0 when there are no errors, 1 when there are (or warnings with --strict).
+    Exit 0 when there are no errors, 1 when there are (or warnings with --strict), 2 when
+    a profile cannot be read.
 
     Example: fwgen check webserver --format sarif > fwgen.sarif
     """
@@ -311,6 +315,9 @@ def build(
     allow_outside: AllowOutside = None,
 ) -> None:
     """Render every host of a manifest, writing only the files that changed (all or none).
+
+    Exit 1 with --check when a file is stale; 2 on a mistake (nothing written), or with
+    --strict on an approximation, an empty network or a host cut off its own networking.
 
     Example: fwgen build site/fwgen.yaml --check
     """

@@ -24,6 +24,8 @@ from fwgen.errors import FwgenError
 from fwgen.paths import Boundary, real_path
 
 NEW_FILE_MODE = 0o644
+NEW_SCRIPT_MODE = 0o755  # fwgen-iptables.sh and fwgen-ufw.sh are run by their path
+SCRIPT_SHEBANGS = ("#!/bin/sh\n", "#!/usr/bin/env bash\n")
 KINDS = {
     stat.S_IFDIR: "a directory",
     stat.S_IFIFO: "a FIFO",
@@ -32,6 +34,11 @@ KINDS = {
     stat.S_IFBLK: "a block device",
 }
 TO_STDOUT = "leave out -o to write to standard output"
+
+
+def new_file_mode(text: str) -> int:
+    """The mode of a new file: 0755 for a shell script, which is run by its path; else 0644."""
+    return NEW_SCRIPT_MODE if text.startswith(SCRIPT_SHEBANGS) else NEW_FILE_MODE
 
 
 def kind(mode: int) -> str:
@@ -170,7 +177,7 @@ def write_files(
 
     With *boundary*, every file must really be inside it. Missing folders are made only
     inside *folders* (default: *boundary*); elsewhere the folder must exist.
-    A new file gets mode 0644; an existing one keeps its mode.
+    A new file gets mode 0644 (a shell script 0755); an existing one keeps its mode.
     """
     plan = [(destination(path), text) for path, text in files.items()]
     seen: dict[Path, Destination] = {}
@@ -238,7 +245,7 @@ def _temporary(dest: Destination, text: str) -> Path:
             handle.write(text.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(name, NEW_FILE_MODE if dest.mode is None else dest.mode)
+        os.chmod(name, new_file_mode(text) if dest.mode is None else dest.mode)
     except BaseException as exc:
         Path(name).unlink(missing_ok=True)
         if isinstance(exc, OSError):

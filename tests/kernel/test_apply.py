@@ -374,3 +374,25 @@ def test_a_rolled_back_first_ufw_apply_leaves_before_init_as_it_was(
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 1, out
     assert (init.stat().st_mode & 0o7777, init.read_bytes()) == before
+
+
+def test_iptables_apply_refuses_to_delete_other_programs_chains(lab: Lab, tmp_path: Path) -> None:
+    """The whole-table load would delete Docker's and fail2ban's chains (the bans lifted, the
+    containers cut off) and print "applied": refused, unless --flush-ruleset takes over."""
+    (tmp_path / "old.yaml").write_text(OLD)
+    host = Host(lab, "iptables", tmp_path / "state", tmp_path)
+    for save in ("iptables", "ip6tables"):
+        for chain in ("DOCKER-USER", "f2b-sshd"):
+            lab.run(lab.server, save, "-N", chain)
+        lab.run(lab.server, save, "-I", "FORWARD", "-j", "DOCKER-USER")
+        lab.run(lab.server, save, "-I", "INPUT", "-p", "tcp", "--dport", "22", "-j", "f2b-sshd")
+    before = host.snapshot()
+    refused = host.run(*host.apply_args("old.yaml", "--yes"), ssh=TRUSTED_SSH)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "chains of other programs (DOCKER-USER, f2b-sshd)" in refused.stderr, refused.stderr
+    assert "nothing was loaded" in refused.stderr or "refused" in refused.stderr
+    assert host.snapshot() == before
+    assert not host.pending()
+    taken = host.run(*host.apply_args("old.yaml", "--yes", "--flush-ruleset"), ssh=TRUSTED_SSH)
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    assert "DOCKER-USER" not in host.snapshot()
