@@ -44,6 +44,10 @@ def test_published_rules_match_the_original_destination(
     assert "type filter hook forward priority filter - 10; policy accept;" in chain
     assert 'iifname "podman*" accept' in chain and 'iifname "cni-podman*" accept' in chain
     assert (
+        'oifname != "podman*" oifname != "cni-podman*" accept comment "not to a bridge of the '
+        'engine: not for fwgen"\n\t\t# web' in chain
+    )
+    assert (
         "ct status dnat ip saddr @web_from_v4 ct original ip daddr 198.51.100.10 "
         "meta l4proto tcp ct original proto-dst 8080 accept" in chain
     )
@@ -64,8 +68,18 @@ def test_published_rules_match_the_original_destination(
     v4 = files["rules.v4"]
     assert iptables_load_test(files).returncode == 0
     assert (
-        "-A FWGEN-CONTAINERS -s 192.0.2.0/24 -p tcp -m conntrack --ctstate DNAT "
+        "-A FWGEN-ROUTED -s 192.0.2.0/24 -p tcp -m conntrack --ctstate DNAT "
         "--ctorigdst 198.51.100.10 --ctorigdstport 8080" in v4
+    )
+    # only what goes out on a bridge of the engine is judged (the admin's own DNAT to a
+    # LAN is not); there, DNATed connections are dropped after the published rules
+    assert (
+        '-A FWGEN-CONTAINERS -o podman+ -m comment --comment "to a bridge of the engine" '
+        "-g FWGEN-ROUTED\n" in v4
+    )
+    assert (
+        '-A FWGEN-CONTAINERS -m comment --comment "not to a bridge of the engine: not for '
+        'fwgen" -j RETURN\n# web' in v4
     )
     assert (
         "-A FWGEN-ROUTED -s 192.0.2.0/24 -d 198.51.100.10 -p tcp -m tcp --dport 8080 "

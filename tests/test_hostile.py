@@ -921,3 +921,27 @@ def test_diff_reads_each_sides_port_file_at_its_revision(
         missing.stderr
         == "error: HEAD:x.yaml: no such file at that revision (fwgen follows no link)\n"
     )
+
+
+def test_a_file_named_like_a_revision_cannot_stand_in_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull request adds the file ``HEAD:site/web.yaml`` (a folder ``HEAD:site``; ``:`` is
+    allowed in names) holding its own new profile: read as the old side, the diff would
+    say "no change". A name that is both is refused, and ``./`` picks the file."""
+    _commit(
+        tmp_path,
+        {"site/web.yaml": DIFF_BASE + "inbound:\n  - {service: ssh, from: [10.0.0.0/8]}\n"},
+    )
+    wide = DIFF_BASE + "inbound:\n  - {service: telnet}\n"
+    _files(tmp_path, {"site/web.yaml": wide, "HEAD:site/web.yaml": wide})
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["diff", "HEAD:site/web.yaml", "site/web.yaml"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        "error: HEAD:site/web.yaml: is both a file here and site/web.yaml at git revision "
+        "'HEAD' (a pull request can add such a file); write ./HEAD:site/web.yaml for the "
+        "file, or move it away for the revision\n"
+    )
+    local = runner.invoke(app, ["diff", "./HEAD:site/web.yaml", "site/web.yaml"])
+    assert local.exit_code == 0 and local.stdout == "no change in what is allowed\n"

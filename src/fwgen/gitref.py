@@ -26,7 +26,21 @@ LINK, BLOB = "120000", "blob"
 
 
 def is_git_ref(ref: str) -> bool:
-    return bool(REV_PATH.fullmatch(ref)) and not is_file(Path(ref))
+    """Whether *ref* names a file at a git revision. A name that is also a file here is
+    refused: a pull request could add ``origin/main:site/web.yaml`` (``:`` is allowed in
+    names) to stand in for the revision it is compared with."""
+    match = REV_PATH.fullmatch(ref)
+    if match is None:
+        return False
+    if not is_file(Path(ref)):
+        return True
+    if REV.fullmatch(match.group("rev")):
+        raise FwgenError(
+            f"{ref}: is both a file here and {match.group('path')} at git revision "
+            f"{match.group('rev')!r} (a pull request can add such a file); write ./{ref} "
+            "for the file, or move it away for the revision"
+        )
+    return False
 
 
 def checkout_profile(ref: str, into: Path) -> str:

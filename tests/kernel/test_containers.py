@@ -328,3 +328,27 @@ def test_rolling_back_a_first_containers_apply_on_ufw_removes_fwgen_chains(
         saved = lab.run(lab.server, SAVE[family])
         assert loaded not in saved and "FWGEN" not in saved, family
     assert {family: lab.docker_chains(SAVE[family]) for family in FAMILIES} == before
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_admins_own_port_forward_to_another_host_is_left_alone(lab: Lab, target: str) -> None:
+    """A DNAT the admin wrote to a host that is not a container (a LAN server, a VM, a
+    Kubernetes service) goes out on none of the engine's bridges: `containers:` judges
+    what goes into the engine's networks, not the host's other forwarding."""
+    docker_lab(lab)
+    trusted, outside = lab.clients["trusted"], lab.clients["outside"]
+    lab.listen_in(trusted.ns, ["tcp:9999"])
+    for rule in (
+        f"-t nat -A PREROUTING -p tcp --dport 2222 -j DNAT --to-destination {trusted.ipv4}:9999",
+        f"-t nat -A POSTROUTING -d {trusted.ipv4} -p tcp --dport 9999 -j MASQUERADE",
+        "-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+        f"-A FORWARD -d {trusted.ipv4} -p tcp --dport 9999 -m conntrack --ctstate DNAT -j ACCEPT",
+    ):
+        lab.run(lab.server, "iptables", *rule.split())
+    forwarded = lab.probe_from(outside.ns, outside.server_ipv4, ["tcp:2222"])
+    assert forwarded == {"tcp:2222": "open"}  # the lab forwards it before fwgen's load
+    lab.apply(target, docker_host(lab, target))
+    assert lab.probe_from(outside.ns, outside.server_ipv4, ["tcp:2222"]) == forwarded
+    # and what goes into Docker's network still follows the profile
+    assert lab.probe("outside", "ipv4", ["tcp:8080"]) == {"tcp:8080": "blocked"}
+    assert lab.probe_from(outside.ns, CONTAINER_IPV4, ["tcp:80"]) == {"tcp:80": "blocked"}

@@ -9,11 +9,13 @@ Podman, ``FORWARD`` itself. fwgen only ever restricts what the engine forwards: 
 verdicts there are DROP and RETURN, never ACCEPT, so the rules after its jump
 (fail2ban's bans, Docker's isolation) still apply. A load empties only fwgen's chains.
 
-Connections the engine DNATs (published ports) are matched on their original
-destination; connections routed straight to a container's address (no DNAT) on their
-destination address and port, as the inbound rules say. Replies, and everything that
-comes from the engine's own bridges (containers to each other and to the outside),
-go back to the engine's rules.
+Only what goes out on one of the engine's bridges is judged, in ``FWGEN-ROUTED``:
+connections the engine DNATs (published ports) on their original destination,
+connections routed straight to a container's address (no DNAT) on their destination
+address and port, as the inbound rules say. Replies, everything that comes from the
+engine's own bridges (containers to each other and to the outside) and everything else
+forwarded (the admin's own port forwards to a LAN, a VM's, Kubernetes' services) go
+back to the other rules.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from fwgen.targets.text import DROP_LOG_LIMIT, ESTABLISHED, drop_log_prefix, quo
 
 OWN_CHAINS: dict[Direction, str] = {"in": "FWGEN-INPUT", "out": "FWGEN-OUTPUT"}
 CONTAINERS = "FWGEN-CONTAINERS"  # new connections from outside into the engine's networks
-ROUTED = "FWGEN-ROUTED"  # those of them routed straight to a container (not DNATed)
+ROUTED = "FWGEN-ROUTED"  # those of them that go out on a bridge of the engine
 CONTAINER_CHAINS = (CONTAINERS, ROUTED)
 DOCKER_USER = "DOCKER-USER"
 # Where the jump to FWGEN-CONTAINERS goes: the chain the engine evaluates first.
@@ -37,7 +39,8 @@ ENGINE_CHAIN = {"docker": DOCKER_USER, "podman": "FORWARD"}
 BRIDGES = {"docker": ("docker+", "br-+"), "podman": ("podman+", "cni-podman+")}
 MAX_COMMENT = 200
 FROM_ENGINE = "from a bridge of the engine: its rules decide"
-NOT_INTO_ENGINE = "neither DNATed nor to a bridge of the engine: not for fwgen"
+NOT_INTO_ENGINE = "not to a bridge of the engine: not for fwgen"
+INTO_ENGINE = "to a bridge of the engine"
 
 
 @dataclass(frozen=True)
@@ -89,31 +92,25 @@ def container_lines(
         f"-A {CONTAINERS} -m conntrack --ctstate ESTABLISHED,RELATED {_comment(ESTABLISHED)} -j RETURN"
     ]
     out += [f"-A {CONTAINERS} -i {b} {_comment(FROM_ENGINE)} -j RETURN" for b in bridges(policy)]
-    out += [
-        f"-A {CONTAINERS} -o {b} -m conntrack ! --ctstate DNAT -m comment --comment "
-        f'"routed to a container, not DNATed" -g {ROUTED}'
-        for b in bridges(policy)
-    ]
-    out.append(
-        f"-A {CONTAINERS} -m conntrack ! --ctstate DNAT {_comment(NOT_INTO_ENGINE)} -j RETURN"
-    )
-    routed = []
+    out += [f"-A {CONTAINERS} -o {b} {_comment(INTO_ENGINE)} -g {ROUTED}" for b in bridges(policy)]
+    out.append(f"-A {CONTAINERS} {_comment(NOT_INTO_ENGINE)} -j RETURN")
+    published, routed = [], []
     for rule in policy.rules:
         if rule.published() and family in rule.families:
-            out += [f"# {rule_heading(rule)}", *rule_lines(rule, family, CONTAINERS, True)]
+            published += [f"# {rule_heading(rule)}", *rule_lines(rule, family, ROUTED, True)]
             routed += [f"# {rule_heading(rule)}", *rule_lines(rule, family, ROUTED, False)]
-    for chain, lines, what in (
-        (CONTAINERS, out, f"published by {engine}, allowed by no inbound rule"),
-        (ROUTED, routed, f"routed to a container of {engine}, allowed by no inbound rule"),
+    for lines, match, what in (
+        (published, "-m conntrack --ctstate DNAT ", f"published by {engine}"),
+        (routed, "", f"routed to a container of {engine}"),
     ):
         if policy.log_drops and log:
             prefix = quoted(drop_log_prefix("containers"), 28)
             lines.append(
-                f"-A {chain} -m limit --limit {DROP_LOG_LIMIT} -m comment --comment "
+                f"-A {ROUTED} {match}-m limit --limit {DROP_LOG_LIMIT} -m comment --comment "
                 f'"log what the policy drops" -j LOG --log-prefix {prefix}'
             )
-        lines += drop(chain, _comment(what))
-    return out + routed
+        lines += drop(ROUTED, match + _comment(f"{what}, allowed by no inbound rule"))
+    return out + published + routed
 
 
 # Shell functions both loaders (fwgen-iptables.sh, fwgen-ufw.sh) define.

@@ -10,7 +10,7 @@ from fwgen.icmp import hop_limit
 from fwgen.policy import PREFIX_BITS, Direction, Family, Policy, Rule
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
 from fwgen.targets.coexist import BRIDGES as ENGINE_BRIDGES
-from fwgen.targets.coexist import FROM_ENGINE
+from fwgen.targets.coexist import FROM_ENGINE, NOT_INTO_ENGINE
 from fwgen.targets.text import (
     DROP_LOG_RATE,
     ESTABLISHED,
@@ -69,8 +69,9 @@ def _container_chains(policy: Policy) -> list[Chain]:
     (published ports), matched on their original destination, and those routed straight
     to a container (chain ``routed``), on their destination; each admitted by the inbound
     rules, the rest dropped. An accept here only ends fwgen's chain: the engine's rules
-    still decide. Replies and what comes from the engine's bridges (containers to each
-    other and to the outside) are left to them, and so is every other forwarded packet."""
+    still decide. Replies, what comes from the engine's bridges (containers to each
+    other and to the outside) and what goes out on none of them (the admin's own port
+    forwards, a VM's, Kubernetes' services, DNATed or not) are left to them."""
     engine = policy.containers
     assert engine is not None
     chain = Chain(
@@ -80,6 +81,10 @@ def _container_chains(policy: Policy) -> list[Chain]:
         + [
             f'iifname "{b}" accept comment {quoted(FROM_ENGINE, MAX_COMMENT)}'
             for b in BRIDGES[engine]
+        ]
+        + [
+            " ".join(f'oifname != "{b}"' for b in BRIDGES[engine])
+            + f" accept comment {quoted(NOT_INTO_ENGINE, MAX_COMMENT)}"
         ],
         hook="forward",
         priority=PUBLISHED_PRIORITY,
