@@ -9,6 +9,7 @@ shell, an interpreter or the dynamic loader run other code (``BASH_ENV``, ``ENV`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -52,33 +53,14 @@ def run(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run *cmd* to its end, its standard input the file *stdin* or the bytes *data*; its
     output captured (OSError, TimeoutExpired raised)."""
-    if data is not None:
+    with contextlib.ExitStack() as stack:
+        source = None if data is not None else stack.enter_context(open(stdin or os.devnull, "rb"))
         return subprocess.run(
             command(*cmd),
+            stdin=source,
             input=data,
             capture_output=True,
             timeout=timeout,
             cwd=cwd,
             env=environment(PASSED),
         )
-    with open(stdin if stdin is not None else os.devnull, "rb") as source:
-        return subprocess.run(
-            command(*cmd),
-            stdin=source,
-            capture_output=True,
-            timeout=timeout,
-            cwd=cwd,
-            env=environment(PASSED),
-        )
-
-
-def popen(cmd: Sequence[str], *, cwd: str = "/") -> subprocess.Popen[bytes]:
-    """Start *cmd* with its output piped (for a reader that stops early)."""
-    return subprocess.Popen(
-        command(*cmd),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        env=environment(PASSED),
-    )
