@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import apply as applying
-from fwgen import apply_targets, procs
-from fwgen.apply_targets import ApplyError, Backend
+from fwgen.host import apply as applying
+from fwgen.host import backends as apply_targets
+from fwgen.host import procs
+from fwgen.host.backends import ApplyError, Backend
 
 REAL_START_WATCHER = applying.start_watcher
 REAL_WAIT_READY = applying.wait_ready

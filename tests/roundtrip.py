@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from fwgen.icmp import ICMP_TYPES, ICMPV6_TYPES
-from fwgen.policy import Policy
+from fwgen.policy.ir import Policy
+from fwgen.profile.icmp import ICMP_TYPES, ICMPV6_TYPES
 
 Tuple = tuple[str, str, str, str, str, str]
 FAMILIES = ("ipv4", "ipv6")

@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from fwgen.addresses import collapse, parse_network, read_list
-from fwgen.cli import app
+from fwgen.cli.app import app
 from fwgen.errors import FwgenError
-from fwgen.render import render, render_with_warnings
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
+from fwgen.profile.addresses import collapse, parse_network, read_list
+from fwgen.targets.render import render, render_with_warnings
 
 runner = CliRunner()
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fwgen import admin, procs
-from fwgen.cli import app
-from fwgen.guard import from_keep
+from fwgen.cli.app import app
+from fwgen.host import admin, procs
+from fwgen.host.guard import from_keep
 from tests.fakeproc import LISTEN, FakeProc
 
 ME = os.getpid()
@@ -72,7 +72,7 @@ def test_an_apply_where_sshd_listens_and_no_admin_is_found_is_refused(
         "address you connect from, or --no-admin-connection if no one needs to connect\n"
     )
     assert not (tmp_path / "state/pending").exists()
-    from fwgen.apply_command import _admin_connections
+    from fwgen.cli.apply_command import _admin_connections
 
     kept = [from_keep("198.51.100.9")]
     assert _admin_connections(kept, no_admin_connection=False) == kept
@@ -83,14 +83,14 @@ def test_no_sshd_and_no_admin_is_a_local_console(proc: FakeProc) -> None:
     for name in ("tcp", "tcp6"):
         (proc.root / "net" / name).write_text("header\n")
     proc.process(160, 150, "bash", 1001, {})
-    from fwgen.apply_command import _admin_connections
+    from fwgen.cli.apply_command import _admin_connections
 
     assert _admin_connections([], no_admin_connection=False) == []
 
 
 def test_a_process_without_ssh_connection_finds_its_ancestors_for_real() -> None:
     """`env -i` (what sudo's env_reset amounts to) below a shell that has SSH_CONNECTION."""
-    code = "from fwgen.admin import ancestors_ssh; print([c.session for c in ancestors_ssh(__import__('pathlib').Path('/proc'))])"
+    code = "from fwgen.host.admin import ancestors_ssh; print([c.session for c in ancestors_ssh(__import__('pathlib').Path('/proc'))])"
     script = f'env -i {sys.executable} -c "{code}"'
     env = {**os.environ, "SSH_CONNECTION": "203.0.113.5 40404 203.0.113.1 22"}
     done = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, check=True)

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fwgen import apply as applying
-from fwgen.apply_state import Refused, update_meta
-from fwgen.cli import app
+from fwgen.cli.app import app
 from fwgen.errors import FwgenError
-from fwgen.guard import admitting_rule, connections, from_keep, from_ssh, lockouts
-from fwgen.resolve import resolve_profile
+from fwgen.host import apply as applying
+from fwgen.host.guard import admitting_rule, connections, from_keep, from_ssh, lockouts
+from fwgen.host.state import Refused, update_meta
+from fwgen.policy.resolve import resolve_profile
 from tests.applyfakes import Fake, request, steps
 
 runner_cli = CliRunner()

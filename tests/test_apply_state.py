@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from fwgen import apply as applying
-from fwgen import procs, runner
-from fwgen.apply_state import Refused, update_meta, write_meta
-from fwgen.apply_targets import ApplyError
+from fwgen import runner
+from fwgen.host import apply as applying
+from fwgen.host import procs
+from fwgen.host.backends import ApplyError
+from fwgen.host.state import Refused, update_meta, write_meta
 from tests.applyfakes import REAL_START_WATCHER, REAL_WAIT_READY, Fake, request, steps
 
 pytestmark = pytest.mark.usefixtures("no_firewall")

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from fwgen.audit import audit_scan
-from fwgen.cli import app
+from fwgen.cli.app import app
 from fwgen.errors import FwgenError
-from fwgen.observed import Observed, read_nmap, read_ss
-from fwgen.portdb import catalogue
-from fwgen.resolve import resolve_profile
+from fwgen.host.audit import audit_scan
+from fwgen.host.observed import Observed, read_nmap, read_ss
+from fwgen.policy.resolve import resolve_profile
+from fwgen.profile.portdb import catalogue
 
 runner = CliRunner()
 DATA = Path("tests/data/audit")
@@ -371,7 +371,7 @@ def test_discover_and_audit_give_9100_one_name() -> None:
     items = json.loads(result.stdout)["items"]
     assert [i["service"] for i in items if i["port"] == 9100] == ["node-exporter"]
     # the program decides between the entries naming a port, never against a backdoor's
-    from fwgen.audit import port_service
+    from fwgen.host.audit import port_service
 
     cat = catalogue()
     named = {

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fwgen import output
-from fwgen.cli import app
+from fwgen.build import output
+from fwgen.cli.app import app
 
 runner = CliRunner()
 

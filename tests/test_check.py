@@ -8,10 +8,10 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from fwgen.check import check_policy
-from fwgen.cli import app
-from fwgen.portdb import catalogue
-from fwgen.resolve import resolve_profile
+from fwgen.cli.app import app
+from fwgen.policy.resolve import resolve_profile
+from fwgen.profile.portdb import catalogue
+from fwgen.review.check import check_policy
 from tests.conftest import BUILTIN, NETWORKS_TO_SET
 
 runner = CliRunner()
@@ -442,9 +442,9 @@ def test_fw007_stays_quiet_on_the_builtin_profiles() -> None:
 def compared(ranges: list[tuple[int, int]]) -> int:
     """How many rule pairs FW007 compares in a Policy of one rule per port range, each
     from its own network (so none shadows another)."""
-    from fwgen.policy import AddressSet, Policy, PortRange, Rule
-    from fwgen.policy import Defaults as PolicyDefaults
-    from fwgen.shadows import Shadows
+    from fwgen.policy.ir import AddressSet, Policy, PortRange, Rule
+    from fwgen.policy.ir import Defaults as PolicyDefaults
+    from fwgen.review.shadows import Shadows
 
     sets = tuple(
         AddressSet(name=f"s{i}", ipv4=(f"10.{i >> 8}.{i & 255}.0/24",), origin="p:1")

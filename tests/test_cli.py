@@ -9,7 +9,7 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 from typer.testing import CliRunner
 
-from fwgen.cli import app
+from fwgen.cli.app import app
 from tests.conftest import NETWORKS_TO_SET
 
 runner = CliRunner()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fwgen.cli import app
+from fwgen.cli.app import app
 from tests.conftest import NETWORKS_TO_SET
 
 runner = CliRunner()
@@ -181,8 +181,8 @@ def test_profiles_json() -> None:
 
 def test_profiles_json_lists_empty_networks_as_to_set(tmp_path: Path) -> None:
     """An empty network is as much a placeholder as documentation addresses."""
-    from fwgen.policy import placeholder_networks
-    from fwgen.resolve import resolve_profile
+    from fwgen.policy.ir import placeholder_networks
+    from fwgen.policy.resolve import resolve_profile
 
     path = tmp_path / "host.yaml"
     path.write_text(

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from fwgen.check import check_policy
-from fwgen.policy import Policy
-from fwgen.portdb import catalogue
-from fwgen.resolve import resolve_profile
+from fwgen.policy.ir import Policy
+from fwgen.policy.resolve import resolve_profile
+from fwgen.profile.portdb import catalogue
+from fwgen.review.check import check_policy
 
 Row = tuple[str, str, str, str, tuple[str, ...], tuple[str, ...] | None, str]
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from fwgen.check import check_policy
 from fwgen.errors import FwgenError
-from fwgen.portdb import catalogue
-from fwgen.render import render, render_with_warnings
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
+from fwgen.profile.portdb import catalogue
+from fwgen.review.check import check_policy
 from fwgen.targets import RenderOptions
+from fwgen.targets.render import render, render_with_warnings
 from tests.conftest import iptables_load_test, nft_check
 
 WEB = """\

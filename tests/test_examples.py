@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from fwgen.render import render
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
+from fwgen.targets.render import render
 from tests.kernel.lab import Lab, missing_tools
 
 BIN = Path(sys.executable).parent

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fwgen import output
-from fwgen.cli import app
+from fwgen.build import output
+from fwgen.cli.app import app
 from fwgen.errors import FwgenError
-from fwgen.render import render
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
 from fwgen.targets import TARGETS
+from fwgen.targets.render import render
 from tests.conftest import nft_check, restore_test
 
 runner = CliRunner()

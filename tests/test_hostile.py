@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fwgen.cli import app
+from fwgen.cli.app import app
+from fwgen.read.yamlsource import first_unsafe
 from fwgen.targets import TARGETS
-from fwgen.yamlsource import first_unsafe
 
 runner = CliRunner()
 Setup = Callable[[Path], list[str]]
@@ -474,7 +474,7 @@ def test_networks_named_twice_per_level_cost_one_copy(tmp_path: Path) -> None:
 
 
 def test_an_oversized_list_stops_at_its_limit_quickly(tmp_path: Path) -> None:
-    from fwgen.addresses import MAX_ENTRIES
+    from fwgen.profile.addresses import MAX_ENTRIES
 
     rows = (f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n" for i in range(MAX_ENTRIES + 1))
     (tmp_path / "list.txt").write_text("".join(rows))
@@ -592,7 +592,7 @@ def test_git_diff_skips_links_that_leave_the_folder(tmp_path: Path) -> None:
 
 
 def test_one_list_cannot_be_copied_into_rules_without_end(tmp_path: Path) -> None:
-    from fwgen.addresses import MAX_ENTRIES
+    from fwgen.profile.addresses import MAX_ENTRIES
 
     rows = (f"10.{i >> 15 & 255}.{i >> 7 & 255}.{(i & 127) * 2}\n" for i in range(MAX_ENTRIES))
     (tmp_path / "big.txt").write_text("".join(rows))
@@ -670,7 +670,7 @@ def test_many_rules_are_checked_without_comparing_every_pair(tmp_path: Path) -> 
 
 
 def test_a_scan_repeating_every_port_is_read_once(tmp_path: Path) -> None:
-    from fwgen.observed import read_nmap
+    from fwgen.host.observed import read_nmap
 
     services = ",".join(["1-65535"] * 2000)
     (tmp_path / "scan.xml").write_text(
@@ -689,7 +689,7 @@ def test_diff_refuses_a_git_folder_larger_than_it_reads(
 ) -> None:
     import subprocess
 
-    from fwgen import gitref
+    from fwgen.read import gitref
 
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "web.yaml").write_text("description: web\n")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from fwgen.errors import FwgenErrors, ProfileError
-from fwgen.load import load_profile
+from fwgen.profile.load import load_profile
 
 
 def test_extends_merges_left_to_right_child_last(write_profile: Callable[..., Path]) -> None:
@@ -96,7 +96,7 @@ def test_several_addresses_in_one_string_ask_for_a_yaml_list(
 ) -> None:
     from typer.testing import CliRunner
 
-    from fwgen.cli import app
+    from fwgen.cli.app import app
 
     (tmp_path / "p.yaml").write_text("description: x\n" + text)
     result = CliRunner().invoke(app, ["check", str(tmp_path / "p.yaml")])
@@ -107,7 +107,7 @@ def test_several_addresses_in_one_string_ask_for_a_yaml_list(
 def test_several_addresses_on_one_line_of_a_list_file(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from fwgen.cli import app
+    from fwgen.cli.app import app
 
     (tmp_path / "lan.txt").write_text("10.0.0.0/8, 192.168.1.0/24\n")
     (tmp_path / "p.yaml").write_text(

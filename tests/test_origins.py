@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fwgen.cli import app
+from fwgen.cli.app import app
 
 runner = CliRunner()
 
@@ -104,7 +104,7 @@ def test_same_bytes_from_any_directory_and_spelling(
 def test_the_policy_digest_does_not_depend_on_the_spelling(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fwgen.resolve import resolve_profile
+    from fwgen.policy.resolve import resolve_profile
 
     site = make_site(tmp_path / "repo", git=True)
     digests = set()
@@ -177,7 +177,7 @@ def test_a_fresh_process_gives_the_same_bytes(tmp_path: Path) -> None:
 
 def test_a_git_work_tree_whose_dot_git_is_a_file(tmp_path: Path) -> None:
     """A worktree or a submodule has a `.git` file, not a folder: still the work tree."""
-    from fwgen.resolve import resolve_profile
+    from fwgen.policy.resolve import resolve_profile
 
     site = make_site(tmp_path / "repo", git=False)
     (site.parent / ".git").write_text("gitdir: /elsewhere\n")

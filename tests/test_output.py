@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fwgen import output
-from fwgen.cli import app
+from fwgen.build import output
+from fwgen.cli.app import app
 from fwgen.errors import FwgenError
 
 runner = CliRunner()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fwgen.errors import FwgenError
-from fwgen.paths import Boundary
+from fwgen.read.paths import Boundary
 
 
 def test_boundary_refuses_git_folders_in_any_case(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fwgen.cli import app
-from fwgen.render import render
-from fwgen.resolve import resolve_profile
+from fwgen.cli.app import app
+from fwgen.policy.resolve import resolve_profile
+from fwgen.targets.render import render
 
 runner = CliRunner()
 
@@ -220,7 +220,7 @@ def test_apply_strict_refuses_before_touching_anything(
     args: list[str],
     complaint: str,
 ) -> None:
-    from fwgen import apply as applying
+    from fwgen.host import apply as applying
 
     def never(*_: object) -> int:
         raise AssertionError("apply went on to load the rules")

@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 from fwgen.errors import FwgenError
-from fwgen.policy import Rule
-from fwgen.portdb import Catalogue, Service, catalogue
-from fwgen.portquery import DOCUMENTS, split_source
-from fwgen.render import refuse_unacknowledged_risks
-from fwgen.resolve import resolve_profile
+from fwgen.policy.ir import Rule
+from fwgen.policy.resolve import resolve_profile
+from fwgen.profile.portdb import Catalogue, Service, catalogue
+from fwgen.profile.portquery import DOCUMENTS, split_source
+from fwgen.targets.render import refuse_unacknowledged_risks
 
 FACTS_FILE = Path(__file__).parent / "data" / "port-facts.yaml"
 EXPOSURE = {"public": 0, "lan-only": 1, "never": 2}

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fwgen import portdb
-from fwgen.cli import app
+from fwgen.cli.app import app
 from fwgen.errors import FwgenError
-from fwgen.portdb import catalogue
-from fwgen.portquery import BROAD_MARKER, DOCUMENTS, query, split_source
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
+from fwgen.profile import portdb
+from fwgen.profile.portdb import catalogue
+from fwgen.profile.portquery import BROAD_MARKER, DOCUMENTS, query, split_source
 
 runner = CliRunner()
 HELPERS = {"ftp", "tftp", "sip", "h323", "pptp", "irc", "amanda", "snmp", "netbios-ns", "sane"}
@@ -476,7 +476,7 @@ def test_builtin_catalogue_is_read_once() -> None:
 
 def test_compiled_catalogue_is_in_sync_with_the_yaml() -> None:
     assert portdb.COMPILED.read_text(encoding="utf-8") == portdb.compile_catalogue(), (
-        "run `python -m fwgen.portdb` after editing services.yaml"
+        "run `python -m fwgen.profile.portdb` after editing services.yaml"
     )
 
 

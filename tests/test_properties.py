@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from fwgen.errors import FwgenError, RenderError
-from fwgen.render import render
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
+from fwgen.targets.render import render
 from tests.conftest import iptables_load_test, nft_check
 from tests.roundtrip import (
     canonical,

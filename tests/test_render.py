@@ -8,10 +8,10 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from fwgen import render
-from fwgen.paths import templates_dir
+from fwgen.read.paths import templates_dir
+from fwgen.targets import render
 
-STALE = "run `python -m fwgen.render` after editing templates/"
+STALE = "run `python -m fwgen.targets.render` after editing templates/"
 
 
 def test_compiled_templates_are_in_sync_with_the_templates() -> None:

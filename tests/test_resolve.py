@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from fwgen.errors import FwgenError, FwgenErrors
-from fwgen.policy import Rule
-from fwgen.resolve import merge_ranges, resolve_profile
+from fwgen.policy.ir import Rule
+from fwgen.policy.resolve import merge_ranges, resolve_profile
 
 
 def inbound(policy_rules: tuple[Rule, ...], name: str) -> list[Rule]:

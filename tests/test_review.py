@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fwgen.cli import app
+from fwgen.cli.app import app
 
 runner = CliRunner()
 OLD = "description: db host\nextends: base\ninbound:\n  - {service: ssh, from: [10.0.0.0/8]}\n"
@@ -214,10 +214,10 @@ def test_diff_shows_a_second_rule_of_the_same_name(extra: str, tmp_path: Path) -
 def test_every_policy_field_is_compared_by_diff_or_said_not_to_admit() -> None:
     """A new field of the Policy, its defaults or its rules must be compared by `diff` and
     shown by `explain`, or be named here as changing nothing that is admitted."""
-    from fwgen import policy
-    from fwgen.diff import COMPARED, WIDTH
-    from fwgen.explain import SETTINGS
-    from fwgen.policy import Defaults, Policy, Rule
+    from fwgen.policy import ir as policy
+    from fwgen.policy.ir import Defaults, Policy, Rule
+    from fwgen.review.diff import COMPARED, WIDTH
+    from fwgen.review.explain import SETTINGS
 
     admits_nothing = {
         "profile": "a name",
@@ -256,10 +256,10 @@ def test_every_policy_field_is_compared_by_diff_or_said_not_to_admit() -> None:
     ],
 )
 def test_diff_reports_each_setting(setting: str, value: object) -> None:
-    from fwgen.diff import WIDTH, diff_policies
-    from fwgen.policy import Defaults
-    from fwgen.portdb import catalogue
-    from fwgen.resolve import resolve_profile
+    from fwgen.policy.ir import Defaults
+    from fwgen.policy.resolve import resolve_profile
+    from fwgen.profile.portdb import catalogue
+    from fwgen.review.diff import WIDTH, diff_policies
 
     assert setting in WIDTH
     old = resolve_profile("webserver")

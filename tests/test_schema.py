@@ -12,17 +12,17 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from fwgen import schema
-from fwgen.build import read_manifest
-from fwgen.cli import app
+from fwgen.build.manifest import read_manifest
+from fwgen.cli import schema
+from fwgen.cli.app import app
 from fwgen.errors import FwgenError
-from fwgen.load import load_profile
-from fwgen.portdb import read_catalogue
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
+from fwgen.profile.load import load_profile
+from fwgen.profile.portdb import read_catalogue
 from tests.conftest import REPO
 
 runner = CliRunner()
-STALE = "a schema differs from the models: run `python -m fwgen.schema`"
+STALE = "a schema differs from the models: run `python -m fwgen.cli.schema`"
 
 # Every profile fwgen ships, and every profile the tests and examples hold as good.
 PROFILES = sorted(
@@ -236,7 +236,7 @@ def test_schema_refuses_bad_port_files_the_loader_refuses(name: str, tmp_path: P
 
 
 def test_every_option_has_a_description_and_a_row_in_the_readme() -> None:
-    from fwgen.options import Options
+    from fwgen.profile.options import Options
 
     options = json.loads(schema.shipped("profile"))["$defs"]["Options"]["properties"]
     assert sorted(options) == sorted(Options.model_fields)

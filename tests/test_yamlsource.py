@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from fwgen.errors import ProfileError
-from fwgen.yamlsource import parse
+from fwgen.read.yamlsource import parse
 
 
 def test_lines_are_remembered_for_keys_and_items() -> None:

@@ -17,18 +17,18 @@ __all__ = ["FwgenError", "__version__", "render", "resolve_profile"]
 
 if TYPE_CHECKING:
     from fwgen.errors import FwgenError
-    from fwgen.render import render
-    from fwgen.resolve import resolve_profile
+    from fwgen.policy.resolve import resolve_profile
+    from fwgen.targets.render import render
 
 
 def __getattr__(name: str) -> Any:
     # Imported on first use so that `fwgen --help` does not pay for pydantic and Jinja.
     if name == "render":
-        from fwgen.render import render
+        from fwgen.targets.render import render
 
         return render
     if name == "resolve_profile":
-        from fwgen.resolve import resolve_profile
+        from fwgen.policy.resolve import resolve_profile
 
         return resolve_profile
     if name == "FwgenError":

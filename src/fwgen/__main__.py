@@ -1,3 +1,3 @@
-from fwgen.cli import main
+from fwgen.cli.app import main
 
 main()

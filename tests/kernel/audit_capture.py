@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from fwgen.render import render
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
+from fwgen.targets.render import render
 from tests.kernel.lab import AGENT, Lab
 
 OUT = Path("tests/data/audit")

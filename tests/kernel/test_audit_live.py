@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from fwgen.cli import app
+from fwgen.cli.app import app
 from tests.kernel import audit_capture
 from tests.kernel.conftest import require
 from tests.kernel.lab import Lab

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fwgen.render import render
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
+from fwgen.targets.render import render
 from tests.kernel.docker_lab import CONTAINER_IPV4, CONTAINER_IPV6
 from tests.kernel.lab import Lab
 from tests.kernel.test_apply import OLD, TRUSTED_SSH, Host

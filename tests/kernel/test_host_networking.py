@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from fwgen.check import check_policy
-from fwgen.portdb import catalogue
-from fwgen.render import render
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
+from fwgen.profile.portdb import catalogue
+from fwgen.review.check import check_policy
+from fwgen.targets.render import render
 from tests.kernel.lab import Lab
 
 pytestmark = pytest.mark.kernel

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from fwgen.render import render
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
+from fwgen.targets.render import render
 from tests.kernel.lab import Lab
 from tests.tricky import RACK_A, RACK_B, RULE_48, TRICKY, addresses
 

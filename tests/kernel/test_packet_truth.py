@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from fwgen.render import render
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
+from fwgen.targets.render import render
 from tests.conftest import BUILTIN, NETWORKS_TO_SET
 from tests.kernel.lab import Lab
 

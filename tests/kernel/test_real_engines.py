@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from fwgen.render import render
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
+from fwgen.targets.render import render
 from tests.kernel.conftest import need
 from tests.kernel.engines import (
     DOCKER_IPV4,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fwgen.render import render
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
+from fwgen.targets.render import render
 from tests.kernel.lab import Lab
 
 pytestmark = pytest.mark.kernel

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fwgen.render import render
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
 from fwgen.targets import RenderOptions
+from fwgen.targets.render import render
 from tests.kernel.lab import UFW_WRITES, Lab
 from tests.machine_guard import machine_state
 

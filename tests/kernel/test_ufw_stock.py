@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from fwgen.render import render
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
+from fwgen.targets.render import render
 from tests.kernel.lab import AGENT, Lab
 from tests.kernel.test_limits import TARGETS
 

@@ -11,9 +11,9 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from fwgen.errors import RenderError
-from fwgen.render import render_with_warnings
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
 from fwgen.targets import TARGETS, RenderOptions
+from fwgen.targets.render import render_with_warnings
 from tests.conftest import BUILTIN, EVERY_FEATURE, NETWORKS_TO_SET
 
 EXPECTS_WARNINGS = {"nftables": False, "iptables": False, "ufw": False, "windows": True}
@@ -38,7 +38,7 @@ def test_every_feature_contract(target: str, snapshot: SnapshotAssertion) -> Non
 def test_targets_command_lists_the_matrix() -> None:
     from typer.testing import CliRunner
 
-    from fwgen.cli import app
+    from fwgen.cli.app import app
 
     result = CliRunner().invoke(app, ["targets"])
     assert result.exit_code == 0
@@ -53,7 +53,7 @@ def test_base_with_ping_off_is_exact_on_every_linux_target(tmp_path: Path) -> No
     """`--strict` passes: ufw says what its command line cannot in before.rules."""
     from typer.testing import CliRunner
 
-    from fwgen.cli import app
+    from fwgen.cli.app import app
 
     profile = tmp_path / "quiet.yaml"
     profile.write_text("description: quiet\nextends: base\noptions: {ping: false}\n")
@@ -88,7 +88,7 @@ def test_builtin_profiles_render_strict_on_linux_targets(profile: str) -> None:
     (iptables-restore owns the filter table), which only kubernetes-node asks for."""
     from typer.testing import CliRunner
 
-    from fwgen.cli import app
+    from fwgen.cli.app import app
 
     sets = [a for n in NETWORKS_TO_SET[profile] for a in ("--set", f"{n}=10.1.0.0/16")]
     for target in ("nftables", "iptables", "ufw"):

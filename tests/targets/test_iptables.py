@@ -9,11 +9,11 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 from typer.testing import CliRunner
 
-from fwgen.cli import app
-from fwgen.policy import PortRange
-from fwgen.render import render, render_with_warnings
-from fwgen.resolve import resolve_profile
+from fwgen.cli.app import app
+from fwgen.policy.ir import PortRange
+from fwgen.policy.resolve import resolve_profile
 from fwgen.targets.iptables import port_groups
+from fwgen.targets.render import render, render_with_warnings
 from tests.conftest import BUILTIN, EVERY_FEATURE, iptables_load_test, restore_test
 from tests.roundtrip import canonical, expected, parse_iptables
 from tests.tricky import long_names

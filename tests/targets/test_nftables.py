@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from fwgen.render import render
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
 from fwgen.targets import RenderOptions
+from fwgen.targets.render import render
 from tests.conftest import BUILTIN, EVERY_FEATURE, nft_check
 from tests.roundtrip import canonical, expected, parse_nftables
 from tests.tricky import colliding_names

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from fwgen.policy import Policy
-from fwgen.render import render
-from fwgen.resolve import resolve_profile
+from fwgen.policy.ir import Policy
+from fwgen.policy.resolve import resolve_profile
+from fwgen.targets.render import render
 from tests.conftest import iptables_load_test, nft_check
 from tests.roundtrip import (
     canonical,

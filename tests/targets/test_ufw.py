@@ -8,9 +8,9 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 from typer.testing import CliRunner
 
-from fwgen.cli import app
-from fwgen.render import render, render_with_warnings
-from fwgen.resolve import resolve_profile
+from fwgen.cli.app import app
+from fwgen.policy.resolve import resolve_profile
+from fwgen.targets.render import render, render_with_warnings
 from tests.conftest import BUILTIN, EVERY_FEATURE
 from tests.roundtrip import canonical, expected, parse_ufw
 

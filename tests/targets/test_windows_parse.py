@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from fwgen.render import render
-from fwgen.resolve import resolve_profile
+from fwgen.policy.resolve import resolve_profile
 from fwgen.targets import RenderOptions
+from fwgen.targets.render import render
 from tests.conftest import BUILTIN, EVERY_FEATURE
 from tests.roundtrip import canonical, expected, parse_windows
 from tests.targets.pwsh import (

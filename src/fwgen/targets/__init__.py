@@ -11,8 +11,10 @@ import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from fwgen.errors import RenderError
+
 if TYPE_CHECKING:
-    from fwgen.policy import Policy
+    from fwgen.policy.ir import Policy
 
 
 @dataclass
@@ -41,8 +43,6 @@ def refuse_what_the_platform_accepts(policy: Policy, platform: str, why: str) ->
     """An error when the profile turns off accepting loopback or established traffic on a
     firewall that accepts it whatever its rules say (*why*): that would be wider than the
     profile, which fwgen never renders."""
-    from fwgen.errors import RenderError
-
     off = [name for name in ("loopback", "established") if not getattr(policy, name)]
     if off:
         raise RenderError(
@@ -54,8 +54,6 @@ def refuse_what_the_platform_accepts(policy: Policy, platform: str, why: str) ->
 def refuse_flushing_containers(policy: Policy, options: RenderOptions, platform: str) -> None:
     """--flush-ruleset would remove the container engine's rules, which `containers:`
     leaves the forwarding of containers to."""
-    from fwgen.errors import RenderError
-
     if options.flush_ruleset and policy.containers is not None:
         raise RenderError(
             f"{platform}: --flush-ruleset would remove {policy.containers}'s own rules, which "

@@ -23,13 +23,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fwgen.policy import Direction, Family, Policy, Rule
+from fwgen.policy.ir import Direction, Family, Policy, Rule
+from fwgen.policy.owned import CONTAINER_CHAINS, CONTAINERS, ROUTED
 from fwgen.targets.text import DROP_LOG_LIMIT, ESTABLISHED, drop_log_prefix, quoted, rule_heading
 
 OWN_CHAINS: dict[Direction, str] = {"in": "FWGEN-INPUT", "out": "FWGEN-OUTPUT"}
-CONTAINERS = "FWGEN-CONTAINERS"  # new connections from outside into the engine's networks
-ROUTED = "FWGEN-ROUTED"  # those of them that go out on a bridge of the engine
-CONTAINER_CHAINS = (CONTAINERS, ROUTED)
 DOCKER_USER = "DOCKER-USER"
 # Where the jump to FWGEN-CONTAINERS goes: the chain the engine evaluates first.
 ENGINE_CHAIN = {"docker": DOCKER_USER, "podman": "FORWARD"}

@@ -19,7 +19,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from fwgen.policy import PREFIX_BITS, Family, Policy, Rule
+from fwgen.policy.ir import Family, Policy, Rule
+from fwgen.profile.addresses import PREFIX_BITS
 from fwgen.targets.text import identifier
 
 # A bucket and its tracker entry are kept as long as each other, at most what both can

@@ -12,8 +12,9 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from fwgen.icmp import ICMP_TYPES, ICMPV6_TYPES, hop_limit
-from fwgen.policy import Direction, Family, Policy, PortRange, Proto, Rule
+from fwgen.policy.ir import Direction, Family, Policy, PortRange, Proto, Rule
+from fwgen.policy.owned import CONTAINER_CHAINS
+from fwgen.profile.icmp import ICMP_TYPES, ICMPV6_TYPES, hop_limit
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
 from fwgen.targets import coexist as coexist_chains
 from fwgen.targets.hashlimits import Meter, expiry_warnings, limited_lines, meters, trackers
@@ -237,7 +238,7 @@ def own_chains(policy: Policy) -> list[str]:
         for d, c in coexist_chains.OWN_CHAINS.items()
         if d == "in" or policy.defaults.outbound == "drop"
     ]
-    return out + (list(coexist_chains.CONTAINER_CHAINS) if policy.containers is not None else [])
+    return out + (list(CONTAINER_CHAINS) if policy.containers is not None else [])
 
 
 def build(policy: Policy, options: RenderOptions) -> Build:

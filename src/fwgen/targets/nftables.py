@@ -6,8 +6,9 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from fwgen.icmp import hop_limit
-from fwgen.policy import PREFIX_BITS, Direction, Family, Policy, Rule
+from fwgen.policy.ir import Direction, Family, Policy, Rule
+from fwgen.profile.addresses import PREFIX_BITS
+from fwgen.profile.icmp import hop_limit
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
 from fwgen.targets.coexist import BRIDGES as ENGINE_BRIDGES
 from fwgen.targets.coexist import FROM_ENGINE, NOT_INTO_ENGINE

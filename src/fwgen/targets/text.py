@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from fwgen.errors import printable
 
 if TYPE_CHECKING:
-    from fwgen.policy import Rule
+    from fwgen.policy.ir import Rule
 
 ESTABLISHED = "replies and related traffic"
 DROP_LOG_RATE = "5/second burst 10 packets"  # what logging the policy's drops may cost

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fwgen.errors import RenderError
-from fwgen.policy import Direction, Family, Policy, Rule
+from fwgen.policy.ir import Direction, Family, Policy, Rule
+from fwgen.policy.owned import CONTAINER_CHAINS, CONTAINERS
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_what_the_platform_accepts
 from fwgen.targets.coexist import (
-    CONTAINER_CHAINS,
-    CONTAINERS,
     DOCKER_USER,
     FIRST,
     container_lines,

@@ -19,8 +19,8 @@ import hashlib
 import json
 from typing import Any
 
-from fwgen.icmp import ICMP_TYPES, ICMPV6_TYPES
-from fwgen.policy import Policy, Rule
+from fwgen.policy.ir import Policy, Rule
+from fwgen.profile.icmp import ICMP_TYPES, ICMPV6_TYPES
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_what_the_platform_accepts
 from fwgen.targets.text import empty_note, plain_ascii, rule_heading
 

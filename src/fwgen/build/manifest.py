@@ -1,0 +1,329 @@
+"""Many hosts at once from a manifest, writing only what changed.
+
+hosts:
+  web1:
+    profile: web1.yaml              # a name or a path relative to the manifest
+    set: {admins: [192.0.2.0/24]}   # like --set
+    targets:
+      nftables: out/web1.nft        # one-file targets: a file
+      iptables: out/web1/           # several files: a directory
+
+A manifest may come from a pull request, so every path it names (outputs, ``ports:``
+files, a ``profile:`` path) must stay inside the manifest's folder tree (symlinks
+followed, never into ``.git``), unless the user allows a folder with ``--allow-outside``;
+and no two entries may name one file. All of this is checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import difflib
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.config import JsonDict, JsonValue
+
+from fwgen.build.output import check_folder, destination, destinations, read_current, shown_text
+from fwgen.errors import FwgenError, FwgenErrors, ProfileError, raise_collected
+from fwgen.policy.resolve import resolve_profile
+from fwgen.profile.fields import ADDRESS_SCHEMA, NAME_SCHEMA, one_or_many
+from fwgen.profile.load import Located, format_loc, is_path, validation_errors
+from fwgen.profile.portdb import catalogue
+from fwgen.read.paths import Boundary, Origins, real_path
+from fwgen.read.yamlsource import MAX_BYTES, Document, Loc, parse, read_text
+from fwgen.review import netneeds
+from fwgen.targets import TARGETS
+from fwgen.targets.render import render_with_warnings
+from fwgen.targets.render import target as find_target
+
+
+def _target_names(schema: JsonDict) -> None:
+    names: list[JsonValue] = [*sorted(TARGETS)]
+    schema["propertyNames"] = {"enum": names}
+
+
+class Host(BaseModel):
+    """One host: its profile, its networks and where each target's output goes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: str = Field(description="a built-in profile name, or a path relative to the manifest")
+    set: dict[
+        str,
+        Annotated[
+            list[str],
+            BeforeValidator(lambda v: v if isinstance(v, list) else [v]),
+            one_or_many(ADDRESS_SCHEMA, "the network's addresses"),
+        ],
+    ] = Field(
+        default={},
+        description="like --set: replaces networks of the profile",
+        json_schema_extra={"propertyNames": NAME_SCHEMA},
+    )
+    targets: dict[str, str] = Field(
+        description="target name -> output: a file, or a folder (ending in /) for iptables",
+        json_schema_extra=lambda schema: _target_names(schema),
+    )
+    ports: list[str] = Field(
+        default=[], description="like --ports: site port files, relative to the manifest"
+    )
+
+
+class Manifest(BaseModel):
+    """What `fwgen build` renders: one entry per host."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hosts: dict[str, Host]
+
+
+@dataclass
+class Output:
+    host: str
+    path: Path  # as the manifest or -o names it
+    text: str
+    target: str = ""
+
+    def current(self) -> bytes | None:
+        """What the file holds now (enough of it to compare), or None when it is missing."""
+        return read_current(self.path, len(self.text.encode("utf-8")) + MAX_BYTES)
+
+    def is_current(self) -> bool:
+        return self.current() == self.text.encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A warning of a build: about one host's profile (*target* None), or an approximation
+    of one of its targets (what `--strict` refuses)."""
+
+    host: str
+    target: str | None
+    text: str
+    refused: bool = (
+        False  # cuts the host off (`fwgen.review.netneeds.warnings`): --strict refuses it
+    )
+
+    def __str__(self) -> str:
+        return f"{self.host}{f' ({self.target})' if self.target else ''}: {self.text}"
+
+
+@dataclass
+class Site:
+    """Everything a manifest asks for, rendered in memory, and the folders it may write in."""
+
+    boundary: Boundary
+    outputs: list[Output] = field(default_factory=list)
+    warnings: list[Notice] = field(default_factory=list)
+
+    def approximations(self) -> list[Notice]:
+        return [w for w in self.warnings if w.target is not None]
+
+    def refused(self) -> list[Notice]:
+        return [w for w in self.warnings if w.refused]
+
+
+def read_manifest(path: Path) -> tuple[Manifest, Document]:
+    doc = parse(read_text(path, str(path), what="manifest"), str(path))
+    if not isinstance(doc.data, dict):
+        raise ProfileError("a manifest is a mapping with a `hosts:` key", path=str(path), line=1)
+    try:
+        return Manifest.model_validate(doc.data), doc
+    except ValidationError as exc:
+        raise_collected(validation_errors(exc, doc, profile=False))
+        raise
+
+
+@dataclass
+class _Paths:
+    """Checks the paths a manifest names, remembering which entry claimed which file."""
+
+    doc: Document
+    base: Path
+    boundary: Boundary
+    reads: dict[Path, str] = field(default_factory=dict)  # inputs: what the build reads
+    claimed: dict[Path, Loc] = field(default_factory=dict)  # outputs: which entry writes them
+    spelled: dict[str, Loc] = field(default_factory=dict)  # the same, by case-folded name
+    folders: dict[Path, Loc] = field(default_factory=dict)  # the folders of the outputs
+
+    def error(self, loc: Loc, message: str) -> FwgenError:
+        return FwgenError(
+            message, path=self.doc.path, line=self.doc.line(loc), field=format_loc(loc)
+        )
+
+    def where(self, loc: Loc) -> str:
+        return f"{self.doc.path}:{self.doc.line(loc)} ({format_loc(loc)})"
+
+    def inside(self, loc: Loc, written: str, what: str, name: str = "") -> Path:
+        """The real path of *written* (of the file *name* in it), which must be in the boundary."""
+        bad = next((c for c in written if _invisible(c)), None)
+        if bad is not None:
+            raise self.error(
+                loc, f"{what} {written!r} holds a control character ({bad!r}); rename it"
+            )
+        path = self.base / written / name if name else self.base / written
+        shown = f"{written.rstrip('/')}/{name}" if name else written
+        try:
+            return self.boundary.check(path, what, shown)
+        except FwgenError as exc:
+            raise self.error(loc, exc.message) from None
+
+    def read(self, loc: Loc, written: str, what: str) -> None:
+        """An input the manifest names: inside the boundary, and never an output."""
+        real = self.inside(loc, written, what)
+        self.reads.setdefault(real, f"the {what} named at {self.where(loc)}")
+
+    def claim(self, loc: Loc, real: Path) -> None:
+        """*real* is written by the entry at *loc*: an error when the build reads it, another
+        entry writes it, or another needs a folder where this needs a file (or the reverse)."""
+        if real in self.reads:
+            raise self.error(loc, f"this output would overwrite {self.reads[real]}")
+        # Names that differ only in case or Unicode form are one file on macOS and Windows.
+        key = unicodedata.normalize("NFC", str(real)).casefold()
+        if key in self.spelled:
+            raise self.error(
+                loc,
+                f"writes the same file as {self.where(self.spelled[key])}: {real}; "
+                "give each output its own file",
+            )
+        other = self.folders.get(real) or next(
+            (self.claimed[p] for p in real.parents if p in self.claimed), None
+        )
+        if other is not None:
+            raise self.error(
+                loc,
+                f"{self.where(other)} needs a file where this output needs a folder, or the "
+                f"other way round ({real}); give each output its own place",
+            )
+        self.claimed[real] = loc
+        self.spelled[key] = loc
+        for parent in real.parents:
+            self.folders.setdefault(parent, loc)
+
+
+def _invisible(char: str) -> bool:
+    """A control, format (bidi) or line-separator character: never in a path fwgen writes."""
+    return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp")
+
+
+def _check_paths(manifest: Manifest, paths: _Paths) -> None:
+    """Every path of the manifest: inside the boundary, of the right kind, claimed once."""
+    errors: list[FwgenError] = []
+    for name, host in sorted(manifest.hosts.items()):
+        here: Loc = ("hosts", name)
+        try:
+            for i, ports in enumerate(host.ports):
+                paths.read((*here, "ports", i), ports, "ports file")
+            if is_path(host.profile):
+                paths.read((*here, "profile"), host.profile, "profile")
+        except FwgenError as exc:
+            errors.append(exc)
+        for target, dest in sorted(host.targets.items()):
+            loc = (*here, "targets", target)
+            try:
+                spec = find_target(target)
+                several = len(spec.files) > 1
+                if several:
+                    check_folder(paths.inside(loc, dest, "output"))
+                for file in spec.files if several else ("",):
+                    real = paths.inside(loc, dest, "output", file)
+                    destination(real)  # a regular file, or nothing yet
+                    paths.claim(loc, real)
+            except FwgenError as exc:
+                errors.append(exc if exc.line else paths.error(loc, exc.message))
+    raise_collected(errors)
+
+
+def plan(manifest_path: Path, allow_outside: Sequence[Path] = ()) -> Site:
+    """Everything the manifest asks for, rendered in memory (nothing written).
+
+    Every path is checked before any profile is resolved; errors are located at the
+    manifest line that names the path.
+    """
+    manifest, doc = read_manifest(manifest_path)
+    base = manifest_path.parent
+    site = Site(Boundary.around(manifest_path, tuple(allow_outside)))
+    paths = _Paths(doc, base, site.boundary)
+    paths.reads[real_path(manifest_path)] = "the manifest"
+    _check_paths(manifest, paths)
+    origins = Origins.around(manifest_path)
+    doc.source = manifest_path  # a `set:` is named by the manifest's repository path
+    for name, host in sorted(manifest.hosts.items()):
+        ports = catalogue(tuple(str(base / p) for p in host.ports))
+        set_at = {n: Located(v, doc, ("hosts", name, "set", n)) for n, v in host.set.items()}
+        policy = resolve_profile(
+            host.profile,
+            host.set,
+            ports,
+            root=base,
+            boundary=site.boundary,
+            origins=origins,
+            set_at=set_at,
+        )
+        passing, refused = netneeds.warnings(policy)
+        site.warnings += [Notice(name, None, w) for w in passing]
+        site.warnings += [Notice(name, None, w, refused=True) for w in refused]
+        for target_name, dest in sorted(host.targets.items()):
+            try:
+                files, approximations = render_with_warnings(policy, target_name)
+            except FwgenErrors:
+                raise
+            except FwgenError as exc:
+                if exc.path is not None:
+                    raise
+                raise paths.error(("hosts", name, "targets", target_name), exc.message) from None
+            site.warnings += [Notice(name, target_name, w) for w in approximations]
+            for path, text in destinations(files, base / dest).items():
+                if real_path(path) in site.boundary.reads:
+                    raise paths.error(
+                        ("hosts", name, "targets", target_name),
+                        f"output {path.name} would replace a file that a profile reads "
+                        "(an `extends:` profile or an address list); write it elsewhere",
+                    )
+                site.outputs.append(Output(name, path, text, target_name))
+    return site
+
+
+def unified(output: Output) -> str:
+    old = shown_text(output.current() or b"")
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            output.text.splitlines(keepends=True),
+            str(output.path),
+            f"{output.path} (rendered)",
+        )
+    )
+
+
+def stale(items: list[Output]) -> list[Output]:
+    return [o for o in items if not o.is_current()]
+
+
+def as_json(site: Site, changed: list[Output], check: bool) -> dict[str, object]:
+    """What `fwgen build --format json` prints: each file with what became of it (``written``
+    or ``unchanged``; with ``--check``, ``stale`` or ``current``), and every warning."""
+    was, was_not = ("stale", "current") if check else ("written", "unchanged")
+    return {
+        "files": [
+            {
+                "host": o.host,
+                "target": o.target,
+                "path": str(o.path),
+                "status": was if o in changed else was_not,
+            }
+            for o in site.outputs
+        ],
+        "warnings": [
+            {
+                "host": w.host,
+                "target": w.target,
+                "approximation": w.target is not None,
+                "message": w.text,
+            }
+            for w in site.warnings
+        ],
+    }

@@ -1,0 +1,363 @@
+"""The Policy: the resolved, normalised allow-list that every target renders from.
+
+Small frozen models. Nothing here points back at YAML; origins are plain
+``file:line`` strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fwgen.profile import icmp
+
+Family = Literal["ipv4", "ipv6"]
+FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")
+Direction = Literal["in", "out"]
+Proto = Literal["tcp", "udp", "icmp", "icmpv6"]
+
+SECONDS = {"second": 1, "minute": 60, "hour": 3600}
+EVERY_ADDRESS: dict[Family, str] = {"ipv4": "0.0.0.0/0", "ipv6": "::/0"}
+# Addresses for documentation and examples (RFC 5737, RFC 3849, RFC 9637): no real host
+# has one, so a rule whose only sources are here admits no one.
+DOCUMENTATION = tuple(
+    ipaddress.ip_network(n)
+    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "3fff::/20")
+)
+# The settings that change what a Policy admits, by the names `explain` and `diff` show
+# (``outbound`` is ``defaults.outbound``). tests/test_review.py walks the models for more.
+SETTINGS = (
+    "inbound",
+    "outbound",
+    "forward",
+    "loopback",
+    "established",
+    "drop_invalid",
+    "limit_prefix_v4",
+    "limit_prefix_v6",
+    "containers",
+    "coexist",
+    "log_drops",
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PortRange(_Frozen):
+    start: int
+    end: int
+
+    def __str__(self) -> str:
+        return str(self.start) if self.start == self.end else f"{self.start}-{self.end}"
+
+
+class Limit(_Frozen):
+    """At most ``rate`` new connections per ``unit`` from each source (an address, or for
+    IPv6 a prefix: see `Policy.limit_prefix`), ``burst`` of them at once."""
+
+    rate: int
+    unit: Literal["second", "minute", "hour"]
+    burst: int
+
+    def __str__(self) -> str:
+        burst = f" burst {self.burst}" if self.burst != self.rate else ""
+        return f"{self.rate}/{self.unit}{burst}"
+
+    def refill_seconds(self) -> int:
+        """How long an idle source takes to earn its whole burst back: its bucket may be
+        forgotten after that, never before (a forgotten source starts with a full burst)."""
+        seconds = SECONDS[self.unit]
+        return max(seconds, -(-self.burst * seconds // self.rate))
+
+
+class AddressSet(_Frozen):
+    """A named set of networks, split by family, collapsed and sorted."""
+
+    name: str
+    ipv4: tuple[str, ...] = ()
+    ipv6: tuple[str, ...] = ()
+    origin: str
+    # What the profile wrote for it: a network's name, or a rule's own `from:`/`to:` list.
+    # Messages name this, never a generated name; no ruleset shows it (nor the digest).
+    written: tuple[str, ...] = Field(default=(), exclude=True)
+
+    def family(self, family: Family) -> tuple[str, ...]:
+        return self.ipv4 if family == "ipv4" else self.ipv6
+
+    def words(self) -> str:
+        """How a message names the set: the network the profile named, or the list of
+        addresses and networks a rule wrote; never the name fwgen made up for that list."""
+        if self.written in ((), (self.name,)):
+            return f"network '{self.name}'"
+        return f"the list [{few(list(self.written))}]"
+
+
+class Rule(_Frozen):
+    """One accept rule. ``remote`` names an AddressSet (None: any address)."""
+
+    direction: Direction
+    proto: Proto
+    ports: tuple[PortRange, ...] = ()
+    icmp_types: tuple[str, ...] = ()
+    remote: str | None = None
+    local: tuple[str, ...] = ()
+    families: tuple[Family, ...]
+    limit: Limit | None = None
+    log: bool = False
+    name: str
+    service: str | None = None
+    comment: str = ""
+    origin: str
+    risky: str = ""  # a known backdoor service this rule opens, e.g. "back-orifice (Back Orifice)"
+    acknowledged: str = ""  # the profile's `allow_risky:` reason
+    # `fwgen check` findings the profile accepts for this rule: ((code, service, reason), ...),
+    # service "" for whatever a rule of one port opens (`fwgen.profile.accept`). They change no
+    # ruleset, so the digest (and every rendered byte) leaves them out.
+    accepted: tuple[tuple[str, str, str], ...] = Field(default=(), exclude=True)
+    # Where the same rule is written again (the Policy keeps one): `fwgen check` FW007.
+    repeated: tuple[str, ...] = Field(default=(), exclude=True)
+
+    def published(self) -> bool:
+        """Whether the rule also admits connections DNATed to containers: TCP and UDP
+        inbound rules do (ICMP is never DNATed to a published port)."""
+        return self.direction == "in" and self.proto in ("tcp", "udp")
+
+    def local_of(self, family: Family) -> list[str]:
+        """The rule's local addresses of one family."""
+        return [a for a in self.local if (":" in a) == (family == "ipv6")]
+
+
+class Defaults(_Frozen):
+    inbound: Literal["drop"] = "drop"
+    outbound: Literal["accept", "drop"] = "accept"
+    forward: Literal["drop", "accept", "ignore"] = "drop"
+
+
+class Policy(_Frozen):
+    """Everything a target needs, and nothing it would have to look up elsewhere."""
+
+    profile: str
+    description: str
+    files: tuple[str, ...]
+    defaults: Defaults
+    loopback: bool = True
+    established: bool = True
+    drop_invalid: bool = True
+    log_drops: bool = False
+    # What the profile says about the host's addresses (`options.address`). It changes
+    # findings, never the ruleset (`dhcp` adds ordinary rules), so the digest leaves it out.
+    address: Literal["dhcp", "static"] | None = Field(default=None, exclude=True)
+    limit_prefix_v4: int = 32
+    limit_prefix_v6: int = 64
+    # A container engine whose DNATed connections (published ports) the inbound rules govern.
+    containers: Literal["docker", "podman"] | None = None
+    # iptables: fwgen's own chains, loaded with --noflush, beside other programs' chains.
+    coexist: bool = False
+    sets: tuple[AddressSet, ...] = ()
+    rules: tuple[Rule, ...] = ()
+
+    def address_set(self, name: str) -> AddressSet:
+        return next(s for s in self.sets if s.name == name)
+
+    def limit_prefix(self, family: Family) -> int:
+        """The prefix length rate limits count a source by: whoever holds one IPv6
+        address of a /64 holds them all, so by default they share one budget."""
+        return self.limit_prefix_v4 if family == "ipv4" else self.limit_prefix_v6
+
+    def limited_queries(self, direction: Direction) -> dict[Proto, tuple[str, ...]]:
+        """The ICMP queries (echo requests, ...) some rule of *direction* rate-limits, by
+        protocol. Conntrack calls every query of a flow after the first "established"
+        (all of a `ping -f`), so the established shortcut must leave these to the rules,
+        whose limits count them one by one."""
+        out: dict[Proto, tuple[str, ...]] = {}
+        for proto in ("icmp", "icmpv6"):
+            types = {
+                t
+                for r in self.rules
+                if r.direction == direction and r.proto == proto and r.limit is not None
+                for t in r.icmp_types
+                if t in icmp.QUERIES
+            }
+            if types:
+                out[proto] = tuple(sorted(types, key=icmp.table(proto).__getitem__))
+        return out
+
+    def remote_addresses(self, rule: Rule) -> list[str] | None:
+        """The remote addresses a rule admits, over its families; None when it admits any."""
+        if rule.remote is None:
+            return None
+        remote = self.address_set(rule.remote)
+        return [a for f in rule.families for a in remote.family(f)]
+
+    def remote_words(self, rule: Rule) -> str:
+        """A rule's remote addresses as the profile wrote them: ``admins``,
+        ``10.0.0.0/8, ops`` or ``any``; never a name fwgen made up."""
+        if rule.remote is None:
+            return "any"
+        found = self.address_set(rule.remote)
+        return few(list(found.written)) or found.name
+
+    def placeholder_sources(self, rule: Rule) -> list[str]:
+        """The remote addresses of *rule* when every one is a documentation address
+        (`DOCUMENTATION`); empty when it admits any address, none, or one real one."""
+        addresses = self.remote_addresses(rule) or []
+        nets = [ipaddress.ip_network(a) for a in addresses]
+        if all(any(n.subnet_of(d) for d in DOCUMENTATION if d.version == n.version) for n in nets):  # type: ignore[arg-type]
+            return addresses
+        return []
+
+    def whole_family_sets(self) -> list[tuple[AddressSet, Family]]:
+        """Used address sets that hold every address of a family (see `whole_family_warning`)."""
+        used = {r.remote for r in self.rules if r.remote}
+        return [
+            (s, f)
+            for s in self.sets
+            if s.name in used
+            for f in FAMILIES
+            if s.family(f) == (EVERY_ADDRESS[f],)
+        ]
+
+    def setting(self, name: str) -> Any:
+        """The value of one of `SETTINGS`."""
+        return getattr(self.defaults if name in Defaults.model_fields else self, name)
+
+    def digest(self) -> str:
+        """sha256 of the whole policy as rendered, names, comments and origins (file:line)
+        included: equal digests, equal rulesets. The container options count only when
+        set, so hosts without containers keep their digests."""
+        unset = {name for name in ("containers", "coexist") if not getattr(self, name)}
+        return hashlib.sha256(self.model_dump_json(exclude=unset).encode()).hexdigest()
+
+    def admits_digest(self) -> str:
+        """sha256 of what the policy admits: its `SETTINGS` and, for each rule, what it
+        matches (addresses, not the names of their sets), its limit and whether it logs;
+        not names, comments or origins. It stays the same while a change only moves
+        lines, renames or rewords: "did this change the firewall?"."""
+        rules = sorted(
+            json.dumps(
+                [
+                    r.direction,
+                    r.proto,
+                    [str(p) for p in r.ports],
+                    list(r.icmp_types),
+                    self.remote_addresses(r),
+                    list(r.local),
+                    list(r.families),
+                    r.limit.model_dump() if r.limit else None,
+                    r.log,
+                ]
+            )
+            for r in self.rules
+        )
+        admitted = {"settings": {name: self.setting(name) for name in SETTINGS}, "rules": rules}
+        return hashlib.sha256(json.dumps(admitted, sort_keys=True).encode()).hexdigest()
+
+
+def whole_family_warning(address_set: AddressSet, family: Family) -> str:
+    """`any` is how a profile says "everyone"; a list (a file, ranges, ``--set``) that
+    adds up to 0.0.0.0/0 or ::/0 is more likely a mistake than a wish."""
+    return (
+        f"{address_set.words()} ({address_set.origin}) holds every "
+        f"{'IPv4' if family == 'ipv4' else 'IPv6'} address ({EVERY_ADDRESS[family]}); "
+        "write `any` if everyone is meant, or fix the list"
+    )
+
+
+def set_hint(name: str) -> str:
+    """How a user gives a network its real addresses."""
+    return f"--set {name}=CIDR[,CIDR...]"
+
+
+def few(addresses: list[str]) -> str:
+    return ", ".join(addresses[:3]) + (f" +{len(addresses) - 3} more" if len(addresses) > 3 else "")
+
+
+def _placeholder_rules(policy: Policy, inline: bool) -> list[Rule]:
+    """Rules that admit no one: their sources are only documentation addresses or an
+    empty network; those written in the rule itself (*inline*) or those from a network."""
+    return [
+        rule
+        for rule in policy.rules
+        if rule.remote is not None
+        and (not rule.families or policy.placeholder_sources(rule))
+        and (policy.address_set(rule.remote).origin == rule.origin) == inline
+    ]
+
+
+def placeholder_networks(policy: Policy) -> list[str]:
+    """The networks a user must give addresses (``--set``) before the ruleset admits anyone
+    through the rules that use them: placeholders or empty."""
+    return sorted({rule.remote or "" for rule in _placeholder_rules(policy, inline=False)})
+
+
+def _by_network(rules: list[Rule]) -> dict[str, list[Rule]]:
+    by_set: dict[str, list[Rule]] = {}
+    for rule in rules:
+        by_set.setdefault(rule.remote or "", []).append(rule)
+    return by_set
+
+
+def _names(rules: list[Rule], verb: str) -> str:
+    """``ssh admits`` or ``ssh, sftp admit``: the rules' names and *verb* agreeing."""
+    names = sorted({r.name for r in rules})
+    return f"{', '.join(names)} {verb if len(names) == 1 else verb.removesuffix('s')}"
+
+
+def empty_networks(policy: Policy) -> list[str]:
+    """Rules that admit no one because every network they name is empty (`--set admins=`):
+    one line per network, naming the ``--set`` that fixes it."""
+    empty = [rule for rule in policy.rules if rule.remote is not None and not rule.families]
+    out = []
+    for name, rules in _by_network(empty).items():
+        found = policy.address_set(name)
+        if found.origin == rules[0].origin:  # a list written in the rule, of empty networks
+            out.append(
+                f"{rules[0].name} ({rules[0].origin}) matches nothing: every network it names "
+                "is empty; give them addresses or remove the rule"
+            )
+        else:
+            out.append(
+                f"network '{name}' ({found.origin}) is empty, so {_names(rules, 'matches')} "
+                f"nothing; give its addresses with {set_hint(name)} (in a manifest, `set:`)"
+            )
+    return out
+
+
+def placeholder_warnings(policy: Policy) -> list[str]:
+    """Rules that admit no one, because their sources are only documentation addresses
+    (placeholders) or an empty network: applied remotely as it is, such a ruleset can lock
+    the admin out. One warning per network, naming the ``--set`` that fixes it."""
+    out = [
+        f"{rule.name} ({rule.origin}) admits only documentation addresses "
+        f"({few(policy.placeholder_sources(rule))}), placeholders that match no real "
+        "host; write the real ones in the profile"
+        for rule in _placeholder_rules(policy, inline=True)
+        if rule.families
+    ]
+    placeholders = [r for r in _placeholder_rules(policy, inline=False) if r.families]
+    for name, rules in _by_network(placeholders).items():
+        found = policy.address_set(name)
+        used = {a for r in rules for a in policy.placeholder_sources(r)}
+        # in the set's order; the rules may use one family of a mixed set
+        shown = few([a for a in (*found.ipv4, *found.ipv6) if a in used])
+        out.append(
+            f"network '{name}' ({found.origin}): {_names(rules, 'admits')} only "
+            f"its documentation addresses ({shown}), placeholders that match no real "
+            f"host; give the real ones with {set_hint(name)} (in a manifest, `set:`)"
+        )
+    return list(dict.fromkeys([*out, *empty_networks(policy)]))  # a rule may be one per protocol
+
+
+def policy_warnings(policy: Policy) -> list[str]:
+    """What deserves a warning whatever the target: address lists that add up to a whole
+    family, and rules that admit no one (`placeholder_warnings`)."""
+    return [
+        *(whole_family_warning(*w) for w in policy.whole_family_sets()),
+        *placeholder_warnings(policy),
+    ]

@@ -1,0 +1,411 @@
+"""The port database: named services → ports, with what fwgen knows about each.
+
+The catalogue is data (``data/services.yaml``), validated by the models below.
+Lookups are by name or alias; ports may be looked up by number and protocol.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, Protocol
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected, split_location
+from fwgen.profile.addresses import network_text, parse_network
+from fwgen.profile.fields import PORT_SCHEMA, SERVICE_RE, check_text, parse_port
+from fwgen.profile.load import validation_errors
+from fwgen.read.yamlsource import Document, parse, read_text
+
+
+class Span(Protocol):
+    """A range of ports: a Policy's PortRange."""
+
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+
+
+class Opening(Protocol):
+    """What the catalogue reads of a rule that opens ports: a Policy's Rule."""
+
+    @property
+    def service(self) -> str | None: ...
+    @property
+    def proto(self) -> str: ...
+    @property
+    def ports(self) -> Sequence[Span]: ...
+
+
+CATALOGUE = Path(__file__).resolve().parents[1] / "data" / "services.yaml"
+COMPILED = CATALOGUE.with_suffix(".json")
+PROCESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+NARROW = 64  # a service spanning more ports than this is not "the" service of one of them
+Risk = Literal["low", "medium", "high", "critical"]
+Exposure = Literal["public", "lan-only", "never"]
+
+
+class ServicePort(BaseModel):
+    """One protocol and port range of a service."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    proto: Literal["tcp", "udp"]
+    start: int
+    end: int
+
+    def __str__(self) -> str:
+        ports = str(self.start) if self.start == self.end else f"{self.start}-{self.end}"
+        return f"{ports}/{self.proto}"
+
+    @model_validator(mode="after")
+    def _in_range(self) -> ServicePort:
+        """The checks `parse_port` makes, for ports written as mappings too."""
+        parse_port(str(self))
+        return self
+
+
+PORT_NUMBER_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 65535}
+PORT_MAPPING_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "proto": {"enum": ["tcp", "udp"]},
+        "start": PORT_NUMBER_SCHEMA,
+        "end": PORT_NUMBER_SCHEMA,
+    },
+    "required": ["proto", "start", "end"],
+    "additionalProperties": False,
+}
+
+
+def _port(value: Any) -> Any:
+    if isinstance(value, str):
+        proto, start, end = parse_port(value)
+        return {"proto": proto, "start": start, "end": end}
+    return value
+
+
+class Service(BaseModel):
+    """A catalogue entry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(json_schema_extra={"pattern": f"^{SERVICE_RE.pattern}$"})
+    title: str
+    description: str = ""
+    aliases: tuple[str, ...] = Field(
+        default=(), json_schema_extra={"items": {"pattern": f"^{SERVICE_RE.pattern}$"}}
+    )
+    ports: tuple[
+        Annotated[
+            ServicePort,
+            BeforeValidator(_port),
+            WithJsonSchema({"anyOf": [PORT_SCHEMA, PORT_MAPPING_SCHEMA]}),
+        ],
+        ...,
+    ]
+    risk: Risk
+    risk_notes: str = ""
+    exposure: Exposure
+    category: str
+    alternative: str | None = None
+    helper: str | None = None
+    destinations: tuple[str, ...] = ()
+    family: Literal["ipv4", "ipv6"] | None = None
+    processes: tuple[str, ...] = ()  # programs that usually serve it, as `ss -p` names them
+    sources: tuple[str, ...] = ()  # "DOCUMENT" or "DOCUMENT: what it says (and why fwgen differs)"
+
+    @field_validator("title", "description", "risk_notes")
+    @classmethod
+    def _text(cls, value: str, info: ValidationInfo) -> str:
+        return check_text(value, str(info.field_name), 200 if info.field_name == "title" else 1000)
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_text(v, "sources", 1000) for v in value)
+
+    @field_validator("processes")
+    @classmethod
+    def _processes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not PROCESS_RE.fullmatch(name):
+                raise ValueError(f"invalid process name {name!r}; use letters, digits, _.+-")
+        return value
+
+    @field_validator("name", "aliases")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        for name in (value,) if isinstance(value, str) else value:
+            if not SERVICE_RE.fullmatch(name):
+                raise ValueError(
+                    f"invalid service name {name!r}; use lowercase letters, digits, _.+-"
+                )
+        return value
+
+    @field_validator("destinations")
+    @classmethod
+    def _destinations(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(network_text(parse_network(v)) for v in value)
+
+
+class SiteService(Service):
+    """An entry of a site port file (``--ports``): a catalogue entry that may replace the
+    built-in entry of its name. `read_catalogue` takes ``override`` out before validating
+    the rest as a `Service`; this model describes the file for `fwgen schema ports`."""
+
+    override: bool = Field(default=False, description="replace the built-in entry of the same name")
+
+
+class Catalogue:
+    """Services by name and alias, each remembering where it was defined."""
+
+    def __init__(
+        self,
+        services: list[Service],
+        origins: dict[str, str] | None = None,
+        backdoors: list[Service] | None = None,
+    ) -> None:
+        self.services = sorted(services, key=lambda s: s.name)
+        self.origins = origins or {}
+        # Known backdoor ports: kept even when a site entry overrides the entry naming them.
+        self.backdoors = backdoors or [s for s in self.services if s.exposure == "never"]
+        self._by_name: dict[str, Service] = {}
+        for service in self.services:
+            for name in (service.name, *service.aliases):
+                self._by_name.setdefault(name, service)
+
+    def get(self, name: str) -> Service | None:
+        return self._by_name.get(name.lower())
+
+    def names(self) -> list[str]:
+        return list(self._by_name)
+
+    def require(self, name: str) -> Service:
+        """The service called *name*, or an error with a suggestion."""
+        service = self.get(name)
+        if service is None:
+            raise FwgenError(f"unknown service '{name}'{did_you_mean(name, self.names())}")
+        return service
+
+    def origin(self, service: Service) -> str:
+        return self.origins.get(service.name, "")
+
+    def by_port(self, start: int, end: int, proto: str | None = None) -> list[Service]:
+        """Services with a port in start-end (of *proto*, or either protocol)."""
+        return [
+            service
+            for service in self.services
+            if any(
+                p.start <= end and start <= p.end and proto in (None, p.proto)
+                for p in service.ports
+            )
+        ]
+
+    def named_at(self, start: int, end: int, proto: str) -> list[Service]:
+        """Services that are *the* service of a port in start-end, backdoors first, then the
+        narrowest. A wide range such as Kubernetes NodePorts or an RTP media range does not
+        name the ports inside it; a backdoor's range (Mydoom's 3127-3198) names every one."""
+        found = [
+            service
+            for service in self.services
+            if any(
+                p.proto == proto
+                and p.start <= end
+                and start <= p.end
+                and (p.end - p.start < NARROW or service.exposure == "never")
+                for p in service.ports
+            )
+        ]
+        return sorted(found, key=specific_first)
+
+    def opened_by(self, rule: Opening) -> list[Service]:
+        """The entries a rule opens: its service, or those it opens a port of."""
+        if rule.service is not None:
+            service = self.get(rule.service)
+            return [service] if service else []
+        found: dict[str, Service] = {}
+        for span in rule.ports:
+            for service in self.named_at(span.start, span.end, rule.proto):
+                found.setdefault(service.name, service)
+        return sorted(found.values(), key=lambda s: s.name)
+
+    def backdoors_in(self, rule: Opening) -> list[Service]:
+        """The known backdoor entries whose ports a rule opens, whatever named them (its
+        service, a site entry, an override, a literal port or a range overlapping theirs)."""
+        return [
+            service
+            for service in self.backdoors
+            if any(
+                p.proto == rule.proto and p.start <= span.end and span.start <= p.end
+                for p in service.ports
+                for span in rule.ports
+            )
+        ]
+
+    def search(self, words: str) -> list[Service]:
+        """Services whose name, aliases, title, description or category contain every word."""
+        terms = words.lower().split()
+        return [
+            service
+            for service in self.services
+            if all(term in _haystack(service) for term in terms)
+        ]
+
+
+def span(service: Service) -> int:
+    """How many ports a service covers."""
+    return sum(p.end - p.start + 1 for p in service.ports)
+
+
+def specific_first(service: Service) -> tuple[bool, int, str]:
+    """Order for the services at a port: backdoors, then the narrowest, then by name."""
+    return service.exposure != "never", span(service), service.name
+
+
+def _haystack(service: Service) -> str:
+    return " ".join(
+        (service.name, *service.aliases, service.title, service.description, service.category)
+    ).lower()
+
+
+Entries = tuple[list[Service], dict[str, str], set[str]]
+
+
+def read_catalogue(path: Path, shown: str, site: bool = False) -> Entries:
+    """Validate one catalogue file, a YAML list of entries.
+
+    Returns the services, where each was defined, and (for site files) the names
+    marked ``override: true``, which replace a built-in entry of the same name.
+    """
+    doc = parse(read_text(path, shown, what="port database"), shown)
+    if not isinstance(doc.data, list):
+        raise ProfileError("a port database file is a YAML list of services", path=shown, line=1)
+    services, origins, overrides, errors = [], {}, set(), []
+    for i, entry in enumerate(doc.data):
+        if site and isinstance(entry, dict) and entry.pop("override", False) is True:
+            overrides.add(str(entry.get("name")))
+        try:
+            service = Service.model_validate(entry)
+        except ValidationError as exc:
+            sub = Document(entry, shown, {k[1:]: v for k, v in doc.lines.items() if k[:1] == (i,)})
+            for err in validation_errors(exc, sub, profile=False):
+                err.field = f"[{i}]" + (f".{err.field}" if err.field else "")
+                errors.append(err)
+            continue
+        services.append(service)
+        origins[service.name] = f"{shown}:{doc.line((i,))}"
+    raise_collected(errors)
+    return services, origins, overrides
+
+
+def _by_name(service: Service) -> str:
+    return service.name
+
+
+def _names(service: Service) -> set[str]:
+    return {service.name, *service.aliases}
+
+
+def merge_catalogues(base: Entries, *sites: Entries) -> Catalogue:
+    """The built-in catalogue with site entries added, or replaced with ``override: true``.
+
+    A site entry whose name or an alias is already taken by another entry is an
+    error that names both definitions.
+    """
+    services = {s.name: s for s in base[0]}
+    origins = dict(base[1])
+    from_site: set[str] = set()
+    errors: list[FwgenError] = []
+    for entries, where, overrides in sites:
+        for service in entries:
+            path, line = split_location(where[service.name])
+            if (
+                service.name in overrides
+                and service.name in services
+                and service.name not in from_site
+            ):
+                del services[service.name]
+            clashes = [other for other in services.values() if _names(service) & _names(other)]
+            for other in clashes:
+                hint = ""
+                if other.name == service.name and other.name not in from_site:
+                    hint = "; add `override: true` to the entry to replace the built-in one"
+                errors.append(
+                    FwgenError(
+                        f"service '{service.name}' conflicts with '{other.name}' defined at "
+                        f"{origins[other.name]}{hint}",
+                        path=path,
+                        line=line,
+                    )
+                )
+            if not clashes:
+                services[service.name] = service
+                origins[service.name] = where[service.name]
+                from_site.add(service.name)
+    raise_collected(errors)
+    backdoors = {
+        s.name: s for entries in (base, *sites) for s in entries[0] if s.exposure == "never"
+    }
+    return Catalogue(list(services.values()), origins, sorted(backdoors.values(), key=_by_name))
+
+
+@functools.cache
+def builtin_entries() -> Entries:
+    """The shipped catalogue, read from its compiled JSON form (YAML parsing costs more
+    than the rest of a render). ``compile_catalogue`` writes it; a test keeps it in sync."""
+    compiled = json.loads(COMPILED.read_text(encoding="utf-8"))
+    services = [Service.model_validate(entry) for entry in compiled["services"]]
+    return services, dict(compiled["origins"]), set()
+
+
+def compile_catalogue() -> str:
+    """services.yaml → the JSON that `builtin_entries` reads (validated on the way)."""
+    services, origins, _ = read_catalogue(CATALOGUE, "fwgen/data/services.yaml")
+    data = {
+        "source_sha256": hashlib.sha256(CATALOGUE.read_bytes()).hexdigest(),
+        "services": [s.model_dump(mode="json", exclude_defaults=True) for s in services],
+        "origins": origins,
+    }
+    return json.dumps(data, indent=0, sort_keys=True) + "\n"
+
+
+def site_files(extra_files: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The site port files: those given, then those in $FWGEN_PORTS."""
+    env = tuple(f for f in os.environ.get("FWGEN_PORTS", "").split(os.pathsep) if f)
+    return (*extra_files, *env)
+
+
+def catalogue(extra_files: tuple[str, ...] = ()) -> Catalogue:
+    """The built-in catalogue plus site files: those given, then those in $FWGEN_PORTS."""
+    return catalogue_of(tuple((f, f) for f in site_files(extra_files)))
+
+
+@functools.cache
+def catalogue_of(files: tuple[tuple[str, str], ...]) -> Catalogue:
+    """The built-in catalogue plus site files, each read from a path and shown by a name."""
+    sites = [read_catalogue(Path(path), shown, site=True) for path, shown in files]
+    return merge_catalogues(builtin_entries(), *sites)
+
+
+if (
+    __name__ == "__main__"
+):  # python -m fwgen.profile.portdb: rewrite data/services.json after editing the YAML
+    COMPILED.write_text(compile_catalogue(), encoding="utf-8")
