@@ -10,10 +10,10 @@ from syrupy.assertion import SnapshotAssertion
 from typer.testing import CliRunner
 
 from fwgen.cli.app import app
-from tests.conftest import NETWORKS_TO_SET
+from tests.conftest import NETWORKS_TO_SET, REPO
 
 runner = CliRunner()
-BAD = Path(__file__).parent / "data" / "bad"
+BAD = REPO / "tests" / "data" / "bad"
 
 
 def test_render_prints_the_ruleset() -> None:

@@ -19,8 +19,9 @@ from fwgen.policy.resolve import resolve_profile
 from fwgen.profile.portdb import Catalogue, Service, catalogue
 from fwgen.profile.portquery import DOCUMENTS, split_source
 from fwgen.targets.render import refuse_unacknowledged_risks
+from tests.conftest import REPO
 
-FACTS_FILE = Path(__file__).parent / "data" / "port-facts.yaml"
+FACTS_FILE = REPO / "tests" / "data" / "port-facts.yaml"
 EXPOSURE = {"public": 0, "lan-only": 1, "never": 2}
 RISK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 Fact = dict[str, Any]

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from fwgen.build import output
 from fwgen.cli.app import app
+from tests.conftest import REPO
 
 runner = CliRunner()
 
@@ -251,7 +252,7 @@ def test_build_writes_every_changed_file_or_none(
 ) -> None:
     path = manifest(site, "      nftables: out/web1.nft\n      iptables: out/web1/\n")
     assert build(path).exit_code == 0  # type: ignore[attr-defined]
-    shutil.copy(Path(__file__).parent / "data" / "good" / "every-feature.yaml", site / "p.yaml")
+    shutil.copy(REPO / "tests" / "data" / "good" / "every-feature.yaml", site / "p.yaml")
     (site / "fwgen.yaml").write_text(Path(path).read_text().replace("webserver", "p.yaml"))
     out = site / "out"
     before = {p: (out / p).read_bytes() for p in files_under(out) if "." in p}
