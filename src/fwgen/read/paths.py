@@ -9,6 +9,7 @@ fwgen read ``/etc/shadow`` or write ``../../etc/cron.d/x``.
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 from dataclasses import dataclass, field
@@ -33,6 +34,12 @@ def profiles_dir() -> Path:
 
 def templates_dir() -> Path:
     return data_dir("templates")
+
+
+@functools.cache
+def profiles_real() -> Path:
+    """The real path of the built-in profiles' folder (it never moves while fwgen runs)."""
+    return real_path(profiles_dir())
 
 
 def real_path(path: Path) -> Path:
@@ -92,7 +99,7 @@ class Origins:
         """The stable name of *path*: its folder's real path (the file itself is not followed,
         like `Boundary.around`) relative to the root, with ``/`` between parts."""
         folder = real_path(path.absolute().parent)
-        builtin = real_path(profiles_dir())
+        builtin = profiles_real()
         if is_within(folder, builtin):
             return f"profiles/{(folder / path.name).relative_to(builtin).as_posix()}"
         try:
