@@ -233,3 +233,17 @@ def test_check_and_diff_grow_no_faster_than_n_log_n(tmp_path: Path, review: str)
             work[n] = steps(lambda old=old, new=new: diff_policies(old, new, ports))
     bound = 5 * math.log(5000) / math.log(1000)  # n·log n from 1,000 to 5,000 rules
     assert work[5000] / work[1000] <= 1.2 * bound, work
+
+
+@pytest.mark.parametrize("target", ["nftables", "iptables"])
+def test_the_input_chain_does_not_grow_with_the_list(tmp_path: Path, target: str) -> None:
+    def input_rules(size: int) -> list[str]:
+        policy = resolve_profile(str(_feed(tmp_path, size, name=f"feed{size}")))
+        files = fwgen.render(policy, target)
+        if target == "nftables":
+            chain = files["fwgen.nft"].split("chain input {")[1].split("\n\t}")[0]
+            return [line for line in chain.splitlines() if line.strip()]
+        return [line for line in files["rules.v4"].splitlines() if line.startswith("-A")]
+
+    small, large = input_rules(100), input_rules(10_000)  # iptables: in an ipset above 16
+    assert len(small) == len(large) and len(small) > 5

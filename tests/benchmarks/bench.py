@@ -37,15 +37,16 @@ LIBRARIES = "import typer, pydantic, jinja2, yaml\nclass M(pydantic.BaseModel): 
 
 
 def timed(argv: list[str]) -> tuple[float, float]:
-    """(seconds, peak MiB) of one fresh process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(
-            f"failed: {' '.join(argv)}: {proc.stderr.read().decode() if proc.stderr else ''}"
-        )
+    """(seconds, peak MiB) of one fresh process (its messages kept in a file: a pipe that
+    nobody reads would stop a talkative one)."""
+    with tempfile.TemporaryFile() as errors:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            errors.seek(0)
+            raise SystemExit(f"failed: {' '.join(argv)}: {errors.read().decode()[-2000:]}")
     return elapsed, usage.ru_maxrss / 1024
 
 
@@ -107,6 +108,7 @@ AERLEON_SERVICES = """services:
   SSH: [{port: 22, protocol: tcp}]
   HTTP: [{port: 80, protocol: tcp}]
   HTTPS: [{port: 443, protocol: tcp}]
+  HTTP3: [{port: 443, protocol: udp}]
 """
 AERLEON_TERMS = """filters:
   - header:
@@ -137,7 +139,7 @@ AERLEON_WEB = """      - name: http
         protocol: tcp
         action: accept
       - name: http3
-        destination-port: HTTPS
+        destination-port: HTTP3
         protocol: udp
         action: accept
 """

@@ -5,6 +5,7 @@ The result still knows, for every value, the file and line it came from.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,11 @@ class MergedProfile:
 
 def builtin_profiles() -> dict[str, Path]:
     """Built-in profile names → files."""
+    return dict(_builtin_profiles())
+
+
+@functools.cache
+def _builtin_profiles() -> dict[str, Path]:  # the shipped folder does not change while fwgen runs
     return {p.stem: p for p in sorted(profiles_dir().glob("*.yaml"))}
 
 

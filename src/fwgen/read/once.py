@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fwgen.read.paths import real_path
+from fwgen.read.paths import real_path, remembered_paths
 
 T = TypeVar("T")
 KEPT = 256  # things made from texts, the least recently used forgotten first
@@ -28,10 +28,12 @@ _READS: ContextVar[dict[tuple[Path, str, int], str] | None] = ContextVar(
 
 @contextlib.contextmanager
 def one_reading() -> Iterator[None]:
-    """Within: each file is read once; later reads of it give the same text."""
+    """Within: each file is read once, later reads of it giving the same text; and the
+    links of each path are followed once (`fwgen.read.paths.remembered_paths`)."""
     token = _READS.set({})
     try:
-        yield
+        with remembered_paths():
+            yield
     finally:
         _READS.reset(token)
 

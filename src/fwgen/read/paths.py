@@ -9,9 +9,12 @@ fwgen read ``/etc/shadow`` or write ``../../etc/cron.d/x``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import posixpath
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,19 +45,41 @@ def profiles_real() -> Path:
     return real_path(profiles_dir())
 
 
+_REAL: ContextVar[dict[str, Path] | None] = ContextVar("fwgen_real_paths", default=None)
+
+
+@contextlib.contextmanager
+def remembered_paths() -> Iterator[None]:
+    """Within: `real_path` follows the links of each path once (a build names the same
+    files for every host; the working directory stays where it is)."""
+    token = _REAL.set({})
+    try:
+        yield
+    finally:
+        _REAL.reset(token)
+
+
 def real_path(path: Path) -> Path:
     """*path* with every symlink followed (it need not exist); a NUL byte or a symlink
     loop is an error. A loop is caught here or, for the last link, when the file is opened."""
-    if "\0" in str(path):
+    text = str(path)
+    if "\0" in text:
         raise FwgenError("a path contains a NUL byte")
+    known = _REAL.get()
+    if known is not None and text in known:
+        return known[text]
     try:
-        return Path(os.path.realpath(path))
+        real = Path(os.path.realpath(path))
     except (OSError, ValueError, RuntimeError) as exc:
         raise FwgenError(f"cannot follow the path: {exc}") from None
+    if known is not None:
+        known[text] = real
+    return real
 
 
 def is_within(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
+    """Whether *path* is *folder* or below it (both real, or both as written)."""
+    return path == folder or str(path).startswith(os.path.join(str(folder), ""))
 
 
 def work_tree(folder: Path) -> Path | None:
