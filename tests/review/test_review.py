@@ -98,6 +98,7 @@ def test_explain_table_and_json() -> None:
         "PROTO",
         "FROM/TO",
         "HOST",
+        "ON",
         "FAMILIES",
         "LIMIT",
         "RISK",
@@ -111,6 +112,7 @@ def test_explain_table_and_json() -> None:
         "22",
         "tcp",
         "admins",
+        "any",
         "any",
         "v4+v6",
         "10/minute",
@@ -225,6 +227,7 @@ def test_every_policy_field_is_compared_by_diff_or_said_not_to_admit() -> None:
         "files": "where the profile was read from",
         "address": "changes findings; `dhcp` adds rules, compared as rules",
         "sets": "compared through the addresses of the rules that use them",
+        "interface_groups": "compared through the interfaces of the rules that use them",
         "rules": "compared rule by rule",
         "defaults": "compared field by field (inbound, outbound, forward)",
     }
@@ -234,7 +237,8 @@ def test_every_policy_field_is_compared_by_diff_or_said_not_to_admit() -> None:
     key = {"direction", "service", "name", "proto"}
     compared = {"ports": "ports", "icmp_types": "ports", "remote": "sources", "local": "host"}
     compared |= {"families": "families", "limit": "limit", "log": "log"}
-    not_admitting = {"comment", "origin", "risky", "acknowledged", "accepted", "repeated"}
+    compared |= {"interfaces": "interfaces"}
+    not_admitting = {"comment", "origin", "risky", "acknowledged", "accepted", "repeated", "on"}
     assert set(Rule.model_fields) == key | set(compared) | not_admitting
     assert set(compared.values()) == set(COMPARED)
 
