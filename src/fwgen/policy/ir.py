@@ -143,6 +143,10 @@ class Rule(_Frozen):
         inbound rules do (ICMP is never DNATed to a published port)."""
         return self.direction == "in" and self.proto in ("tcp", "udp")
 
+    def idle(self) -> bool:
+        """Whether the rule is on interface groups that are all empty (so matches nothing)."""
+        return bool(self.on) and not self.interfaces
+
     def on_words(self) -> str:
         """Where the rule admits, as the profile wrote it: `` on private`` or ""."""
         return f" on {', '.join(self.on)}" if self.on else ""
@@ -313,8 +317,13 @@ def _placeholder_rules(policy: Policy, inline: bool) -> list[Rule]:
         rule
         for rule in policy.rules
         if rule.remote is not None
-        and (rule.interfaces or not rule.on)  # empty interface groups: `empty_groups`
-        and (not rule.families or policy.placeholder_sources(rule))
+        and (
+            (not rule.families and not rule.idle())
+            # on an empty interface group: its sources still need setting
+            or policy.placeholder_sources(
+                rule.model_copy(update={"families": FAMILIES}) if rule.idle() else rule
+            )
+        )
         and (policy.address_set(rule.remote).origin == rule.origin) == inline
     ]
 
@@ -344,7 +353,7 @@ def empty_networks(policy: Policy) -> list[str]:
     empty = [
         rule
         for rule in policy.rules
-        if rule.remote is not None and not rule.families and (rule.interfaces or not rule.on)
+        if rule.remote is not None and not rule.families and not rule.idle()
     ]
     out = []
     for name, rules in _by_network(empty).items():
@@ -368,7 +377,7 @@ def empty_groups(policy: Policy, placeholder: bool) -> list[str]:
     as a site set it (``--set private=`` with an unset variable)."""
     out = []
     for group in policy.interface_groups:
-        rules = [r for r in policy.rules if group.name in r.on and not r.interfaces]
+        rules = [r for r in policy.rules if group.name in r.on and r.idle()]
         if not group.interfaces and rules and group.placeholder == placeholder:
             out.append(
                 f"interface group '{group.name}' ({group.origin}) is empty, so "

@@ -201,7 +201,7 @@ class _Resolver:
             source_set = self.networks.sets.get(rule.remote or "")
             if (
                 not rule.families
-                and (rule.interfaces or not rule.on)  # not on an empty interface group
+                and not rule.idle()  # not on an empty interface group
                 and source_set is not None
                 and (source_set.ipv4 or source_set.ipv6)
             ):

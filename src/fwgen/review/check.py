@@ -82,7 +82,7 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
     shadows = Shadows(policy)
     lone = lone_interfaces(policy)
     for rule in policy.rules:
-        if rule.on and not rule.interfaces:
+        if rule.idle():
             found = [_finding("FW019", empty_group_message(policy, rule), rule, rule.origin)]
             findings += _accepted(rule, found)
             continue

@@ -69,6 +69,8 @@ def port_groups(ports: tuple[PortRange, ...]) -> list[list[str]]:
 
 def _proto_matches(rule: Rule, family: Family) -> list[str]:
     """The protocol part of each rule line: one per port group or ICMP type."""
+    if rule.proto == "ah" and family == "ipv6":  # an extension header: -p never sees it
+        return ["-m ah"]
     if rule.proto in PORTLESS:
         return [f"-p {PORTLESS[rule.proto]}"]
     if rule.proto in PORTED:

@@ -187,13 +187,25 @@ def _interfaces(rule: Rule) -> list[str]:
     return [f"{way} {elements(names)}"]
 
 
-def _protocol(rule: Rule, icmp_types: tuple[str, ...], published: bool) -> str:
+# nftables finds the protocol of an IPv6 packet behind its extension headers, AH among
+# them: AH is matched where it follows the IPv6 header itself (AH_V6_WARNING).
+AH_V6_WARNING = (
+    "{rule} ({origin}): nftables matches IPv6 AH only directly after the IPv6 header "
+    "(ip6 nexthdr 51); AH behind other extension headers is dropped"
+)
+
+
+def _protocol(
+    rule: Rule, icmp_types: tuple[str, ...], published: bool, family: Family | None
+) -> str:
     """The protocol part: ports, ICMP types, or the IP protocol's number."""
     ports = elements([str(p) for p in rule.ports])
     if rule.proto in ("tcp", "udp") and published:
         return f"meta l4proto {rule.proto} ct original proto-dst {ports}"
     if rule.proto in PORTED:
         return f"{rule.proto} dport {ports}"
+    if rule.proto == "ah" and family == "ipv6":
+        return f"ip6 nexthdr {PORTLESS['ah']}"
     if rule.proto in PORTLESS:
         return f"meta l4proto {PORTLESS[rule.proto]}"
     return f"{rule.proto} type {elements(icmp_types)}"
@@ -207,7 +219,8 @@ def _statements(rule: Rule, meter: str, policy: Policy, published: bool = False)
         return []
     peer, local = ("saddr", "daddr") if rule.direction == "in" else ("daddr", "saddr")
     original = "ct original " if published else ""
-    per_family = rule.remote is not None or rule.limit is not None or rule.local
+    per_family = bool(rule.remote is not None or rule.limit is not None or rule.local)
+    per_family = per_family or rule.proto == "ah"
     out = []
     for families in [(f,) for f in rule.families] if per_family else [rule.families]:
         family = families[0] if len(families) == 1 else None
@@ -227,7 +240,7 @@ def _statements(rule: Rule, meter: str, policy: Policy, published: bool = False)
                     and not (rule.remote or rule.local)
                 ):
                     parts.append(f"meta nfproto {family}")
-                parts.append(_protocol(rule, icmp_types, published))
+                parts.append(_protocol(rule, icmp_types, published, family))
                 if hops is not None:
                     parts.append(f"ip6 hoplimit {hops}")
                 log = [f"log prefix {quoted(f'fwgen {rule.direction} {rule.name}: ', 60)}"]
@@ -310,4 +323,9 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         "limit_sets": limit_sets,
         "chains": list(chains.values()),
     }
-    return Build(files={"fwgen.nft": OutputFile("ruleset.nft.j2", context)})
+    warnings = [
+        AH_V6_WARNING.format(rule=r.name, origin=r.origin)
+        for r in policy.rules
+        if r.proto == "ah" and "ipv6" in r.families
+    ]
+    return Build(files={"fwgen.nft": OutputFile("ruleset.nft.j2", context)}, warnings=warnings)
