@@ -93,6 +93,9 @@ TARGETS: dict[str, Target] = {
                 "a full meter counts new sources per /16)",
                 "logging": "yes",
                 "icmp types": "yes",
+                "interfaces": "yes (iifname/oifname; a final * matches every name it starts)",
+                "protocols": "tcp, udp, sctp with ports; esp, ah, gre (IPv6 AH only directly "
+                "after the IPv6 header: warned)",
                 "outbound deny": "yes",
                 "forward policy": "yes",
                 "containers": "yes: published ports and connections routed straight to a "
@@ -113,6 +116,8 @@ TARGETS: dict[str, Target] = {
                 "ipset of 65,536 sources, the rest counted per /16)",
                 "logging": "yes (LOG)",
                 "icmp types": "yes (ICMPv6 neighbour discovery at hop limit 255)",
+                "interfaces": "yes (-i/-o; a glob as iptables' final +)",
+                "protocols": "tcp, udp, sctp with ports; esp, ah (ip6tables: -m ah), gre",
                 "outbound deny": "yes",
                 "forward policy": "drop/accept; ignore approximated (owns the filter table), "
                 "exact with coexist",
@@ -133,6 +138,9 @@ TARGETS: dict[str, Target] = {
                 "its ipsets made by before.init)",
                 "logging": "yes (rule log; drops by ufw's logging, set to low if off)",
                 "icmp types": "yes (in fwgen's block of before.rules/before6.rules)",
+                "interfaces": "yes (allow in/out on IFACE; a glob as +)",
+                "protocols": "tcp, udp as ufw rules; sctp, esp, ah, gre in fwgen's block of "
+                "before.rules/before6.rules",
                 "outbound deny": "yes",
                 "forward policy": "yes (default routed)",
                 "containers": "docker: fwgen's own FWGEN-CONTAINERS in its block of "
@@ -151,6 +159,9 @@ TARGETS: dict[str, Target] = {
                 "rate limits": "no: rendered without the limit, warned",
                 "logging": "approximated: per firewall profile, not per rule",
                 "icmp types": "yes (Windows itself drops neighbour discovery off hop limit 255)",
+                "interfaces": "yes (-InterfaceAlias, * globs)",
+                "protocols": "tcp, udp; esp, ah, gre by number; sctp refused (Windows Firewall "
+                "filters ports of TCP and UDP only)",
                 "outbound deny": "yes",
                 "forward policy": "not filtered by these rules (accept warned)",
                 "containers": "not applicable (warned): published ports are Windows NAT's",
