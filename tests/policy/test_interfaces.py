@@ -153,3 +153,25 @@ def test_explain_shows_the_group_and_its_interfaces(multi: Path) -> None:
     assert "ON" in lines[lines.index(next(x for x in lines if x.startswith("DIR")))].split()
     assert any(" postgresql " in x and " private: eth1 " in x for x in lines)
     assert any(" ssh " in x and " vpn: tun*, wg0 " in x for x in lines)
+
+
+def test_a_rule_on_an_interface_shadows_only_rules_on_its_interfaces(
+    write_profile: Callable[..., Path],
+) -> None:
+    path = write_profile(
+        "description: s\nextends: base\nnetworks:\n  admins: [10.0.0.0/8]\ninbound:\n"
+        "  - {service: ssh, from: admins}\n"
+        "  - {service: ssh, interface: eth1}\n"
+        "  - {service: ssh, from: admins, interface: eth1.20}\n"
+        "  - {service: https, interface: wg0}\n"
+        "  - {service: https, interface: 'wg*'}\n"
+    )
+    shadowed = [
+        line.split(": warning FW007")[0].rsplit(":", 1)[1]
+        for line in runner.invoke(app, ["check", str(path)]).stdout.splitlines()
+        if "FW007" in line
+    ]
+    # ssh from admins on every interface (line 6) is not inside ssh from any on eth1;
+    # ssh from admins on eth1.20 (line 8) is inside line 6 (not inside eth1's, a glob-free
+    # name); https on wg0 (line 9) is inside https on wg*
+    assert shadowed == ["8", "9"]

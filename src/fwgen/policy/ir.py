@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -106,6 +107,14 @@ class InterfaceGroup(_Frozen):
     interfaces: tuple[str, ...] = ()
     origin: str
     placeholder: bool = False  # empty as the profile wrote it, not as a site set it
+
+
+def interfaces_within(inner: Sequence[str], outer: Sequence[str]) -> bool:
+    """Whether every interface of *inner* is one of *outer*: a glob (``wg*``) holds every
+    name it starts, a narrower glob too."""
+    return all(
+        any(i == o or (o.endswith("*") and i.startswith(o[:-1])) for o in outer) for i in inner
+    )
 
 
 class Rule(_Frozen):

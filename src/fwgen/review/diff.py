@@ -7,7 +7,7 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from fwgen.policy.ir import SECONDS, Policy, Rule, few
+from fwgen.policy.ir import SECONDS, Policy, Rule, few, interfaces_within
 from fwgen.profile.portdb import Catalogue
 from fwgen.review.check import Finding, check_policy
 from fwgen.review.explain import SETTINGS, rule_row, shown_value
@@ -79,9 +79,7 @@ def _within(inner: list[str], outer: list[str], key: str) -> bool:
             for n in map(ipaddress.ip_network, inner)
         )
     if key == "interfaces":  # a glob (wg*) holds every name it starts
-        return all(
-            any(i == o or (o.endswith("*") and i.startswith(o[:-1])) for o in outer) for i in inner
-        )
+        return interfaces_within(inner, outer)
     if key == "ports":
         spans = [_span(p) for p in outer if p[0].isdigit()]
         for p in inner:
