@@ -143,3 +143,35 @@ def test_plain_names_render_as_written_on_every_target(target: str, tmp_path: Pa
     for name in ("bond0.20", glob, "wg_a-1", "ens3f0np0"):
         assert name in result.stdout, name
     assert ("veth*" in result.stdout) == (target not in ("iptables", "ufw"))
+
+
+MANIFEST = """\
+hosts:
+  db1:
+    profile: database
+    set:
+      private: %s
+      app: [10.0.0.0/24]
+      admins: [10.1.0.0/24]
+    targets:
+      nftables: out/db1.nft
+"""
+
+
+@pytest.mark.parametrize(
+    ("value", "strict", "expected"),
+    [
+        ('["eth1; reboot"]', False, "fwgen.yaml:5: hosts.db1.set.private[0]: invalid interface"),
+        ('["éth1"]', False, "fwgen.yaml:5: hosts.db1.set.private[0]: invalid interface 'éth1'"),
+        ("[]", True, "db1: interface group 'private' (fwgen.yaml:5) is empty, so mysql, "),
+    ],
+)
+def test_a_manifest_sets_no_hostile_or_empty_interfaces(
+    value: str, strict: bool, expected: str, tmp_path: Path
+) -> None:
+    (tmp_path / "fwgen.yaml").write_text(MANIFEST % value)
+    argv = ["build", str(tmp_path / "fwgen.yaml"), *(["--strict"] if strict else [])]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.stdout
+    assert expected in result.stderr.splitlines()[0], result.stderr
+    assert not (tmp_path / "out").exists()  # nothing half-written

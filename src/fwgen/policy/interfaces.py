@@ -8,6 +8,7 @@ from typing import Any
 
 from fwgen.errors import FwgenError, ResolveError
 from fwgen.policy.ir import InterfaceGroup
+from fwgen.policy.networks import set_origin
 from fwgen.profile.fields import check_interface
 from fwgen.profile.load import Located, MergedProfile
 
@@ -53,7 +54,7 @@ class Interfaces:
             )
         for name, values in sorted(overrides.items()):
             at = set_at.get(name)
-            origin = f"--set {name}" if at is None else f"{at.file}:{at.line}"
+            origin = set_origin(merged, name, at)
             found = []
             for i, value in enumerate(values):
                 try:
