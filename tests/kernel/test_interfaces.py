@@ -120,6 +120,42 @@ def test_an_empty_interface_group_admits_no_one(lab: Lab, target: str, tmp_path:
             assert _over(lab, link, family, specs) == expected, (link, family)
 
 
+def _route_back(lab: Lab, link: int) -> None:
+    """Route the server's traffic to the client's own address over link 1 or 3."""
+    client = lab.clients["trusted"]
+    for family, version in (("ipv4", "-4"), ("ipv6", "-6")):
+        via = {
+            ("ipv4", 1): client.ipv4,
+            ("ipv6", 1): client.ipv6,
+            ("ipv4", 3): "198.18.3.2",
+            ("ipv6", 3): "2001:db8:3::2",
+        }[family, link]
+        lab.run(lab.server, "ip", version, "route", "replace", SOURCE[family], "via", via)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_outbound_on_an_interface_leaves_by_that_link_only(
+    lab: Lab, target: str, tmp_path: Path
+) -> None:
+    private, _ = _two_links(lab)
+    profile = tmp_path / "out.yaml"
+    profile.write_text(
+        "description: out\nextends: base\ninterfaces:\n  private: []\ninbound: []\n"
+        "outbound:\n  - {service: http, interface: private}\n  - {service: https}\n"
+        "options: {address: static}\n"
+    )
+    policy = resolve_profile(str(profile), {"private": [private]})
+    lab.apply(target, render(policy, target))
+    lab.listen_in(lab.clients["trusted"].ns, ["tcp:80", "tcp:443"])
+    _over(lab, 1, "ipv6", [])  # the client's replies to the server's own address: link 1
+    _over(lab, 1, "ipv4", [])
+    for link, http in ((1, "open"), (3, "blocked")):
+        _route_back(lab, link)
+        for family in ("ipv4", "ipv6"):
+            found = lab.probe_from(lab.server, SOURCE[family], ["tcp:80", "tcp:443"])
+            assert found == {"tcp:80": http, "tcp:443": "open"}, (link, family)
+
+
 def _delivered(lab: Lab, proto: int, senders: list[tuple[str, str]]) -> list[str]:
     """Raw packets of *proto* sent by each (client, family): the sources the server's
     raw sockets received."""
