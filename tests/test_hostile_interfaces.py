@@ -108,7 +108,8 @@ REFUSED: dict[str, tuple[Setup, str]] = {
             "-t",
             "windows",
         ],
-        "windows: diameter (p.yaml:3) opens SCTP ports, which Windows Firewall cannot filter",
+        "windows: diameter (p.yaml:3) opens SCTP, which Windows Firewall cannot express (its "
+        "ports are for TCP and UDP only)",
     ),
 }
 

@@ -175,3 +175,24 @@ def test_a_rule_on_an_interface_shadows_only_rules_on_its_interfaces(
     # ssh from admins on eth1.20 (line 8) is inside line 6 (not inside eth1's, a glob-free
     # name); https on wg0 (line 9) is inside https on wg*
     assert shadowed == ["8", "9"]
+
+
+def test_a_target_that_does_not_declare_them_refuses_interfaces_and_protocols(
+    multi: Path,
+) -> None:
+    """A target added without saying it can express interfaces or ESP, AH, GRE and SCTP
+    refuses a rule that uses them: left out, the match would open more than written."""
+    from fwgen.errors import RenderError
+    from fwgen.targets import Target, refuse_what_the_target_lacks
+
+    plain = Target(name="plain", title="Plain (text)", files=("x",), capabilities={})
+    with pytest.raises(RenderError, match=r"plain: ssh \(multi.yaml:8\) is limited to interfaces"):
+        refuse_what_the_target_lacks(resolve_profile(str(multi)), plain)
+    with_interfaces = Target(
+        name="plain", title="Plain (text)", files=("x",), capabilities={}, interfaces=True
+    )
+    with pytest.raises(RenderError, match=r"tunnel \(multi.yaml:10\) opens GRE, which Plain"):
+        refuse_what_the_target_lacks(resolve_profile(str(multi)), with_interfaces)
+    for name in TARGETS:  # every shipped target says what it can express
+        assert TARGETS[name].interfaces
+        assert {"esp", "ah", "gre"} <= set(TARGETS[name].protocols)

@@ -61,6 +61,33 @@ def refuse_flushing_containers(policy: Policy, options: RenderOptions, platform:
         )
 
 
+# What a target expresses unless it says more: a target added without declaring the
+# newer matches refuses them (`refuse_what_the_target_lacks`) instead of dropping them.
+BASIC_PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6")
+EVERY_PROTOCOL = (*BASIC_PROTOCOLS, "sctp", "esp", "ah", "gre")
+
+
+def refuse_what_the_target_lacks(policy: Policy, target: Target) -> None:
+    """An error for the first rule whose protocol or interfaces *target* cannot express:
+    leaving the protocol or the interface out would open more than the profile says,
+    dropping the rule would be silent."""
+    for rule in policy.rules:
+        if not rule.families:
+            continue
+        if rule.proto not in target.protocols:
+            raise RenderError(
+                f"{target.name}: {rule.name} ({rule.origin}) opens {rule.proto.upper()}, which "
+                f"{target.title.split(' (')[0]} cannot express{target.protocol_note}; use "
+                "nftables or iptables, or leave the rule out of this host's profile"
+            )
+        if rule.interfaces and not target.interfaces:
+            raise RenderError(
+                f"{target.name}: {rule.name} ({rule.origin}) is limited to interfaces "
+                f"({', '.join(rule.interfaces)}), which this target cannot express yet; use "
+                "nftables, iptables, ufw or windows"
+            )
+
+
 class TargetModule(Protocol):
     def build(self, policy: Policy, options: RenderOptions) -> Build: ...
 
@@ -72,6 +99,9 @@ class Target:
     files: tuple[str, ...]
     capabilities: dict[str, str]
     family_files: dict[str, str] = field(default_factory=dict)
+    protocols: tuple[str, ...] = BASIC_PROTOCOLS
+    protocol_note: str = ""  # why the others cannot be expressed
+    interfaces: bool = False  # whether a rule can be limited to interfaces
 
     def module(self) -> TargetModule:
         module: Any = importlib.import_module(f"fwgen.targets.{self.name}")
@@ -85,6 +115,8 @@ TARGETS: dict[str, Target] = {
             name="nftables",
             title="Linux nftables (nft -f)",
             files=("fwgen.nft",),
+            protocols=EVERY_PROTOCOL,
+            interfaces=True,
             capabilities={
                 "families": "ipv4+ipv6 in one inet table",
                 "port ranges/lists": "yes (anonymous sets)",
@@ -107,6 +139,8 @@ TARGETS: dict[str, Target] = {
             name="iptables",
             title="Linux iptables/ip6tables (iptables-restore, iptables-persistent)",
             files=("rules.v4", "rules.v6", "ipsets", "fwgen-iptables.sh"),
+            protocols=EVERY_PROTOCOL,
+            interfaces=True,
             family_files={"ipv4": "rules.v4", "ipv6": "rules.v6"},
             capabilities={
                 "families": "ipv4 and ipv6 in two files, both always default-deny",
@@ -130,6 +164,8 @@ TARGETS: dict[str, Target] = {
             name="ufw",
             title="Uncomplicated Firewall (bash script of ufw commands)",
             files=("fwgen-ufw.sh",),
+            protocols=EVERY_PROTOCOL,
+            interfaces=True,
             capabilities={
                 "families": "ipv4+ipv6 (refuses to run with IPV6=no)",
                 "port ranges/lists": "yes (15 ports a rule, split beyond)",
@@ -152,6 +188,9 @@ TARGETS: dict[str, Target] = {
             name="windows",
             title="Windows Firewall (PowerShell, NetSecurity cmdlets)",
             files=("fwgen.ps1",),
+            protocols=(*BASIC_PROTOCOLS, "esp", "ah", "gre"),
+            protocol_note=" (its ports are for TCP and UDP only)",
+            interfaces=True,
             capabilities={
                 "families": "ipv4+ipv6 in one rule set",
                 "port ranges/lists": "yes",

@@ -19,7 +19,6 @@ import hashlib
 import json
 from typing import Any
 
-from fwgen.errors import RenderError
 from fwgen.policy.ir import Policy, Rule
 from fwgen.profile.fields import PORTLESS
 from fwgen.profile.icmp import ICMP_TYPES, ICMPV6_TYPES
@@ -177,13 +176,6 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         "Windows Firewall exempts loopback traffic and is stateful: replies always pass",
     )
     warnings: list[str] = []
-    sctp = next((r for r in policy.rules if r.proto not in PROTOCOL and r.families), None)
-    if sctp is not None:
-        raise RenderError(
-            f"windows: {sctp.name} ({sctp.origin}) opens {sctp.proto.upper()} ports, which "
-            "Windows Firewall cannot filter (its ports are for TCP and UDP only); use "
-            "nftables or iptables, or leave the rule out of this host's profile"
-        )
     rules = []
     for rule in policy.rules:
         entry: dict[str, Any] = {
