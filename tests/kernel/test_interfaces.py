@@ -194,3 +194,28 @@ def test_esp_and_gre_from_an_allowed_source_only(lab: Lab, target: str, tmp_path
                                                             outside.ipv4, outside.ipv6]})  # fmt: skip
     lab.apply(target, render(open_policy, target))
     assert len(_delivered(lab, 50, senders)) == 4
+
+
+def test_ufw_replaces_a_rule_whose_interface_changed(lab: Lab, tmp_path: Path) -> None:
+    """The ufw script deletes its rule on the old interface (a glob too) once the group
+    names another: only the new one stays, and the service follows it."""
+    private, public = _two_links(lab)
+    profile = tmp_path / "two-links.yaml"
+    profile.write_text(TWO_LINKS % f"{private}*")
+    for group in (private, public):
+        glob = f"{group}*"
+        profile.write_text(TWO_LINKS % glob)
+        added = lab.ufw(
+            render(resolve_profile(str(profile), {"private": [group]}), "ufw")["fwgen-ufw.sh"]
+        ).split("--- added")[1]
+        # as ufw prints them: "ufw allow in on IFACE to any port 5432 proto tcp ..."
+        lines = [line for line in added.splitlines() if "fwgen: " in line]
+        assert any(f"allow in on {group} " in x and "port 5432 " in x for x in lines), added
+        assert any(f"allow in on {glob.replace('*', '+')} " in x and "3306" in x for x in lines)
+        other = public if group == private else private
+        assert not any(f" on {other}" in x for x in lines), added
+    specs = ["tcp:5432", "tcp:3306"]
+    lab.listen(specs)
+    for family in ("ipv4", "ipv6"):
+        assert _over(lab, 3, family, specs) == dict.fromkeys(specs, "open"), family
+        assert _over(lab, 1, family, specs) == dict.fromkeys(specs, "blocked"), family
