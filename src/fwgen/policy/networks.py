@@ -5,21 +5,51 @@ sets rules name, each created once."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fwgen.errors import FwgenError, ResolveError, did_you_mean
 from fwgen.policy.ir import AddressSet
-from fwgen.profile.addresses import MAX_ENTRIES, Interval, merge, parse_network, read_list
+from fwgen.profile.addresses import (
+    MAX_ENTRIES,
+    Interval,
+    merge,
+    parse_network,
+    read_list,
+    runs,
+)
 from fwgen.profile.fields import looks_like_address
 from fwgen.profile.load import Located, MergedProfile
 
 MAX_NETWORK_DEPTH = 16  # networks naming networks naming networks ...
 
 
+def address_set_of(
+    intervals: Iterable[Interval], name: str, origin: str, written: tuple[str, ...]
+) -> AddressSet:
+    """The set of *intervals* (parsed addresses, any order), which keeps them as the `Runs`
+    that whatever compares addresses later uses (`AddressSet.runs`): nothing parses them
+    again. A copy (``model_copy``) keeps them too."""
+    both = runs(intervals)
+    made = AddressSet(
+        name=name, ipv4=both[4].texts(), ipv6=both[6].texts(), origin=origin, written=written
+    )
+    made.__dict__["by_version"] = both  # what its `by_version` would parse the texts into
+    return made
+
+
 def _set_name(label: str) -> str:
     name = re.sub(r"[^A-Za-z0-9_]", "_", label)
     return name if name[:1].isalpha() else f"r_{name}"
+
+
+def set_origin(merged: MergedProfile, name: str, at: Located[Any] | None) -> str:
+    """Where ``--set NAME`` or a manifest's ``set:`` gives a value: ``--set NAME``, or the
+    manifest's line, named as every other origin, however the path was typed."""
+    if at is None:
+        return f"--set {name}"
+    written = at.doc.source
+    return f"{merged.origins.name(written) if written else at.file}:{at.line}"
 
 
 class Networks:
@@ -55,11 +85,7 @@ class Networks:
                     else ResolveError(f"--set {name}: {unknown}")
                 )
             else:
-                origin = f"--set {name}"
-                if at is not None:  # named as every other origin, however the path was typed
-                    written = at.doc.source
-                    origin = f"{merged.origins.name(written) if written else at.file}:{at.line}"
-                self.entries[name] = (list(values), origin, at)
+                self.entries[name] = (list(values), set_origin(merged, name, at), at)
 
     def network(self, name: str, stack: tuple[str, ...] = ()) -> list[Interval] | None:
         """The addresses of a named network, its references expanded and merged (so a
@@ -139,7 +165,7 @@ class Networks:
                 )
                 return None
             if name not in self.sets:
-                self.sets[name] = AddressSet.of(
+                self.sets[name] = address_set_of(
                     self.network(name) or [], name, self.entries[name][1], (name,)
                 )
             return name
@@ -172,7 +198,7 @@ class Networks:
                 )
             )
             return None
-        made = AddressSet.of(found, "", f"{where.file}:{where.line}", tuple(peers))
+        made = address_set_of(found, "", f"{where.file}:{where.line}", tuple(peers))
         same_list = (made.ipv4, made.ipv6, made.origin)
         same = self.literal_sets.get(same_list)
         if same is not None:
