@@ -13,6 +13,7 @@ ESTABLISHED = "replies and related traffic"
 DROP_LOG_RATE = "5/second burst 10 packets"  # what logging the policy's drops may cost
 DROP_LOG_LIMIT = "5/second --limit-burst 10"  # DROP_LOG_RATE, as iptables' limit match says it
 CHAIN_NAMES = {"in": "input", "out": "output", "forward": "forward"}
+UNQUOTABLE = "\"'\\`$"  # what no quoted string of any target may hold
 
 
 def drop_log_prefix(chain: str) -> str:
@@ -37,7 +38,9 @@ def plain_ascii(text: str, limit: int) -> str:
     Safe inside double quotes for nft and iptables-restore, and inside single
     quotes for shells once single quotes are gone too.
     """
-    clean = "".join(c if " " <= c <= "~" and c not in "\"'\\`$" else "?" for c in text)
+    if text.isascii() and text.isprintable() and not any(c in text for c in UNQUOTABLE):
+        return text[:limit]  # nearly always: no character to look at one by one
+    clean = "".join(c if " " <= c <= "~" and c not in UNQUOTABLE else "?" for c in text)
     return clean[:limit]
 
 
