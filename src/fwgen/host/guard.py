@@ -106,9 +106,10 @@ def _in(address: IPAddress, networks: tuple[str, ...] | list[str]) -> bool:
 
 
 def _opens_port(rule: Rule, connection: Connection) -> bool:
+    """Whether *rule* matches *connection*'s packets in (a deny of every protocol too)."""
     return (
         rule.direction == "in"
-        and rule.proto == "tcp"
+        and rule.proto in ("tcp", "all")
         and connection.family in rule.families
         and (not rule.ports or any(r.start <= connection.port <= r.end for r in rule.ports))
         and (
@@ -208,11 +209,30 @@ def refusal(policy: Policy, connection: Connection) -> str:
     return f"the new rules would cut off {connection}; needed: {needed}"
 
 
+def blocking_deny(policy: Policy, connection: Connection) -> Rule | None:
+    """The deny or reject rule that refuses *connection*, evaluated before every allow."""
+    return next(
+        (
+            r
+            for r in policy.denies
+            if _opens_port(r, connection) and _from_client(policy, r, connection)
+        ),
+        None,
+    )
+
+
 def lockouts(policy: Policy, found: list[Connection]) -> list[str]:
     """One message per connection the new Policy would not admit, or admit but not carry."""
     messages = []
     for connection in found:
-        if admitting_rule(policy, connection) is None:
+        if deny := blocking_deny(policy, connection):
+            word = "deny" if deny.action == "drop" else "reject"
+            messages.append(
+                f"the new rules would cut off {connection}: the {word} rule '{deny.name}' "
+                f"({deny.origin}) refuses its new connections (the one open now survives, "
+                "a reconnection does not); narrow that rule"
+            )
+        elif admitting_rule(policy, connection) is None:
             messages.append(refusal(policy, connection))
         elif gap := connection_gap(policy, connection):
             messages.append(f"the new rules would cut off {connection}: {gap}")

@@ -11,14 +11,15 @@ import ipaddress
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from fwgen.profile import icmp
 
 Family = Literal["ipv4", "ipv6"]
 FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")
 Direction = Literal["in", "out"]
-Proto = Literal["tcp", "udp", "icmp", "icmpv6"]
+Proto = Literal["tcp", "udp", "icmp", "icmpv6", "all"]  # all: a deny of every protocol
+Verdict = Literal["accept", "drop", "reject"]
 
 SECONDS = {"second": 1, "minute": 60, "hour": 3600}
 EVERY_ADDRESS: dict[Family, str] = {"ipv4": "0.0.0.0/0", "ipv6": "::/0"}
@@ -42,7 +43,19 @@ SETTINGS = (
     "containers",
     "coexist",
     "log_drops",
+    "refuse",
 )
+
+
+# Fields of a Policy that its digests leave out while they have these values, so that
+# the digests of profiles without them stay what they were.
+OPTIONAL: dict[str, Any] = {
+    "containers": None,
+    "coexist": False,
+    "refuse": "drop",
+    "refuse_from": None,
+    "denies": (),
+}
 
 
 class _Frozen(BaseModel):
@@ -99,8 +112,11 @@ class AddressSet(_Frozen):
 
 
 class Rule(_Frozen):
-    """One accept rule. ``remote`` names an AddressSet (None: any address)."""
+    """One rule: an accept rule (`Policy.rules`), or a drop or reject rule
+    (`Policy.denies`, proto ``all`` when it names no protocol). ``remote`` names an
+    AddressSet (None: any address)."""
 
+    action: Verdict = "accept"
     direction: Direction
     proto: Proto
     ports: tuple[PortRange, ...] = ()
@@ -109,6 +125,7 @@ class Rule(_Frozen):
     local: tuple[str, ...] = ()
     families: tuple[Family, ...]
     limit: Limit | None = None
+    connlimit: int | None = None  # concurrent connections per source (see Policy.limit_prefix)
     log: bool = False
     name: str
     service: str | None = None
@@ -122,6 +139,17 @@ class Rule(_Frozen):
     accepted: tuple[tuple[str, str, str], ...] = Field(default=(), exclude=True)
     # Where the same rule is written again (the Policy keeps one): `fwgen check` FW007.
     repeated: tuple[str, ...] = Field(default=(), exclude=True)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The action and connlimit only where a rule has them: the digests of rules
+        without them stay what they were."""
+        data: dict[str, Any] = handler(self)
+        if data.get("action") == "accept":
+            del data["action"]
+        if data.get("connlimit", 0) is None:
+            del data["connlimit"]
+        return data
 
     def published(self) -> bool:
         """Whether the rule also admits connections DNATed to containers: TCP and UDP
@@ -159,8 +187,14 @@ class Policy(_Frozen):
     containers: Literal["docker", "podman"] | None = None
     # iptables: fwgen's own chains, loaded with --noflush, beside other programs' chains.
     coexist: bool = False
+    # What the default inbound policy answers (`options.refuse`), and to whom (an
+    # AddressSet's name; None: every source).
+    refuse: Literal["drop", "reject"] = "drop"
+    refuse_from: str | None = None
     sets: tuple[AddressSet, ...] = ()
     rules: tuple[Rule, ...] = ()
+    # Drop and reject rules, evaluated before `rules` (`fwgen.policy.denies`).
+    denies: tuple[Rule, ...] = ()
 
     def address_set(self, name: str) -> AddressSet:
         return next(s for s in self.sets if s.name == name)
@@ -231,7 +265,7 @@ class Policy(_Frozen):
         """sha256 of the whole policy as rendered, names, comments and origins (file:line)
         included: equal digests, equal rulesets. The container options count only when
         set, so hosts without containers keep their digests."""
-        unset = {name for name in ("containers", "coexist") if not getattr(self, name)}
+        unset = {name for name in OPTIONAL if getattr(self, name) == OPTIONAL[name]}
         return hashlib.sha256(self.model_dump_json(exclude=unset).encode()).hexdigest()
 
     def admits_digest(self) -> str:
@@ -255,8 +289,40 @@ class Policy(_Frozen):
             )
             for r in self.rules
         )
-        admitted = {"settings": {name: self.setting(name) for name in SETTINGS}, "rules": rules}
+        admitted: dict[str, Any] = {
+            # `refuse` counts in "refused" (below), so other profiles keep their digests
+            "settings": {name: self.setting(name) for name in SETTINGS if name != "refuse"},
+            "rules": rules,
+        }
+        if self.denies or self.refuse != "drop" or any(r.connlimit for r in self.rules):
+            admitted["refused"] = self._refused()
         return hashlib.sha256(json.dumps(admitted, sort_keys=True).encode()).hexdigest()
+
+    def _refused(self) -> list[Any]:
+        """What `admits_digest` adds for deny rules, rejects and connection limits."""
+        return [
+            self.refuse,
+            None
+            if self.refuse_from is None
+            else self.address_set(self.refuse_from).ipv4 + self.address_set(self.refuse_from).ipv6,
+            sorted(
+                json.dumps(
+                    [
+                        r.action,
+                        r.direction,
+                        r.proto,
+                        [str(p) for p in r.ports],
+                        list(r.icmp_types),
+                        self.remote_addresses(r),
+                        list(r.families),
+                    ]
+                )
+                for r in self.denies
+            ),
+            sorted(
+                f"{r.name} {r.direction} {r.proto} {r.connlimit}" for r in self.rules if r.connlimit
+            ),
+        ]
 
 
 def whole_family_warning(address_set: AddressSet, family: Family) -> str:

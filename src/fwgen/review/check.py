@@ -16,6 +16,7 @@ from fwgen.policy.ir import Policy, Rule, few, set_hint, whole_family_warning
 from fwgen.profile.codes import CODES, Level
 from fwgen.profile.portdb import Catalogue
 from fwgen.review import netneeds
+from fwgen.review.denycheck import deny_problems
 from fwgen.review.shadows import Shadows
 
 REMOTE_MANAGEMENT = ("ssh", "ssh-alt", "rdp", "winrm", "winrm-https")
@@ -95,6 +96,9 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
         if rule.direction == "in" and rule.proto in ("tcp", "udp"):
             found = _service_findings(policy, rule, ports) + found
         findings += _accepted(rule, found)
+    for problem in deny_problems(policy):
+        found = [_finding(problem.code, problem.message, problem.rule, problem.location)]
+        findings += _accepted(problem.rule, found) if problem.code == "FW019" else found
     top = f"{policy.files[-1]}:1"
     findings += [
         _finding(

@@ -56,6 +56,10 @@ SETTINGS: dict[str, Callable[[Any], str]] = {
         "iptables: the filter table is replaced, other programs' chains with it",
     ),
     "log_drops": _either("dropped packets are logged", "dropped packets are not logged"),
+    "refuse": {
+        "drop": "what no rule admits is dropped in silence",
+        "reject": "what no rule admits is refused (TCP RST, ICMP unreachable), 20/second",
+    }.__getitem__,
 }
 
 
@@ -84,6 +88,7 @@ def rule_row(policy: Policy, rule: Rule, ports: Catalogue) -> dict[str, Any]:
         "host": list(rule.local) or ["any"],
         "families": list(rule.families),
         "limit": str(rule.limit) if rule.limit else None,
+        "connlimit": rule.connlimit,
         "log": rule.log,
         "risk": service.risk if service else None,
         "exposure": service.exposure if service else None,
@@ -92,10 +97,15 @@ def rule_row(policy: Policy, rule: Rule, ports: Catalogue) -> dict[str, Any]:
 
 
 def explain(policy: Policy, ports: Catalogue) -> dict[str, list[dict[str, Any]]]:
-    return {
+    out = {
         "settings": settings(policy),
         "rules": [rule_row(policy, rule, ports) for rule in policy.rules],
     }
+    if policy.denies:  # evaluated before the rules
+        out["denies"] = [
+            {**rule_row(policy, rule, ports), "action": rule.action} for rule in policy.denies
+        ]
+    return out
 
 
 def shown_value(value: Any) -> str:

@@ -23,6 +23,7 @@ class RenderOptions:
 
     flush_ruleset: bool = False
     strict: bool = False
+    sets_only: bool = False  # only the blocklists' contents (`fwgen.targets.blocklists`)
 
 
 @dataclass
@@ -98,6 +99,9 @@ TARGETS: dict[str, Target] = {
                 "containers": "yes: published ports and connections routed straight to a "
                 "container, in a forward chain of fwgen's table ahead of the engine's "
                 "(priority filter - 10)",
+                "deny/reject": "yes (before the allows; reject: RST or ICMP, one 20/second budget)",
+                "blocklists": "yes (named sets; --sets-only: flush and refill in one transaction)",
+                "connlimit": "yes (ct count over, per source or prefix, 65,535 sources)",
             },
         ),
         Target(
@@ -119,6 +123,9 @@ TARGETS: dict[str, Target] = {
                 "containers": "yes: published ports and connections routed straight to a "
                 "container, in fwgen's own FWGEN-CONTAINERS, jumped to first from DOCKER-USER "
                 "(Podman: FORWARD) on every load; drop and return only (coexist, --noflush)",
+                "deny/reject": "yes (before the allows; REJECT, 20/second per rule)",
+                "blocklists": "yes (always ipsets; --sets-only: ipset swap)",
+                "connlimit": "yes (connlimit, per source or prefix)",
             },
         ),
         Target(
@@ -138,6 +145,9 @@ TARGETS: dict[str, Target] = {
                 "containers": "docker: fwgen's own FWGEN-CONTAINERS in its block of "
                 "after.rules/after6.rules, jumped to first from DOCKER-USER; ufw-docker's "
                 "section refused; podman refused",
+                "deny/reject": "yes (fwgen's block of before.rules, new connections only)",
+                "blocklists": "up to 1,000 addresses (one rule each; no sets, no --sets-only)",
+                "connlimit": "yes (connlimit in fwgen's block of before.rules)",
             },
         ),
         Target(
@@ -154,6 +164,9 @@ TARGETS: dict[str, Target] = {
                 "outbound deny": "yes",
                 "forward policy": "not filtered by these rules (accept warned)",
                 "containers": "not applicable (warned): published ports are Windows NAT's",
+                "deny/reject": "deny: block rules; reject: a silent block (warned)",
+                "blocklists": "yes (-RemoteAddress lists, 1,000 a rule; no --sets-only)",
+                "connlimit": "no: rendered without the cap, warned",
             },
         ),
     )

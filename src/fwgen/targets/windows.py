@@ -22,6 +22,7 @@ from typing import Any
 from fwgen.policy.ir import Policy, Rule
 from fwgen.profile.icmp import ICMP_TYPES, ICMPV6_TYPES
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_what_the_platform_accepts
+from fwgen.targets.blocklists import refuse_sets_only
 from fwgen.targets.text import empty_note, plain_ascii, rule_heading
 
 GROUP = "fwgen"  # a constant: an empty -Group filter would select every rule
@@ -31,7 +32,7 @@ CORE_NETWORKING = "@FirewallAPI.dll,-25000"
 GENERATION_DIGITS = 12
 NAME_CHARS = 80  # of the rule's own name in -Name, before its hash
 ANY_OF = {"ipv4": "0.0.0.0-255.255.255.255", "ipv6": "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"}
-PROTOCOL = {"tcp": "TCP", "udp": "UDP", "icmp": "ICMPv4", "icmpv6": "ICMPv6"}
+PROTOCOL = {"tcp": "TCP", "udp": "UDP", "icmp": "ICMPv4", "icmpv6": "ICMPv6", "all": "Any"}
 ADDRESSES_PER_RULE = 1000  # longer -RemoteAddress lists are split over several rules
 
 
@@ -77,6 +78,7 @@ def _identity(rule: Rule, params: dict[str, str]) -> str:
     """
     extra = {
         "Limit": str(rule.limit) if rule.limit else "",
+        "Connlimit": str(rule.connlimit or ""),
         "Log": "yes" if rule.log else "",
         "AllowRisky": rule.acknowledged,
     }
@@ -137,6 +139,16 @@ def _rule(rule: Rule, remote: list[str], warnings: list[str], part: str) -> dict
         warnings.append(
             f"{where}: Windows Firewall cannot rate-limit; the {rule.limit} limit is not applied"
         )
+    if rule.connlimit is not None:
+        warnings.append(
+            f"{where}: Windows Firewall cannot cap connections per source; connlimit "
+            f"{rule.connlimit} is not applied"
+        )
+    if rule.action == "reject":
+        warnings.append(
+            f"{where}: Windows Firewall blocks in silence; the reject is a silent block "
+            "(clients time out instead of being refused)"
+        )
     params = {
         "Direction": "Inbound" if rule.direction == "in" else "Outbound",
         "Protocol": PROTOCOL[rule.proto],
@@ -155,7 +167,9 @@ def _rule(rule: Rule, remote: list[str], warnings: list[str], part: str) -> dict
     name = f"{plain_ascii(rule.name, NAME_CHARS)}-{tag}{part}".replace(" ", "_")
     ports = " ".join(str(p) for p in rule.ports) or " ".join(rule.icmp_types)
     label = f"fwgen: {rule.name} ({rule.proto} {ports})"
+    block = {"block": "yes"} if rule.action != "accept" else {}  # -Action: see build
     return {
+        **block,
         "wanted_name": name,  # becomes "name", unique and quoted: see _name_generation
         "display": ps_string(label[:250]),
         "description": ps_string(_description(rule)),
@@ -169,9 +183,18 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         "windows",
         "Windows Firewall exempts loopback traffic and is stateful: replies always pass",
     )
+    if options.sets_only:
+        refuse_sets_only(
+            "windows", "Windows Firewall keeps addresses in its rules, not in sets of their own"
+        )
     warnings: list[str] = []
+    if policy.refuse == "reject":
+        warnings.append(
+            "options.refuse: reject is not expressed: Windows Firewall blocks in silence "
+            "(clients time out instead of being refused)"
+        )
     rules = []
-    for rule in policy.rules:
+    for rule in (*policy.denies, *policy.rules):
         entry: dict[str, Any] = {
             "origin": rule_heading(rule),
             "rules": _rules(rule, policy, warnings) if rule.families else [],
@@ -179,6 +202,9 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         }
         rules.append(entry)
     generation = _name_generation([r for entry in rules for r in entry["rules"]])
+    for entry in rules:
+        for made in entry["rules"]:
+            made["action"] = "Block" if made.pop("block", "") else "Allow"
     log_allowed = any(r.log for r in policy.rules)
     if log_allowed:
         warnings.append(
@@ -203,6 +229,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         "log_allowed": "True" if log_allowed else "False",
         "log_blocked": "True" if policy.log_drops else "False",
         "exclusive": options.flush_ruleset,
+        "denies": bool(policy.denies),
     }
     # The two rules of ping (ICMP, ICMPv6) warn alike: say it once.
     unique = list(dict.fromkeys(warnings))
