@@ -61,16 +61,19 @@ def test_a_deny_inside_an_allowed_any_blocks_exactly_that_subnet(
         assert lab.answer("outside", family, "tcp:8082")[0] == "timeout", family
 
 
+@pytest.mark.parametrize("outbound", ["accept", "deny"])
 @pytest.mark.parametrize("target", TARGETS)
 def test_refuse_reject_answers_at_once_and_only_whom_it_names(
-    lab: Lab, target: str, write_profile: Callable[..., Path]
+    lab: Lab, target: str, outbound: str, write_profile: Callable[..., Path]
 ) -> None:
     """refuse: reject refuses the trusted link's TCP with an RST and its UDP with a port
-    unreachable, quickly; the outside link (not in refuse_from) still meets silence."""
+    unreachable, quickly; the outside link (not in refuse_from) still meets silence. The
+    answers get out with outbound deny too (they belong to the refused connection)."""
     written = profile(
         write_profile,
         networks={"lan": ["198.18.1.0/24", "2001:db8:1::/64"]},
-        options={"refuse": "reject", "refuse_from": "lan"},
+        options={"refuse": "reject", "refuse_from": "lan", "address": "static"},
+        outbound="accept" if outbound == "accept" else [{"service": "dns"}],
     )
     lab.apply(target, render(resolve_profile(str(written)), target))
     for family in FAMILIES:
@@ -176,3 +179,26 @@ def test_a_100000_entry_blocklist_and_its_update_without_a_reload(
     # A reload of the whole ruleset works with the sets already loaded.
     lab.apply(target, render(resolve_profile(str(written)), target))
     assert reached()["198.18.2.60"] == "timeout"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_an_outbound_deny_blocks_exactly_that_subnet(
+    lab: Lab, target: str, write_profile: Callable[..., Path]
+) -> None:
+    """Outbound stays accept by default; a deny to the trusted link's networks stops the
+    host's own connections there, and only there."""
+    for name in ("trusted", "outside"):
+        lab.listen_in(lab.clients[name].ns, ["tcp:9000"])
+    written = profile(
+        write_profile,
+        outbound=[
+            {"port": "1-65535/tcp", "name": "all-tcp"},
+            {"to": ["198.18.1.0/24", "2001:db8:1::/64"], "action": "deny"},
+        ],
+        options={"address": "static"},
+    )
+    lab.apply(target, render(resolve_profile(str(written)), target))
+    for family in FAMILIES:
+        trusted, outside = (getattr(lab.clients[n], family) for n in ("trusted", "outside"))
+        assert lab.probe_from(lab.server, trusted, ["tcp:9000"]) == {"tcp:9000": "blocked"}, family
+        assert lab.probe_from(lab.server, outside, ["tcp:9000"]) == {"tcp:9000": "open"}, family

@@ -205,3 +205,22 @@ def test_the_guard_sees_a_deny_that_blocks_the_admin(write_profile: ...) -> None
         "deny rule 'deny'",
         "reject rule 'alt'",
     ]
+
+
+def test_explain_shows_what_is_blocked_first_and_the_caps() -> None:
+    from typer.testing import CliRunner
+
+    from fwgen.cli.app import app
+
+    result = CliRunner().invoke(app, ["explain", DENIES])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    blocked, allowed = text.split("Blocked first, before every rule below")[1].split("\n\n", 1)
+    assert [line.split()[:2] for line in blocked.splitlines()[2:]] == [
+        ["in", "deny"],
+        ["in", "reject"],
+        ["out", "deny"],
+    ]
+    assert "refuse: reject (what no rule admits is refused" in text
+    https = next(line for line in allowed.splitlines() if line.startswith("in   https"))
+    assert "max 50" in https

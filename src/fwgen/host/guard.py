@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fwgen.errors import FwgenError, printable
+from fwgen.policy.denies import VERBS
 from fwgen.policy.ir import Family, Policy, Rule
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -226,9 +227,8 @@ def lockouts(policy: Policy, found: list[Connection]) -> list[str]:
     messages = []
     for connection in found:
         if deny := blocking_deny(policy, connection):
-            word = "deny" if deny.action == "drop" else "reject"
             messages.append(
-                f"the new rules would cut off {connection}: the {word} rule '{deny.name}' "
+                f"the new rules would cut off {connection}: the {VERBS[deny.action]} rule '{deny.name}' "
                 f"({deny.origin}) refuses its new connections (the one open now survives, "
                 "a reconnection does not); narrow that rule"
             )

@@ -20,6 +20,12 @@ VERDICTS: dict[str, Verdict] = {"allow": "accept", "deny": "drop", "reject": "re
 VERBS = {verdict: action for action, verdict in VERDICTS.items()}
 
 
+def deny_title(rule: Rule) -> str:
+    """How a deny or reject rule is named: ``deny``, ``reject ssh``."""
+    word = VERBS[rule.action]
+    return word if rule.name == word else f"{word} {rule.name}"
+
+
 def split(rules: list[Rule]) -> tuple[list[Rule], list[Rule]]:
     """(accept rules, drop and reject rules), each in the given order."""
     return [r for r in rules if r.action == "accept"], [r for r in rules if r.action != "accept"]

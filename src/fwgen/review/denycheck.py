@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import NamedTuple
 
+from fwgen.policy.denies import VERBS
 from fwgen.policy.ir import Policy, PortRange, Rule
 
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -94,7 +95,7 @@ def deny_problems(policy: Policy) -> list[DenyProblem]:
             (d for d in policy.denies if allow.families and covers(policy, d, allow)), None
         )
         if killer is not None:
-            word = "deny" if killer.action == "drop" else "reject"
+            word = VERBS[killer.action]
             out.append(
                 DenyProblem(
                     "FW019",

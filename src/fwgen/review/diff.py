@@ -7,6 +7,7 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
+from fwgen.policy.denies import VERBS
 from fwgen.policy.ir import SECONDS, Policy, Rule, few
 from fwgen.profile.portdb import Catalogue
 from fwgen.review.check import Finding, check_policy
@@ -266,9 +267,8 @@ def _blocked(policy: Policy, rule: Rule) -> str:
     ports = ",".join(map(str, rule.ports)) or ",".join(rule.icmp_types)
     what = f"{ports}/{rule.proto}" if ports else "every protocol"
     way = "from" if rule.direction == "in" else "to"
-    word = "deny" if rule.action == "drop" else "reject"
     sources = policy.remote_addresses(rule) or ["any"]
-    return f"{word} {what} {way} {few(sources)} [{'+'.join(rule.families)}]"
+    return f"{VERBS[rule.action]} {what} {way} {few(sources)} [{'+'.join(rule.families)}]"
 
 
 def _denies(old: Policy, new: Policy) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fwgen.policy.denies import deny_title
 from fwgen.policy.ir import Policy, Rule
 from fwgen.profile.portdb import Catalogue
 
@@ -103,7 +104,7 @@ def explain(policy: Policy, ports: Catalogue) -> dict[str, list[dict[str, Any]]]
     }
     if policy.denies:  # evaluated before the rules
         out["denies"] = [
-            {**rule_row(policy, rule, ports), "action": rule.action} for rule in policy.denies
+            {**rule_row(policy, rule, ports), "service": deny_title(rule)} for rule in policy.denies
         ]
     return out
 
@@ -134,7 +135,13 @@ def table_rows(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
             r["network"],
             short(r["host"]),
             "+".join(f.replace("ipv", "v") for f in r["families"]) or "none",
-            r["limit"] or "-",
+            " ".join(
+                [
+                    *([r["limit"]] if r["limit"] else []),
+                    *([f"max {r['connlimit']}"] if r["connlimit"] else []),
+                ]
+            )
+            or "-",
             r["risk"] or "-",
             r["exposure"] or "-",
             r["origin"],

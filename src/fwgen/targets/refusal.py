@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fwgen.policy.denies import deny_title
 from fwgen.policy.ir import Family, Policy, Rule
 
 REJECT_RATE, REJECT_BURST = 20, 40  # answers per second, and at once
@@ -103,6 +104,4 @@ def connlimit_prefix(policy: Policy, family: Family) -> int:
 
 def deny_label(rule: Rule) -> str:
     """A deny or reject rule's comment: what it does, its name, its comment."""
-    word = "deny" if rule.action == "drop" else "reject"
-    label = word if rule.name == word else f"{word} {rule.name}"
-    return label + (f": {rule.comment}" if rule.comment else "")
+    return deny_title(rule) + (f": {rule.comment}" if rule.comment else "")
