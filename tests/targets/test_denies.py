@@ -224,3 +224,24 @@ def test_explain_shows_what_is_blocked_first_and_the_caps() -> None:
     assert "refuse: reject (what no rule admits is refused" in text
     https = next(line for line in allowed.splitlines() if line.startswith("in   https"))
     assert "max 50" in https
+
+
+def test_a_target_that_does_not_declare_denies_refuses_them() -> None:
+    """A target added later (its capabilities without deny/reject, connlimit or sets)
+    refuses what it would otherwise leave out."""
+    from dataclasses import replace
+
+    from fwgen.targets import TARGETS, refuse_what_the_target_does_not_know
+
+    bare = replace(TARGETS["nftables"], capabilities={"families": "both"}, sets_only=False)
+    policy = resolve_profile(DENIES)
+    with pytest.raises(FwgenError, match="deny and reject rules cannot be expressed"):
+        refuse_what_the_target_does_not_know(policy, bare, RenderOptions())
+    capped = resolve_profile("mailserver")
+    with pytest.raises(FwgenError, match="connlimit cannot be expressed"):
+        refuse_what_the_target_does_not_know(capped, bare, RenderOptions())
+    with pytest.raises(FwgenError, match="--sets-only cannot be expressed"):
+        refuse_what_the_target_does_not_know(
+            resolve_profile("webserver"), bare, RenderOptions(sets_only=True)
+        )
+    refuse_what_the_target_does_not_know(resolve_profile("webserver"), bare, RenderOptions())

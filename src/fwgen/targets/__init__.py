@@ -62,6 +62,32 @@ def refuse_flushing_containers(policy: Policy, options: RenderOptions, platform:
         )
 
 
+def refuse_what_the_target_does_not_know(
+    policy: Policy, target: Target, options: RenderOptions
+) -> None:
+    """A target that does not declare deny and reject rules, ``refuse: reject``, caps or
+    ``--sets-only`` (in its capabilities) would render without them: an error instead."""
+    used = {
+        "deny/reject": "deny and reject rules"
+        if policy.denies
+        else "refuse: reject"
+        if policy.refuse != "drop"
+        else "",
+        "connlimit": "connlimit" if any(r.connlimit for r in policy.rules) else "",
+    }
+    for capability, what in used.items():
+        if what and capability not in target.capabilities:
+            raise RenderError(
+                f"{target.name}: {what} cannot be expressed by this target yet; use nftables, "
+                "iptables or ufw, or leave it out"
+            )
+    if options.sets_only and not target.sets_only:
+        raise RenderError(
+            f"{target.name}: --sets-only cannot be expressed: it has no sets of its own to "
+            "update; render the whole ruleset"
+        )
+
+
 class TargetModule(Protocol):
     def build(self, policy: Policy, options: RenderOptions) -> Build: ...
 
@@ -73,6 +99,8 @@ class Target:
     files: tuple[str, ...]
     capabilities: dict[str, str]
     family_files: dict[str, str] = field(default_factory=dict)
+    # Whether `render --sets-only` writes the blocklists alone (`targets.blocklists`).
+    sets_only: bool = False
 
     def module(self) -> TargetModule:
         module: Any = importlib.import_module(f"fwgen.targets.{self.name}")
@@ -86,6 +114,7 @@ TARGETS: dict[str, Target] = {
             name="nftables",
             title="Linux nftables (nft -f)",
             files=("fwgen.nft",),
+            sets_only=True,
             capabilities={
                 "families": "ipv4+ipv6 in one inet table",
                 "port ranges/lists": "yes (anonymous sets)",
@@ -109,6 +138,7 @@ TARGETS: dict[str, Target] = {
             title="Linux iptables/ip6tables (iptables-restore, iptables-persistent)",
             files=("rules.v4", "rules.v6", "ipsets", "fwgen-iptables.sh"),
             family_files={"ipv4": "rules.v4", "ipv6": "rules.v6"},
+            sets_only=True,
             capabilities={
                 "families": "ipv4 and ipv6 in two files, both always default-deny",
                 "port ranges/lists": "yes (multiport, 15 ports a rule, split beyond)",

@@ -30,9 +30,3 @@ def need_blocklists(policy: Policy, platform: str) -> list[str]:
             "rules use (a blocklist); render the whole ruleset"
         )
     return names
-
-
-def refuse_sets_only(platform: str, why: str) -> None:
-    raise RenderError(
-        f"{platform}: --sets-only cannot be expressed: {why}; render the whole ruleset"
-    )

@@ -25,7 +25,6 @@ from fwgen.errors import RenderError
 from fwgen.policy.ir import Direction, Family, Policy, Rule
 from fwgen.policy.owned import CONTAINER_CHAINS, CONTAINERS
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_what_the_platform_accepts
-from fwgen.targets.blocklists import refuse_sets_only
 from fwgen.targets.coexist import (
     DOCKER_USER,
     FIRST,
@@ -345,12 +344,6 @@ def _add_rules(
 
 
 def build(policy: Policy, options: RenderOptions) -> Build:
-    if options.sets_only:
-        refuse_sets_only(
-            "ufw",
-            "ufw has no address sets: each address is a rule of fwgen's block, so a "
-            "changed list is a new fwgen-ufw.sh (lists over 1000 addresses are refused)",
-        )
     refuse_what_the_platform_accepts(
         policy, "ufw", "ufw's before.rules accept loopback and established traffic first"
     )

@@ -22,7 +22,6 @@ from typing import Any
 from fwgen.policy.ir import Policy, Rule
 from fwgen.profile.icmp import ICMP_TYPES, ICMPV6_TYPES
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_what_the_platform_accepts
-from fwgen.targets.blocklists import refuse_sets_only
 from fwgen.targets.text import empty_note, plain_ascii, rule_heading
 
 GROUP = "fwgen"  # a constant: an empty -Group filter would select every rule
@@ -183,10 +182,6 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         "windows",
         "Windows Firewall exempts loopback traffic and is stateful: replies always pass",
     )
-    if options.sets_only:
-        refuse_sets_only(
-            "windows", "Windows Firewall keeps addresses in its rules, not in sets of their own"
-        )
     warnings: list[str] = []
     if policy.refuse == "reject":
         warnings.append(
