@@ -36,6 +36,14 @@ REFUSED: dict[str, tuple[Setup, str]] = {
         profile(BLOCK, **{"bl.txt": "::/0\n2001:db8::1\n"}),
         "holds every IPv6 address (::/0)",
     ),
+    "a blocklist that adds up to every IPv4 address": (
+        profile(BLOCK, **{"bl.txt": "0.0.0.0/1\n128.0.0.0/1\n2001:db8::1\n"}),
+        "holds every IPv4 address (0.0.0.0/0): this deny rule would block everyone",
+    ),
+    "a blocklist larger than a list may be": (
+        profile(BLOCK, **{"bl.txt": b"# padding\n" * (3_400_000)}),
+        "bl.txt",
+    ),
     "a binary blocklist": (
         profile(BLOCK, **{"bl.txt": b"\x7fELF\x00\x01\x02\xff\xfe"}),
         "bl.txt",
