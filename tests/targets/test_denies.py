@@ -77,6 +77,10 @@ def test_iptables_denies_caps_and_rejects() -> None:
 
 def test_sets_only_writes_the_blocklists_alone(tmp_path: Path) -> None:
     policy = resolve_profile(DENIES)
+    # the full ruleset declares a blocklist's empty family too, and matches it
+    full = render(policy, "nftables")["fwgen.nft"]
+    assert "set deny_to_v6 {\n\t\ttype ipv6_addr\n\t\tflags interval\n\t\tauto-merge\n\t}" in full
+    assert "ip6 daddr @deny_to_v6 drop" in full
     nft = render(policy, "nftables", RenderOptions(sets_only=True))
     body = [line for line in nft["fwgen-sets.nft"].splitlines() if not line.startswith("#")]
     # abuse and deny_to are used by denies only; lan and ssh's sources by rules that admit
@@ -87,8 +91,10 @@ def test_sets_only_writes_the_blocklists_alone(tmp_path: Path) -> None:
         "add element inet fwgen abuse_v6 { 2001:db8:bad::/48 }",
         "flush set inet fwgen deny_to_v4",
         "add element inet fwgen deny_to_v4 { 198.51.100.0/24 }",
+        "flush set inet fwgen deny_to_v6",  # empty, but there: an update may fill it
         "flush set inet fwgen ssh_from_v4",
         "add element inet fwgen ssh_from_v4 { 10.66.0.0/16 }",
+        "flush set inet fwgen ssh_from_v6",
     ]
     ipsets = render(policy, "iptables", RenderOptions(sets_only=True))
     assert list(ipsets) == ["ipsets"]
@@ -97,7 +103,9 @@ def test_sets_only_writes_the_blocklists_alone(tmp_path: Path) -> None:
         "fwgen-abuse-v4",
         "fwgen-abuse-v6",
         "fwgen-deny_to-v4",
+        "fwgen-deny_to-v6",
         "fwgen-ssh_from-v4",
+        "fwgen-ssh_from-v6",
     ]
     assert "fwt" not in ipsets["ipsets"]  # no rate-limit tracker is touched
 

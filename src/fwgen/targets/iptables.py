@@ -17,7 +17,7 @@ from fwgen.policy.owned import CONTAINER_CHAINS
 from fwgen.profile.icmp import ICMP_TYPES, ICMPV6_TYPES, hop_limit
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
 from fwgen.targets import coexist as coexist_chains
-from fwgen.targets.blocklists import blocklist_sets, need_blocklists
+from fwgen.targets.blocklists import blocklist_sets, need_blocklists, updatable_denies
 from fwgen.targets.hashlimits import Meter, expiry_warnings, limited_lines, meters, trackers
 from fwgen.targets.refusal import (
     REFUSED,
@@ -173,11 +173,8 @@ def _ipsets(policy: Policy) -> list[dict[str, Any]]:
         (address_set, family)
         for address_set in policy.sets
         for family in FILES
-        if address_set.family(family)
-        and (
-            address_set.name in denied
-            or (address_set.name in used and len(address_set.family(family)) > IPSET_FROM)
-        )
+        if address_set.name in denied
+        or (address_set.name in used and len(address_set.family(family)) > IPSET_FROM)
     ]
     bases = ipset_names(s.name for s, _ in large)
     out = []
@@ -337,7 +334,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             for direction, chain in names_of.items()
             if direction == "in" or output == "DROP"
         ]
-        for rule in (*policy.denies, *policy.rules):
+        for rule in (*updatable_denies(policy), *policy.rules):
             if rule.families and family not in rule.families:
                 continue
             lines = rule_lines(

@@ -6,11 +6,11 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from fwgen.policy.ir import Direction, Family, Policy, Rule
+from fwgen.policy.ir import FAMILIES, Direction, Family, Policy, Rule
 from fwgen.profile.addresses import PREFIX_BITS
 from fwgen.profile.icmp import hop_limit
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
-from fwgen.targets.blocklists import need_blocklists
+from fwgen.targets.blocklists import need_blocklists, set_families, updatable_denies
 from fwgen.targets.coexist import BRIDGES as ENGINE_BRIDGES
 from fwgen.targets.coexist import FROM_ENGINE, NOT_INTO_ENGINE
 from fwgen.targets.refusal import (
@@ -281,8 +281,7 @@ def _sets_only(policy: Policy) -> Build:
         {"name": set_name(s.name, f), "elements": s.family(f)}
         for s in policy.sets
         if s.name in names
-        for f in ("ipv4", "ipv6")
-        if s.family(f)
+        for f in FAMILIES
     ]
     return Build(files={"fwgen-sets.nft": OutputFile("sets.nft.j2", {"sets": sets})})
 
@@ -294,8 +293,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     sets = [
         {"name": set_name(s.name, family), "type": ADDR_TYPE[family], "elements": s.family(family)}
         for s in policy.sets
-        for family in ("ipv4", "ipv6")
-        if s.family(family)
+        for family in set_families(policy, s)
     ]
     chains = {"in": Chain("input", "drop", _prologue(policy, "in"))}
     if policy.defaults.outbound == "drop":
@@ -305,7 +303,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     limit_sets: list[dict[str, Any]] = []
     cap_sets: list[dict[str, Any]] = []
     taken: set[str] = {str(s["name"]) for s in sets}  # meters are sets too, in the same table
-    for rule in policy.denies:
+    for rule in updatable_denies(policy):
         label = deny_label(rule)
         chains[rule.direction].rules.append(
             {
