@@ -298,7 +298,11 @@ def _sets_only(policy: Policy) -> Build:
     """The ``ipsets`` file of the blocklists alone: each filled and swapped in."""
     names = need_blocklists(policy, "iptables")
     ipsets = [s for s in _ipsets(policy) if s["key"][0] in names]
-    return Build(files={IPSET_FILE: OutputFile("ipsets.j2", {"sets": ipsets, "trackers": []})})
+    return Build(
+        files={
+            IPSET_FILE: OutputFile("ipsets.j2", {"sets": ipsets, "trackers": [], "sets_only": True})
+        }
+    )
 
 
 def build(policy: Policy, options: RenderOptions) -> Build:
@@ -317,7 +321,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     in_ipsets = {s["key"]: s["name"] for s in ipsets}
     limits = trackers(policy)
     if ipsets or limits:
-        context = {"policy": policy, "sets": ipsets, "trackers": [t[2] for t in limits]}
+        context = {"sets": ipsets, "trackers": [t[2] for t in limits], "sets_only": False}
         files[IPSET_FILE] = OutputFile("ipsets.j2", context)
     names = meters(policy)
     forward = {"drop": "DROP", "accept": "ACCEPT", "ignore": "ACCEPT"}[policy.defaults.forward]
