@@ -165,9 +165,9 @@ def test_check_reports_dead_allows_and_denies_that_block_nothing(
         (f.code, f.location.rsplit(":", 1)[1])
         for f in check_policy(resolve_profile(str(written)), catalogue())
     }
-    assert ("FW019", "4") in found  # ssh from 10.1/16: all of it denied
-    assert ("FW020", "7") in found  # 9999: nothing admits it
-    assert not {code for code, line in found if line in ("5", "6", "8")} & {"FW019", "FW020"}
+    assert ("FW021", "4") in found  # ssh from 10.1/16: all of it denied
+    assert ("FW022", "7") in found  # 9999: nothing admits it
+    assert not {code for code, line in found if line in ("5", "6", "8")} & {"FW021", "FW022"}
 
 
 def test_diff_says_now_blocks_and_no_longer_blocks(write_profile: ...) -> None:
@@ -253,3 +253,21 @@ def test_a_target_that_does_not_declare_denies_refuses_them() -> None:
             resolve_profile("webserver"), bare, RenderOptions(sets_only=True)
         )
     refuse_what_the_target_does_not_know(resolve_profile("webserver"), bare, RenderOptions())
+
+
+def test_denies_on_interfaces_and_of_other_protocols(write_profile: ...) -> None:
+    written = write_profile(
+        "description: x\nextends: base\ninbound:\n  - {service: https}\n"
+        "  - {from: 10.0.0.0/8, action: deny, interface: eth1}\n"
+        "  - {protocol: gre, action: reject, from: 192.0.2.0/24}\n"
+    )
+    policy = resolve_profile(str(written))
+    nft = render(policy, "nftables")["fwgen.nft"]
+    assert 'iifname "eth1" ip saddr @deny_from_v4 drop comment "deny"' in nft
+    assert 'meta l4proto 47 meta pkttype host limit name "refusals" reject with icmpx' in nft
+    ufw = render(policy, "ufw")["fwgen-ufw.sh"]
+    eth1 = [line for line in ufw.splitlines() if "-i eth1" in line]
+    assert eth1 and not any("-i lo" in line for line in eth1)  # one -i a rule
+    iptables = render(policy, "iptables")["rules.v4"]
+    assert "-A INPUT -i eth1 -m set --match-set fwgen-deny_from-v4 src" in iptables
+    assert "-p 47 -m pkttype --pkt-type unicast" in iptables

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
@@ -18,8 +19,9 @@ from fwgen.profile import icmp
 Family = Literal["ipv4", "ipv6"]
 FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")
 Direction = Literal["in", "out"]
-Proto = Literal["tcp", "udp", "icmp", "icmpv6", "all"]  # all: a deny of every protocol
+Proto = Literal["tcp", "udp", "icmp", "icmpv6", "sctp", "esp", "ah", "gre", "all"]  # all: a deny
 Verdict = Literal["accept", "drop", "reject"]
+PORTED: tuple[Proto, ...] = ("tcp", "udp", "sctp")  # the protocols a rule gives ports
 
 SECONDS = {"second": 1, "minute": 60, "hour": 3600}
 EVERY_ADDRESS: dict[Family, str] = {"ipv4": "0.0.0.0/0", "ipv6": "::/0"}
@@ -49,13 +51,8 @@ SETTINGS = (
 
 # Fields of a Policy that its digests leave out while they have these values, so that
 # the digests of profiles without them stay what they were.
-OPTIONAL: dict[str, Any] = {
-    "containers": None,
-    "coexist": False,
-    "refuse": "drop",
-    "refuse_from": None,
-    "denies": (),
-}
+OPTIONAL: dict[str, Any] = {"containers": None, "coexist": False, "refuse": "drop"}
+OPTIONAL |= {"refuse_from": None, "denies": ()}
 
 
 class _Frozen(BaseModel):
@@ -111,10 +108,29 @@ class AddressSet(_Frozen):
         return f"the list [{few(list(self.written))}]"
 
 
+class InterfaceGroup(_Frozen):
+    """A named list of the host's interfaces (``interfaces:``, ``--set``): globs end in ``*``."""
+
+    name: str
+    interfaces: tuple[str, ...] = ()
+    origin: str
+    placeholder: bool = False  # empty as the profile wrote it, not as a site set it
+
+
+def interfaces_within(inner: Sequence[str], outer: Sequence[str]) -> bool:
+    """Whether every interface of *inner* is one of *outer*: a glob (``wg*``) holds every
+    name it starts, a narrower glob too."""
+    return all(
+        any(i == o or (o.endswith("*") and i.startswith(o[:-1])) for o in outer) for i in inner
+    )
+
+
 class Rule(_Frozen):
     """One rule: an accept rule (`Policy.rules`), or a drop or reject rule
     (`Policy.denies`, proto ``all`` when it names no protocol). ``remote`` names an
-    AddressSet (None: any address)."""
+    AddressSet (None: any address). ``interfaces``: the only interfaces it applies on,
+    arriving (in) or leaving (out); a final ``*`` matches every name it starts; empty:
+    every interface."""
 
     action: Verdict = "accept"
     direction: Direction
@@ -123,6 +139,9 @@ class Rule(_Frozen):
     icmp_types: tuple[str, ...] = ()
     remote: str | None = None
     local: tuple[str, ...] = ()
+    interfaces: tuple[str, ...] = ()
+    # What the profile wrote under `interface:` (groups' names, interfaces), for messages.
+    on: tuple[str, ...] = Field(default=(), exclude=True)
     families: tuple[Family, ...]
     limit: Limit | None = None
     connlimit: int | None = None  # concurrent connections per source (see Policy.limit_prefix)
@@ -142,19 +161,26 @@ class Rule(_Frozen):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """The action and connlimit only where a rule has them: the digests of rules
-        without them stay what they were."""
+        """The action and connlimit only where a rule has them (digests stay as they were)."""
         data: dict[str, Any] = handler(self)
-        if data.get("action") == "accept":
-            del data["action"]
-        if data.get("connlimit", 0) is None:
-            del data["connlimit"]
-        return data
+        return {
+            k: v
+            for k, v in data.items()
+            if (k, v) not in (("action", "accept"), ("connlimit", None))
+        }
 
     def published(self) -> bool:
         """Whether the rule also admits connections DNATed to containers: TCP and UDP
         inbound rules do (ICMP is never DNATed to a published port)."""
         return self.direction == "in" and self.proto in ("tcp", "udp")
+
+    def idle(self) -> bool:
+        """Whether the rule is on interface groups that are all empty (so matches nothing)."""
+        return bool(self.on) and not self.interfaces
+
+    def on_words(self) -> str:
+        """Where the rule admits, as the profile wrote it: `` on private`` or ""."""
+        return f" on {', '.join(self.on)}" if self.on else ""
 
     def local_of(self, family: Family) -> list[str]:
         """The rule's local addresses of one family."""
@@ -192,6 +218,8 @@ class Policy(_Frozen):
     refuse: Literal["drop", "reject"] = "drop"
     refuse_from: str | None = None
     sets: tuple[AddressSet, ...] = ()
+    # The interface groups the rules name; their interfaces are in the rules themselves.
+    interface_groups: tuple[InterfaceGroup, ...] = Field(default=(), exclude=True)
     rules: tuple[Rule, ...] = ()
     # Drop and reject rules, evaluated before `rules` (`fwgen.policy.denies`).
     denies: tuple[Rule, ...] = ()
@@ -265,7 +293,13 @@ class Policy(_Frozen):
         """sha256 of the whole policy as rendered, names, comments and origins (file:line)
         included: equal digests, equal rulesets. The container options count only when
         set, so hosts without containers keep their digests."""
-        unset = {name for name in OPTIONAL if getattr(self, name) == OPTIONAL[name]}
+        unset: dict[str, Any] = {
+            name: True for name in OPTIONAL if getattr(self, name) == OPTIONAL[name]
+        }
+        # rules on every interface keep the digests they had before rules had interfaces
+        anywhere = {i: {"interfaces"} for i, r in enumerate(self.rules) if not r.interfaces}
+        if anywhere:
+            unset["rules"] = anywhere
         return hashlib.sha256(self.model_dump_json(exclude=unset).encode()).hexdigest()
 
     def admits_digest(self) -> str:
@@ -285,44 +319,21 @@ class Policy(_Frozen):
                     list(r.families),
                     r.limit.model_dump() if r.limit else None,
                     r.log,
+                    *([list(r.interfaces)] if r.interfaces else []),
+                    # what rules had not before denies and caps counts only where present
+                    *([r.action] if r.action != "accept" else []),
+                    *([f"connlimit {r.connlimit}"] if r.connlimit else []),
                 ]
             )
-            for r in self.rules
+            for r in (*self.rules, *self.denies)
         )
-        admitted: dict[str, Any] = {
-            # `refuse` counts in "refused" (below), so other profiles keep their digests
-            "settings": {name: self.setting(name) for name in SETTINGS if name != "refuse"},
-            "rules": rules,
-        }
-        if self.denies or self.refuse != "drop" or any(r.connlimit for r in self.rules):
-            admitted["refused"] = self._refused()
+        # refuse counts only when set, so other profiles keep their digests
+        settings = {name: self.setting(name) for name in SETTINGS if name != "refuse"}
+        admitted: dict[str, Any] = {"settings": settings, "rules": rules}
+        if self.refuse != "drop":
+            refused = self.address_set(self.refuse_from) if self.refuse_from else None
+            admitted["refuse"] = [self.refuse, refused and [*refused.ipv4, *refused.ipv6]]
         return hashlib.sha256(json.dumps(admitted, sort_keys=True).encode()).hexdigest()
-
-    def _refused(self) -> list[Any]:
-        """What `admits_digest` adds for deny rules, rejects and connection limits."""
-        return [
-            self.refuse,
-            None
-            if self.refuse_from is None
-            else self.address_set(self.refuse_from).ipv4 + self.address_set(self.refuse_from).ipv6,
-            sorted(
-                json.dumps(
-                    [
-                        r.action,
-                        r.direction,
-                        r.proto,
-                        [str(p) for p in r.ports],
-                        list(r.icmp_types),
-                        self.remote_addresses(r),
-                        list(r.families),
-                    ]
-                )
-                for r in self.denies
-            ),
-            sorted(
-                f"{r.name} {r.direction} {r.proto} {r.connlimit}" for r in self.rules if r.connlimit
-            ),
-        ]
 
 
 def whole_family_warning(address_set: AddressSet, family: Family) -> str:
@@ -342,88 +353,3 @@ def set_hint(name: str) -> str:
 
 def few(addresses: list[str]) -> str:
     return ", ".join(addresses[:3]) + (f" +{len(addresses) - 3} more" if len(addresses) > 3 else "")
-
-
-def _placeholder_rules(policy: Policy, inline: bool) -> list[Rule]:
-    """Rules that admit no one: their sources are only documentation addresses or an
-    empty network; those written in the rule itself (*inline*) or those from a network."""
-    return [
-        rule
-        for rule in policy.rules
-        if rule.remote is not None
-        and (not rule.families or policy.placeholder_sources(rule))
-        and (policy.address_set(rule.remote).origin == rule.origin) == inline
-    ]
-
-
-def placeholder_networks(policy: Policy) -> list[str]:
-    """The networks a user must give addresses (``--set``) before the ruleset admits anyone
-    through the rules that use them: placeholders or empty."""
-    return sorted({rule.remote or "" for rule in _placeholder_rules(policy, inline=False)})
-
-
-def _by_network(rules: list[Rule]) -> dict[str, list[Rule]]:
-    by_set: dict[str, list[Rule]] = {}
-    for rule in rules:
-        by_set.setdefault(rule.remote or "", []).append(rule)
-    return by_set
-
-
-def _names(rules: list[Rule], verb: str) -> str:
-    """``ssh admits`` or ``ssh, sftp admit``: the rules' names and *verb* agreeing."""
-    names = sorted({r.name for r in rules})
-    return f"{', '.join(names)} {verb if len(names) == 1 else verb.removesuffix('s')}"
-
-
-def empty_networks(policy: Policy) -> list[str]:
-    """Rules that admit no one because every network they name is empty (`--set admins=`):
-    one line per network, naming the ``--set`` that fixes it."""
-    empty = [rule for rule in policy.rules if rule.remote is not None and not rule.families]
-    out = []
-    for name, rules in _by_network(empty).items():
-        found = policy.address_set(name)
-        if found.origin == rules[0].origin:  # a list written in the rule, of empty networks
-            out.append(
-                f"{rules[0].name} ({rules[0].origin}) matches nothing: every network it names "
-                "is empty; give them addresses or remove the rule"
-            )
-        else:
-            out.append(
-                f"network '{name}' ({found.origin}) is empty, so {_names(rules, 'matches')} "
-                f"nothing; give its addresses with {set_hint(name)} (in a manifest, `set:`)"
-            )
-    return out
-
-
-def placeholder_warnings(policy: Policy) -> list[str]:
-    """Rules that admit no one, because their sources are only documentation addresses
-    (placeholders) or an empty network: applied remotely as it is, such a ruleset can lock
-    the admin out. One warning per network, naming the ``--set`` that fixes it."""
-    out = [
-        f"{rule.name} ({rule.origin}) admits only documentation addresses "
-        f"({few(policy.placeholder_sources(rule))}), placeholders that match no real "
-        "host; write the real ones in the profile"
-        for rule in _placeholder_rules(policy, inline=True)
-        if rule.families
-    ]
-    placeholders = [r for r in _placeholder_rules(policy, inline=False) if r.families]
-    for name, rules in _by_network(placeholders).items():
-        found = policy.address_set(name)
-        used = {a for r in rules for a in policy.placeholder_sources(r)}
-        # in the set's order; the rules may use one family of a mixed set
-        shown = few([a for a in (*found.ipv4, *found.ipv6) if a in used])
-        out.append(
-            f"network '{name}' ({found.origin}): {_names(rules, 'admits')} only "
-            f"its documentation addresses ({shown}), placeholders that match no real "
-            f"host; give the real ones with {set_hint(name)} (in a manifest, `set:`)"
-        )
-    return list(dict.fromkeys([*out, *empty_networks(policy)]))  # a rule may be one per protocol
-
-
-def policy_warnings(policy: Policy) -> list[str]:
-    """What deserves a warning whatever the target: address lists that add up to a whole
-    family, and rules that admit no one (`placeholder_warnings`)."""
-    return [
-        *(whole_family_warning(*w) for w in policy.whole_family_sets()),
-        *placeholder_warnings(policy),
-    ]

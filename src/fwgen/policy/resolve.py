@@ -8,17 +8,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fwgen.errors import FwgenError, ResolveError, did_you_mean, raise_collected
+from fwgen.policy import denies
 from fwgen.policy.accepted import Accepted, accepted_for
 from fwgen.policy.clienthost import dhcp_rules, multicast_replies
-from fwgen.policy.denies import (
-    VERDICTS,
-    connlimit_errors,
-    container_errors,
-    every_protocol,
-    split,
-    whole_family_denies,
+from fwgen.policy.interfaces import Interfaces, split_overrides
+from fwgen.policy.ir import (
+    FAMILIES,
+    PORTED,
+    Defaults,
+    Family,
+    Limit,
+    Policy,
+    PortRange,
+    Rule,
 )
-from fwgen.policy.ir import FAMILIES, Defaults, Family, Limit, Policy, PortRange, Rule
 from fwgen.policy.networks import Networks
 from fwgen.profile import icmp
 from fwgen.profile.fields import parse_port
@@ -29,7 +32,8 @@ from fwgen.profile.portdb import Catalogue, Service, catalogue
 from fwgen.read.paths import Boundary, Origins
 
 PING_LIMIT = Limit(rate=5, unit="second", burst=5)
-PROTO_ORDER = {"all": -1, "icmp": 0, "icmpv6": 1, "tcp": 2, "udp": 3}
+PROTOCOLS = ("icmp", "icmpv6", "tcp", "udp", "sctp", "esp", "ah", "gre")
+PROTO_ORDER = {"all": -1} | {proto: n for n, proto in enumerate(PROTOCOLS)}  # all: a deny
 
 
 def resolve_profile(
@@ -83,7 +87,9 @@ class _Resolver:
         self.merged = merged
         self.ports = ports
         self.errors: list[FwgenError] = []
-        self.networks = Networks(merged, overrides, set_at, self.errors)
+        networks, groups = split_overrides(merged, overrides)
+        self.networks = Networks(merged, networks, set_at, self.errors)
+        self.interfaces = Interfaces(merged, groups, set_at, self.errors)
         self.options = Options(**{k: v.value for k, v in merged.options.items()})
         self.spec_connlimit: int | None = None
 
@@ -101,7 +107,7 @@ class _Resolver:
             label = spec.name or spec.action
         remote = self.networks.address_set(peers, f"{label}_{key}", where, key)
         base: dict[str, Any] = {
-            "action": VERDICTS[spec.action],
+            "action": denies.VERDICTS[spec.action],
             "direction": direction,
             "remote": remote,
             "limit": Limit(
@@ -112,6 +118,8 @@ class _Resolver:
             if spec.limit
             else None,
             "log": spec.log,
+            "interfaces": self.interfaces.of(spec.interface),
+            "on": tuple(spec.interface),
             "origin": f"{where.file}:{where.line}",
             "acknowledged": spec.allow_risky or "",
         }
@@ -138,7 +146,7 @@ class _Resolver:
                     self._rule(
                         base,
                         proto=proto,
-                        ports=merge_ranges(ranges),
+                        ports=merge_ranges(ranges) if proto in PORTED else (),
                         name=spec.name or service.name,
                         service=service.name,
                         comment=spec.comment or service.title,
@@ -158,6 +166,16 @@ class _Resolver:
                     proto=proto,
                     ports=merge_ranges(ranges),
                     name=spec.name,
+                    comment=spec.comment or "",
+                    local=self._host(where),
+                )
+            )
+        for proto in spec.protocol:
+            out.append(
+                self._rule(
+                    base,
+                    proto=proto,
+                    name=spec.name or proto,
                     comment=spec.comment or "",
                     local=self._host(where),
                 )
@@ -186,14 +204,15 @@ class _Resolver:
                         local=self._host(where),
                     )
                 )
-        everything = every_protocol(where)
+        everything = denies.every_protocol(where)
         if everything is not None:
             out.append(self._rule(base, **everything, local=self._host(where)))
-        self.errors += connlimit_errors(where, out)
+        self.errors += denies.connlimit_errors(where, out)
         for rule in out:
             source_set = self.networks.sets.get(rule.remote or "")
             if (
                 not rule.families
+                and not rule.idle()  # not on an empty interface group
                 and source_set is not None
                 and (source_set.ipv4 or source_set.ipv6)
             ):
@@ -243,6 +262,8 @@ class _Resolver:
         if base["remote"] is not None:
             remote = self.networks.sets[base["remote"]]
             families &= {f for f in FAMILIES if remote.family(f)}
+        if base["on"] and not base["interfaces"]:  # an empty interface group
+            families = set()
         only = fields.pop("only", None)
         if only:
             families &= {only}
@@ -360,12 +381,12 @@ class _Resolver:
                     (rule.origin,) if rule.origin not in (kept.origin, *kept.repeated) else ()
                 )
                 unique[key] = kept.model_copy(update={"accepted": accepted, "repeated": repeated})
-        allows, denies = split(sorted(unique.values(), key=_rule_order))
+        allows, denied = denies.split(sorted(unique.values(), key=_rule_order))
         refuse_from = self._refuse_from()
-        self.errors += whole_family_denies(denies, self.networks.sets)
-        self.errors += container_errors(self.merged.options, denies, allows)
+        self.errors += denies.whole_family_denies(denied, self.networks.sets)
+        self.errors += denies.container_errors(self.merged.options, denied, allows)
         raise_collected(self.errors)
-        used = {r.remote for r in (*allows, *denies) if r.remote} | {refuse_from}
+        used = {r.remote for r in (*allows, *denied) if r.remote} | {refuse_from}
         opts = self.options
         return Policy(
             profile=self.merged.name,
@@ -390,8 +411,9 @@ class _Resolver:
                     (s for s in self.networks.sets.values() if s.name in used), key=lambda s: s.name
                 )
             ),
+            interface_groups=self.interfaces.used_groups(),
             rules=tuple(allows),
-            denies=tuple(denies),
+            denies=tuple(denied),
         )
 
     def _refuse_from(self) -> str | None:

@@ -28,7 +28,7 @@ def action_problem(spec: Any, kinds: list[str]) -> str:
     *kinds* are what the rule matches (``service``, ``port``, ``icmp``), maybe none."""
     if spec.action == "allow":
         if not kinds:
-            return "a rule needs exactly one of: service, port, icmp/icmpv6"
+            return "a rule needs exactly one of: service, port, protocol, icmp/icmpv6"
         if spec.connlimit is not None and kinds != ["service"] and kinds != ["port"]:
             return "connlimit caps TCP connections: give it a service or TCP ports, not ICMP"
         return ""

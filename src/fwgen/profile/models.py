@@ -32,18 +32,23 @@ from fwgen.profile.codes import acceptable_codes
 from fwgen.profile.deny import MAX_CONNLIMIT, Action, action_problem, every_protocol_from_any
 from fwgen.profile.fields import (
     ADDRESS_SCHEMA,
+    IFACE_SCHEMA,
     LIMIT_RE,
     MAX_BURST,
     MAX_TEXT,
     NAME_RE,
     NAME_SCHEMA,
     PORT_SCHEMA,
+    PORTLESS,
     RATE_SCHEMA,
     RULE_NAME_RE,
     SERVICE_RE,
     SERVICE_SCHEMA,
     check_address,
+    check_interface,
+    check_interfaces,
     check_peers,
+    check_protocols,
     check_text,
     listify,
     looks_like_address,
@@ -137,6 +142,11 @@ class RuleSpec(BaseModel):
         BeforeValidator(listify),
         one_or_many(PORT_SCHEMA, "literal ports instead of a service (needs `name`)"),
     ] = []
+    protocol: Annotated[
+        list[str],
+        BeforeValidator(listify),
+        one_or_many({"enum": list(PORTLESS)}, "IP protocols without ports: esp, ah, gre"),
+    ] = []
     icmp: Annotated[
         list[str],
         BeforeValidator(listify),
@@ -158,6 +168,15 @@ class RuleSpec(BaseModel):
         "ICMP unreachable). Deny and reject rules come before every allow rule; one without "
         "service, port or ICMP blocks every protocol from its sources",
     )
+    interface: Annotated[
+        list[str],
+        BeforeValidator(listify),
+        one_or_many(
+            IFACE_SCHEMA,
+            "only on these interfaces (inbound: arriving on, outbound: leaving by): names, "
+            "globs (wg*) or interface groups of `interfaces:` (default: every interface)",
+        ),
+    ] = []
     limit: Limit | None = None
     connlimit: StrictInt | None = Field(
         default=None,
@@ -196,6 +215,16 @@ class RuleSpec(BaseModel):
             parse_port(item)
         return value
 
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocols(cls, value: Any) -> Any:
+        return check_protocols(listify(value))
+
+    @field_validator("interface", mode="before")
+    @classmethod
+    def _interfaces(cls, value: Any) -> Any:
+        return check_interfaces(listify(value))
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
@@ -225,8 +254,9 @@ class RuleSpec(BaseModel):
         return value
 
     def kinds(self) -> list[str]:
-        """What the rule matches: service, port, icmp (none: a deny of every protocol)."""
-        kinds = [k for k in ("service", "port") if getattr(self, k)]
+        """What the rule matches: service, port, protocol, icmp (none: a deny of every
+        protocol)."""
+        kinds = [k for k in ("service", "port", "protocol") if getattr(self, k)]
         if self.icmp or self.icmpv6:
             kinds.append("icmp")
         return kinds
@@ -235,7 +265,7 @@ class RuleSpec(BaseModel):
     def _one_kind(self) -> RuleSpec:
         kinds = self.kinds()
         if len(kinds) > 1:
-            raise ValueError("a rule needs exactly one of: service, port, icmp/icmpv6")
+            raise ValueError("a rule needs exactly one of: service, port, protocol, icmp/icmpv6")
         problem = action_problem(self, kinds)
         for key, field in (("from", "from_"), ("to", "to")):  # InboundRule's or OutboundRule's
             if not problem and hasattr(self, field):
@@ -354,6 +384,16 @@ NetworkEntries = Annotated[
 ]
 
 
+InterfaceEntries = Annotated[
+    list[Annotated[Any, AfterValidator(check_interface)]],
+    BeforeValidator(listify),
+    one_or_many(
+        {**IFACE_SCHEMA, "description": "an interface name or glob (wg*)"},
+        "the host's interfaces in this group; [] until a site sets them",
+    ),
+]
+
+
 class Profile(BaseModel):
     """One profile file."""
 
@@ -372,6 +412,12 @@ class Profile(BaseModel):
         description="named address sets; --set NAME=CIDR[,CIDR...] replaces one",
         json_schema_extra={"propertyNames": {**NAME_SCHEMA, "not": {"const": "any"}}},
     )
+    interfaces: dict[str, InterfaceEntries] = Field(
+        default={},
+        description="interface groups a rule's `interface:` names; --set NAME=IFACE[,IFACE...] "
+        "gives a group the host's interfaces (an empty group matches nothing)",
+        json_schema_extra={"propertyNames": NAME_SCHEMA},
+    )
     inbound: list[InboundRule] = []
     outbound: Literal["accept"] | list[OutboundRule] = "accept"
     options: Options = Options()
@@ -380,6 +426,17 @@ class Profile(BaseModel):
     @classmethod
     def _description(cls, value: str) -> str:
         return check_text(value, "description")
+
+    @field_validator("interfaces")
+    @classmethod
+    def _interface_groups(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name in value:
+            if not NAME_RE.fullmatch(name):
+                raise ValueError(
+                    f"invalid interface group name {name!r}; start with a letter, then "
+                    "letters, digits, _"
+                )
+        return value
 
     @field_validator("networks")
     @classmethod

@@ -1,5 +1,5 @@
 """What `check` says about deny and reject rules: an allow rule a deny makes dead
-(FW019), and a deny that blocks nothing the rules would admit (FW020).
+(FW021), and a deny that blocks nothing the rules would admit (FW022).
 
 Both compare what rules match: direction, protocol, ports (or ICMP types), families,
 the host's addresses and the remote networks, as sets of addresses.
@@ -98,7 +98,7 @@ def deny_problems(policy: Policy) -> list[DenyProblem]:
             word = VERBS[killer.action]
             out.append(
                 DenyProblem(
-                    "FW019",
+                    "FW021",
                     f"{allow.name}: every connection it admits is blocked first by the {word} "
                     f"rule {killer.name} ({killer.origin}); remove one of them",
                     allow,
@@ -116,7 +116,7 @@ def deny_problems(policy: Policy) -> list[DenyProblem]:
         ):
             out.append(
                 DenyProblem(
-                    "FW020",
+                    "FW022",
                     f"{deny.name}: blocks nothing: no allow rule admits what it matches, and "
                     "the default drops it anyway; remove it, or fix what it names",
                     deny,

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from itertools import product
 from typing import Any
 
-from fwgen.policy.ir import Direction, Family, Policy, PortRange, Proto, Rule
+from fwgen.policy.ir import PORTED, Direction, Family, Policy, PortRange, Proto, Rule
 from fwgen.policy.owned import CONTAINER_CHAINS
+from fwgen.profile.fields import PORTLESS
 from fwgen.profile.icmp import ICMP_TYPES, ICMPV6_TYPES, hop_limit
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
 from fwgen.targets import coexist as coexist_chains
@@ -78,7 +80,11 @@ def _proto_matches(rule: Rule, family: Family) -> list[str]:
     """The protocol part of each rule line: one per port group or ICMP type."""
     if rule.proto == "all":
         return [""]
-    if rule.proto in ("tcp", "udp"):
+    if rule.proto == "ah" and family == "ipv6":  # an extension header: -p never sees it
+        return ["-m ah"]
+    if rule.proto in PORTLESS:
+        return [f"-p {PORTLESS[rule.proto]}"]
+    if rule.proto in PORTED:
         out = []
         for group in port_groups(rule.ports):
             if len(group) == 1 and ":" not in group[0]:
@@ -214,6 +220,9 @@ def rule_lines(
     elif rule.remote is not None:
         remotes = [f"{peer} {a} " for a in policy.address_set(rule.remote).family(family)]
     locals_ = [f"{local} {a} " for a in rule.local_of(family)] or [""]
+    way = "-i" if rule.direction == "in" else "-o"
+    # iptables' glob is a final +
+    interfaces = [f"{way} {i.replace('*', '+')} " for i in rule.interfaces] or [""]
     protos = _proto_matches(rule, family)
     if published:  # one conntrack match: the original destination and port
         dests = [f"--ctorigdst {a} " for a in rule.local_of(family)] or [""]
@@ -230,21 +239,19 @@ def rule_lines(
         label += f": {rule.comment}"
     comment = f" -m comment --comment {quoted(label, MAX_COMMENT)}"
     out = []
-    for remote in remotes:
-        for dest in locals_:
-            for proto in protos:
-                match = f"-A {chain} {remote}{dest}{proto}".rstrip()
-                prefix = quoted(f"fwgen {rule.direction} {rule.name}: ", 28)
-                log = f"-j LOG --log-prefix {prefix}" if rule.log else ""
-                if rule.connlimit is not None:
-                    out.append(f"{match}{cap_match(rule, family, policy)}{comment} {CAP_TARGET}")
-                if meter is not None:
-                    target = f"-j {targets[0][1]}"
-                    out += limited_lines(rule, family, policy, meter, match, comment, log, target)
-                    continue
-                if log:
-                    out.append(f"{match}{comment} {log}")
-                out += [f"{match}{extra}{comment} -j {target}" for extra, target in targets]
+    for interface, remote, dest, proto in product(interfaces, remotes, locals_, protos):
+        match = f"-A {chain} {interface}{remote}{dest}{proto}".rstrip()
+        prefix = quoted(f"fwgen {rule.direction} {rule.name}: ", 28)
+        log = f"-j LOG --log-prefix {prefix}" if rule.log else ""
+        if rule.connlimit is not None:
+            out.append(f"{match}{cap_match(rule, family, policy)}{comment} {CAP_TARGET}")
+        if meter is not None:
+            target = f"-j {targets[0][1]}"
+            out += limited_lines(rule, family, policy, meter, match, comment, log, target)
+            continue
+        if log:
+            out.append(f"{match}{comment} {log}")
+        out += [f"{match}{extra}{comment} -j {target}" for extra, target in targets]
     return out
 
 
