@@ -23,7 +23,7 @@ import yaml
 
 import fwgen
 from fwgen.build.manifest import plan
-from fwgen.policy.ir import policy_warnings
+from fwgen.policy.placeholders import policy_warnings
 from fwgen.policy.resolve import resolve_profile
 from fwgen.profile.portdb import catalogue
 from fwgen.read import yamlsource

@@ -185,7 +185,7 @@ def test_profiles_json() -> None:
 
 def test_profiles_json_lists_empty_networks_as_to_set(tmp_path: Path) -> None:
     """An empty network is as much a placeholder as documentation addresses."""
-    from fwgen.policy.ir import placeholder_networks
+    from fwgen.policy.placeholders import placeholder_networks
     from fwgen.policy.resolve import resolve_profile
 
     path = tmp_path / "host.yaml"

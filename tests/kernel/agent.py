@@ -10,6 +10,7 @@ agent.py sniff-icmpv6 TYPE                 # until stdin closes: how many of TYP
 agent.py receive DEVICE FAMILY:PORT[:GROUP] ...  # until stdin closes: JSON, the specs a probe reached
 agent.py sshd PORT COMMAND...              # a stand-in for sshd: one process per connection
 agent.py session ADDRESS PORT              # connect; on a stdin line, ask the sshd stand-in to run
+agent.py answer ADDRESS PROTO:PORT [SOURCE] # what a connection gets: open|refused|unreachable|timeout
 """
 
 from __future__ import annotations
@@ -77,11 +78,18 @@ def listen_loopback(port: int) -> None:
 
 
 def probe_one(address: str, spec: str, source: str = "") -> str:
+    return "open" if attempt(address, spec, source, TIMEOUT) == "open" else "blocked"
+
+
+def attempt(address: str, spec: str, source: str, timeout: float) -> str:
+    """One connection (TCP) or datagram and its answer (UDP): "open", "refused" (a TCP
+    RST, or ICMP port unreachable), "unreachable" (another ICMP error, administratively
+    prohibited among them), "timeout" (silence), or the error."""
     proto, port = spec.split(":")
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     with socket.socket(family, kind) as sock:
-        sock.settimeout(TIMEOUT)
+        sock.settimeout(timeout)
         if source:
             sock.bind((source, 0))
         try:
@@ -90,8 +98,13 @@ def probe_one(address: str, spec: str, source: str = "") -> str:
                 sock.send(b"probe")
                 sock.recv(64)
             return "open"
-        except (TimeoutError, ConnectionRefusedError, OSError):
-            return "blocked"
+        except ConnectionRefusedError:
+            return "refused"
+        except TimeoutError:
+            return "timeout"
+        except OSError as error:
+            unreachable = (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES)
+            return "unreachable" if error.errno in unreachable else str(error)
 
 
 def probe(address: str, specs: list[str]) -> None:
@@ -275,6 +288,13 @@ def burst(address: str, port: int, count: int, source: str = "") -> None:
     print(json.dumps([probe_one(address, f"tcp:{port}", source) == "open" for _ in range(count)]))
 
 
+def answer(address: str, spec: str, source: str = "") -> None:
+    """What one connection gets (see `attempt`), and how many seconds that took."""
+    started = time.monotonic()
+    result = attempt(address, spec, source, 2 * TIMEOUT)
+    print(json.dumps({"result": result, "seconds": round(time.monotonic() - started, 3)}))
+
+
 def hold(address: str, port: int) -> None:
     with socket.create_connection((address, port), timeout=TIMEOUT) as sock:
         sock.settimeout(TIMEOUT)
@@ -360,5 +380,7 @@ if __name__ == "__main__":
         sshd(int(args[0]), args[1:])
     elif command == "session":
         session(args[0], int(args[1]))
+    elif command == "answer":
+        answer(*args)
     else:
         hold(args[0], int(args[1]))

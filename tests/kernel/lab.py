@@ -251,6 +251,13 @@ class Lab(DockerHost):
         out = self.agent(self.clients[client].ns, "burst", *args, *([source] if source else []))
         return list(json.loads(out))
 
+    def answer(self, client: str, family: str, spec: str, source: str = "") -> tuple[str, float]:
+        """What a connection from *client* (from its address *source*) to *spec* gets:
+        open, refused, unreachable or timeout; and how many seconds that took."""
+        args = [self.address(client, family), spec, *([source] if source else [])]
+        found = json.loads(self.agent(self.clients[client].ns, "answer", *args))
+        return str(found["result"]), float(found["seconds"])
+
     def add_address(self, client: str, address: str) -> None:
         """One more address on *client*'s link (a /64 or /24 of its own, routed there by
         the server), to play several hosts of one network."""

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from fwgen.cli.app import app
 from fwgen.host.guard import from_keep, lockouts
-from fwgen.policy.ir import placeholder_warnings
+from fwgen.policy.placeholders import placeholder_warnings
 from fwgen.policy.resolve import resolve_profile
 from fwgen.profile.portdb import catalogue
 from fwgen.review.diff import diff_policies

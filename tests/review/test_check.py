@@ -225,7 +225,7 @@ def test_sarif_marks_accepted_findings_as_suppressed(write_profile: Callable[...
 @pytest.mark.parametrize(
     ("accept", "message"),
     [
-        ("{FW099: why}", "unknown finding code 'FW099' (did you mean 'FW019'?)"),
+        ("{FW0009: why}", "unknown finding code 'FW0009' (did you mean 'FW009'?)"),
         ('{FW003: ""}', "accepting FW003 needs a reason: say why it is acceptable here"),
         (
             "[FW003]",

@@ -230,13 +230,15 @@ def test_every_policy_field_is_compared_by_diff_or_said_not_to_admit() -> None:
         "interface_groups": "compared through the interfaces of the rules that use them",
         "rules": "compared rule by rule",
         "defaults": "compared field by field (inbound, outbound, forward)",
+        "denies": "compared deny by deny: now blocks, no longer blocks",
+        "refuse_from": "whom the default rejects rather than drops: admits nothing",
     }
     settings = set(Policy.model_fields) - set(admits_nothing) | set(Defaults.model_fields)
     assert settings == set(WIDTH) == set(SETTINGS) == set(policy.SETTINGS)
     # Rule fields: the key that pairs rules up, what COMPARED compares, and what admits nothing.
-    key = {"direction", "service", "name", "proto"}
+    key = {"direction", "service", "name", "proto", "action"}
     compared = {"ports": "ports", "icmp_types": "ports", "remote": "sources", "local": "host"}
-    compared |= {"families": "families", "limit": "limit", "log": "log"}
+    compared |= {"families": "families", "limit": "limit", "log": "log", "connlimit": "connlimit"}
     compared |= {"interfaces": "interfaces"}
     not_admitting = {"comment", "origin", "risky", "acknowledged", "accepted", "repeated", "on"}
     assert set(Rule.model_fields) == key | set(compared) | not_admitting

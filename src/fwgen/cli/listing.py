@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from fwgen.policy.ir import placeholder_networks
+from fwgen.policy.placeholders import placeholder_networks
 from fwgen.policy.resolve import resolve_profile
 from fwgen.profile.load import builtin_profiles, read_profile
 

@@ -56,6 +56,14 @@ def render(
             "--check", help="With -o: exit 1 and show a diff when the file is stale; write nothing."
         ),
     ] = False,
+    sets_only: Annotated[
+        bool,
+        typer.Option(
+            "--sets-only",
+            help="nftables, iptables: only the blocklists' contents (networks only deny and "
+            "reject rules use), to load without touching the rules.",
+        ),
+    ] = False,
 ) -> None:
     """Render a profile for one firewall.
 
@@ -71,10 +79,17 @@ def render(
     spec = find_target(target)
     if family is not None and not spec.family_files:
         raise FwgenError(f"--family: {target} writes one file for both families")
+    if family is not None and sets_only:
+        raise FwgenError("--family: --sets-only writes one file for both families")
     if family is not None and family not in spec.family_files:
         raise FwgenError(f"--family {family!r}: choose {' or '.join(spec.family_files)}")
     _, files = render_profile(
-        profile, target, set_, ports_files, allow_outside, RenderOptions(flush_ruleset, strict)
+        profile,
+        target,
+        set_,
+        ports_files,
+        allow_outside,
+        RenderOptions(flush_ruleset, strict, sets_only),
     )
     if family is not None:
         files = {spec.family_files[family]: files[spec.family_files[family]]}

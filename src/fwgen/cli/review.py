@@ -88,6 +88,9 @@ def explain(
         typer.echo(json.dumps(shown, indent=2))
     else:
         typer.echo("\n".join(settings_lines(policy)) + "\n\n", nl=False)
+        if "denies" in shown:
+            typer.echo("Blocked first, before every rule below (deny and reject rules):")
+            typer.echo(format_table(TABLE_HEADERS, table_rows(shown["denies"])) + "\n", nl=False)
         typer.echo(format_table(TABLE_HEADERS, table_rows(shown["rules"])), nl=False)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fwgen.errors import FwgenError, printable
+from fwgen.policy.denies import VERBS
 from fwgen.policy.ir import Family, Policy, Rule
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -110,10 +111,14 @@ def _opens_port(rule: Rule, connection: Connection) -> bool:
     never does here: which interface the connection arrives on is not known (a route may
     change it), so it cannot be credited with keeping the admin in."""
     return (
+        rule.proto == "tcp" and not rule.interfaces and not rule.on and _reaches(rule, connection)
+    )
+
+
+def _reaches(rule: Rule, connection: Connection) -> bool:
+    """Whether *rule* matches the connection's packets in, its protocol and interfaces aside."""
+    return (
         rule.direction == "in"
-        and rule.proto == "tcp"
-        and not rule.interfaces
-        and not rule.on
         and connection.family in rule.families
         and (not rule.ports or any(r.start <= connection.port <= r.end for r in rule.ports))
         and (
@@ -227,11 +232,32 @@ def refusal(policy: Policy, connection: Connection) -> str:
     return f"the new rules would cut off {connection}; needed: {needed}"
 
 
+def blocking_deny(policy: Policy, connection: Connection) -> Rule | None:
+    """The deny or reject rule that refuses *connection*, evaluated before every allow.
+    One limited to interfaces counts: the connection may well arrive on one of them."""
+    return next(
+        (
+            r
+            for r in policy.denies
+            if r.proto in ("tcp", "all")
+            and _reaches(r, connection)
+            and _from_client(policy, r, connection)
+        ),
+        None,
+    )
+
+
 def lockouts(policy: Policy, found: list[Connection]) -> list[str]:
     """One message per connection the new Policy would not admit, or admit but not carry."""
     messages = []
     for connection in found:
-        if admitting_rule(policy, connection) is None:
+        if deny := blocking_deny(policy, connection):
+            messages.append(
+                f"the new rules would cut off {connection}: the {VERBS[deny.action]} rule '{deny.name}' "
+                f"({deny.origin}) refuses its new connections (the one open now survives, "
+                "a reconnection does not); narrow that rule"
+            )
+        elif admitting_rule(policy, connection) is None:
             messages.append(refusal(policy, connection))
         elif gap := connection_gap(policy, connection):
             messages.append(f"the new rules would cut off {connection}: {gap}")

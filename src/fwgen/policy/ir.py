@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from fwgen.profile import icmp
 from fwgen.profile.addresses import Runs, parse_network, runs
@@ -20,7 +20,8 @@ from fwgen.profile.addresses import Runs, parse_network, runs
 Family = Literal["ipv4", "ipv6"]
 FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")
 Direction = Literal["in", "out"]
-Proto = Literal["tcp", "udp", "icmp", "icmpv6", "sctp", "esp", "ah", "gre"]
+Proto = Literal["tcp", "udp", "icmp", "icmpv6", "sctp", "esp", "ah", "gre", "all"]  # all: a deny
+Verdict = Literal["accept", "drop", "reject"]
 PORTED: tuple[Proto, ...] = ("tcp", "udp", "sctp")  # the protocols a rule gives ports
 
 SECONDS = {"second": 1, "minute": 60, "hour": 3600}
@@ -46,7 +47,14 @@ SETTINGS = (
     "containers",
     "coexist",
     "log_drops",
+    "refuse",
 )
+
+
+# Fields of a Policy that its digests leave out while they have these values, so that
+# the digests of profiles without them stay what they were.
+OPTIONAL: dict[str, Any] = {"containers": None, "coexist": False, "refuse": "drop"}
+OPTIONAL |= {"refuse_from": None, "denies": ()}
 
 
 class _Frozen(BaseModel):
@@ -129,10 +137,13 @@ def interfaces_within(inner: Sequence[str], outer: Sequence[str]) -> bool:
 
 
 class Rule(_Frozen):
-    """One accept rule. ``remote`` names an AddressSet (None: any address).
-    ``interfaces``: the only interfaces it admits on, arriving (in) or leaving (out); a
-    final ``*`` matches every name it starts; empty: every interface."""
+    """One rule: an accept rule (`Policy.rules`), or a drop or reject rule
+    (`Policy.denies`, proto ``all`` when it names no protocol). ``remote`` names an
+    AddressSet (None: any address). ``interfaces``: the only interfaces it applies on,
+    arriving (in) or leaving (out); a final ``*`` matches every name it starts; empty:
+    every interface."""
 
+    action: Verdict = "accept"
     direction: Direction
     proto: Proto
     ports: tuple[PortRange, ...] = ()
@@ -144,6 +155,7 @@ class Rule(_Frozen):
     on: tuple[str, ...] = Field(default=(), exclude=True)
     families: tuple[Family, ...]
     limit: Limit | None = None
+    connlimit: int | None = None  # concurrent connections per source (see Policy.limit_prefix)
     log: bool = False
     name: str
     service: str | None = None
@@ -157,6 +169,16 @@ class Rule(_Frozen):
     accepted: tuple[tuple[str, str, str], ...] = Field(default=(), exclude=True)
     # Where the same rule is written again (the Policy keeps one): `fwgen check` FW007.
     repeated: tuple[str, ...] = Field(default=(), exclude=True)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The action and connlimit only where a rule has them (digests stay as they were)."""
+        data: dict[str, Any] = handler(self)
+        return {
+            k: v
+            for k, v in data.items()
+            if (k, v) not in (("action", "accept"), ("connlimit", None))
+        }
 
     def published(self) -> bool:
         """Whether the rule also admits connections DNATed to containers: TCP and UDP
@@ -202,10 +224,16 @@ class Policy(_Frozen):
     containers: Literal["docker", "podman"] | None = None
     # iptables: fwgen's own chains, loaded with --noflush, beside other programs' chains.
     coexist: bool = False
+    # What the default inbound policy answers (`options.refuse`), and to whom (an
+    # AddressSet's name; None: every source).
+    refuse: Literal["drop", "reject"] = "drop"
+    refuse_from: str | None = None
     sets: tuple[AddressSet, ...] = ()
     # The interface groups the rules name; their interfaces are in the rules themselves.
     interface_groups: tuple[InterfaceGroup, ...] = Field(default=(), exclude=True)
     rules: tuple[Rule, ...] = ()
+    # Drop and reject rules, evaluated before `rules` (`fwgen.policy.denies`).
+    denies: tuple[Rule, ...] = ()
 
     @functools.cached_property
     def sets_by_name(self) -> dict[str, AddressSet]:
@@ -283,7 +311,7 @@ class Policy(_Frozen):
         included: equal digests, equal rulesets. The container options count only when
         set, so hosts without containers keep their digests."""
         unset: dict[str, Any] = {
-            name: True for name in ("containers", "coexist") if not getattr(self, name)
+            name: True for name in OPTIONAL if getattr(self, name) == OPTIONAL[name]
         }
         # rules on every interface keep the digests they had before rules had interfaces
         anywhere = {i: {"interfaces"} for i, r in enumerate(self.rules) if not r.interfaces}
@@ -309,11 +337,19 @@ class Policy(_Frozen):
                     r.limit.model_dump() if r.limit else None,
                     r.log,
                     *([list(r.interfaces)] if r.interfaces else []),
+                    # what rules had not before denies and caps counts only where present
+                    *([r.action] if r.action != "accept" else []),
+                    *([f"connlimit {r.connlimit}"] if r.connlimit else []),
                 ]
             )
-            for r in self.rules
+            for r in (*self.rules, *self.denies)
         )
-        admitted = {"settings": {name: self.setting(name) for name in SETTINGS}, "rules": rules}
+        # refuse counts only when set, so other profiles keep their digests
+        settings = {name: self.setting(name) for name in SETTINGS if name != "refuse"}
+        admitted: dict[str, Any] = {"settings": settings, "rules": rules}
+        if self.refuse != "drop":
+            refused = self.address_set(self.refuse_from) if self.refuse_from else None
+            admitted["refuse"] = [self.refuse, refused and [*refused.ipv4, *refused.ipv6]]
         return hashlib.sha256(json.dumps(admitted, sort_keys=True).encode()).hexdigest()
 
 
@@ -334,115 +370,3 @@ def set_hint(name: str) -> str:
 
 def few(addresses: list[str]) -> str:
     return ", ".join(addresses[:3]) + (f" +{len(addresses) - 3} more" if len(addresses) > 3 else "")
-
-
-def _placeholder_rules(policy: Policy, inline: bool) -> list[Rule]:
-    """Rules that admit no one: their sources are only documentation addresses or an
-    empty network; those written in the rule itself (*inline*) or those from a network."""
-    return [
-        rule
-        for rule in policy.rules
-        if rule.remote is not None
-        and (
-            (not rule.families and not rule.idle())
-            # on an empty interface group: its sources still need setting
-            or policy.placeholder_sources(
-                rule.model_copy(update={"families": FAMILIES}) if rule.idle() else rule
-            )
-        )
-        and (policy.address_set(rule.remote).origin == rule.origin) == inline
-    ]
-
-
-def placeholder_networks(policy: Policy) -> list[str]:
-    """The networks a user must give addresses (``--set``) before the ruleset admits anyone
-    through the rules that use them: placeholders or empty."""
-    return sorted({rule.remote or "" for rule in _placeholder_rules(policy, inline=False)})
-
-
-def _by_network(rules: list[Rule]) -> dict[str, list[Rule]]:
-    by_set: dict[str, list[Rule]] = {}
-    for rule in rules:
-        by_set.setdefault(rule.remote or "", []).append(rule)
-    return by_set
-
-
-def _names(rules: list[Rule], verb: str) -> str:
-    """``ssh admits`` or ``ssh, sftp admit``: the rules' names and *verb* agreeing."""
-    names = sorted({r.name for r in rules})
-    return f"{', '.join(names)} {verb if len(names) == 1 else verb.removesuffix('s')}"
-
-
-def empty_networks(policy: Policy) -> list[str]:
-    """Rules that admit no one because every network they name is empty (`--set admins=`):
-    one line per network, naming the ``--set`` that fixes it."""
-    empty = [
-        rule
-        for rule in policy.rules
-        if rule.remote is not None and not rule.families and not rule.idle()
-    ]
-    out = []
-    for name, rules in _by_network(empty).items():
-        found = policy.address_set(name)
-        if found.origin == rules[0].origin:  # a list written in the rule, of empty networks
-            out.append(
-                f"{rules[0].name} ({rules[0].origin}) matches nothing: every network it names "
-                "is empty; give them addresses or remove the rule"
-            )
-        else:
-            out.append(
-                f"network '{name}' ({found.origin}) is empty, so {_names(rules, 'matches')} "
-                f"nothing; give its addresses with {set_hint(name)} (in a manifest, `set:`)"
-            )
-    return out
-
-
-def empty_groups(policy: Policy, placeholder: bool) -> list[str]:
-    """Rules that admit no one because an interface group they are on is empty: as the
-    profile wrote it (*placeholder*, a portable profile waiting for the host's names), or
-    as a site set it (``--set private=`` with an unset variable)."""
-    out = []
-    for group in policy.interface_groups:
-        rules = [r for r in policy.rules if group.name in r.on and r.idle()]
-        if not group.interfaces and rules and group.placeholder == placeholder:
-            out.append(
-                f"interface group '{group.name}' ({group.origin}) is empty, so "
-                f"{_names(rules, 'admits')} no one; give the host's interfaces with "
-                f"--set {group.name}=IFACE[,IFACE...] (in a manifest, `set:`)"
-            )
-    return out
-
-
-def placeholder_warnings(policy: Policy) -> list[str]:
-    """Rules that admit no one, because their sources are only documentation addresses
-    (placeholders) or an empty network: applied remotely as it is, such a ruleset can lock
-    the admin out. One warning per network, naming the ``--set`` that fixes it."""
-    out = [
-        f"{rule.name} ({rule.origin}) admits only documentation addresses "
-        f"({few(policy.placeholder_sources(rule))}), placeholders that match no real "
-        "host; write the real ones in the profile"
-        for rule in _placeholder_rules(policy, inline=True)
-        if rule.families
-    ]
-    placeholders = [r for r in _placeholder_rules(policy, inline=False) if r.families]
-    for name, rules in _by_network(placeholders).items():
-        found = policy.address_set(name)
-        used = {a for r in rules for a in policy.placeholder_sources(r)}
-        # in the set's order; the rules may use one family of a mixed set
-        shown = few([a for a in (*found.ipv4, *found.ipv6) if a in used])
-        out.append(
-            f"network '{name}' ({found.origin}): {_names(rules, 'admits')} only "
-            f"its documentation addresses ({shown}), placeholders that match no real "
-            f"host; give the real ones with {set_hint(name)} (in a manifest, `set:`)"
-        )
-    out += empty_networks(policy) + empty_groups(policy, True) + empty_groups(policy, False)
-    return list(dict.fromkeys(out))  # a rule may be one per protocol
-
-
-def policy_warnings(policy: Policy) -> list[str]:
-    """What deserves a warning whatever the target: address lists that add up to a whole
-    family, and rules that admit no one (`placeholder_warnings`)."""
-    return [
-        *(whole_family_warning(*w) for w in policy.whole_family_sets()),
-        *placeholder_warnings(policy),
-    ]

@@ -147,7 +147,7 @@ class Networks:
         return found
 
     def address_set(
-        self, peers: list[str], label: str, where: Located[Any], key: str
+        self, peers: list[str], label: str, where: Located[Any], key: str | int
     ) -> str | None:
         """The name of the set holding *peers* (None for any), created on first use."""
         if peers == ["any"]:

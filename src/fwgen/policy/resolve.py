@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fwgen.errors import FwgenError, ResolveError, did_you_mean, raise_collected
+from fwgen.policy import denies
 from fwgen.policy.accepted import Accepted, accepted_for
 from fwgen.policy.clienthost import dhcp_rules, multicast_replies
 from fwgen.policy.interfaces import Interfaces, split_overrides
@@ -31,7 +32,8 @@ from fwgen.profile.portdb import Catalogue, Service, catalogue
 from fwgen.read.paths import Boundary, Origins
 
 PING_LIMIT = Limit(rate=5, unit="second", burst=5)
-PROTO_ORDER = {"icmp": 0, "icmpv6": 1, "tcp": 2, "udp": 3, "sctp": 4, "esp": 5, "ah": 6, "gre": 7}
+PROTOCOLS = ("icmp", "icmpv6", "tcp", "udp", "sctp", "esp", "ah", "gre")
+PROTO_ORDER = {"all": -1} | {proto: n for n, proto in enumerate(PROTOCOLS)}  # all: a deny
 
 
 def resolve_profile(
@@ -89,18 +91,23 @@ class _Resolver:
         self.networks = Networks(merged, networks, set_at, self.errors)
         self.interfaces = Interfaces(merged, groups, set_at, self.errors)
         self.options = Options(**{k: v.value for k, v in merged.options.items()})
+        self.spec_connlimit: int | None = None
 
     # rules --------------------------------------------------------------
 
     def rules(self, where: Located[InboundRule] | Located[OutboundRule]) -> list[Rule]:
         spec = where.value
+        self.spec_connlimit = spec.connlimit
         if isinstance(spec, InboundRule):
             direction, peers, key = "in", spec.from_, "from"
         else:
             direction, peers, key = "out", spec.to, "to"
         label = spec.name or (spec.service[0] if spec.service else "icmp")
+        if spec.action != "allow" and not spec.kinds():
+            label = spec.name or spec.action
         remote = self.networks.address_set(peers, f"{label}_{key}", where, key)
         base: dict[str, Any] = {
+            "action": denies.VERDICTS[spec.action],
             "direction": direction,
             "remote": remote,
             "limit": Limit(
@@ -197,6 +204,10 @@ class _Resolver:
                         local=self._host(where),
                     )
                 )
+        everything = denies.every_protocol(where)
+        if everything is not None:
+            out.append(self._rule(base, **everything, local=self._host(where)))
+        self.errors += denies.connlimit_errors(where, out)
         for rule in out:
             source_set = self.networks.sets.get(rule.remote or "")
             if (
@@ -260,7 +271,8 @@ class _Resolver:
         if local:
             families &= {"ipv4" if ipaddress.ip_network(a).version == 4 else "ipv6" for a in local}
         ordered: tuple[Family, ...] = tuple(f for f in FAMILIES if f in families)
-        return Rule(**{**base, **fields}, local=local, families=ordered)
+        connlimit = self.spec_connlimit if fields["proto"] == "tcp" else None
+        return Rule(**{**base, **fields}, local=local, families=ordered, connlimit=connlimit)
 
     def builtin_rules(self) -> list[Rule]:
         out = []
@@ -369,8 +381,12 @@ class _Resolver:
                     (rule.origin,) if rule.origin not in (kept.origin, *kept.repeated) else ()
                 )
                 unique[key] = kept.model_copy(update={"accepted": accepted, "repeated": repeated})
-        ordered = sorted(unique.values(), key=_rule_order)
-        used = {r.remote for r in ordered if r.remote}
+        allows, denied = denies.split(sorted(unique.values(), key=_rule_order))
+        refuse_from = self._refuse_from()
+        self.errors += denies.whole_family_denies(denied, self.networks.sets)
+        self.errors += denies.container_errors(self.merged.options, denied, allows)
+        raise_collected(self.errors)
+        used = {r.remote for r in (*allows, *denied) if r.remote} | {refuse_from}
         opts = self.options
         return Policy(
             profile=self.merged.name,
@@ -388,14 +404,29 @@ class _Resolver:
             address=opts.address,
             limit_prefix_v4=opts.limit_prefix_v4,
             limit_prefix_v6=opts.limit_prefix_v6,
+            refuse=opts.refuse,
+            refuse_from=refuse_from,
             sets=tuple(
                 sorted(
                     (s for s in self.networks.sets.values() if s.name in used), key=lambda s: s.name
                 )
             ),
             interface_groups=self.interfaces.used_groups(),
-            rules=tuple(ordered),
+            rules=tuple(allows),
+            denies=tuple(denied),
         )
+
+    def _refuse_from(self) -> str | None:
+        """The address set ``options.refuse_from`` names (None: every source)."""
+        where = self.merged.options.get("refuse_from")
+        if where is None or self.options.refuse_from is None:
+            return None
+        if self.options.refuse != "reject":
+            self.errors.append(
+                where.error("refuse_from needs refuse: reject; leave it out", kind=ResolveError)
+            )
+            return None
+        return self.networks.address_set(list(where.value), "refuse_from", where, 0)
 
 
 def _rule_order(rule: Rule) -> tuple[Any, ...]:

@@ -38,6 +38,8 @@ CODES: dict[str, tuple[Level, str]] = {
     "FW018": ("warning", "loopback: false drops what programs on this host send each other"),
     "FW019": ("warning", "A rule's interface group is empty, so it matches nothing"),
     "FW020": ("warning", "A rule is on an interface the profile names nowhere else"),
+    "FW021": ("warning", "An allow rule is dead: a deny or reject rule blocks all it admits"),
+    "FW022": ("warning", "A deny rule blocks nothing that a rule would admit"),
 }
 # About the whole profile, not one rule
 HOST_CODES = ("FW006", "FW009", "FW011", "FW014", "FW015", "FW016", "FW017", "FW018")

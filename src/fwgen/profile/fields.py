@@ -141,3 +141,19 @@ def looks_like_address(text: str) -> bool:
 def check_address(text: str) -> None:
     """Refuse an address or CIDR that `parse_network` would not take (with its reason)."""
     parse_network(text)
+
+
+def check_peers(value: list[str]) -> list[str]:
+    """`any`, addresses, CIDRs or network names: a rule's `from:`/`to:`."""
+    if not value:
+        raise ValueError("an empty list matches nothing; leave the key out to mean any")
+    for item in value:
+        if not isinstance(item, str):
+            raise ValueError(f"invalid address or network name {item!r}")
+        if item != "any" and looks_like_address(item):
+            check_address(item)
+        elif item != "any" and not NAME_RE.fullmatch(item):
+            raise ValueError(f"invalid network name {item!r}")
+    if "any" in value and len(value) > 1:
+        raise ValueError("'any' cannot be combined with other sources")
+    return value

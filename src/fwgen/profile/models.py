@@ -29,6 +29,7 @@ from fwgen.errors import printable
 from fwgen.profile.accept import parse_accept
 from fwgen.profile.addresses import parse_network
 from fwgen.profile.codes import acceptable_codes
+from fwgen.profile.deny import MAX_CONNLIMIT, Action, action_problem, every_protocol_from_any
 from fwgen.profile.fields import (
     ADDRESS_SCHEMA,
     IFACE_SCHEMA,
@@ -46,6 +47,7 @@ from fwgen.profile.fields import (
     check_address,
     check_interface,
     check_interfaces,
+    check_peers,
     check_protocols,
     check_text,
     listify,
@@ -160,6 +162,12 @@ class RuleSpec(BaseModel):
         description="the rule's name in the output (required with `port`)",
         json_schema_extra={"pattern": f"^{RULE_NAME_RE.pattern}$"},
     )
+    action: Action = Field(
+        default="allow",
+        description="allow (the default); deny: dropped silently; reject: refused (TCP RST, "
+        "ICMP unreachable). Deny and reject rules come before every allow rule; one without "
+        "service, port or ICMP blocks every protocol from its sources",
+    )
     interface: Annotated[
         list[str],
         BeforeValidator(listify),
@@ -170,6 +178,12 @@ class RuleSpec(BaseModel):
         ),
     ] = []
     limit: Limit | None = None
+    connlimit: StrictInt | None = Field(
+        default=None,
+        description="at most N concurrent TCP connections from each source (an address, or a "
+        "prefix: options.limit_prefix_v4/_v6); more are refused with a TCP RST",
+        json_schema_extra={"minimum": 1, "maximum": MAX_CONNLIMIT},
+    )
     log: bool = Field(default=False, description="log each accepted new connection")
     comment: str | None = Field(
         default=None, description="free text, one line", json_schema_extra={"maxLength": MAX_TEXT}
@@ -232,13 +246,32 @@ class RuleSpec(BaseModel):
         or port: `fwgen.profile.accept.parse_accept`."""
         return parse_accept(value, [*info.data.get("service", []), *info.data.get("port", [])])
 
-    @model_validator(mode="after")
-    def _one_kind(self) -> RuleSpec:
+    @field_validator("connlimit")
+    @classmethod
+    def _connlimit(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= MAX_CONNLIMIT:
+            raise ValueError(f"connlimit must be 1 to {MAX_CONNLIMIT}, connections per source")
+        return value
+
+    def kinds(self) -> list[str]:
+        """What the rule matches: service, port, protocol, icmp (none: a deny of every
+        protocol)."""
         kinds = [k for k in ("service", "port", "protocol") if getattr(self, k)]
         if self.icmp or self.icmpv6:
             kinds.append("icmp")
-        if len(kinds) != 1:
+        return kinds
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> RuleSpec:
+        kinds = self.kinds()
+        if len(kinds) > 1:
             raise ValueError("a rule needs exactly one of: service, port, protocol, icmp/icmpv6")
+        problem = action_problem(self, kinds)
+        for key, field in (("from", "from_"), ("to", "to")):  # InboundRule's or OutboundRule's
+            if not problem and hasattr(self, field):
+                problem = every_protocol_from_any(self, kinds, getattr(self, field), key)
+        if problem:
+            raise ValueError(problem)
         if self.port and not self.name:
             raise ValueError("a rule with `port` needs a `name` (it becomes the rule's comment)")
         return self
@@ -269,21 +302,6 @@ Peers = Annotated[
 ]
 
 
-def _check_peers(value: list[str]) -> list[str]:
-    if not value:
-        raise ValueError("an empty list matches nothing; leave the key out to mean any")
-    for item in value:
-        if not isinstance(item, str):
-            raise ValueError(f"invalid address or network name {item!r}")
-        if item != "any" and looks_like_address(item):
-            check_address(item)
-        elif item != "any" and not NAME_RE.fullmatch(item):
-            raise ValueError(f"invalid network name {item!r}")
-    if "any" in value and len(value) > 1:
-        raise ValueError("'any' cannot be combined with other sources")
-    return value
-
-
 def _check_host_addresses(value: list[str]) -> list[str]:
     """The host's own addresses a rule is for: single addresses, parsed strictly."""
     if not value:
@@ -309,7 +327,7 @@ class InboundRule(RuleSpec):
     @field_validator("from_")
     @classmethod
     def _peers(cls, value: list[str]) -> list[str]:
-        return _check_peers(value)
+        return check_peers(value)
 
     @field_validator("host")
     @classmethod
@@ -325,7 +343,7 @@ class OutboundRule(RuleSpec):
     @field_validator("to")
     @classmethod
     def _peers(cls, value: list[str]) -> list[str]:
-        return _check_peers(value)
+        return check_peers(value)
 
 
 def _check_network_entry(item: Any) -> Any:

@@ -3,11 +3,20 @@ descriptions, which an editor shows). Unset options inherit from the extended pr
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+)
 
 from fwgen.profile.addresses import PREFIX_BITS
+from fwgen.profile.fields import ADDRESS_SCHEMA, NAME_SCHEMA, check_peers, listify, one_or_many
 
 
 class Options(BaseModel):
@@ -75,6 +84,34 @@ class Options(BaseModel):
         "Docker, fail2ban or libvirt instead of replacing the filter table (default: on with "
         "`containers`)",
     )
+
+    # What the default inbound policy does with a connection no rule admits: drop it
+    # silently, or refuse it (TCP RST, ICMP port unreachable or administratively
+    # prohibited), rate-limited so that the host cannot be made a reflector.
+    refuse: Literal["drop", "reject"] = Field(
+        default="drop",
+        description="what inbound connections no rule admits get: drop (silence) or reject "
+        "(TCP RST, ICMP port unreachable / administratively prohibited, at most "
+        "20/second, the rest dropped), so clients fail fast; see refuse_from",
+    )
+    refuse_from: Annotated[
+        list[str] | None,
+        BeforeValidator(listify),
+        one_or_many(
+            {"anyOf": [ADDRESS_SCHEMA, NAME_SCHEMA]},
+            "with refuse: reject, reject only these sources (networks, addresses); others "
+            "are dropped silently (default: every source)",
+        ),
+    ] = None
+
+    @field_validator("refuse_from")
+    @classmethod
+    def _refuse_from(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if "any" in value:
+            raise ValueError("leave refuse_from out to reject every source")
+        return check_peers(value)
 
     @field_validator("limit_prefix_v4", "limit_prefix_v6")
     @classmethod

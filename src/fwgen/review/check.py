@@ -16,6 +16,7 @@ from fwgen.policy.ir import FAMILIES, Policy, Rule, few, set_hint, whole_family_
 from fwgen.profile.codes import CODES, Level
 from fwgen.profile.portdb import Catalogue
 from fwgen.review import netneeds
+from fwgen.review.denycheck import deny_problems
 from fwgen.review.oninterfaces import empty_group_message, lone_interfaces, lone_message
 from fwgen.review.shadows import Shadows
 
@@ -105,6 +106,9 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
         if rule.direction == "in" and rule.proto in ("tcp", "udp"):
             found = _service_findings(policy, rule, ports) + found
         findings += _accepted(rule, found)
+    for problem in deny_problems(policy):
+        found = [_finding(problem.code, problem.message, problem.rule, problem.location)]
+        findings += _accepted(problem.rule, found) if problem.code == "FW021" else found
     top = f"{policy.files[-1]}:1"
     findings += [
         _finding(

@@ -7,13 +7,14 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
+from fwgen.policy.denies import VERBS
 from fwgen.policy.ir import SECONDS, Policy, Rule, few, interfaces_within
 from fwgen.profile.portdb import Catalogue
 from fwgen.review.check import Finding, check_policy
 from fwgen.review.explain import SETTINGS, rule_row, shown_value
 
 # What a rule admits, compared between the two sides (`_key` pairs the rules up first).
-COMPARED = ("ports", "sources", "host", "interfaces", "families", "limit", "log")
+COMPARED = ("ports", "sources", "host", "interfaces", "families", "limit", "connlimit", "log")
 # How wide each value of a setting is, a bigger number admitting more. None: either may
 # admit what the other does not (coexist keeps or drops other programs' chains, which
 # may accept, like Docker's, or refuse, like fail2ban's bans).
@@ -29,8 +30,12 @@ WIDTH: dict[str, Callable[[Any], int] | None] = {
     "containers": lambda value: int(value is None),  # published ports left to the engine
     "coexist": None,
     "log_drops": None,
+    "refuse": None,  # reject or drop: what is refused is not admitted either way
 }
-ADMITS_NOTHING = ("log_drops",)  # settings that change what is logged, not what is admitted
+ADMITS_NOTHING = (
+    "log_drops",
+    "refuse",
+)  # settings that change what is logged, not what is admitted
 Rows = dict[tuple[str, str, str], list[dict[str, Any]]]
 
 
@@ -51,6 +56,7 @@ def _entry(row: dict[str, Any], findings: list[Finding]) -> dict[str, Any]:
             "interfaces",
             "families",
             "limit",
+            "connlimit",
             "log",
             "risk",
             "exposure",
@@ -100,15 +106,24 @@ def _pace_within(inner: tuple[float, int] | None, outer: tuple[float, int] | Non
     return inner is not None and inner[0] <= outer[0] and inner[1] <= outer[1]
 
 
+def _cap_within(inner: int | None, outer: int | None) -> bool:
+    """Whether a connection cap admits no more than another (None: no cap)."""
+    return outer is None or (inner is not None and inner <= outer)
+
+
 def _verdict(before: dict[str, Any], after: dict[str, Any]) -> tuple[str, bool]:
     """widened, narrowed or changed: what the new rule admits against the old one; and
     whether it admits anything the old one did not."""
     keys = ("sources", "host", "interfaces", "ports", "families")
-    wider = not all(_within(after[k], before[k], k) for k in keys) or not _pace_within(
-        after["pace"], before["pace"]
+    wider = (
+        not all(_within(after[k], before[k], k) for k in keys)
+        or not _pace_within(after["pace"], before["pace"])
+        or not _cap_within(after["connlimit"], before["connlimit"])
     )
-    narrower = not all(_within(before[k], after[k], k) for k in keys) or not _pace_within(
-        before["pace"], after["pace"]
+    narrower = (
+        not all(_within(before[k], after[k], k) for k in keys)
+        or not _pace_within(before["pace"], after["pace"])
+        or not _cap_within(before["connlimit"], after["connlimit"])
     )
     return ("changed" if wider == narrower else "widened" if wider else "narrowed"), wider
 
@@ -244,6 +259,7 @@ def diff_policies(
                     "after": after,
                 }
             )
+    result["blocks"], result["unblocks"] = _denies(old, new)
     result["findings"] = [
         {"location": f.location, "level": f.level, "code": f.code, "message": f.message}
         for location, found in new_findings.items()
@@ -253,15 +269,38 @@ def diff_policies(
     return result
 
 
+def _blocked(policy: Policy, rule: Rule) -> str:
+    """What a deny or reject rule blocks, in words: ``reject 22/tcp from 10.0.0.0/8 [ipv4]``."""
+    ports = ",".join(map(str, rule.ports)) or ",".join(rule.icmp_types)
+    what = f"{ports}/{rule.proto}" if ports else "every protocol"
+    way = "from" if rule.direction == "in" else "to"
+    sources = policy.remote_addresses(rule) or ["any"]
+    return f"{VERBS[rule.action]} {what} {way} {few(sources)} [{'+'.join(rule.families)}]"
+
+
+def _denies(old: Policy, new: Policy) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(what the new side now blocks, what it no longer blocks), deny by deny."""
+    before = {_blocked(old, r): r for r in old.denies}
+    after = {_blocked(new, r): r for r in new.denies}
+    return (
+        [{"blocks": text, "origin": after[text].origin} for text in sorted(after.keys() - before)],
+        [{"blocks": text, "origin": before[text].origin} for text in sorted(before.keys() - after)],
+    )
+
+
 def changes(result: dict[str, list[dict[str, Any]]]) -> bool:
     """Whether anything admitted changed (new findings alone are no change)."""
-    return any(result[k] for k in ("settings", "added", "removed", "changed"))
+    keys = ("settings", "added", "removed", "changed", "blocks", "unblocks")
+    return any(result.get(k) for k in keys)
 
 
 def widens(result: dict[str, list[dict[str, Any]]]) -> bool:
-    """Whether the diff lets anything more in: a rule opened or widened, or a setting."""
-    return bool(result["added"]) or any(
-        c["widens"] for c in (*result["changed"], *result["settings"])
+    """Whether the diff lets anything more in: a rule opened or widened, a deny gone, or
+    a setting."""
+    return (
+        bool(result["added"])
+        or bool(result.get("unblocks"))
+        or any(c["widens"] for c in (*result["changed"], *result["settings"]))
     )
 
 
@@ -274,6 +313,7 @@ def _describe(entry: dict[str, Any]) -> str:
         host += f" on interface {', '.join(entry['interfaces']) or 'none (an empty group)'}"
     extra = f" (risk {entry['risk']}, {entry['exposure']})" if entry["risk"] else ""
     limit = f", limit {entry['limit']}" if entry["limit"] else ""
+    limit += f", connlimit {entry['connlimit']}" if entry.get("connlimit") else ""
     log = ", logged" if entry["log"] else ""
     return (
         f"{entry['service']} {ports}/{entry['protocol']} {way} {srcs}{host} "
@@ -307,6 +347,13 @@ def as_text(result: dict[str, list[dict[str, Any]]], markdown: bool = False) -> 
             f"{'  ' if markdown else '    '}{'→' if markdown else '->'} {_describe(entry['after'])}"
         )
         lines += [f"{sub}{f}" for f in entry["after"]["findings"]]
+    lines += [
+        f"{verb('now blocks', '-')} {e['blocks']} ({e['origin']})" for e in result.get("blocks", [])
+    ]
+    lines += [
+        f"{verb('no longer blocks', '+')} {e['blocks']} ({e['origin']})"
+        for e in result.get("unblocks", [])
+    ]
     lines += [
         f"{verb('new finding', '!')} {f['location']}: {f['level']} {f['code']}: {f['message']}"
         for f in result["findings"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fwgen.policy.denies import deny_title
 from fwgen.policy.ir import Policy, Rule
 from fwgen.profile.portdb import Catalogue
 
@@ -56,6 +57,10 @@ SETTINGS: dict[str, Callable[[Any], str]] = {
         "iptables: the filter table is replaced, other programs' chains with it",
     ),
     "log_drops": _either("dropped packets are logged", "dropped packets are not logged"),
+    "refuse": {
+        "drop": "what no rule admits is dropped in silence",
+        "reject": "what no rule admits is refused (TCP RST, ICMP unreachable), 20/second",
+    }.__getitem__,
 }
 
 
@@ -86,6 +91,7 @@ def rule_row(policy: Policy, rule: Rule, ports: Catalogue) -> dict[str, Any]:
         "on": list(rule.on),
         "families": list(rule.families),
         "limit": str(rule.limit) if rule.limit else None,
+        "connlimit": rule.connlimit,
         "log": rule.log,
         "risk": service.risk if service else None,
         "exposure": service.exposure if service else None,
@@ -94,10 +100,15 @@ def rule_row(policy: Policy, rule: Rule, ports: Catalogue) -> dict[str, Any]:
 
 
 def explain(policy: Policy, ports: Catalogue) -> dict[str, list[dict[str, Any]]]:
-    return {
+    out = {
         "settings": settings(policy),
         "rules": [rule_row(policy, rule, ports) for rule in policy.rules],
     }
+    if policy.denies:  # evaluated before the rules
+        out["denies"] = [
+            {**rule_row(policy, rule, ports), "service": deny_title(rule)} for rule in policy.denies
+        ]
+    return out
 
 
 def shown_value(value: Any) -> str:
@@ -127,7 +138,13 @@ def table_rows(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
             short(r["host"]),
             _on(r, short),
             "+".join(f.replace("ipv", "v") for f in r["families"]) or "none",
-            r["limit"] or "-",
+            " ".join(
+                [
+                    *([r["limit"]] if r["limit"] else []),
+                    *([f"max {r['connlimit']}"] if r["connlimit"] else []),
+                ]
+            )
+            or "-",
             r["risk"] or "-",
             r["exposure"] or "-",
             r["origin"],

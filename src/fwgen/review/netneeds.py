@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fwgen.policy.ir import Policy, Rule, empty_groups, empty_networks, policy_warnings
+from fwgen.policy.ir import Policy, Rule
+from fwgen.policy.placeholders import empty_groups, empty_networks, policy_warnings
 from fwgen.profile.addresses import parse_network
 
 # What IPv6 needs from the link: neighbour solicitations and advertisements (IPv6's

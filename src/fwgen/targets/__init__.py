@@ -23,6 +23,7 @@ class RenderOptions:
 
     flush_ruleset: bool = False
     strict: bool = False
+    sets_only: bool = False  # only the blocklists' contents (`fwgen.targets.blocklists`)
 
 
 @dataclass
@@ -71,10 +72,10 @@ def refuse_what_the_target_lacks(policy: Policy, target: Target) -> None:
     """An error for the first rule whose protocol or interfaces *target* cannot express:
     leaving the protocol or the interface out would open more than the profile says,
     dropping the rule would be silent."""
-    for rule in policy.rules:
+    for rule in (*policy.rules, *policy.denies):
         if not rule.families:
             continue
-        if rule.proto not in target.protocols:
+        if rule.proto not in (*target.protocols, "all"):  # all: a deny (deny/reject below)
             raise RenderError(
                 f"{target.name}: {rule.name} ({rule.origin}) opens {rule.proto.upper()}, which "
                 f"{target.title.split(' (')[0]} cannot express{target.protocol_note}; use "
@@ -86,6 +87,32 @@ def refuse_what_the_target_lacks(policy: Policy, target: Target) -> None:
                 f"({', '.join(rule.interfaces)}), which this target cannot express yet; use "
                 "nftables, iptables, ufw or windows"
             )
+
+
+def refuse_what_the_target_does_not_know(
+    policy: Policy, target: Target, options: RenderOptions
+) -> None:
+    """A target that does not declare deny and reject rules, ``refuse: reject``, caps or
+    ``--sets-only`` (in its capabilities) would render without them: an error instead."""
+    used = {
+        "deny/reject": "deny and reject rules"
+        if policy.denies
+        else "refuse: reject"
+        if policy.refuse != "drop"
+        else "",
+        "connlimit": "connlimit" if any(r.connlimit for r in policy.rules) else "",
+    }
+    for capability, what in used.items():
+        if what and capability not in target.capabilities:
+            raise RenderError(
+                f"{target.name}: {what} cannot be expressed by this target yet; use nftables, "
+                "iptables or ufw, or leave it out"
+            )
+    if options.sets_only and not target.sets_only:
+        raise RenderError(
+            f"{target.name}: --sets-only cannot be expressed: it has no sets of its own to "
+            "update; render the whole ruleset"
+        )
 
 
 class TargetModule(Protocol):
@@ -102,6 +129,8 @@ class Target:
     protocols: tuple[str, ...] = BASIC_PROTOCOLS
     protocol_note: str = ""  # why the others cannot be expressed
     interfaces: bool = False  # whether a rule can be limited to interfaces
+    # Whether `render --sets-only` writes the blocklists alone (`targets.blocklists`).
+    sets_only: bool = False
 
     def module(self) -> TargetModule:
         module: Any = importlib.import_module(f"fwgen.targets.{self.name}")
@@ -117,6 +146,7 @@ TARGETS: dict[str, Target] = {
             files=("fwgen.nft",),
             protocols=EVERY_PROTOCOL,
             interfaces=True,
+            sets_only=True,
             capabilities={
                 "families": "ipv4+ipv6 in one inet table",
                 "port ranges/lists": "yes (anonymous sets)",
@@ -133,6 +163,9 @@ TARGETS: dict[str, Target] = {
                 "containers": "yes: published ports and connections routed straight to a "
                 "container, in a forward chain of fwgen's table ahead of the engine's "
                 "(priority filter - 10)",
+                "deny/reject": "yes (before the allows; reject: RST or ICMP, one 20/second budget)",
+                "blocklists": "yes (named sets; --sets-only: flush and refill in one transaction)",
+                "connlimit": "yes (ct count over, per source or prefix, 65,535 sources)",
             },
         ),
         Target(
@@ -142,6 +175,7 @@ TARGETS: dict[str, Target] = {
             protocols=EVERY_PROTOCOL,
             interfaces=True,
             family_files={"ipv4": "rules.v4", "ipv6": "rules.v6"},
+            sets_only=True,
             capabilities={
                 "families": "ipv4 and ipv6 in two files, both always default-deny",
                 "port ranges/lists": "yes (multiport, 15 ports a rule, split beyond)",
@@ -158,6 +192,9 @@ TARGETS: dict[str, Target] = {
                 "containers": "yes: published ports and connections routed straight to a "
                 "container, in fwgen's own FWGEN-CONTAINERS, jumped to first from DOCKER-USER "
                 "(Podman: FORWARD) on every load; drop and return only (coexist, --noflush)",
+                "deny/reject": "yes (before the allows; REJECT, 20/second per rule)",
+                "blocklists": "yes (always ipsets; --sets-only: ipset swap)",
+                "connlimit": "yes (connlimit, per source or prefix)",
             },
         ),
         Target(
@@ -182,6 +219,9 @@ TARGETS: dict[str, Target] = {
                 "containers": "docker: fwgen's own FWGEN-CONTAINERS in its block of "
                 "after.rules/after6.rules, jumped to first from DOCKER-USER; ufw-docker's "
                 "section refused; podman refused",
+                "deny/reject": "yes (fwgen's block of before.rules, new connections only)",
+                "blocklists": "up to 1,000 addresses (one rule each; no sets, no --sets-only)",
+                "connlimit": "yes (connlimit in fwgen's block of before.rules)",
             },
         ),
         Target(
@@ -204,6 +244,9 @@ TARGETS: dict[str, Target] = {
                 "outbound deny": "yes",
                 "forward policy": "not filtered by these rules (accept warned)",
                 "containers": "not applicable (warned): published ports are Windows NAT's",
+                "deny/reject": "deny: block rules; reject: a silent block (warned)",
+                "blocklists": "yes (-RemoteAddress lists, 1,000 a rule; no --sets-only)",
+                "connlimit": "no: rendered without the cap, warned",
             },
         ),
     )

@@ -19,7 +19,16 @@ from fwgen.profile.fields import PORTLESS
 from fwgen.profile.icmp import ICMP_TYPES, ICMPV6_TYPES, hop_limit
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
 from fwgen.targets import coexist as coexist_chains
+from fwgen.targets.blocklists import blocklist_sets, need_blocklists, updatable_denies
 from fwgen.targets.hashlimits import Meter, expiry_warnings, limited_lines, meters, trackers
+from fwgen.targets.refusal import (
+    REFUSED,
+    Answer,
+    answers,
+    deny_label,
+    ipt_answer,
+    refused_sources,
+)
 from fwgen.targets.text import (
     DROP_LOG_LIMIT,
     ESTABLISHED,
@@ -69,6 +78,8 @@ def port_groups(ports: tuple[PortRange, ...]) -> list[list[str]]:
 
 def _proto_matches(rule: Rule, family: Family) -> list[str]:
     """The protocol part of each rule line: one per port group or ICMP type."""
+    if rule.proto == "all":
+        return [""]
     if rule.proto == "ah" and family == "ipv6":  # an extension header: -p never sees it
         return ["-m ah"]
     if rule.proto in PORTLESS:
@@ -160,13 +171,16 @@ IPSET_MAXELEM = 1 << 21
 
 
 def _ipsets(policy: Policy) -> list[dict[str, Any]]:
-    """The address sets, per family, that are too large for one rule per address."""
+    """The address sets, per family, that are too large for one rule per address, and
+    those of deny and reject rules, which `--sets-only` updates (`blocklists`)."""
     used = {r.remote for r in policy.rules if r.remote}
+    denied = blocklist_sets(policy)
     large = [
         (address_set, family)
         for address_set in policy.sets
         for family in FILES
-        if address_set.name in used and len(address_set.family(family)) > IPSET_FROM
+        if address_set.name in denied
+        or (address_set.name in used and len(address_set.family(family)) > IPSET_FROM)
     ]
     bases = ipset_names(s.name for s, _ in large)
     out = []
@@ -219,18 +233,57 @@ def rule_lines(
             for d in dests
             for p in ports
         ]
-    target = f"-j {verdict}"
-    label = rule.name + (f": {rule.comment}" if rule.comment else "")
+    targets = [ipt_answer(a, family, verdict) for a in answers(rule.proto, rule.action)]
+    label = deny_label(rule) if rule.action != "accept" else rule.name
+    if rule.action == "accept" and rule.comment:
+        label += f": {rule.comment}"
     comment = f" -m comment --comment {quoted(label, MAX_COMMENT)}"
     out = []
     for interface, remote, dest, proto in product(interfaces, remotes, locals_, protos):
-        match = f"-A {chain} {interface}{remote}{dest}{proto}"
+        match = f"-A {chain} {interface}{remote}{dest}{proto}".rstrip()
         prefix = quoted(f"fwgen {rule.direction} {rule.name}: ", 28)
         log = f"-j LOG --log-prefix {prefix}" if rule.log else ""
+        if rule.connlimit is not None:
+            out.append(f"{match}{cap_match(rule, family, policy)}{comment} {CAP_TARGET}")
         if meter is not None:
+            target = f"-j {targets[0][1]}"
             out += limited_lines(rule, family, policy, meter, match, comment, log, target)
-        else:
-            out += [f"{match}{comment} {t}" for t in (log, target) if t]
+            continue
+        if log:
+            out.append(f"{match}{comment} {log}")
+        out += [f"{match}{extra}{comment} -j {target}" for extra, target in targets]
+    return out
+
+
+CAP_TARGET = "-j REJECT --reject-with tcp-reset"
+
+
+def cap_match(rule: Rule, family: Family, policy: Policy) -> str:
+    """What finds a connection over a rule's cap (`Rule.connlimit`): new, from a source
+    (or its prefix, as the rate limits count) with that many open already."""
+    way = "saddr" if rule.direction == "in" else "daddr"
+    return (
+        f" -m conntrack --ctstate NEW -m connlimit --connlimit-above {rule.connlimit}"
+        f" --connlimit-mask {policy.limit_prefix(family)} --connlimit-{way}"
+    )
+
+
+def refusal_lines(policy: Policy, family: Family, chain: str) -> list[str]:
+    """The default's rejects (`options.refuse`), at the end of INPUT (`refusal`)."""
+    if policy.refuse != "reject":
+        return []
+    sources = refused_sources(policy, family)
+    comment = f" -m comment --comment {quoted(REFUSED, MAX_COMMENT)}"
+    out = []
+    for source in [""] if sources is None else [f" -s {a}" for a in sources]:
+        for proto, how in (
+            ("tcp", "tcp-reset"),
+            ("udp", "port-unreachable"),
+            ("", "admin-prohibited"),
+        ):
+            extra, target = ipt_answer(Answer(how, limited=True), family)
+            match = f" -p {proto}" if proto else ""
+            out.append(f"-A {chain}{source}{match}{extra}{comment} -j {target}")
     return out
 
 
@@ -248,7 +301,20 @@ def own_chains(policy: Policy) -> list[str]:
     return out + (list(CONTAINER_CHAINS) if policy.containers is not None else [])
 
 
+def _sets_only(policy: Policy) -> Build:
+    """The ``ipsets`` file of the blocklists alone: each filled and swapped in."""
+    names = need_blocklists(policy, "iptables")
+    ipsets = [s for s in _ipsets(policy) if s["key"][0] in names]
+    return Build(
+        files={
+            IPSET_FILE: OutputFile("ipsets.j2", {"sets": ipsets, "trackers": [], "sets_only": True})
+        }
+    )
+
+
 def build(policy: Policy, options: RenderOptions) -> Build:
+    if options.sets_only:
+        return _sets_only(policy)
     refuse_flushing_containers(policy, options, "iptables")
     warnings = expiry_warnings(policy)
     coexist = policy.coexist and not options.flush_ruleset
@@ -262,7 +328,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     in_ipsets = {s["key"]: s["name"] for s in ipsets}
     limits = trackers(policy)
     if ipsets or limits:
-        context = {"policy": policy, "sets": ipsets, "trackers": [t[2] for t in limits]}
+        context = {"sets": ipsets, "trackers": [t[2] for t in limits], "sets_only": False}
         files[IPSET_FILE] = OutputFile("ipsets.j2", context)
     names = meters(policy)
     forward = {"drop": "DROP", "accept": "ACCEPT", "ignore": "ACCEPT"}[policy.defaults.forward]
@@ -270,11 +336,16 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     names_of = coexist_chains.OWN_CHAINS if coexist else CHAINS
     for family, filename in FILES.items():
         chains: list[dict[str, Any]] = [
-            {"name": chain, "prologue": prologue(policy, direction, family, chain), "rules": []}
+            {
+                "name": chain,
+                "prologue": prologue(policy, direction, family, chain),
+                "rules": [],
+                "epilogue": refusal_lines(policy, family, chain) if direction == "in" else [],
+            }
             for direction, chain in names_of.items()
             if direction == "in" or output == "DROP"
         ]
-        for rule in policy.rules:
+        for rule in (*updatable_denies(policy), *policy.rules):
             if rule.families and family not in rule.families:
                 continue
             lines = rule_lines(
@@ -293,7 +364,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             chains[0 if rule.direction == "in" else 1]["rules"].append(entry)
         # FORWARD holds only the drop log: in coexist mode, never flushed, it would grow
         if forward == "DROP" and policy.defaults.forward != "ignore" and not coexist:
-            chains.append({"name": "FORWARD", "prologue": [], "rules": []})
+            chains.append({"name": "FORWARD", "prologue": [], "rules": [], "epilogue": []})
         containers: list[str] = []
         if coexist and policy.containers is not None:
             containers = coexist_chains.container_lines(

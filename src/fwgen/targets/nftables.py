@@ -6,13 +6,25 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from fwgen.policy.ir import PORTED, Direction, Family, Policy, Rule
+from fwgen.policy.ir import FAMILIES, PORTED, Direction, Family, Policy, Rule
 from fwgen.profile.addresses import PREFIX_BITS
 from fwgen.profile.fields import PORTLESS
 from fwgen.profile.icmp import hop_limit
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
+from fwgen.targets.blocklists import need_blocklists, set_families, updatable_denies
 from fwgen.targets.coexist import BRIDGES as ENGINE_BRIDGES
 from fwgen.targets.coexist import FROM_ENGINE, NOT_INTO_ENGINE
+from fwgen.targets.refusal import (
+    NFT_LIMIT,
+    REFUSED,
+    REJECT_BURST,
+    REJECT_RATE,
+    Answer,
+    answers,
+    deny_label,
+    nft_answer,
+    refused_sources,
+)
 from fwgen.targets.text import (
     DROP_LOG_RATE,
     ESTABLISHED,
@@ -211,15 +223,19 @@ def _protocol(
     return f"{rule.proto} type {elements(icmp_types)}"
 
 
-def _statements(rule: Rule, meter: str, policy: Policy, published: bool = False) -> list[str]:
-    """The nft match statements for one rule: one per family where the family must be named.
-    *published*: for connections DNATed to containers, matched on their original
-    destination address and port (DNAT rewrote both)."""
+def _statements(
+    rule: Rule, meter: str, policy: Policy, published: bool = False, cap: str = ""
+) -> list[str]:
+    """The nft statements for one rule, verdicts included: one per family where the family
+    must be named. *published*: for connections DNATed to containers, matched on their
+    original destination address and port (DNAT rewrote both). *cap*: the sets of the
+    rule's connection cap (`Rule.connlimit`), whose line comes before the accept."""
     if not rule.families:  # an empty network or interface group: nothing to admit
         return []
     peer, local = ("saddr", "daddr") if rule.direction == "in" else ("daddr", "saddr")
     original = "ct original " if published else ""
-    per_family = bool(rule.remote is not None or rule.limit is not None or rule.local)
+    verdicts = [nft_answer(a) for a in answers(rule.proto, rule.action)]
+    per_family = bool(rule.remote is not None or rule.limit is not None or rule.local or cap)
     per_family = per_family or rule.proto == "ah"
     out = []
     for families in [(f,) for f in rule.families] if per_family else [rule.families]:
@@ -236,18 +252,27 @@ def _statements(rule: Rule, meter: str, policy: Policy, published: bool = False)
                     )
                 if (
                     family
-                    and rule.proto in PORTED + tuple(PORTLESS)
+                    and rule.proto in (*PORTED, *PORTLESS, "all")
                     and not (rule.remote or rule.local)
                 ):
                     parts.append(f"meta nfproto {family}")
-                parts.append(_protocol(rule, icmp_types, published, family))
+                if rule.proto != "all":  # a deny of every protocol names none
+                    parts.append(_protocol(rule, icmp_types, published, family))
                 if hops is not None:
                     parts.append(f"ip6 hoplimit {hops}")
                 log = [f"log prefix {quoted(f'fwgen {rule.direction} {rule.name}: ', 60)}"]
+                if cap and family:
+                    key = limit_key(policy, family, peer)
+                    over = f"{{ {key} ct count over {rule.connlimit} }}"
+                    out.append(
+                        " ".join(w for w in parts if w)
+                        + f" ct state new add @{set_name(cap, family)} {over} reject with tcp reset"
+                    )
                 meter_parts = _meters(rule, meter, policy, family) if meter and family else [""]
                 for meter_part in meter_parts:
                     words = [*parts, meter_part, *(log if rule.log else [])]
-                    out.append(" ".join(word for word in words if word))
+                    for verdict in verdicts:
+                        out.append(" ".join(word for word in [*words, verdict] if word))
     return out
 
 
@@ -267,13 +292,49 @@ def _meter_name(rule: Rule, taken: set[str]) -> str:
     return name
 
 
+def _refusals(policy: Policy) -> list[str]:
+    """The default's rejects, before its drop (`options.refuse`): to every source or to
+    those of ``refuse_from``, within the shared budget (`refusal`)."""
+    comment = f"comment {quoted(REFUSED, MAX_COMMENT)}"
+    sources: list[str] = [""]
+    if policy.refuse_from is not None:
+        sources = [
+            f"{IP[f]} saddr @{set_name(policy.refuse_from, f)} "
+            for f in ("ipv4", "ipv6")
+            if refused_sources(policy, f)
+        ]
+    kinds = [
+        ("meta l4proto tcp ", "tcp-reset"),
+        ("meta l4proto udp ", "port-unreachable"),
+        ("", "admin-prohibited"),
+    ]
+    return [
+        f"{source}{proto}{nft_answer(Answer(how, limited=True))} {comment}"
+        for source in sources
+        for proto, how in kinds
+    ]
+
+
+def _sets_only(policy: Policy) -> Build:
+    """``fwgen-sets.nft``: the blocklists flushed and refilled in one transaction."""
+    names = need_blocklists(policy, "nftables")
+    sets = [
+        {"name": set_name(s.name, f), "elements": s.family(f)}
+        for s in policy.sets
+        if s.name in names
+        for f in FAMILIES
+    ]
+    return Build(files={"fwgen-sets.nft": OutputFile("sets.nft.j2", {"sets": sets})})
+
+
 def build(policy: Policy, options: RenderOptions) -> Build:
+    if options.sets_only:
+        return _sets_only(policy)
     refuse_flushing_containers(policy, options, "nftables")
     sets = [
         {"name": set_name(s.name, family), "type": ADDR_TYPE[family], "elements": s.family(family)}
         for s in policy.sets
-        for family in ("ipv4", "ipv6")
-        if s.family(family)
+        for family in set_families(policy, s)
     ]
     chains = {"in": Chain("input", "drop", _prologue(policy, "in"))}
     if policy.defaults.outbound == "drop":
@@ -281,8 +342,26 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     if policy.containers is not None:
         chains["containers"], chains["routed"] = _container_chains(policy)
     limit_sets: list[dict[str, Any]] = []
+    cap_sets: list[dict[str, Any]] = []
     taken: set[str] = {str(s["name"]) for s in sets}  # meters are sets too, in the same table
+    for rule in updatable_denies(policy):
+        label = deny_label(rule)
+        chains[rule.direction].rules.append(
+            {
+                "origin": rule_heading(rule),
+                "statements": _statements(rule, "", policy),
+                "comment": quoted(label, MAX_COMMENT),
+                "note": empty_note(rule),
+            }
+        )
     for rule in policy.rules:
+        cap = ""
+        if rule.connlimit is not None:
+            cap = identifier(f"cap_{rule.name}", taken, 40)
+            cap_sets += [
+                {"name": set_name(cap, f), "type": ADDR_TYPE[f], "size": METER_SIZE}
+                for f in rule.families
+            ]
         meter = ""
         if rule.limit is not None:
             meter = _meter_name(rule, taken)
@@ -298,7 +377,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         label = rule.name + (f": {rule.comment}" if rule.comment else "")
         entry = {
             "origin": rule_heading(rule),
-            "statements": _statements(rule, meter, policy),
+            "statements": _statements(rule, meter, policy, cap=cap),
             "comment": quoted(label, MAX_COMMENT),
             "note": empty_note(rule),
         }
@@ -307,6 +386,8 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             published = {**entry, "statements": _statements(rule, meter, policy, published=True)}
             chains["containers"].rules.append(published)
             chains["routed"].rules.append(entry)
+    if policy.refuse == "reject":
+        chains["in"].epilogue += _refusals(policy)
     if policy.defaults.forward != "ignore":
         chains["forward"] = Chain("forward", policy.defaults.forward)
     for chain in chains.values():
@@ -321,6 +402,13 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         "policy": policy,
         "sets": sets,
         "limit_sets": limit_sets,
+        "cap_sets": cap_sets,
+        "refusals": {
+            "name": NFT_LIMIT,
+            "rate": f"{REJECT_RATE}/second burst {REJECT_BURST} packets",
+        }
+        if policy.refuse == "reject" or any(r.action == "reject" for r in policy.denies)
+        else None,
         "chains": list(chains.values()),
     }
     warnings = [

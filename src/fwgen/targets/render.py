@@ -17,7 +17,13 @@ from fwgen.errors import FwgenError, RenderError, did_you_mean, raise_collected,
 from fwgen.policy.ir import Policy
 from fwgen.read.paths import templates_dir
 from fwgen.read.yamlsource import describe_char, first_unsafe
-from fwgen.targets import TARGETS, RenderOptions, Target, refuse_what_the_target_lacks
+from fwgen.targets import (
+    TARGETS,
+    RenderOptions,
+    Target,
+    refuse_what_the_target_does_not_know,
+    refuse_what_the_target_lacks,
+)
 from fwgen.targets.text import comment_line
 
 
@@ -164,12 +170,13 @@ def render_with_warnings(
     """Render *policy* for a target: ``({file name: text}, [approximations])``.
 
     With ``options.strict`` any approximation is an error instead of a warning. What is
-    worth a warning whatever the target is `fwgen.policy.ir.policy_warnings`.
+    worth a warning whatever the target is `fwgen.policy.placeholders.policy_warnings`.
     """
     options = options or RenderOptions()
     spec = target(target_name)
     refuse_unacknowledged_risks(policy)
     refuse_what_the_target_lacks(policy, spec)
+    refuse_what_the_target_does_not_know(policy, spec, options)
     built = spec.module().build(policy, options)
     if options.strict and built.warnings:
         raise RenderError(f"{target_name}: {built.warnings[0]} (--strict)")

@@ -32,7 +32,7 @@ from fwgen.targets.coexist import (
     declared_check,
 )
 from fwgen.targets.hashlimits import expiry_warnings, meters, trackers
-from fwgen.targets.iptables import ICMP_MATCH, port_groups, prologue, rule_lines
+from fwgen.targets.iptables import ICMP_MATCH, port_groups, prologue, refusal_lines, rule_lines
 from fwgen.targets.text import CHAIN_NAMES, comment_line, empty_note, plain_ascii, rule_heading
 
 BEFORE_FILES: dict[Family, str] = {"ipv4": "before.rules", "ipv6": "before6.rules"}
@@ -184,8 +184,45 @@ def _stock_accepts(policy: Policy, block: _Block) -> list[str]:
 
 def _in_block(rule: Rule) -> bool:
     """What ufw's command line cannot say: ICMP, SCTP, rate limits of their own rate and
-    burst; and, to keep every protocol in one place, ESP, AH and GRE."""
-    return rule.proto not in ("tcp", "udp") or rule.limit is not None
+    burst, connection caps; and, to keep every protocol in one place, ESP, AH and GRE."""
+    return rule.proto not in ("tcp", "udp") or rule.limit is not None or rule.connlimit is not None
+
+
+# Deny and reject rules in the block come before ufw's own established accept, so they
+# see new connections only, as on every target (`fwgen.policy.denies`).
+NEW_ONLY = {"in": "! -i lo", "out": "! -o lo"}
+
+
+def _denies_in_block(policy: Policy, block: _Block, direction: Direction) -> list[str]:
+    """The deny and reject rules of one direction, first in the block."""
+    out = []
+    for rule in policy.denies:
+        if rule.direction == direction and block.family in rule.families:
+            # a rule on interfaces names its own (one -i/-o a rule): loopback is none of them
+            way = "" if rule.interfaces else f" {NEW_ONLY[direction]}"
+            chain = f"{block.chain(direction)}{way} -m conntrack ! --ctstate ESTABLISHED,RELATED"
+            out.append(f"# {rule_heading(rule)}")
+            out += rule_lines(rule, block.family, policy, None, {}, chain)
+    return out
+
+
+def _refusal_blocks(policy: Policy, blocks: list[_Block]) -> list[_Block]:
+    """The default's rejects (`options.refuse`), in fwgen's block of after.rules and
+    after6.rules: ufw-after-input comes after every rule of ufw's, before its policy."""
+    if policy.refuse != "reject":
+        return []
+    out = []
+    for family, file in AFTER_FILES.items():
+        lines = refusal_lines(
+            policy, family, f"{'ufw' if family == 'ipv4' else 'ufw6'}-after-input"
+        )
+        found = next((b for b in blocks if b.file == file), None)
+        if found is not None:
+            found.lines += lines
+            found.uses += " after-input"
+        else:
+            out.append(_Block(family, file, lines, uses="after-input"))
+    return out
 
 
 def _rules_in_block(
@@ -216,7 +253,10 @@ def _blocks(policy: Policy) -> list[_Block]:
     for family, file in BEFORE_FILES.items():
         block = _Block(family, file, [])
         icmp = f"-p {ICMP_MATCH[family][0]}"
-        for direction in directions:
+        for direction in ("in", "out"):
+            block.lines += _denies_in_block(policy, block, direction)
+            if direction not in directions:
+                continue
             chain = block.chain(direction)
             block.lines += prologue(policy, direction, family, chain, icmp_only=True)
             block.lines += _rules_in_block(policy, block, direction, of_icmp=True)
@@ -229,6 +269,7 @@ def _blocks(policy: Policy) -> list[_Block]:
         blocks.append(block)
     if policy.containers is not None:
         blocks += _container_blocks(policy)
+    blocks += _refusal_blocks(policy, blocks)
     # The rate limits' trackers (ipsets) must exist before ufw loads the rules that
     # name them, at every start: fwgen's block of before.init creates them.
     creates = [f'[ "$1" != start ] || ipset -exist {line}' for _, _, line in trackers(policy)]
@@ -267,7 +308,7 @@ def _container_blocks(policy: Policy) -> list[_Block]:
 
 
 def _check_sizes(policy: Policy, warnings: list[str]) -> None:
-    used = {r.remote for r in policy.rules if r.remote}
+    used = {r.remote for r in (*policy.rules, *policy.denies) if r.remote}
     for address_set in policy.sets:
         count = len(address_set.ipv4) + len(address_set.ipv6)
         if address_set.name not in used or count <= WARN_ADDRESSES:

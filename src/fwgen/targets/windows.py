@@ -32,7 +32,7 @@ CORE_NETWORKING = "@FirewallAPI.dll,-25000"
 GENERATION_DIGITS = 12
 NAME_CHARS = 80  # of the rule's own name in -Name, before its hash
 ANY_OF = {"ipv4": "0.0.0.0-255.255.255.255", "ipv6": "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"}
-PROTOCOL = {"tcp": "TCP", "udp": "UDP", "icmp": "ICMPv4", "icmpv6": "ICMPv6"} | {
+PROTOCOL = {"tcp": "TCP", "udp": "UDP", "icmp": "ICMPv4", "icmpv6": "ICMPv6", "all": "Any"} | {
     name: str(number)
     for name, number in PORTLESS.items()  # by number: 50, 51, 47
 }
@@ -81,6 +81,7 @@ def _identity(rule: Rule, params: dict[str, str]) -> str:
     """
     extra = {
         "Limit": str(rule.limit) if rule.limit else "",
+        "Connlimit": str(rule.connlimit or ""),
         "Log": "yes" if rule.log else "",
         "AllowRisky": rule.acknowledged,
     }
@@ -141,6 +142,16 @@ def _rule(rule: Rule, remote: list[str], warnings: list[str], part: str) -> dict
         warnings.append(
             f"{where}: Windows Firewall cannot rate-limit; the {rule.limit} limit is not applied"
         )
+    if rule.connlimit is not None:
+        warnings.append(
+            f"{where}: Windows Firewall cannot cap connections per source; connlimit "
+            f"{rule.connlimit} is not applied"
+        )
+    if rule.action == "reject":
+        warnings.append(
+            f"{where}: Windows Firewall blocks in silence; the reject is a silent block "
+            "(clients time out instead of being refused)"
+        )
     params = {
         "Direction": "Inbound" if rule.direction == "in" else "Outbound",
         "Protocol": PROTOCOL[rule.proto],
@@ -161,7 +172,9 @@ def _rule(rule: Rule, remote: list[str], warnings: list[str], part: str) -> dict
     name = f"{plain_ascii(rule.name, NAME_CHARS)}-{tag}{part}".replace(" ", "_")
     ports = " ".join(str(p) for p in rule.ports) or " ".join(rule.icmp_types)
     label = f"fwgen: {rule.name} ({' '.join(w for w in (rule.proto, ports) if w)})"
+    block = {"block": "yes"} if rule.action != "accept" else {}  # -Action: see build
     return {
+        **block,
         "wanted_name": name,  # becomes "name", unique and quoted: see _name_generation
         "display": ps_string(label[:250]),
         "description": ps_string(_description(rule)),
@@ -176,8 +189,13 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         "Windows Firewall exempts loopback traffic and is stateful: replies always pass",
     )
     warnings: list[str] = []
+    if policy.refuse == "reject":
+        warnings.append(
+            "options.refuse: reject is not expressed: Windows Firewall blocks in silence "
+            "(clients time out instead of being refused)"
+        )
     rules = []
-    for rule in policy.rules:
+    for rule in (*policy.denies, *policy.rules):
         entry: dict[str, Any] = {
             "origin": rule_heading(rule),
             "rules": _rules(rule, policy, warnings) if rule.families else [],
@@ -185,6 +203,9 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         }
         rules.append(entry)
     generation = _name_generation([r for entry in rules for r in entry["rules"]])
+    for entry in rules:
+        for made in entry["rules"]:
+            made["action"] = "Block" if made.pop("block", "") else "Allow"
     log_allowed = any(r.log for r in policy.rules)
     if log_allowed:
         warnings.append(
@@ -209,6 +230,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         "log_allowed": "True" if log_allowed else "False",
         "log_blocked": "True" if policy.log_drops else "False",
         "exclusive": options.flush_ruleset,
+        "denies": bool(policy.denies),
     }
     # The two rules of ping (ICMP, ICMPv6) warn alike: say it once.
     unique = list(dict.fromkeys(warnings))
