@@ -130,6 +130,15 @@ class Runs:
         """Whether every address here is in *wider* too."""
         return all(wider.holds(f, la) for f, la in zip(self.starts, self.lasts, strict=True))
 
+    def meets(self, other: Runs) -> bool:
+        """Whether some address is in both."""
+        small, large = sorted((self, other), key=len)
+        for first, last in zip(small.starts, small.lasts, strict=True):
+            i = bisect.bisect_right(large.starts, last) - 1
+            if i >= 0 and large.lasts[i] >= first:
+                return True
+        return False
+
     def blocks(self) -> Iterator[tuple[int, int]]:
         """The fewest CIDR blocks that hold these addresses: (first address, prefix length)."""
         bits = BITS[self.version]
