@@ -14,6 +14,7 @@ import typer
 from fwgen import __version__
 from fwgen.cli import catalogue, host, render, review
 from fwgen.cli.common import STATE, App, user_errors
+from fwgen.cli.shadow import shadow_app
 
 app = App(
     help="Render declarative host profiles into default-deny firewall rulesets.",
@@ -60,6 +61,7 @@ COMMANDS = (
 )
 for command in COMMANDS:
     app.command()(user_errors(command))
+app.add_typer(shadow_app, name="shadow")
 
 
 def main() -> None:

@@ -209,6 +209,11 @@ def _statements(rule: Rule, meter: str, policy: Policy, published: bool = False)
     return out
 
 
+def rule_statements(rule: Rule, policy: Policy) -> list[str]:
+    """What a rule matches, without its rate limit and log (what the shadow judges by)."""
+    return _statements(rule.model_copy(update={"log": False, "limit": None}), "", policy)
+
+
 def _meter_name(rule: Rule, taken: set[str]) -> str:
     """limit_NAME, its sets named apart from every set in *taken* (which they join).
 

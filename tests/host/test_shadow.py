@@ -1,0 +1,172 @@
+"""Reading a shadow back from the kernel (`nft -j`), as untrusted input: elements with
+unexpected contents, a foreign table named like the shadow's, a huge set."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from fwgen.cli.common import load_policies, site_ports
+from fwgen.errors import FwgenError
+from fwgen.host.shadow import NotOurs, parse
+from fwgen.review.shadowreport import as_json, as_text, report
+
+NOW = 1_800_000_000.0
+MARK = "fwgen shadow v1 prefix-v4=32 prefix-v6=64 size=16384 profile=webserver"
+TIMEOUT = 3650 * 86400
+
+
+def element(val: Any, packets: Any = 3, expires: Any = TIMEOUT - 60) -> dict[str, Any]:
+    return {"elem": {"val": val, "expires": expires, "counter": {"packets": packets, "bytes": 180}}}
+
+
+def shadow(elements: list[Any], mark: str = MARK, first: list[Any] | None = None) -> str:
+    items: list[dict[str, Any]] = [
+        {"metainfo": {"version": "1.0.6"}},
+        {"table": {"family": "inet", "name": "fwgen_shadow", "handle": 7}},
+        {"counter": {"name": "in_full_v4", "table": "fwgen_shadow", "packets": 0, "bytes": 0}},
+        {
+            "set": {
+                "name": "loaded",
+                "table": "fwgen_shadow",
+                "timeout": TIMEOUT,
+                "elem": [{"elem": {"val": 0, "expires": TIMEOUT - 3600}}],
+            }
+        },
+        {
+            "set": {
+                "name": "in_last_v4",
+                "table": "fwgen_shadow",
+                "timeout": TIMEOUT,
+                "elem": elements,
+            }
+        },
+        {
+            "set": {
+                "name": "in_first_v4",
+                "table": "fwgen_shadow",
+                "timeout": TIMEOUT,
+                "elem": first or [],
+            }
+        },
+        {"rule": {"table": "fwgen_shadow", "chain": "input", "comment": mark, "expr": []}},
+    ]
+    return json.dumps({"nftables": items})
+
+
+def test_reads_counts_and_times() -> None:
+    first = [{"elem": {"val": {"concat": ["198.51.100.7", "tcp", 3306]}, "expires": TIMEOUT - 600}}]
+    table = parse(shadow([element({"concat": ["198.51.100.7", "tcp", 3306]})], first=first), NOW)
+    assert table is not None and table.handle == 7
+    (seen,) = table.recorded.sightings
+    assert (seen.network, seen.proto, seen.port, seen.packets) == (
+        "198.51.100.7/32",
+        "tcp",
+        3306,
+        3,
+    )
+    assert (seen.first_seen, seen.last_seen) == (NOW - 600, NOW - 60)
+    assert table.recorded.loaded_at == NOW - 3600
+
+
+@pytest.mark.parametrize(
+    "val",
+    [
+        "198.51.100.7",  # not a concatenation
+        {"concat": ["198.51.100.7", "tcp"]},  # two fields
+        {"concat": ["198.51.100.7\n", "tcp", 22]},  # a newline in the address
+        {"concat": ["2001:db8::1", "tcp", 22]},  # IPv6 in the IPv4 set
+        {"concat": ["198.51.100.7", "tcp", 70000]},  # no such port
+        {"concat": ["198.51.100.7", "tcp", True]},  # a boolean for a port
+        {"concat": ["198.51.100.7", "bogus;rm -rf /", 22]},  # no such protocol
+        {"concat": [["198.51.100.7"], "tcp", 22]},
+        {"concat": ["198.51.100.0/24", "tcp", 22]},  # a range where a prefix was made
+    ],
+)
+def test_unexpected_elements_are_left_out_and_said(val: Any) -> None:
+    table = parse(shadow([element(val), element({"concat": ["192.0.2.1", "udp", 53]})]), NOW)
+    assert table is not None
+    assert [s.network for s in table.recorded.sightings] == ["192.0.2.1/32"]
+    assert table.recorded.ignored == ["set in_last_v4: 1 element with unexpected contents left out"]
+
+
+@pytest.mark.parametrize("counter", [-1, "3", None, 1 << 70])
+def test_unexpected_counters_are_left_out(counter: Any) -> None:
+    table = parse(shadow([element({"concat": ["192.0.2.1", "udp", 53]}, packets=counter)]), NOW)
+    assert table is not None and table.recorded.sightings == []
+    assert table.recorded.ignored
+
+
+def test_expiry_beyond_the_timeout_gives_no_time() -> None:
+    table = parse(shadow([element({"concat": ["192.0.2.1", "udp", 53]}, expires=TIMEOUT * 2)]), NOW)
+    assert table is not None and table.recorded.sightings[0].last_seen is None
+
+
+@pytest.mark.parametrize(
+    "mark",
+    [
+        "",
+        "an admin's table",
+        "fwgen shadow v1 prefix-v4=99 prefix-v6=64 size=1 profile=x",
+        MARK[:-1] + "\n",
+    ],
+)
+def test_a_foreign_table_named_like_the_shadow_is_refused(mark: str) -> None:
+    with pytest.raises(NotOurs, match="not a shadow fwgen made"):
+        parse(shadow([], mark=mark), NOW)
+
+
+@pytest.mark.parametrize("text", ["", "[]", '{"nftables": 3}', "{" * 100000])
+def test_output_that_is_not_nft_json(text: str) -> None:
+    with pytest.raises(FwgenError, match="not nftables JSON"):
+        parse(text, NOW)
+
+
+def test_no_table_is_none() -> None:
+    assert parse(json.dumps({"nftables": [{"metainfo": {}}]}), NOW) is None
+
+
+def test_a_huge_set_is_read_and_grouped() -> None:
+    """2^17 elements: one group per port, every source counted, the text stays short."""
+    elements = [
+        element(
+            {
+                "concat": [
+                    f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
+                    "tcp",
+                    23 if i % 2 else 61999,
+                ]
+            },
+            packets=1,
+        )
+        for i in range(1 << 17)
+    ]
+    table = parse(shadow(elements), NOW)
+    assert table is not None and len(table.recorded.sightings) == 1 << 17
+    cat = site_ports(None)
+    (policy,) = load_policies(["webserver"], None, cat)
+    groups = report(policy, table.recorded, cat)
+    assert sorted((g.service, g.packets) for g in groups) == [
+        ("port-61999-tcp", 1 << 16),
+        ("telnet", 1 << 16),
+    ]
+    text = as_text(groups, table.recorded)
+    assert len(text.splitlines()) < 60 and "+65520 more" in text
+    assert len(as_json(groups, table.recorded)["groups"][0]["networks"]) == 1 << 16  # type: ignore[index]
+
+
+def test_suggestions_carry_check_findings() -> None:
+    table = parse(shadow([element({"concat": ["93.184.216.34", "tcp", 3306]})]), NOW)
+    assert table is not None
+    cat = site_ports(None)
+    (policy,) = load_policies(["webserver"], None, cat)
+    (mysql,) = report(policy, table.recorded, cat)
+    assert mysql.lines == [
+        "inbound:",
+        "  - port: 3306/tcp",
+        "    name: mysql",
+        "    from: [93.184.216.34/32]",
+    ]
+    assert {f.code for f in mysql.findings} >= {"FW002", "FW004"}

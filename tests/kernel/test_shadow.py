@@ -1,0 +1,158 @@
+"""`fwgen shadow` in a real kernel: a candidate profile loaded beside a live firewall
+changes no verdict, records the new connections it would drop (and not the ones it
+admits) with their services, survives a reload of the live rules, and `stop` leaves
+the live ruleset byte for byte as it was."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.kernel.lab import Lab
+
+pytestmark = pytest.mark.kernel
+
+PORTS = ["tcp:22", "tcp:80", "tcp:3306", "tcp:5432", "udp:53", "udp:5353"]
+# The candidate: ssh from `trusted` only, http from anyone; nothing else of PORTS.
+CANDIDATE = """\
+description: shadow candidate
+extends: base
+networks:
+  admins: [198.18.1.0/24, "2001:db8:1::/64"]
+inbound:
+  - service: ssh
+    from: admins
+  - service: http
+"""
+# A live ruleset that admits what the candidate does and more (mysql, dns).
+LIVE = """\
+description: live
+extends: base
+inbound:
+  - service: ssh
+  - service: http
+  - service: mysql
+  - {port: 53/udp, name: dns}
+"""
+# A permissive live ruleset: an admin's table that accepts everything.
+ADMIN = """\
+table inet admin
+delete table inet admin
+table inet admin {
+	chain input {
+		type filter hook input priority filter; policy accept;
+	}
+}
+"""
+
+
+def fwgen(lab: Lab, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        ["ip", "netns", "exec", lab.server, sys.executable, "-m", "fwgen", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def ruleset(lab: Lab, stateless: bool = True) -> str:
+    """The server's ruleset; *stateless*: without counter values and set timers."""
+    return lab.run(lab.server, "nft", *(["-s"] if stateless else []), "list", "ruleset")
+
+
+def without_shadow(text: str) -> str:
+    """`nft list ruleset` output without the table inet fwgen_shadow."""
+    start = text.index("table inet fwgen_shadow {")
+    end = text.index("\n}\n", start) + 3
+    return text[:start] + text[end:]
+
+
+def render(lab: Lab, profile: Path, target: str) -> dict[str, str]:
+    from fwgen.cli.common import load_policies, site_ports
+    from fwgen.targets.render import render as render_policy
+
+    (policy,) = load_policies([str(profile)], None, site_ports(None))
+    return render_policy(policy, target)
+
+
+@pytest.mark.parametrize("live", ["permissive", "fwgen"])
+def test_nftables_shadow(lab: Lab, tmp_path: Path, live: str) -> None:
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(CANDIDATE)
+    live_profile = tmp_path / "live.yaml"
+    live_profile.write_text(LIVE)
+    lab.listen(PORTS)
+    reload = ADMIN if live == "permissive" else render(lab, live_profile, "nftables")["fwgen.nft"]
+    lab.nft(reload)
+    before = lab.matrix(PORTS)
+    live_rules = ruleset(lab)
+
+    fwgen(lab, "shadow", "start", str(candidate), "-t", "nftables")
+    assert "table inet fwgen_shadow" in ruleset(lab)
+    # every cell of the live firewall is unchanged: the shadow changed no verdict
+    assert lab.matrix(PORTS) == before
+    # a reload of the live rules leaves the shadow alone
+    lab.nft(reload)
+    report = json.loads(fwgen(lab, "shadow", "report", str(candidate), "--format", "json").stdout)
+    groups = {(g["service"], g["proto"], g["port"]): g for g in report["groups"]}
+    # what the candidate does not admit, whether the live firewall admits it or not: the
+    # shadow sees every new connection before any filter chain decides
+    assert before["outside", "ipv4", "tcp:22"] == "open"
+    expected = {
+        ("mysql", "tcp", 3306): 4,  # both clients, both families
+        ("postgresql", "tcp", 5432): 4,
+        ("dns", "udp", 53): 4,
+        ("ssh", "tcp", 22): 2,  # `outside` only: `trusted` is in admins
+        ("mdns", "udp", 5353): 4,
+    }
+    assert {k: g["connections"] for k, g in groups.items()} == expected
+    assert ("http", "tcp", 80) not in groups
+    outside = {n["network"] for n in groups["ssh", "tcp", 22]["networks"]}
+    assert outside == {"198.18.2.2/32", "2001:db8:2::/64"}
+    mysql = groups["mysql", "tcp", 3306]
+    assert "port: 3306/tcp" in mysql["suggestion"] and "198.18.1.2/32" in mysql["suggestion"]
+    assert mysql["first_seen"] <= mysql["last_seen"]
+    text = fwgen(lab, "shadow", "report", str(candidate)).stdout
+    assert "mysql (3306/tcp, inbound; MySQL / MariaDB): 4 new connections" in text
+
+    loaded = ruleset(lab, stateless=False)
+    assert fwgen(lab, "shadow", "stop", "-t", "nftables").stdout.startswith("fwgen: shadow of")
+    # the live ruleset byte for byte: its rules as before the shadow, its state (counters,
+    # set elements) as just before the stop
+    assert ruleset(lab) == live_rules
+    assert ruleset(lab, stateless=False) == without_shadow(loaded)
+    assert "no shadow" in fwgen(lab, "shadow", "stop").stdout
+
+
+def test_full_shadow_says_so(lab: Lab, tmp_path: Path) -> None:
+    """A set of 16 keys, 40 ports probed: 16 recorded, the rest counted as unrecorded."""
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text("description: nothing\nextends: base\ninbound: []\n")
+    fwgen(lab, "shadow", "start", str(candidate), "--size", "16")
+    specs = [f"tcp:{port}" for port in range(10000, 10040)]
+    lab.probe("trusted", "ipv4", specs)
+    report = json.loads(fwgen(lab, "shadow", "report", str(candidate), "--format", "json").stdout)
+    assert sum(g["connections"] for g in report["groups"]) == 16
+    assert report["unrecorded"] == [{"direction": "in", "family": "ipv4", "connections": 24}]
+    assert any("was full" in note for note in report["notes"])
+
+
+def test_foreign_table_named_like_the_shadow(lab: Lab, tmp_path: Path) -> None:
+    """A table inet fwgen_shadow that fwgen did not make is never replaced, read or removed."""
+    lab.nft(
+        "table inet fwgen_shadow {\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t}\n}\n"
+    )
+    foreign = lab.run(lab.server, "nft", "list", "table", "inet", "fwgen_shadow")
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text("description: nothing\nextends: base\ninbound: []\n")
+    for args in (["start", str(candidate)], ["report", str(candidate)], ["stop"]):
+        result = fwgen(lab, "shadow", *args, check=False)
+        assert result.returncode == 2 and "not a shadow fwgen made" in result.stderr, result
+    assert lab.run(lab.server, "nft", "list", "table", "inet", "fwgen_shadow") == foreign
