@@ -6,6 +6,7 @@ the live ruleset byte for byte as it was."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,8 +64,10 @@ def fwgen(lab: Lab, *args: str, check: bool = True) -> subprocess.CompletedProce
 
 
 def ruleset(lab: Lab, stateless: bool = True) -> str:
-    """The server's ruleset; *stateless*: without counter values and set timers."""
-    return lab.run(lab.server, "nft", *(["-s"] if stateless else []), "list", "ruleset")
+    """The server's ruleset without the timers of set elements, which run down; *stateless*:
+    without counter values either."""
+    text = lab.run(lab.server, "nft", *(["-s"] if stateless else []), "list", "ruleset")
+    return re.sub(r" expires [0-9dhms]+", "", text)
 
 
 def without_shadow(text: str) -> str:
@@ -156,3 +159,52 @@ def test_foreign_table_named_like_the_shadow(lab: Lab, tmp_path: Path) -> None:
         result = fwgen(lab, "shadow", *args, check=False)
         assert result.returncode == 2 and "not a shadow fwgen made" in result.stderr, result
     assert lab.run(lab.server, "nft", "list", "table", "inet", "fwgen_shadow") == foreign
+
+
+HITS = """\
+description: hits
+extends: base
+networks:
+  admins: [198.18.1.0/24, "2001:db8:1::/64"]
+inbound:
+  - service: ssh
+    from: admins
+  - service: http
+  - service: mysql
+    from: admins
+"""
+
+
+@pytest.mark.parametrize("target", ["nftables", "iptables"])
+def test_hits_count_real_connections(lab: Lab, tmp_path: Path, target: str) -> None:
+    profile = tmp_path / "hits.yaml"
+    profile.write_text(HITS)
+    lab.listen(["tcp:22", "tcp:80", "tcp:3306"])
+    lab.apply(target, render(lab, profile, target))
+    for _ in range(3):
+        assert lab.probe("trusted", "ipv4", ["tcp:22"]) == {"tcp:22": "open"}
+    assert lab.probe("trusted", "ipv6", ["tcp:22", "tcp:80"]) == {
+        "tcp:22": "open",
+        "tcp:80": "open",
+    }
+    assert lab.probe("outside", "ipv4", ["tcp:80", "tcp:3306"]) == {
+        "tcp:80": "open",
+        "tcp:3306": "blocked",
+    }
+    found = json.loads(fwgen(lab, "hits", str(profile), "-t", target, "--format", "json").stdout)
+    rules = {r["name"]: r for r in found["rules"]}
+    assert {n: rules[n]["connections"] for n in ("ssh", "http", "mysql")} == {
+        "ssh": 4,
+        "http": 2,
+        "mysql": 0,
+    }
+    assert rules["mysql"]["unused"] and not rules["ssh"]["unused"]
+    assert rules["ssh"]["origin"].endswith("hits.yaml:6")
+    if target == "nftables":
+        assert found["loaded_at"] is not None
+    text = fwgen(lab, "hits", str(profile), "-t", target).stdout
+    assert "ssh (" in text and "4 new connections" in text and "no hits" in text
+    sarif = json.loads(fwgen(lab, "hits", str(profile), "-t", target, "--format", "sarif").stdout)
+    results = sarif["runs"][0]["results"]
+    assert {r["ruleId"] for r in results} == {"FW019"}
+    assert any("mysql" in r["message"]["text"] for r in results)

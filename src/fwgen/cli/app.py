@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from fwgen import __version__
-from fwgen.cli import catalogue, host, render, review
+from fwgen.cli import catalogue, hits, host, render, review
 from fwgen.cli.common import STATE, App, user_errors
 from fwgen.cli.shadow import shadow_app
 
@@ -56,6 +56,7 @@ COMMANDS = (
     host.audit,
     host.discover,
     host.apply,
+    hits.hits,
     catalogue.schema,
     catalogue.targets,
 )

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from fwgen.policy.ir import Rule
+
 CONTAINERS = "FWGEN-CONTAINERS"  # new connections from outside into the engine's networks
 ROUTED = "FWGEN-ROUTED"  # those of them that go out on a bridge of the engine
 CONTAINER_CHAINS = (CONTAINERS, ROUTED)
@@ -11,3 +13,22 @@ CONTAINER_CHAINS = (CONTAINERS, ROUTED)
 # with, without which a table of that name is someone else's.
 SHADOW_TABLE = "fwgen_shadow"
 SHADOW_MARK = "fwgen shadow v1"
+
+# How long a rule's label (its comment in the ruleset) may be, per target.
+LABEL_LIMITS = {"nftables": 120, "iptables": 200}
+
+
+def plain_ascii(text: str, limit: int) -> str:
+    """Printable ASCII with quotes and backslashes replaced, cut to *limit* characters.
+
+    Safe inside double quotes for nft and iptables-restore, and inside single
+    quotes for shells once single quotes are gone too.
+    """
+    clean = "".join(c if " " <= c <= "~" and c not in "\"'\\`$" else "?" for c in text)
+    return clean[:limit]
+
+
+def rule_label(rule: Rule, limit: int) -> str:
+    """The comment a rule's accept carries in the ruleset, by which `fwgen hits` finds its
+    counter again: its name and comment, safe inside double quotes (see `plain_ascii`)."""
+    return plain_ascii(rule.name + (f": {rule.comment}" if rule.comment else ""), limit)

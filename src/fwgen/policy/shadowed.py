@@ -38,3 +38,13 @@ class Recorded:
     unrecorded: dict[tuple[str, str], int] = field(default_factory=dict)
     # what the kernel gave that is not what a shadow holds, said once each
     ignored: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Counted:
+    """The counters of a live ruleset's accept rules, by label (`fwgen.policy.owned.rule_label`)."""
+
+    target: str
+    loaded_at: float | None  # when the ruleset was loaded, when the kernel says
+    by_label: dict[str, tuple[int, int]] = field(default_factory=dict)  # (packets, bytes)
+    ignored: list[str] = field(default_factory=list)

@@ -36,20 +36,29 @@ CODES: dict[str, tuple[Level, str]] = {
     "FW016": ("warning", "IPv6 neighbour discovery is not accepted: the host loses its neighbours"),
     "FW017": ("warning", "established: false drops the replies to this host's own connections"),
     "FW018": ("warning", "loopback: false drops what programs on this host send each other"),
+    # `fwgen hits`, from a live host's counters, not `fwgen check`
+    "FW019": ("info", "A rule admitted no connection since the ruleset was loaded"),
 }
 # About the whole profile, not one rule
 HOST_CODES = ("FW006", "FW009", "FW011", "FW014", "FW015", "FW016", "FW017", "FW018")
 
 
+# From a live host's counters (`fwgen hits`), never from `fwgen check`: nothing to accept
+LIVE_CODES = ("FW019",)
+
+
 def acceptable_codes() -> list[str]:
     """The codes a rule's ``accept:`` may name (`refuse_accepting` refuses the others)."""
-    return [code for code in CODES if code != "FW001" and code not in HOST_CODES]
+    return [
+        code for code in CODES if code != "FW001" and code not in (*HOST_CODES, *LIVE_CODES)
+    ]
 
 
 def refuse_accepting(code: str) -> None:
     """A ValueError when a rule's ``accept:`` names *code*, which it cannot accept."""
-    if code not in CODES:
-        raise ValueError(f"unknown finding code '{code}'{did_you_mean(code, CODES)}")
+    checked = [c for c in CODES if c not in LIVE_CODES]
+    if code not in checked:
+        raise ValueError(f"unknown finding code '{code}'{did_you_mean(code, checked)}")
     if code == "FW001":
         raise ValueError(
             'a backdoor port (FW001) is acknowledged with `allow_risky: "why"` on the rule, '

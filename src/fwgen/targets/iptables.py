@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from fwgen.policy.ir import Direction, Family, Policy, PortRange, Proto, Rule
-from fwgen.policy.owned import CONTAINER_CHAINS
+from fwgen.policy.owned import CONTAINER_CHAINS, LABEL_LIMITS, rule_label
 from fwgen.profile.icmp import ICMP_TYPES, ICMPV6_TYPES, hop_limit
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
 from fwgen.targets import coexist as coexist_chains
@@ -48,7 +48,7 @@ IPSET_FILE = "ipsets"
 LOADER = "fwgen-iptables.sh"  # loads the files beside other programs' chains (coexist)
 IPSET_MAX_NAME = 31  # ipset's IPSET_MAXNAMELEN, less the terminating NUL
 IPSET_SWAP = "-n"  # the ipsets file fills NAME-n and swaps it with NAME
-MAX_COMMENT = 200
+MAX_COMMENT = LABEL_LIMITS["iptables"]
 
 
 def port_groups(ports: tuple[PortRange, ...]) -> list[list[str]]:
@@ -211,8 +211,7 @@ def rule_lines(
             for p in ports
         ]
     target = f"-j {verdict}"
-    label = rule.name + (f": {rule.comment}" if rule.comment else "")
-    comment = f" -m comment --comment {quoted(label, MAX_COMMENT)}"
+    comment = f' -m comment --comment "{rule_label(rule, MAX_COMMENT)}"'
     out = []
     for remote in remotes:
         for dest in locals_:

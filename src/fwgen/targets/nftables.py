@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fwgen.policy.ir import Direction, Family, Policy, Rule
+from fwgen.policy.owned import LABEL_LIMITS, rule_label
 from fwgen.profile.addresses import PREFIX_BITS
 from fwgen.profile.icmp import hop_limit
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
@@ -26,7 +27,7 @@ from fwgen.targets.text import (
 IP = {"ipv4": "ip", "ipv6": "ip6"}
 ADDR_TYPE = {"ipv4": "ipv4_addr", "ipv6": "ipv6_addr"}
 L4PROTO = {"icmp": "icmp", "icmpv6": "ipv6-icmp"}
-MAX_COMMENT = 120
+MAX_COMMENT = LABEL_LIMITS["nftables"]
 # A per-source meter holds this many sources; sources it cannot add while full are
 # counted by their /OVERFLOW_PREFIX in an overflow meter, which has room for them all.
 METER_SIZE = 65535
@@ -258,11 +259,10 @@ def build(policy: Policy, options: RenderOptions) -> Build:
                     (overflow_name(meter), 1 << OVERFLOW_PREFIX),
                 )
             ]
-        label = rule.name + (f": {rule.comment}" if rule.comment else "")
         entry = {
             "origin": rule_heading(rule),
             "statements": _statements(rule, meter, policy),
-            "comment": quoted(label, MAX_COMMENT),
+            "comment": f'"{rule_label(rule, MAX_COMMENT)}"',
             "note": empty_note(rule),
         }
         chains[rule.direction].rules.append(entry)
