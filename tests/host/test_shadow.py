@@ -11,6 +11,7 @@ import pytest
 from fwgen.cli.common import load_policies, site_ports
 from fwgen.errors import FwgenError
 from fwgen.host.shadow import NotOurs, parse
+from fwgen.host.shadowipt import parse as parse_iptables
 from fwgen.review.shadowreport import as_json, as_text, report
 
 NOW = 1_800_000_000.0
@@ -170,3 +171,64 @@ def test_suggestions_carry_check_findings() -> None:
         "    from: [93.184.216.34/32]",
     ]
     assert {f.code for f in mysql.findings} >= {"FW002", "FW004"}
+
+
+# iptables: `iptables-save -c -t mangle` and `ipset save`, as untrusted as nft's JSON.
+CHAIN = f"""\
+*mangle
+:FWGEN-SHADOW-IN - [0:0]
+[0:0] -A FWGEN-SHADOW-IN -m conntrack ! --ctstate NEW -m comment --comment "{MARK}" -j RETURN
+[3:180] -A FWGEN-SHADOW-IN -m comment --comment "fwgen shadow: the sets are full, not recorded" -j RETURN
+COMMIT
+"""
+SETS = """\
+add fwgen-shadow-loaded 0 timeout 2144083 comment "x"
+add fwgen-shadow-count-in-v4 198.51.100.7,tcp:3306 packets 4 bytes 240
+add fwgen-shadow-first-in-v4 198.51.100.7,tcp:3306 timeout 2147000
+add fwgen-shadow-last-in-v4 198.51.100.7,tcp:3306 timeout 2147400
+add fwgen-shadow-count-in-v4 198.51.100.7,icmp:8/0 packets 1 bytes 84
+"""
+
+
+def test_iptables_reads_counts_times_and_the_full_counter() -> None:
+    table = parse_iptables({"ipv4": CHAIN, "ipv6": ""}, SETS, NOW)
+    assert table is not None
+    recorded = table.recorded
+    assert recorded.loaded_at == NOW - 3400 and recorded.unrecorded == {("in", "ipv4"): 3}
+    mysql, ping = recorded.sightings
+    assert (mysql.network, mysql.port, mysql.packets) == ("198.51.100.7/32", 3306, 4)
+    assert (mysql.first_seen, mysql.last_seen) == (NOW - 483, NOW - 83)
+    assert (ping.proto, ping.port) == ("icmp", 0)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "add fwgen-shadow-count-in-v4 198.51.100.7,tcp:99999 packets 1 bytes 1",
+        "add fwgen-shadow-count-in-v4 2001:db8::1,tcp:22 packets 1 bytes 1",
+        "add fwgen-shadow-count-in-v4 198.51.100.7,bogus:22 packets 1 bytes 1",
+        "add fwgen-shadow-count-in-v4 198.51.100.7,tcp:22",
+        'add fwgen-shadow-count-in-v4 198.51.100.7,tcp:22 packets 1 bytes 1 comment "x"',
+        "add fwgen-shadow-count-in-v9 198.51.100.7,tcp:22 packets 1 bytes 1",
+        "add fwgen-shadow-first-in-v4 198.51.100.7,tcp:22 timeout 99999999",
+    ],
+)
+def test_iptables_unexpected_elements_are_left_out(line: str) -> None:
+    table = parse_iptables({"ipv4": CHAIN, "ipv6": ""}, line + "\n", NOW)
+    assert table is not None and table.recorded.sightings == []
+    assert table.recorded.ignored == [
+        "the shadow's ipsets: 1 elements with unexpected contents left out"
+    ]
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        ":FWGEN-SHADOW-IN - [0:0]\n",
+        ":FWGEN-SHADOW-IN - [0:0]\n[0:0] -A FWGEN-SHADOW-IN -j RETURN\n",
+        CHAIN.replace(MARK, "an admin's chain"),
+    ],
+)
+def test_iptables_a_foreign_chain_named_like_the_shadow_is_refused(chain: str) -> None:
+    with pytest.raises(NotOurs, match="not a shadow fwgen made"):
+        parse_iptables({"ipv4": chain, "ipv6": ""}, "", NOW)

@@ -208,3 +208,80 @@ def test_hits_count_real_connections(lab: Lab, tmp_path: Path, target: str) -> N
     results = sarif["runs"][0]["results"]
     assert {r["ruleId"] for r in results} == {"FW019"}
     assert any("mysql" in r["message"]["text"] for r in results)
+
+
+def saved(lab: Lab) -> str:
+    """Every table of both families and the ipsets, as their tools print them (no counters)."""
+    return "".join(
+        lab.run(lab.server, tool) for tool in ("iptables-save", "ip6tables-save")
+    ) + lab.run(lab.server, "ipset", "list", "-n")
+
+
+def without_dates(text: str) -> str:
+    """*saved* without its dated comments and policy counters, and without a mangle table that holds no rule:
+    iptables-nft keeps the (empty) table the shadow's chains were in, which changes nothing."""
+    text = re.sub(r"\[\d+:\d+\]", "[0:0]", re.sub(r"(?m)^#.*\n", "", text))
+    return re.sub(r"\*mangle\n(:[A-Z]+ ACCEPT \[0:0\]\n)*COMMIT\n", "", text)
+
+
+@pytest.mark.parametrize("live", ["permissive", "fwgen", "fwgen+docker"])
+def test_iptables_shadow(lab: Lab, tmp_path: Path, live: str) -> None:
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(CANDIDATE)
+    live_profile = tmp_path / "live.yaml"
+    live_profile.write_text(LIVE)
+    lab.listen(PORTS)
+    if live.startswith("fwgen"):
+        lab.apply("iptables", render(lab, live_profile, "iptables"))
+    if live.endswith("docker"):
+        lab.docker_rules()
+    before = lab.matrix(PORTS)
+    live_rules = without_dates(saved(lab))
+
+    fwgen(lab, "shadow", "start", str(candidate), "-t", "iptables")
+    assert "FWGEN-SHADOW-IN" in lab.run(lab.server, "iptables-save", "-t", "mangle")
+    assert lab.matrix(PORTS) == before  # the shadow changed no verdict
+    if live == "fwgen":  # a reload of the live rules leaves the shadow alone
+        lab.apply("iptables", render(lab, live_profile, "iptables"))
+    args = ["shadow", "report", str(candidate), "-t", "iptables", "--format", "json"]
+    report = json.loads(fwgen(lab, *args).stdout)
+    groups = {(g["service"], g["proto"], g["port"]): g for g in report["groups"]}
+    assert {k: g["connections"] for k, g in groups.items()} == {
+        ("mysql", "tcp", 3306): 4,
+        ("postgresql", "tcp", 5432): 4,
+        ("dns", "udp", 53): 4,
+        ("ssh", "tcp", 22): 2,
+        ("mdns", "udp", 5353): 4,
+    }
+    outside = {n["network"] for n in groups["ssh", "tcp", 22]["networks"]}
+    assert outside == {"198.18.2.2/32", "2001:db8:2::/64"}
+    mysql = groups["mysql", "tcp", 3306]
+    assert mysql["first_seen"] is not None and mysql["first_seen"] <= mysql["last_seen"]
+    assert report["loaded_at"] is not None and report["unrecorded"] == []
+
+    assert "removed" in fwgen(lab, "shadow", "stop", "-t", "iptables").stdout
+    assert without_dates(saved(lab)) == live_rules  # every table and set as before
+    assert "no shadow" in fwgen(lab, "shadow", "stop", "-t", "iptables").stdout
+
+
+def test_iptables_full_shadow_says_so(lab: Lab, tmp_path: Path) -> None:
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text("description: nothing\nextends: base\ninbound: []\n")
+    fwgen(lab, "shadow", "start", str(candidate), "-t", "iptables", "--size", "16")
+    lab.probe("trusted", "ipv4", [f"tcp:{port}" for port in range(10000, 10040)])
+    args = ["shadow", "report", str(candidate), "-t", "iptables", "--format", "json"]
+    report = json.loads(fwgen(lab, *args).stdout)
+    assert sum(g["connections"] for g in report["groups"]) == 16
+    assert report["unrecorded"] == [{"direction": "in", "family": "ipv4", "connections": 24}]
+
+
+def test_iptables_foreign_chain_named_like_the_shadow(lab: Lab, tmp_path: Path) -> None:
+    lab.run(lab.server, "iptables", "-t", "mangle", "-N", "FWGEN-SHADOW-IN")
+    lab.run(lab.server, "iptables", "-t", "mangle", "-A", "FWGEN-SHADOW-IN", "-j", "RETURN")
+    foreign = without_dates(saved(lab))
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text("description: nothing\nextends: base\ninbound: []\n")
+    for args in (["start", str(candidate)], ["report", str(candidate)], ["stop"]):
+        result = fwgen(lab, "shadow", *args, "-t", "iptables", check=False)
+        assert result.returncode == 2 and "not a shadow fwgen made" in result.stderr, result
+    assert without_dates(saved(lab)) == foreign

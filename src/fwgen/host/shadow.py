@@ -15,22 +15,20 @@ import json
 import re
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fwgen.errors import FwgenError
+from fwgen.host import shadowipt
 from fwgen.host.backends import run
+from fwgen.host.shadowmark import COMMENT, NotOurs, Table, foreign
 from fwgen.policy.ir import Direction, Family
-from fwgen.policy.owned import SHADOW_MARK, SHADOW_TABLE
+from fwgen.policy.owned import SHADOW_TABLE
 from fwgen.policy.shadowed import Recorded, Sighting
 
 MAX_OUTPUT = 256 << 20  # bytes of `nft -j` output read at most (a set of 2^20 keys is ~150 MB)
 SET = re.compile(r"^(in|out)_(last|first)_(v4|v6)$")
 FULL = re.compile(r"^(in|out)_full_(v4|v6)$")
-COMMENT = re.compile(
-    rf"^{re.escape(SHADOW_MARK)} prefix-v4=(\d+) prefix-v6=(\d+) size=(\d+) profile=([ -~]*)"
-)
 PROTOCOLS = {
     "tcp": "tcp",
     "udp": "udp",
@@ -49,23 +47,6 @@ PROTOCOLS = {
     33: "dccp",
 }
 FAMILIES: dict[str, Family] = {"v4": "ipv4", "v6": "ipv6"}
-
-
-class NotOurs(FwgenError):
-    """A table named like the shadow's that fwgen did not make."""
-
-
-@dataclass
-class Table:
-    handle: int
-    recorded: Recorded
-
-
-def _foreign(reason: str) -> NotOurs:
-    return NotOurs(
-        f"table inet {SHADOW_TABLE} is not a shadow fwgen made ({reason}); fwgen leaves it "
-        f"alone: if no one needs it, remove it with `nft delete table inet {SHADOW_TABLE}`"
-    )
 
 
 def _int(value: Any, low: int = 0, high: int = 1 << 64) -> int | None:
@@ -101,10 +82,18 @@ def parse(text: str, now: float) -> Table | None:
     ]
     found = marks[0] if marks else None
     if found is None or handle is None:
-        raise _foreign("its first rule does not carry fwgen's mark")
+        raise foreign(
+            f"table inet {SHADOW_TABLE}",
+            "its first rule does not carry fwgen's mark",
+            f"nft delete table inet {SHADOW_TABLE}",
+        )
     prefix_v4, prefix_v6, size = (int(found.group(i)) for i in (1, 2, 3))
     if not (prefix_v4 <= 32 and prefix_v6 <= 128):
-        raise _foreign("its comment names impossible prefixes")
+        raise foreign(
+            f"table inet {SHADOW_TABLE}",
+            "its mark names impossible prefixes",
+            f"nft delete table inet {SHADOW_TABLE}",
+        )
     recorded = Recorded(found.group(4), prefix_v4, prefix_v6, size, None)
     sets = {
         o["set"]["name"]: o["set"]
@@ -231,8 +220,8 @@ def _sightings(
 
 def read(target: str) -> Table | None:
     """The shadow loaded here, or None (NotOurs for a table of its name that is not)."""
-    if target != "nftables":
-        raise FwgenError(f"a shadow on {target} is not supported yet")
+    if target == "iptables":
+        return shadowipt.read()
     if SHADOW_TABLE not in run("nft", "list", "tables", "inet").split():
         return None
     text = run("nft", "-j", "list", "table", "inet", SHADOW_TABLE)
@@ -245,14 +234,18 @@ def read(target: str) -> Table | None:
 
 def parse_file(target: str, text: str, now: float) -> Table | None:
     """The shadow in a saved `nft -j list table inet fwgen_shadow` (`fwgen shadow report --input`)."""
-    if target != "nftables":
-        raise FwgenError(f"a shadow on {target} is not supported yet")
+    if target == "iptables":
+        raise FwgenError(
+            "--input reads nftables' JSON only; on iptables, run the report on the host"
+        )
     return parse(text, now)
 
 
 def start(target: str, files: dict[str, str]) -> bool:
     """Load the shadow *files* (replacing an earlier shadow): whether one was replaced.
     Checked with ``nft -c`` first; a foreign table of the name is refused."""
+    if target == "iptables":
+        return shadowipt.start(files)
     replaced = read(target) is not None
     with tempfile.TemporaryDirectory(prefix="fwgen-shadow-") as folder:
         path = Path(folder, "shadow.nft")
@@ -265,8 +258,13 @@ def start(target: str, files: dict[str, str]) -> bool:
 def stop(target: str) -> Recorded | None:
     """Remove the shadow, by the handle of the table just checked: what it had recorded,
     or None when there was none."""
+    if target == "iptables":
+        return shadowipt.stop()
     table = read(target)
     if table is None:
         return None
     run("nft", "delete", "table", "inet", "handle", str(table.handle))
     return table.recorded
+
+
+__all__ = ["NotOurs", "Table"]  # where callers and tests find them

@@ -49,9 +49,7 @@ LIVE_CODES = ("FW019",)
 
 def acceptable_codes() -> list[str]:
     """The codes a rule's ``accept:`` may name (`refuse_accepting` refuses the others)."""
-    return [
-        code for code in CODES if code != "FW001" and code not in (*HOST_CODES, *LIVE_CODES)
-    ]
+    return [code for code in CODES if code != "FW001" and code not in (*HOST_CODES, *LIVE_CODES)]
 
 
 def refuse_accepting(code: str) -> None:

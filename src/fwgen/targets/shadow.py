@@ -26,9 +26,9 @@ from typing import Any
 from fwgen.errors import FwgenError
 from fwgen.policy.ir import Direction, Family, Policy
 from fwgen.policy.owned import SHADOW_MARK, SHADOW_TABLE
-from fwgen.targets import nftables
+from fwgen.targets import nftables, shadowipt
 from fwgen.targets.render import check_output, environment, header, refuse_unacknowledged_risks
-from fwgen.targets.text import quoted, rule_heading
+from fwgen.targets.text import plain_ascii, quoted, rule_heading
 
 TABLE = SHADOW_TABLE
 FILE = "fwgen-shadow.nft"
@@ -146,8 +146,13 @@ def render_shadow(
 ) -> dict[str, str]:
     """The shadow of *policy* for *target*: ``{file name: text}``."""
     options = options or ShadowOptions()
-    if target != "nftables":
-        raise FwgenError(f"a shadow on {target} is not supported yet")
+    if target not in ("nftables", "iptables"):
+        raise FwgenError(f"a shadow runs on nftables or iptables, not {target}")
+    if target == "iptables":
+        refuse_unacknowledged_risks(policy)
+        prefixes: dict[Family, int] = {"ipv4": options.prefix_v4, "ipv6": options.prefix_v6}
+        mark = plain_ascii(comment(policy, options), nftables.MAX_COMMENT)
+        return shadowipt.render_shadow(policy, directions(policy), prefixes, options.size, mark)
     refuse_unacknowledged_risks(policy)
     shadow = _renamed(policy)
     sets = [

@@ -1,0 +1,65 @@
+"""The shadow's text: pinned for two profiles on both targets, checked by nft, and
+never able to decide a verdict (no accept, drop or reject anywhere in it)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from syrupy.assertion import SnapshotAssertion
+from typer.testing import CliRunner
+
+from fwgen.cli.app import app
+from fwgen.errors import FwgenError
+from fwgen.policy.resolve import resolve_profile
+from fwgen.targets.shadow import ShadowOptions, render_shadow
+from tests.conftest import BUILTIN, EVERY_FEATURE, nft_check
+
+
+@pytest.mark.parametrize("target", ["nftables", "iptables"])
+@pytest.mark.parametrize("profile", ["webserver", EVERY_FEATURE])
+def test_shadow_snapshot(profile: str, target: str, snapshot: SnapshotAssertion) -> None:
+    assert render_shadow(resolve_profile(profile), target) == snapshot
+
+
+@pytest.mark.parametrize("profile", [*BUILTIN, EVERY_FEATURE])
+def test_shadow_decides_nothing_and_loads(profile: str) -> None:
+    policy = resolve_profile(profile)
+    nft = render_shadow(policy, "nftables")["fwgen-shadow.nft"]
+    result = nft_check(nft)
+    assert result.returncode == 0, result.stderr
+    rules = [line for line in nft.splitlines() if not line.lstrip().startswith("#")]
+    assert not [
+        r
+        for r in rules
+        if re.search(r"\b(accept|drop|reject|queue|goto|jump)\b", r) and "policy accept" not in r
+    ]
+    for name, text in render_shadow(policy, "iptables").items():
+        lines = [line for line in text.splitlines() if line.startswith(("-A", "-I"))]
+        verdicts = {re.sub(r".* -j (\S+).*", r"\1", line) for line in lines}
+        assert verdicts <= {"RETURN", "SET", "FWGEN-SHADOW-IN", "FWGEN-SHADOW-OUT"}, name
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(FwgenError, match="--prefix-v4 40"):
+        ShadowOptions(prefix_v4=40)
+    with pytest.raises(FwgenError, match="--size 1"):
+        ShadowOptions(size=1)
+
+
+def test_windows_has_no_shadow() -> None:
+    result = CliRunner().invoke(app, ["shadow", "start", "webserver", "-t", "windows"])
+    assert result.exit_code == 2 and "not applicable" in result.output
+
+
+def test_report_from_a_hostile_file_is_one_line(tmp_path: object) -> None:
+    from pathlib import Path
+
+    saved = Path(str(tmp_path)) / "shadow.json"
+    saved.write_text('{"nftables": [{"table": {"name": "fwgen_shadow", "handle": 1}}]}')
+    result = CliRunner().invoke(app, ["shadow", "report", "webserver", "--input", str(saved)])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "not a shadow fwgen made" in result.output
+    saved.write_text("\x1b[2J")
+    result = CliRunner().invoke(app, ["shadow", "report", "webserver", "--input", str(saved)])
+    assert result.exit_code == 2 and result.output.count("\n") == 1
