@@ -285,3 +285,28 @@ def test_iptables_foreign_chain_named_like_the_shadow(lab: Lab, tmp_path: Path) 
         result = fwgen(lab, "shadow", *args, "-t", "iptables", check=False)
         assert result.returncode == 2 and "not a shadow fwgen made" in result.stderr, result
     assert without_dates(saved(lab)) == foreign
+
+
+OUTBOUND = Path(__file__).parents[1] / "data/kernel/outbound.yaml"
+
+
+@pytest.mark.parametrize("target", ["nftables", "iptables"])
+def test_outbound_shadow(lab: Lab, target: str) -> None:
+    """A profile that denies outbound: what the host sends and the profile would not let
+    out is recorded by destination, and the datagrams still go (no verdict changed)."""
+    fwgen(lab, "shadow", "start", str(OUTBOUND), "-t", target)
+    specs = ["198.18.1.2,8443,40001", "198.18.1.2,9999,40002", "2001:db8:1::2,9999,40003"]
+    assert lab.send("trusted", specs) == {spec: "sent" for spec in specs}
+    args = ["shadow", "report", str(OUTBOUND), "-t", target, "--format", "json"]
+    report = json.loads(fwgen(lab, *args).stdout)
+    found = {
+        (g["direction"], g["proto"], g["port"]): sorted(n["network"] for n in g["networks"])
+        for g in report["groups"]
+    }
+    assert found == {  # 8443 is open to trusted over TCP only
+        ("out", "udp", 9999): ["198.18.1.2/32", "2001:db8:1::/64"],
+        ("out", "udp", 8443): ["198.18.1.2/32"],
+    }
+    group = report["groups"][0]
+    assert "outbound:" in group["suggestion"] and "to: [" in group["suggestion"]
+    fwgen(lab, "shadow", "stop", "-t", target)
