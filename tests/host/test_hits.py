@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from fwgen.cli.app import app
 from fwgen.cli.common import load_policies, site_ports
 from fwgen.errors import FwgenError
-from fwgen.host.hits import parse_iptables, parse_nft
+from fwgen.host.hits import parse_iptables, parse_nft, parse_ufw
 from fwgen.review.hits import as_json, as_text, findings, hits
 
 NOW = 1_800_000_000.0
@@ -149,3 +149,53 @@ def test_hits_from_a_file(tmp_path: Any) -> None:
         only["ruleId"] == "FW019"
         and only["locations"][0]["physicalLocation"]["region"]["startLine"] == 14
     )
+
+
+def hexed(text: str) -> str:
+    return text.encode().hex()
+
+
+USER_RULES = f"""\
+*filter
+:ufw-user-input - [0:0]
+### RULES ###
+
+### tuple ### allow tcp 80 0.0.0.0/0 any 0.0.0.0/0 in comment={hexed("fwgen: http [06e5f016d0]")}
+-A ufw-user-input -p tcp --dport 80 -j ACCEPT
+
+### tuple ### allow tcp 25 0.0.0.0/0 any 0.0.0.0/0 in comment={hexed("an admin's rule")}
+-A ufw-user-input -p tcp --dport 25 -j ACCEPT
+
+### tuple ### allow tcp 443 0.0.0.0/0 any 0.0.0.0/0 in comment=zz
+-A ufw-user-input -p tcp --dport 443 -j ACCEPT
+
+### END RULES ###
+COMMIT
+"""
+UFW_SAVED = """\
+*filter
+[6:360] -A ufw-before-input -p icmp -m icmp --icmp-type 8 -m comment --comment "ping: echo request, rate limited" -j ACCEPT
+[2:120] -A ufw-user-input -p tcp -m tcp --dport 80 -j ACCEPT
+[7:420] -A ufw-user-input -p tcp -m tcp --dport 25 -j ACCEPT
+[9:540] -A ufw-user-input -p tcp -m tcp --dport 443 -j ACCEPT
+COMMIT
+"""
+
+
+def test_ufw_counters_by_place_and_by_comment() -> None:
+    counted = parse_ufw([UFW_SAVED, ""], [USER_RULES, ""])
+    assert counted.by_label == {
+        "ping: echo request, rate limited": (6, 360),
+        "fwgen: http": (2, 120),  # the admin's rule and the unreadable comment: not fwgen's
+    }
+    found = {h.name: h for h in hits(webserver(), counted)}
+    assert found["http"].connections == 2 and found["https"].missing
+
+
+def test_ufw_rules_that_differ_from_the_loaded_ones_are_not_counted() -> None:
+    saved = UFW_SAVED.replace("[9:540] -A ufw-user-input -p tcp -m tcp --dport 443 -j ACCEPT\n", "")
+    counted = parse_ufw([saved, ""], [USER_RULES, ""])
+    assert "fwgen: http" not in counted.by_label
+    assert counted.ignored == [
+        "ufw-user-input: ufw's rules file and the loaded rules differ; its rules are not counted"
+    ]

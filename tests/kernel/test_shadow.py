@@ -310,3 +310,29 @@ def test_outbound_shadow(lab: Lab, target: str) -> None:
     group = report["groups"][0]
     assert "outbound:" in group["suggestion"] and "to: [" in group["suggestion"]
     fwgen(lab, "shadow", "stop", "-t", target)
+
+
+def test_hits_on_ufw(lab: Lab, tmp_path: Path) -> None:
+    """ufw: its own rules (http, mysql) by their place in user.rules, fwgen's block in
+    before.rules (ICMP) by comment; read over the private copies of /etc/ufw."""
+    profile = tmp_path / "hits.yaml"
+    profile.write_text(HITS)
+    lab.listen(["tcp:22", "tcp:80", "tcp:3306"])
+    lab.apply("ufw", render(lab, profile, "ufw"))
+    for _ in range(3):
+        assert lab.probe("trusted", "ipv4", ["tcp:22"]) == {"tcp:22": "open"}
+    assert lab.probe("trusted", "ipv6", ["tcp:22", "tcp:80"]) == {
+        "tcp:22": "open",
+        "tcp:80": "open",
+    }
+    assert lab.probe("outside", "ipv4", ["tcp:80", "tcp:3306"]) == {
+        "tcp:80": "open",
+        "tcp:3306": "blocked",
+    }
+    assert lab.ping("trusted", "ipv4") == "open"
+    command = [*lab.ufw_root(), sys.executable, "-m", "fwgen", "hits", str(profile), "-t", "ufw"]
+    out = lab.run(lab.server, *command, "--format", "json")
+    rules = {r["name"]: r for r in json.loads(out)["rules"]}
+    found = {n: rules[n]["connections"] for n in ("ssh", "http", "mysql")}
+    assert found == {"ssh": 4, "http": 2, "mysql": 0}
+    assert rules["ping"]["connections"] >= 1 and rules["mysql"]["unused"]

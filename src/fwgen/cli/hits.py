@@ -26,7 +26,7 @@ from fwgen.errors import FwgenError
 def hits(
     profile: ProfileArgument,
     target: Annotated[
-        str, typer.Option("--target", "-t", metavar="TARGET", help="nftables or iptables.")
+        str, typer.Option("--target", "-t", metavar="TARGET", help="nftables, iptables or ufw.")
     ],
     format_: Annotated[str, format_option("text, json or sarif")] = "text",
     input_: Annotated[
@@ -43,6 +43,8 @@ def hits(
     allow_outside: AllowOutside = None,
 ) -> None:
     """Map the live counters of PROFILE's rules back to its lines; flag rules with no hits.
+
+    Exit 0 (rules with no hits are findings of level info), 2 on a user mistake.
 
     Example: fwgen hits webserver -t nftables --format sarif > hits.sarif
     """
@@ -61,6 +63,10 @@ def hits(
                 raise FwgenError(f"{input_[0]}: holds no table inet fwgen")
         elif target == "iptables":
             counted = live.parse_iptables(texts)
+        elif target == "ufw":
+            raise FwgenError(
+                "--input reads nftables or iptables counters; for ufw, run on the host"
+            )
         else:
             counted = live.read(target)  # says why not
     else:

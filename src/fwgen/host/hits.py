@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 from fwgen.errors import FwgenError
 from fwgen.host.backends import run
 from fwgen.policy.owned import CONTAINER_CHAINS
 from fwgen.policy.shadowed import Counted
+from fwgen.read.yamlsource import read_text
 
 # The chains whose ACCEPT (RETURN in the container chains) rules are fwgen's.
 IPTABLES_CHAINS = ("INPUT", "OUTPUT", "FWGEN-INPUT", "FWGEN-OUTPUT", *CONTAINER_CHAINS)
@@ -86,17 +88,77 @@ def _loaded(found: dict[str, Any], now: float) -> float | None:
     return None
 
 
-def parse_iptables(texts: list[str]) -> Counted:
-    """The counters in `iptables-save -c -t filter` outputs (IPv4, IPv6), summed."""
+def parse_iptables(texts: list[str], chains: tuple[str, ...] = IPTABLES_CHAINS) -> Counted:
+    """The counters in `iptables-save -c -t filter` outputs (IPv4, IPv6), summed, of the
+    ACCEPT (RETURN) rules of *chains*."""
     counted = Counted("iptables", None)
     for text in texts:
         for line in text.splitlines():
             found = SAVED.match(line)
-            if found is None or found.group(3) not in IPTABLES_CHAINS:
+            if found is None or found.group(3) not in chains:
                 continue
             label = found.group(4) if found.group(4) is not None else found.group(5)
             _add(counted, label, int(found.group(1)), int(found.group(2)))
     return counted
+
+
+UFW_CHAINS = tuple(
+    f"{prefix}-{where}-{hook}"
+    for prefix in ("ufw", "ufw6")
+    for where in ("before", "after")
+    for hook in ("input", "output", "forward")
+)
+USER_CHAINS = ("ufw-user-input", "ufw-user-output", "ufw6-user-input", "ufw6-user-output")
+TUPLE = re.compile(r"^### tuple ### .* comment=([0-9a-f]+)$")
+UFW_LABEL = re.compile(r"^(fwgen: [ -~]+) \[[0-9a-f]+\]$")
+COUNTED = re.compile(r"^\[(\d+):(\d+)\] -A (\S+) ")
+
+
+def parse_ufw(saves: list[str], user_rules: list[str]) -> Counted:
+    """The counters of fwgen's rules under ufw: those of its block in before.rules and
+    after.rules by their comments (as `parse_iptables`), and ufw's own rules (``ufw allow
+    ... comment 'fwgen: NAME [tag]'``) by their place: the n-th rule of a chain in
+    user.rules (user6.rules) is the n-th of that chain in ``iptables-save``."""
+    counted = parse_iptables(saves, UFW_CHAINS)
+    counted.target = "ufw"
+    for save, rules in zip(saves, user_rules, strict=True):
+        loaded: dict[str, list[tuple[int, int]]] = {}
+        for line in save.splitlines():
+            found = COUNTED.match(line)
+            if found and found.group(3) in USER_CHAINS:
+                loaded.setdefault(found.group(3), []).append(
+                    (int(found.group(1)), int(found.group(2)))
+                )
+        written: dict[str, list[tuple[str | None, bool]]] = {}
+        label: str | None = None
+        for line in rules.splitlines():
+            tuple_line = TUPLE.match(line)
+            if tuple_line or line.startswith("###") or not line.strip():
+                label = _ufw_label(tuple_line.group(1)) if tuple_line else None
+                continue
+            parts = line.split()
+            if len(parts) > 1 and parts[0] == "-A" and parts[1] in USER_CHAINS:
+                written.setdefault(parts[1], []).append((label, line.endswith("-j ACCEPT")))
+        for chain, lines in written.items():
+            counters = loaded.get(chain, [])
+            if len(counters) != len(lines):
+                counted.ignored.append(
+                    f"{chain}: ufw's rules file and the loaded rules differ; its rules are not counted"
+                )
+                continue
+            for (name, accepts), (packets, size) in zip(lines, counters, strict=True):
+                if name is not None and accepts:
+                    _add(counted, name, packets, size)
+    return counted
+
+
+def _ufw_label(text: str) -> str | None:
+    """``fwgen: NAME`` from a tuple's hex comment, or None when it is not fwgen's."""
+    try:
+        found = UFW_LABEL.match(bytes.fromhex(text).decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return found.group(1) if found else None
 
 
 def read(target: str) -> Counted:
@@ -111,9 +173,16 @@ def read(target: str) -> Counted:
         return parse_iptables(
             [run(save, "-c", "-t", "filter") for save in ("iptables-save", "ip6tables-save")]
         )
+    if target == "ufw":
+        saves = [run(save, "-c", "-t", "filter") for save in ("iptables-save", "ip6tables-save")]
+        files = [Path("/etc/ufw/user.rules"), Path("/etc/ufw/user6.rules")]
+        texts = [read_text(f, str(f), "ufw rules", limit=64 << 20) for f in files]
+        return parse_ufw(saves, texts)
     why = (
         "Windows Firewall keeps no per-rule counters: not applicable"
         if target == "windows"
-        else "use nftables or iptables"
+        else "use nftables, iptables or ufw"
     )
-    raise FwgenError(f"--target {target!r}: fwgen hits reads nftables or iptables counters ({why})")
+    raise FwgenError(
+        f"--target {target!r}: fwgen hits reads nftables, iptables or ufw counters ({why})"
+    )

@@ -15,7 +15,7 @@ SHADOW_TABLE = "fwgen_shadow"
 SHADOW_MARK = "fwgen shadow v1"
 
 # How long a rule's label (its comment in the ruleset) may be, per target.
-LABEL_LIMITS = {"nftables": 120, "iptables": 200}
+LABEL_LIMITS = {"nftables": 120, "iptables": 200, "ufw": 200}
 
 
 def plain_ascii(text: str, limit: int) -> str:
@@ -32,3 +32,9 @@ def rule_label(rule: Rule, limit: int) -> str:
     """The comment a rule's accept carries in the ruleset, by which `fwgen hits` finds its
     counter again: its name and comment, safe inside double quotes (see `plain_ascii`)."""
     return plain_ascii(rule.name + (f": {rule.comment}" if rule.comment else ""), limit)
+
+
+def ufw_label(rule: Rule) -> str:
+    """How fwgen's ufw rules (``ufw allow ... comment 'fwgen: NAME [tag]'``) name the rule
+    `fwgen hits` counts them for (ufw keeps the first of identical rules: its name)."""
+    return plain_ascii(f"fwgen: {rule.name}", LABEL_LIMITS["ufw"])

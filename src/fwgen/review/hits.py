@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from fwgen.errors import split_location
 from fwgen.policy.ir import Policy
-from fwgen.policy.owned import LABEL_LIMITS, rule_label
+from fwgen.policy.owned import LABEL_LIMITS, rule_label, ufw_label
 from fwgen.policy.shadowed import Counted
 from fwgen.review.check import Finding, as_sarif
 from fwgen.review.shadowreport import when
@@ -39,12 +39,13 @@ def hits(policy: Policy, counted: Counted) -> list[Hit]:
         if not rule.families:
             continue
         hit = out.setdefault((rule.name, rule.origin), Hit(rule.name, rule.origin, rule.direction))
-        label = rule_label(rule, limit)
-        if label not in hit.labels:
-            hit.labels.append(label)
+        labels = [rule_label(rule, limit)]
+        if counted.target == "ufw":  # its block's rules, or ufw's own
+            labels.append(ufw_label(rule))
+        hit.labels += [label for label in labels if label not in hit.labels]
     for hit in out.values():
         found = [counted.by_label[label] for label in hit.labels if label in counted.by_label]
-        hit.missing = len(found) < len(hit.labels)
+        hit.missing = not found
         hit.connections = sum(f[0] for f in found)
         hit.bytes = sum(f[1] for f in found)
     return list(out.values())
@@ -52,7 +53,7 @@ def hits(policy: Policy, counted: Counted) -> list[Hit]:
 
 def _since(counted: Counted) -> str:
     if counted.loaded_at is None:
-        return "since the ruleset was loaded (iptables keeps no load time)"
+        return f"since the ruleset was loaded ({counted.target} keeps no load time)"
     return f"since the ruleset was loaded, {when(counted.loaded_at)}"
 
 
