@@ -232,3 +232,39 @@ def test_iptables_unexpected_elements_are_left_out(line: str) -> None:
 def test_iptables_a_foreign_chain_named_like_the_shadow_is_refused(chain: str) -> None:
     with pytest.raises(NotOurs, match="not a shadow fwgen made"):
         parse_iptables({"ipv4": chain, "ipv6": ""}, "", NOW)
+
+
+def test_a_suggestion_pastes_into_a_profile_and_admits_what_was_seen(tmp_path: Any) -> None:
+    elements = [
+        element({"concat": ["93.184.216.34", "tcp", 3306]}),
+        element({"concat": ["2001:db8:7::", "tcp", 3306]}),
+        element({"concat": ["192.0.2.9", "tcp", 61999]}),
+    ]
+    items = json.loads(shadow(elements))
+    v6 = {
+        "set": {
+            "name": "in_last_v6",
+            "table": "fwgen_shadow",
+            "timeout": TIMEOUT,
+            "elem": [elements.pop(1)],
+        }
+    }
+    items["nftables"].append(v6)
+    table = parse(json.dumps(items), NOW)
+    assert table is not None
+    cat = site_ports(None)
+    (policy,) = load_policies(["webserver"], None, cat)
+    groups = report(policy, table.recorded, cat)
+    profile = tmp_path / "pasted.yaml"
+    pasted = [line for g in groups for line in g.lines if line != "inbound:"]
+    profile.write_text(
+        "description: pasted\nextends: webserver\ninbound:\n" + "\n".join(pasted) + "\n"
+    )
+    (after,) = load_policies([str(profile)], None, cat)
+    rules = {r.name: r for r in after.rules}
+    assert sorted(after.remote_addresses(rules["mysql"]) or []) == [
+        "2001:db8:7::/64",
+        "93.184.216.34",
+    ]
+    assert [str(p) for p in rules["mysql"].ports] == ["3306"]
+    assert after.remote_addresses(rules["port-61999-tcp"]) == ["192.0.2.9"]

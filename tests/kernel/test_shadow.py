@@ -336,3 +336,24 @@ def test_hits_on_ufw(lab: Lab, tmp_path: Path) -> None:
     found = {n: rules[n]["connections"] for n in ("ssh", "http", "mysql")}
     assert found == {"ssh": 4, "http": 2, "mysql": 0}
     assert rules["ping"]["connections"] >= 1 and rules["mysql"]["unused"]
+
+
+def test_iptables_shadow_after_a_load_that_flushed_mangle(lab: Lab, tmp_path: Path) -> None:
+    """A load with --flush-ruleset empties the mangle table: the shadow's chains go, its
+    sets stay. The report says no shadow is loaded; stop and start clear the leftovers."""
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(CANDIDATE)
+    fwgen(lab, "shadow", "start", str(candidate), "-t", "iptables")
+    for tool in ("iptables", "ip6tables"):
+        lab.run(lab.server, tool, "-t", "mangle", "-F")
+        lab.run(lab.server, tool, "-t", "mangle", "-X")
+    assert "fwgen-shadow-count-in-v4" in lab.run(lab.server, "ipset", "list", "-n")
+    result = fwgen(lab, "shadow", "report", str(candidate), "-t", "iptables", check=False)
+    assert result.returncode == 2 and "no shadow is loaded" in result.stderr
+    fwgen(lab, "shadow", "start", str(candidate), "-t", "iptables")
+    assert "FWGEN-SHADOW-IN" in lab.run(lab.server, "iptables-save", "-t", "mangle")
+    fwgen(lab, "shadow", "stop", "-t", "iptables")
+    assert "fwgen-shadow" not in lab.run(lab.server, "ipset", "list", "-n")
+    lab.run(lab.server, "ipset", "create", "fwgen-shadow-count-in-v4", "hash:ip")
+    result = fwgen(lab, "shadow", "start", str(candidate), "-t", "iptables", check=False)
+    assert result.returncode == 2 and "without its chains or its mark" in result.stderr

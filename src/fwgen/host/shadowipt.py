@@ -161,13 +161,30 @@ def stop() -> Recorded | None:
     """Remove the jumps, the chains and the ipsets of the shadow: what it had recorded."""
     table = read()
     if table is None:
-        if _ours_everywhere():
-            raise NotOurs(
-                "ipsets named like the shadow's are here without its chains; fwgen leaves them alone"
-            )
+        _leftovers()
         return None
     _remove()
     return table.recorded
+
+
+def _leftovers() -> None:
+    """Sets of a shadow whose chains are gone (a load that flushed the mangle table):
+    destroyed when the shadow's mark says they are fwgen's, refused otherwise."""
+    names = _ours_everywhere()
+    if not names:
+        return
+    marked = [
+        found
+        for line in run("ipset", "save", LOADED, check=False).splitlines()
+        if (found := LOADED_LINE.match(line)) and COMMENT.fullmatch(found.group(2))
+    ]
+    if not marked:
+        raise NotOurs(
+            f"ipsets named like the shadow's ({', '.join(names)}) are here without its chains "
+            "or its mark; fwgen leaves them alone: if no one needs them, `ipset destroy` them"
+        )
+    for name in names:
+        run("ipset", "destroy", name)
 
 
 def _remove() -> None:

@@ -52,6 +52,8 @@ def hits(policy: Policy, counted: Counted) -> list[Hit]:
 
 
 def _since(counted: Counted) -> str:
+    if counted.loaded_at is None and counted.target == "nftables":
+        return "since the ruleset was loaded (when is unknown: it has no `loaded` set; render it again)"
     if counted.loaded_at is None:
         return f"since the ruleset was loaded ({counted.target} keeps no load time)"
     return f"since the ruleset was loaded, {when(counted.loaded_at)}"
