@@ -4,6 +4,7 @@ never able to decide a verdict (no accept, drop or reject anywhere in it)."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from syrupy.assertion import SnapshotAssertion
@@ -63,3 +64,31 @@ def test_report_from_a_hostile_file_is_one_line(tmp_path: object) -> None:
     saved.write_text("\x1b[2J")
     result = CliRunner().invoke(app, ["shadow", "report", "webserver", "--input", str(saved)])
     assert result.exit_code == 2 and result.output.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        'evil"\nflush ruleset\n#.yaml',
+        'evil" -j ACCEPT\n*nat\n-A PREROUTING -j ACCEPT\nCOMMIT\n#.yaml',
+        "evil\u2028x.yaml",
+    ],
+)
+@pytest.mark.parametrize("target", ["nftables", "iptables"])
+def test_hostile_profile_names_reach_no_shadow_raw(name: str, target: str, tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from fwgen.read.yamlsource import first_unsafe
+
+    profile = Path(str(tmp_path)) / name
+    profile.write_text("description: hostile\nextends: base\ninbound: [{service: http}]\n")
+    result = CliRunner().invoke(app, ["shadow", "start", str(profile), "-t", target, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert first_unsafe(result.stdout.replace("\n", "")) is None
+    lines = result.stdout.splitlines()
+    assert not [
+        line for line in lines if line.startswith(("flush ruleset", "*nat", "-A PREROUTING"))
+    ]
+    if target == "nftables":
+        check = nft_check(result.stdout)
+        assert check.returncode == 0, check.stderr
