@@ -5,7 +5,6 @@ is left out and said."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 from fwgen.errors import FwgenError
 from fwgen.host.backends import run
+from fwgen.host.shadowmark import loaded_at, nft_objects, number
 from fwgen.policy.owned import CONTAINER_CHAINS
 from fwgen.policy.shadowed import Counted
 from fwgen.read.yamlsource import read_text
@@ -24,11 +24,6 @@ SAVED = re.compile(
 )
 
 
-def _count(value: Any) -> int | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 64
-    return value if ok else None
-
-
 def _add(counted: Counted, label: str, packets: int, size: int) -> None:
     old = counted.by_label.get(label, (0, 0))
     counted.by_label[label] = (old[0] + packets, old[1] + size)
@@ -36,12 +31,7 @@ def _add(counted: Counted, label: str, packets: int, size: int) -> None:
 
 def parse_nft(text: str, now: float) -> Counted | None:
     """The counters in `nft -j list table inet fwgen`, or None without that table."""
-    try:
-        items = json.loads(text)["nftables"]
-        assert isinstance(items, list)
-    except (ValueError, KeyError, TypeError, AssertionError):
-        raise FwgenError("`nft -j list table` gave output that is not nftables JSON") from None
-    objects = [i for i in items if isinstance(i, dict) and len(i) == 1]
+    objects = nft_objects(text)
     if not any(
         isinstance(o.get("table"), dict) and o["table"].get("name") == "fwgen" for o in objects
     ):
@@ -55,7 +45,7 @@ def parse_nft(text: str, now: float) -> Counted | None:
             and found.get("name") == "loaded"
             and found.get("table") == "fwgen"
         ):
-            counted.loaded_at = _loaded(found, now)
+            counted.loaded_at = loaded_at(found, now)
         rule = o.get("rule")
         if not isinstance(rule, dict) or rule.get("table") != "fwgen":
             continue
@@ -65,8 +55,8 @@ def parse_nft(text: str, now: float) -> Counted | None:
         if not verdicts or not counters:
             continue  # the prologue's rules, the drops: no counter of a profile's rule
         comment = rule.get("comment")
-        packets = _count(counters[0].get("packets")) if isinstance(counters[0], dict) else None
-        size = _count(counters[0].get("bytes")) if isinstance(counters[0], dict) else None
+        packets = number(counters[0].get("packets")) if isinstance(counters[0], dict) else None
+        size = number(counters[0].get("bytes")) if isinstance(counters[0], dict) else None
         if not isinstance(comment, str) or packets is None or size is None:
             bad += 1
             continue
@@ -76,16 +66,6 @@ def parse_nft(text: str, now: float) -> Counted | None:
             f"{bad} counted rules of table inet fwgen with unexpected contents left out"
         )
     return counted
-
-
-def _loaded(found: dict[str, Any], now: float) -> float | None:
-    timeout = _count(found.get("timeout"))
-    for elem in found.get("elem") or []:
-        inner = elem.get("elem") if isinstance(elem, dict) else None
-        expires = _count(inner.get("expires")) if isinstance(inner, dict) else None
-        if timeout and expires is not None and expires <= timeout:
-            return now - (timeout - expires)
-    return None
 
 
 def parse_iptables(texts: list[str], chains: tuple[str, ...] = IPTABLES_CHAINS) -> Counted:

@@ -11,7 +11,6 @@ and what is not what a shadow holds is left out and said once.
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import tempfile
 import time
@@ -21,7 +20,16 @@ from typing import Any
 from fwgen.errors import FwgenError
 from fwgen.host import shadowipt
 from fwgen.host.backends import run
-from fwgen.host.shadowmark import COMMENT, NotOurs, Table, foreign
+from fwgen.host.shadowmark import (
+    COMMENT,
+    PROTOCOLS,
+    NotOurs,
+    Table,
+    foreign,
+    loaded_at,
+    nft_objects,
+    number,
+)
 from fwgen.policy.ir import Direction, Family
 from fwgen.policy.owned import SHADOW_TABLE
 from fwgen.policy.shadowed import Recorded, Sighting
@@ -29,43 +37,13 @@ from fwgen.policy.shadowed import Recorded, Sighting
 MAX_OUTPUT = 256 << 20  # bytes of `nft -j` output read at most (a set of 2^20 keys is ~150 MB)
 SET = re.compile(r"^(in|out)_(last|first)_(v4|v6)$")
 FULL = re.compile(r"^(in|out)_full_(v4|v6)$")
-PROTOCOLS = {
-    "tcp": "tcp",
-    "udp": "udp",
-    "udplite": "udplite",
-    "sctp": "sctp",
-    "dccp": "dccp",
-    "icmp": "icmp",
-    "ipv6-icmp": "icmpv6",
-    "icmpv6": "icmpv6",
-    6: "tcp",
-    17: "udp",
-    1: "icmp",
-    58: "icmpv6",
-    132: "sctp",
-    136: "udplite",
-    33: "dccp",
-}
 FAMILIES: dict[str, Family] = {"v4": "ipv4", "v6": "ipv6"}
-
-
-def _int(value: Any, low: int = 0, high: int = 1 << 64) -> int | None:
-    return (
-        value
-        if isinstance(value, int) and not isinstance(value, bool) and low <= value < high
-        else None
-    )
 
 
 def parse(text: str, now: float) -> Table | None:
     """The shadow in `nft -j list table inet fwgen_shadow` output, or None when the output
     holds no such table. NotOurs when the table lacks the mark."""
-    try:
-        items = json.loads(text)["nftables"]
-        assert isinstance(items, list)
-    except (ValueError, KeyError, TypeError, AssertionError):
-        raise FwgenError("`nft -j list table` gave output that is not nftables JSON") from None
-    objects = [item for item in items if isinstance(item, dict) and len(item) == 1]
+    objects = nft_objects(text)
     tables = [
         o["table"]
         for o in objects
@@ -74,7 +52,7 @@ def parse(text: str, now: float) -> Table | None:
     if not tables:
         return None
     table = tables[0]
-    handle = _int(table.get("handle"))
+    handle = number(table.get("handle"))
     marks = [
         COMMENT.fullmatch(str(o["rule"].get("comment", "")))
         for o in objects
@@ -100,12 +78,12 @@ def parse(text: str, now: float) -> Table | None:
         for o in objects
         if isinstance(o.get("set"), dict) and isinstance(o["set"].get("name"), str)
     }
-    recorded.loaded_at = _loaded_at(sets.get("loaded"), now)
+    recorded.loaded_at = loaded_at(sets.get("loaded"), now)
     for o in objects:
         counter = o.get("counter")
         if isinstance(counter, dict) and FULL.match(str(counter.get("name"))):
             direction, tail = FULL.match(str(counter["name"])).groups()  # type: ignore[union-attr]
-            packets = _int(counter.get("packets"))
+            packets = number(counter.get("packets"))
             if packets is None:
                 recorded.ignored.append(f"counter {counter['name']}: no packet count")
             elif packets:
@@ -117,21 +95,6 @@ def parse(text: str, now: float) -> Table | None:
         first = _first_seen(sets.get(f"{what.group(1)}_first_{what.group(3)}"), now)
         _sightings(recorded, found_set, what.group(1), FAMILIES[what.group(3)], first, now)  # type: ignore[arg-type]
     return Table(handle, recorded)
-
-
-def _loaded_at(found: dict[str, Any] | None, now: float) -> float | None:
-    if found is None:
-        return None
-    timeout = _int(found.get("timeout"), 1)
-    for elem in found.get("elem") or []:
-        expires = (
-            _int(elem.get("elem", {}).get("expires"))
-            if isinstance(elem, dict) and isinstance(elem.get("elem"), dict)
-            else None
-        )
-        if timeout is not None and expires is not None and expires <= timeout:
-            return now - (timeout - expires)
-    return None
 
 
 def _elements(found: dict[str, Any]) -> list[dict[str, Any]]:
@@ -153,9 +116,9 @@ def _key(value: Any, family: Family, prefix: int) -> tuple[str, str, int] | None
         return None
     address, proto, port = value["concat"]
     proto_name = PROTOCOLS.get(proto) if isinstance(proto, (str, int)) else None
-    if proto_name is None and _int(proto, 0, 256) is not None:
+    if proto_name is None and number(proto, 0, 256) is not None:
         proto_name = f"proto {proto}"
-    if not isinstance(address, str) or proto_name is None or _int(port, 0, 65536) is None:
+    if not isinstance(address, str) or proto_name is None or number(port, 0, 65536) is None:
         return None
     try:
         network = ipaddress.ip_network(f"{address}/{prefix}", strict=True)
@@ -170,11 +133,11 @@ def _first_seen(found: dict[str, Any] | None, now: float) -> dict[tuple[str, str
     out: dict[tuple[str, str, int], float] = {}
     if found is None:
         return out
-    timeout = _int(found.get("timeout"), 1)
+    timeout = number(found.get("timeout"), 1)
     family: Family = "ipv6" if str(found.get("name", "")).endswith("v6") else "ipv4"
     for elem in _elements(found):
         key = _key(elem.get("val"), family, 128 if family == "ipv6" else 32)
-        expires = _int(elem.get("expires"))
+        expires = number(elem.get("expires"))
         if key is not None and timeout is not None and expires is not None and expires <= timeout:
             out[key] = now - (timeout - expires)
     return out
@@ -189,17 +152,17 @@ def _sightings(
     now: float,
 ) -> None:
     prefix = recorded.prefix_v4 if family == "ipv4" else recorded.prefix_v6
-    timeout = _int(found.get("timeout"), 1)
+    timeout = number(found.get("timeout"), 1)
     bad = 0
     for elem in _elements(found):
         key = _key(elem.get("val"), family, prefix)
         counter = elem.get("counter")
-        packets = _int(counter.get("packets")) if isinstance(counter, dict) else None
-        size = _int(counter.get("bytes")) if isinstance(counter, dict) else None
+        packets = number(counter.get("packets")) if isinstance(counter, dict) else None
+        size = number(counter.get("bytes")) if isinstance(counter, dict) else None
         if key is None or packets is None or size is None:
             bad += 1
             continue
-        expires = _int(elem.get("expires"))
+        expires = number(elem.get("expires"))
         last = (
             now - (timeout - expires)
             if timeout and expires is not None and expires <= timeout

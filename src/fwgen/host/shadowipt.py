@@ -20,7 +20,7 @@ from typing import cast
 
 from fwgen.errors import FwgenError
 from fwgen.host.backends import run
-from fwgen.host.shadowmark import COMMENT, NotOurs, Table, foreign
+from fwgen.host.shadowmark import COMMENT, PROTOCOLS, NotOurs, Table, foreign
 from fwgen.policy.ir import Direction, Family
 from fwgen.policy.shadowed import Recorded, Sighting
 
@@ -39,15 +39,6 @@ ELEMENT = re.compile(
     r"(?: timeout ([0-9]+))?(?: packets ([0-9]+) bytes ([0-9]+))?$"
 )
 LOADED_LINE = re.compile(rf'^add {LOADED} 0 timeout ([0-9]+) comment "([ -~]*)"$')
-PROTOCOLS = {
-    "tcp": "tcp",
-    "udp": "udp",
-    "udplite": "udplite",
-    "sctp": "sctp",
-    "icmp": "icmp",
-    "icmpv6": "icmpv6",
-    "ipv6-icmp": "icmpv6",
-}
 PORTED = ("tcp", "udp", "udplite", "sctp")
 FAMILIES: dict[str, Family] = {"v4": "ipv4", "v6": "ipv6"}
 
