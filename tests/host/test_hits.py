@@ -4,8 +4,10 @@ profile's lines."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from typer.testing import CliRunner
 
@@ -144,7 +146,12 @@ def test_hits_from_a_file(tmp_path: Any) -> None:
     result = CliRunner().invoke(
         app, ["hits", "webserver", "-t", "nftables", "--input", str(saved), "--format", "sarif"]
     )
-    (only,) = json.loads(result.output)["runs"][0]["results"]
+    log = json.loads(result.output)
+    jsonschema.validate(
+        log, json.loads(Path("tests/data/sarif-2.1.0-results.schema.json").read_text())
+    )
+    assert "FW019" in {r["id"] for r in log["runs"][0]["tool"]["driver"]["rules"]}
+    (only,) = log["runs"][0]["results"]
     assert (
         only["ruleId"] == "FW019"
         and only["locations"][0]["physicalLocation"]["region"]["startLine"] == 14
