@@ -150,10 +150,10 @@ def test_hits_from_a_file(tmp_path: Any) -> None:
     jsonschema.validate(
         log, json.loads(Path("tests/data/sarif-2.1.0-results.schema.json").read_text())
     )
-    assert "FW019" in {r["id"] for r in log["runs"][0]["tool"]["driver"]["rules"]}
+    assert "FW021" in {r["id"] for r in log["runs"][0]["tool"]["driver"]["rules"]}
     (only,) = log["runs"][0]["results"]
     assert (
-        only["ruleId"] == "FW019"
+        only["ruleId"] == "FW021"
         and only["locations"][0]["physicalLocation"]["region"]["startLine"] == 14
     )
 

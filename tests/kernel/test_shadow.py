@@ -206,7 +206,7 @@ def test_hits_count_real_connections(lab: Lab, tmp_path: Path, target: str) -> N
     assert "ssh (" in text and "4 new connections" in text and "no hits" in text
     sarif = json.loads(fwgen(lab, "hits", str(profile), "-t", target, "--format", "sarif").stdout)
     results = sarif["runs"][0]["results"]
-    assert {r["ruleId"] for r in results} == {"FW019"}
+    assert {r["ruleId"] for r in results} == {"FW021"}
     assert any("mysql" in r["message"]["text"] for r in results)
 
 

@@ -14,9 +14,9 @@ from fwgen.errors import RenderError
 from fwgen.policy.resolve import resolve_profile
 from fwgen.targets import TARGETS, RenderOptions
 from fwgen.targets.render import render_with_warnings
-from tests.conftest import BUILTIN, EVERY_FEATURE, NETWORKS_TO_SET
+from tests.conftest import BUILTIN, EVERY_FEATURE, placeholder_sets
 
-EXPECTS_WARNINGS = {"nftables": False, "iptables": False, "ufw": False, "windows": True}
+EXPECTS_WARNINGS = {"nftables": True, "iptables": False, "ufw": False, "windows": True}
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
@@ -90,7 +90,7 @@ def test_builtin_profiles_render_strict_on_linux_targets(profile: str) -> None:
 
     from fwgen.cli.app import app
 
-    sets = [a for n in NETWORKS_TO_SET[profile] for a in ("--set", f"{n}=10.1.0.0/16")]
+    sets = placeholder_sets(profile, "10.1.0.0/16")
     for target in ("nftables", "iptables", "ufw"):
         result = CliRunner().invoke(app, ["render", profile, "-t", target, "--strict", *sets])
         if (profile, target) == ("kubernetes-node", "iptables"):

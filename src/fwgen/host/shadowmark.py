@@ -51,6 +51,12 @@ PROTOCOLS: dict[str | int, str] = {
     132: "sctp",
     136: "udplite",
     33: "dccp",
+    "esp": "esp",
+    "ah": "ah",
+    "gre": "gre",
+    50: "esp",
+    51: "ah",
+    47: "gre",
 }
 
 

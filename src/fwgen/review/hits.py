@@ -3,7 +3,7 @@
 A rule's counter is found by its label (`fwgen.policy.owned.rule_label`): the comment its
 accept carries. Rules of one profile line (dns's 53/tcp and 53/udp) are one entry. A rule
 that admitted nothing since the ruleset was loaded is a candidate for removal or
-narrowing: FW019, in text, JSON and SARIF alike.
+narrowing: FW021, in text, JSON and SARIF alike.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from fwgen.policy.shadowed import Counted
 from fwgen.review.check import Finding, as_sarif
 from fwgen.review.shadowreport import when
 
-UNUSED = "FW019"
+UNUSED = "FW021"
 
 
 @dataclass

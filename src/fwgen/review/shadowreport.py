@@ -11,13 +11,13 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
-from fwgen.policy.ir import AddressSet, Policy, PortRange, Rule
+from fwgen.policy.ir import PORTED, AddressSet, Policy, PortRange, Rule
 from fwgen.policy.shadowed import Recorded, Sighting
+from fwgen.profile.fields import PORTLESS
 from fwgen.profile.portdb import Catalogue
 from fwgen.review.check import Finding, check_policy
 
 SHOWN = 16  # source prefixes a suggestion lists; the JSON has them all
-PORTED = ("tcp", "udp")  # what a profile line can name by port
 SUGGESTION = "<shadow report>"
 
 
@@ -59,6 +59,8 @@ def _name(ports: Catalogue, seen: Sighting) -> tuple[str, str]:
         if named:
             return named[0].name, named[0].title
         return f"port-{seen.port}-{seen.proto}", "not in the port database"
+    if seen.proto in PORTLESS:
+        return seen.proto, "an IP protocol without ports"
     return seen.proto.replace(" ", "-"), "a protocol without ports"
 
 
@@ -76,6 +78,11 @@ def group(recorded: Recorded, ports: Catalogue) -> list[Group]:
 
 def _suggest(group: Group) -> list[str]:
     """Profile lines that admit exactly what was seen (the busiest SHOWN prefixes)."""
+    head = "inbound:" if group.direction == "in" else "outbound:"
+    way = "from" if group.direction == "in" else "to"
+    if group.proto in PORTLESS:
+        shown = group.busiest()[:SHOWN]
+        return [head, f"  - protocol: {group.proto}", f"    {way}: [{', '.join(shown)}]"]
     if group.proto not in PORTED:
         return [
             f"# {group.proto}: a profile names ICMP by type and other protocols not at all; "
@@ -83,8 +90,6 @@ def _suggest(group: Group) -> list[str]:
         ]
     shown = group.busiest()[:SHOWN]
     rest = len(group.networks) - len(shown)
-    head = "inbound:" if group.direction == "in" else "outbound:"
-    way = "from" if group.direction == "in" else "to"
     lines = [
         head,
         f"  - port: {group.port}/{group.proto}",
@@ -101,7 +106,7 @@ def _findings(policy: Policy, ports: Catalogue, groups: list[Group]) -> None:
     the Policy as rules of their own, each with its own origin, and checked together."""
     rules, sets = [], []
     for i, found in enumerate(groups, 1):
-        if found.proto not in PORTED:
+        if found.proto not in (*PORTED, *PORTLESS):
             continue
         shown = found.busiest()[:SHOWN]
         name = f"shadow_suggestion_{i}"
@@ -113,7 +118,7 @@ def _findings(policy: Policy, ports: Catalogue, groups: list[Group]) -> None:
             Rule(
                 direction="in" if found.direction == "in" else "out",
                 proto=found.proto,
-                ports=(PortRange(start=found.port, end=found.port),),
+                ports=(PortRange(start=found.port, end=found.port),) if found.port else (),
                 remote=name,
                 families=tuple(f for f, nets in (("ipv4", v4), ("ipv6", v6)) if nets),
                 name=found.service,
