@@ -268,3 +268,13 @@ def test_a_suggestion_pastes_into_a_profile_and_admits_what_was_seen(tmp_path: A
     ]
     assert [str(p) for p in rules["mysql"].ports] == ["3306"]
     assert after.remote_addresses(rules["port-61999-tcp"]) == ["192.0.2.9"]
+
+
+def test_a_protocol_without_ports_is_suggested_by_protocol() -> None:
+    table = parse(shadow([element({"concat": ["93.184.216.34", "esp", 0]})]), NOW)
+    assert table is not None
+    cat = site_ports(None)
+    (policy,) = load_policies(["webserver"], None, cat)
+    (esp,) = report(policy, table.recorded, cat)
+    assert (esp.service, esp.proto) == ("esp", "esp")
+    assert esp.lines == ["inbound:", "  - protocol: esp", "    from: [93.184.216.34/32]"]

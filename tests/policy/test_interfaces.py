@@ -70,7 +70,9 @@ def test_set_gives_the_group_and_the_rule_opens_there_only(multi: Path) -> None:
     policy = resolve_profile(str(multi), {"private": ["eth1"]})
     nft = render(policy, "nftables")["fwgen.nft"]
     assert 'iifname "eth1" tcp dport 5432 counter accept' in nft
-    assert 'iifname "tun*" tcp dport 22 counter accept' in nft and 'iifname "wg0" tcp dport 22' in nft
+    assert (
+        'iifname "tun*" tcp dport 22 counter accept' in nft and 'iifname "wg0" tcp dport 22' in nft
+    )
     assert 'iifname "eth2" ip saddr @tunnel_from_v4 meta l4proto 47 counter accept' in nft
     v4 = render(policy, "iptables")["rules.v4"]
     assert "-A INPUT -i eth1 -p tcp -m tcp --dport 5432 " in v4
