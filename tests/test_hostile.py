@@ -623,8 +623,8 @@ def test_discover_drafts_rule_names_that_read_back(program: str, tmp_path: Path)
     assert made.exit_code == 0, made.stderr
     rendered = runner.invoke(app, ["render", str(draft), "-t", "nftables"])
     assert rendered.exit_code == 0, rendered.stderr
-    assert "tcp dport 40001 accept" in rendered.stdout
-    assert "tcp dport 40002 accept" in rendered.stdout
+    assert "tcp dport 40001 counter accept" in rendered.stdout
+    assert "tcp dport 40002 counter accept" in rendered.stdout
 
 
 @pytest.mark.parametrize("target", ["ufw", "windows"])

@@ -20,7 +20,7 @@ def test_render_prints_the_ruleset() -> None:
     result = runner.invoke(app, ["render", "webserver", "--target", "nftables"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("#!/usr/sbin/nft -f\n")
-    assert "tcp dport 443 accept" in result.stdout
+    assert "tcp dport 443 counter accept" in result.stdout
 
 
 def test_render_with_set_uses_the_given_addresses() -> None:

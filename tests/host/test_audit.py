@@ -125,7 +125,7 @@ def test_discover_drafts_a_profile_that_check_and_render_accept(tmp_path: Path) 
     assert "631" not in text
     assert runner.invoke(app, ["check", str(draft)]).exit_code == 0
     rendered = runner.invoke(app, ["render", str(draft), "-t", "nftables"])
-    assert rendered.exit_code == 0 and "tcp dport 47001 accept" in rendered.stdout
+    assert rendered.exit_code == 0 and "tcp dport 47001 counter accept" in rendered.stdout
 
 
 def test_discover_names_a_service_after_the_program_that_usually_serves_it() -> None:

@@ -125,8 +125,9 @@ class Host:
     def snapshot(self) -> str:
         """What the target's own listing says is loaded, counters and dated comments aside."""
         run = self.lab.run
-        if self.target == "nftables":
-            return run(self.lab.server, "nft", "list", "table", "inet", "fwgen", check=False)
+        if self.target == "nftables":  # -s: no counter values; and no timers of set elements
+            text = run(self.lab.server, "nft", "-s", "list", "table", "inet", "fwgen", check=False)
+            return re.sub(r" expires [0-9dhms]+", "", text)
         text = "".join(run(self.lab.server, save, "-t", "filter") for save in SAVES)
         if self.target == "iptables":
             text += run(self.lab.server, "ipset", "list", "-n")

@@ -49,7 +49,7 @@ def test_published_rules_match_the_original_destination(
     )
     assert (
         "ct status dnat ip saddr @web_from_v4 ct original ip daddr 198.51.100.10 "
-        "meta l4proto tcp ct original proto-dst 8080 accept" in chain
+        "meta l4proto tcp ct original proto-dst 8080 counter accept" in chain
     )
     assert chain.rstrip().endswith(
         'ct status dnat drop comment "published by podman, allowed by no inbound rule"\n'
@@ -58,11 +58,11 @@ def test_published_rules_match_the_original_destination(
     )
     # routed straight to a container: its own address and port, `host:` too
     assert "type filter" not in routed
-    assert "ip saddr @web_from_v4 ip daddr 198.51.100.10 tcp dport 8080 accept" in routed
+    assert "ip saddr @web_from_v4 ip daddr 198.51.100.10 tcp dport 8080 counter accept" in routed
     assert routed.rstrip().endswith(
         'drop comment "routed to a container of podman, allowed by no inbound rule"\n\t}\n}'
     )
-    assert "ip daddr 198.51.100.10 tcp dport 8080 accept" in nft.split("chain input")[1]
+    assert "ip daddr 198.51.100.10 tcp dport 8080 counter accept" in nft.split("chain input")[1]
     files = render(policy, "iptables")
     assert list(files) == ["ipsets", "rules.v4", "rules.v6", "fwgen-iptables.sh"]
     v4 = files["rules.v4"]

@@ -69,9 +69,11 @@ def test_an_empty_group_is_warned_and_admits_nothing_on_any_target(multi: Path) 
 def test_set_gives_the_group_and_the_rule_opens_there_only(multi: Path) -> None:
     policy = resolve_profile(str(multi), {"private": ["eth1"]})
     nft = render(policy, "nftables")["fwgen.nft"]
-    assert 'iifname "eth1" tcp dport 5432 accept' in nft
-    assert 'iifname "tun*" tcp dport 22 accept' in nft and 'iifname "wg0" tcp dport 22' in nft
-    assert 'iifname "eth2" ip saddr @tunnel_from_v4 meta l4proto 47 accept' in nft
+    assert 'iifname "eth1" tcp dport 5432 counter accept' in nft
+    assert (
+        'iifname "tun*" tcp dport 22 counter accept' in nft and 'iifname "wg0" tcp dport 22' in nft
+    )
+    assert 'iifname "eth2" ip saddr @tunnel_from_v4 meta l4proto 47 counter accept' in nft
     v4 = render(policy, "iptables")["rules.v4"]
     assert "-A INPUT -i eth1 -p tcp -m tcp --dport 5432 " in v4
     assert "-A INPUT -i tun+ -p tcp -m tcp --dport 22 " in v4
@@ -97,7 +99,7 @@ def test_ipsec_opens_ike_nat_traversal_and_esp() -> None:
 def test_sctp_ports_on_linux_targets(write_profile: Callable[..., Path]) -> None:
     path = write_profile("description: s\ninbound:\n  - {port: 3868/sctp, name: diameter}\n")
     policy = resolve_profile(str(path))
-    assert "sctp dport 3868 accept" in render(policy, "nftables")["fwgen.nft"]
+    assert "sctp dport 3868 counter accept" in render(policy, "nftables")["fwgen.nft"]
     assert "-p sctp -m sctp --dport 3868 " in render(policy, "iptables")["rules.v6"]
     assert (
         "-A ufw6-before-input -p sctp -m sctp --dport 3868 "

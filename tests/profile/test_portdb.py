@@ -410,7 +410,7 @@ def test_site_file_adds_a_service_usable_in_profiles(
     result = runner.invoke(app, ["ports", "7443", "--ports", str(ports)])
     assert "acme-api" in result.stdout
     result = runner.invoke(app, ["render", str(profile), "-t", "nftables", "--ports", str(ports)])
-    assert result.exit_code == 0 and "tcp dport 7443 accept" in result.stdout
+    assert result.exit_code == 0 and "tcp dport 7443 counter accept" in result.stdout
 
 
 def test_site_file_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,8 +12,9 @@ from typing import Annotated
 import typer
 
 from fwgen import __version__
-from fwgen.cli import catalogue, host, render, review
+from fwgen.cli import catalogue, hits, host, render, review
 from fwgen.cli.common import STATE, App, user_errors
+from fwgen.cli.shadow import shadow_app
 
 app = App(
     help="Render declarative host profiles into default-deny firewall rulesets.",
@@ -55,11 +56,13 @@ COMMANDS = (
     host.audit,
     host.discover,
     host.apply,
+    hits.hits,
     catalogue.schema,
     catalogue.targets,
 )
 for command in COMMANDS:
     app.command()(user_errors(command))
+app.add_typer(shadow_app, name="shadow")
 
 
 def main() -> None:

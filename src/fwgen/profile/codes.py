@@ -40,20 +40,27 @@ CODES: dict[str, tuple[Level, str]] = {
     "FW020": ("warning", "A rule is on an interface the profile names nowhere else"),
     "FW021": ("warning", "An allow rule is dead: a deny or reject rule blocks all it admits"),
     "FW022": ("warning", "A deny rule blocks nothing that a rule would admit"),
+    # `fwgen hits`, from a live host's counters, not `fwgen check`
+    "FW023": ("info", "A rule admitted no connection since the ruleset was loaded"),
 }
 # About the whole profile, not one rule
 HOST_CODES = ("FW006", "FW009", "FW011", "FW014", "FW015", "FW016", "FW017", "FW018")
 
 
+# From a live host's counters (`fwgen hits`), never from `fwgen check`: nothing to accept
+LIVE_CODES = ("FW023",)
+
+
 def acceptable_codes() -> list[str]:
     """The codes a rule's ``accept:`` may name (`refuse_accepting` refuses the others)."""
-    return [code for code in CODES if code != "FW001" and code not in HOST_CODES]
+    return [code for code in CODES if code != "FW001" and code not in (*HOST_CODES, *LIVE_CODES)]
 
 
 def refuse_accepting(code: str) -> None:
     """A ValueError when a rule's ``accept:`` names *code*, which it cannot accept."""
-    if code not in CODES:
-        raise ValueError(f"unknown finding code '{code}'{did_you_mean(code, CODES)}")
+    checked = [c for c in CODES if c not in LIVE_CODES]
+    if code not in checked:
+        raise ValueError(f"unknown finding code '{code}'{did_you_mean(code, checked)}")
     if code == "FW001":
         raise ValueError(
             'a backdoor port (FW001) is acknowledged with `allow_risky: "why"` on the rule, '

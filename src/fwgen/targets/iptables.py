@@ -14,7 +14,7 @@ from itertools import product
 from typing import Any
 
 from fwgen.policy.ir import PORTED, Direction, Family, Policy, PortRange, Proto, Rule
-from fwgen.policy.owned import CONTAINER_CHAINS
+from fwgen.policy.owned import CONTAINER_CHAINS, LABEL_LIMITS, rule_label
 from fwgen.profile.fields import PORTLESS
 from fwgen.profile.icmp import ICMP_TYPES, ICMPV6_TYPES, hop_limit
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
@@ -59,7 +59,7 @@ IPSET_FILE = "ipsets"
 LOADER = "fwgen-iptables.sh"  # loads the files beside other programs' chains (coexist)
 IPSET_MAX_NAME = 31  # ipset's IPSET_MAXNAMELEN, less the terminating NUL
 IPSET_SWAP = "-n"  # the ipsets file fills NAME-n and swaps it with NAME
-MAX_COMMENT = 200
+MAX_COMMENT = LABEL_LIMITS["iptables"]
 
 
 def port_groups(ports: tuple[PortRange, ...]) -> list[list[str]]:
@@ -234,9 +234,7 @@ def rule_lines(
             for p in ports
         ]
     targets = [ipt_answer(a, family, verdict) for a in answers(rule.proto, rule.action)]
-    label = deny_label(rule) if rule.action != "accept" else rule.name
-    if rule.action == "accept" and rule.comment:
-        label += f": {rule.comment}"
+    label = deny_label(rule) if rule.action != "accept" else rule_label(rule, MAX_COMMENT)
     comment = f" -m comment --comment {quoted(label, MAX_COMMENT)}"
     out = []
     for interface, remote, dest, proto in product(interfaces, remotes, locals_, protos):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fwgen.policy.ir import FAMILIES, PORTED, Direction, Family, Policy, Rule
+from fwgen.policy.owned import LABEL_LIMITS, rule_label
 from fwgen.profile.addresses import PREFIX_BITS
 from fwgen.profile.fields import PORTLESS
 from fwgen.profile.icmp import hop_limit
@@ -39,7 +40,7 @@ from fwgen.targets.text import (
 IP = {"ipv4": "ip", "ipv6": "ip6"}
 ADDR_TYPE = {"ipv4": "ipv4_addr", "ipv6": "ipv6_addr"}
 L4PROTO = {"icmp": "icmp", "icmpv6": "ipv6-icmp"}
-MAX_COMMENT = 120
+MAX_COMMENT = LABEL_LIMITS["nftables"]
 # A per-source meter holds this many sources; sources it cannot add while full are
 # counted by their /OVERFLOW_PREFIX in an overflow meter, which has room for them all.
 METER_SIZE = 65535
@@ -224,17 +225,23 @@ def _protocol(
 
 
 def _statements(
-    rule: Rule, meter: str, policy: Policy, published: bool = False, cap: str = ""
+    rule: Rule,
+    meter: str,
+    policy: Policy,
+    published: bool = False,
+    cap: str = "",
+    judged: bool = True,
 ) -> list[str]:
     """The nft statements for one rule, verdicts included: one per family where the family
     must be named. *published*: for connections DNATed to containers, matched on their
     original destination address and port (DNAT rewrote both). *cap*: the sets of the
-    rule's connection cap (`Rule.connlimit`), whose line comes before the accept."""
+    rule's connection cap (`Rule.connlimit`), whose line comes before the accept.
+    *judged*: False for the matches alone, without verdicts (what the shadow writes)."""
     if not rule.families:  # an empty network or interface group: nothing to admit
         return []
     peer, local = ("saddr", "daddr") if rule.direction == "in" else ("daddr", "saddr")
     original = "ct original " if published else ""
-    verdicts = [nft_answer(a) for a in answers(rule.proto, rule.action)]
+    verdicts = [nft_answer(a) for a in answers(rule.proto, rule.action)] if judged else [""]
     per_family = bool(rule.remote is not None or rule.limit is not None or rule.local or cap)
     per_family = per_family or rule.proto == "ah"
     out = []
@@ -274,6 +281,12 @@ def _statements(
                     for verdict in verdicts:
                         out.append(" ".join(word for word in [*words, verdict] if word))
     return out
+
+
+def rule_statements(rule: Rule, policy: Policy) -> list[str]:
+    """What a rule matches, without its rate limit and log (what the shadow judges by)."""
+    plain = rule.model_copy(update={"log": False, "limit": None, "connlimit": None})
+    return _statements(plain, "", policy, judged=False)
 
 
 def _meter_name(rule: Rule, taken: set[str]) -> str:
@@ -374,11 +387,10 @@ def build(policy: Policy, options: RenderOptions) -> Build:
                     (overflow_name(meter), 1 << OVERFLOW_PREFIX),
                 )
             ]
-        label = rule.name + (f": {rule.comment}" if rule.comment else "")
         entry = {
             "origin": rule_heading(rule),
             "statements": _statements(rule, meter, policy, cap=cap),
-            "comment": quoted(label, MAX_COMMENT),
+            "comment": f'"{rule_label(rule, MAX_COMMENT)}"',
             "note": empty_note(rule),
         }
         chains[rule.direction].rules.append(entry)

@@ -47,7 +47,7 @@ def answers(proto: str, action: str) -> list[Answer]:
 
 # nftables: `reject` in an inet table, ICMP or ICMPv6 by the packet's family.
 NFT_VERDICT = {
-    "accept": "accept",
+    "accept": "counter accept",  # every accept counts, for `fwgen hits`
     "drop": "drop",
     "tcp-reset": "reject with tcp reset",
     "port-unreachable": "reject with icmpx port-unreachable",

@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fwgen.errors import printable
+from fwgen.policy.owned import plain_ascii
 
 if TYPE_CHECKING:
     from fwgen.policy.ir import Rule
+
+__all__ = ["plain_ascii"]  # where the targets find it
 
 ESTABLISHED = "replies and related traffic"
 DROP_LOG_RATE = "5/second burst 10 packets"  # what logging the policy's drops may cost
 DROP_LOG_LIMIT = "5/second --limit-burst 10"  # DROP_LOG_RATE, as iptables' limit match says it
 CHAIN_NAMES = {"in": "input", "out": "output", "forward": "forward"}
-UNQUOTABLE = "\"'\\`$"  # what no quoted string of any target may hold
 
 
 def drop_log_prefix(chain: str) -> str:
@@ -30,18 +32,6 @@ def queries_left_to_limits(proto: str, types: tuple[str, ...]) -> str:
 def comment_line(text: str) -> str:
     """Text safe inside a ``#`` comment: one line, printable."""
     return printable(text)
-
-
-def plain_ascii(text: str, limit: int) -> str:
-    """Printable ASCII with quotes and backslashes replaced, cut to *limit* characters.
-
-    Safe inside double quotes for nft and iptables-restore, and inside single
-    quotes for shells once single quotes are gone too.
-    """
-    if text.isascii() and text.isprintable() and not any(c in text for c in UNQUOTABLE):
-        return text[:limit]  # nearly always: no character to look at one by one
-    clean = "".join(c if " " <= c <= "~" and c not in UNQUOTABLE else "?" for c in text)
-    return clean[:limit]
 
 
 def quoted(text: str, limit: int) -> str:
