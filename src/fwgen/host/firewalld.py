@@ -184,13 +184,16 @@ class Firewalld(Backend):
     def _put(self, placed: dict[str, str]) -> None:
         """fwgen's files become exactly *placed* (each written whole, then renamed), and
         firewalld reloads them."""
-        for old in ours():
-            if str(old) not in placed:
-                old.unlink()
-        for name, text in placed.items():
-            path = Path(name)
-            temporary = path.with_name(f".{path.name}.fwgen-new")
-            temporary.write_text(text, encoding="utf-8")
-            temporary.chmod(0o644)
-            temporary.rename(path)
+        try:
+            for old in ours():
+                if str(old) not in placed:
+                    old.unlink()
+            for name, text in placed.items():
+                path = Path(name)
+                temporary = path.with_name(f".{path.name}.fwgen-new")
+                temporary.write_text(text, encoding="utf-8")
+                temporary.chmod(0o644)
+                temporary.rename(path)
+        except OSError as error:  # a full disk, a read-only /etc: the rollback puts back
+            raise ApplyError(f"writing {error.filename}: {error.strerror}") from None
         run("firewall-cmd", "--reload")
