@@ -196,7 +196,7 @@ def test_targets_json() -> None:
     result = runner.invoke(app, ["targets", "--format", "json"])
     assert result.exit_code == 0
     data = json.loads(result.stdout)
-    assert [t["name"] for t in data] == ["nftables", "iptables", "ufw", "windows"]
+    assert [t["name"] for t in data] == ["nftables", "iptables", "ufw", "windows", "firewalld"]
     iptables = data[1]
     assert {"rules.v4", "rules.v6"} <= set(iptables["files"])
     assert set(iptables) == {"name", "title", "files", "capabilities"}

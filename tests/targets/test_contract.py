@@ -16,7 +16,13 @@ from fwgen.targets import TARGETS, RenderOptions
 from fwgen.targets.render import render_with_warnings
 from tests.conftest import BUILTIN, EVERY_FEATURE, NETWORKS_TO_SET
 
-EXPECTS_WARNINGS = {"nftables": False, "iptables": False, "ufw": False, "windows": True}
+EXPECTS_WARNINGS = {
+    "nftables": False,
+    "iptables": False,
+    "ufw": False,
+    "windows": True,
+    "firewalld": True,
+}
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))

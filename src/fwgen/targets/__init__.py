@@ -156,5 +156,31 @@ TARGETS: dict[str, Target] = {
                 "containers": "not applicable (warned): published ports are Windows NAT's",
             },
         ),
+        Target(
+            name="firewalld",
+            title="firewalld (a zone of fwgen's own, its ipsets and policies, an install script)",
+            files=(
+                "fwgen-firewalld.sh",
+                "zones/fwgen.xml",
+                "ipsets/fwgen-*.xml",
+                "policies/fwgen-*.xml",
+            ),
+            capabilities={
+                "families": "ipv4+ipv6 in one zone (rich rules take a family where one is meant)",
+                "port ranges/lists": "yes (<port> elements; rich rules where restricted)",
+                "source sets": "yes (one rich rule per address; ipset above 16)",
+                "rate limits": "no: a rich rule's limit is one bucket for every source, so "
+                "rules are rendered without their limit, warned",
+                "logging": "yes (rich rule log; drops by a last rich rule; forward drops "
+                "only by firewalld's LogDenied, warned)",
+                "icmp types": "yes, those firewalld names (no MLD: link-local sources get all "
+                "ICMPv6, warned); firewalld's allow-host-ipv6 admits neighbour discovery itself",
+                "outbound deny": "yes (policy fwgen-outbound, HOST to ANY)",
+                "forward policy": "drop: firewalld's own; accept: policy fwgen-forward; "
+                "ignore: left to firewalld and the programs that add zones to it",
+                "containers": "refused: firewalld accepts connections NATed to published ports "
+                "ahead of every zone and policy",
+            },
+        ),
     )
 }

@@ -18,6 +18,7 @@ from fwgen.policy.ir import Policy
 from fwgen.read.paths import templates_dir
 from fwgen.read.yamlsource import describe_char, first_unsafe
 from fwgen.targets import TARGETS, RenderOptions, Target
+from fwgen.targets.firewalld_xml import xml_comment
 from fwgen.targets.text import comment_line
 
 
@@ -117,7 +118,7 @@ def check_output(name: str, text: str) -> None:
 def environment() -> jinja2.Environment:
     """One Jinja environment per process: strict, whitespace-controlled, and refusing
     any value that could break a line (`refuse_unsafe`)."""
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=TemplateLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -126,6 +127,8 @@ def environment() -> jinja2.Environment:
         autoescape=False,
         finalize=refuse_unsafe,
     )
+    env.filters["xml_comment"] = xml_comment  # the header's text inside <!-- -->
+    return env
 
 
 def header(policy: Policy, warnings: list[str]) -> dict[str, Any]:

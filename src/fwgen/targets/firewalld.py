@@ -1,0 +1,280 @@
+"""firewalld: a zone of fwgen's own, the ipsets and policies it needs, and a script that
+installs them.
+
+The zone ``fwgen`` (target DROP) admits what the inbound rules admit: ports open to
+anyone as ``<port>`` elements, everything else (sources, local addresses, one family,
+ICMP types, logging) as rich rules. Port numbers are written out, never firewalld's
+service names: a service file under /etc/firewalld/services (or a package update) would
+change what the zone admits. A network of more than `IPSET_ABOVE` addresses becomes an
+ipset of fwgen's own. Outbound deny is the policy ``fwgen-outbound`` (HOST to ANY,
+target DROP) holding the outbound rules; ``forward: accept`` the policy
+``fwgen-forward`` (ANY to ANY, ACCEPT). firewalld rejects what no zone or policy
+forwards, so ``forward: drop`` needs nothing, and ``ignore`` leaves forwarding to
+firewalld and the programs that add zones and policies to it.
+
+The profile names no interface, so the script makes ``fwgen`` the default zone: every
+interface no zone claims is in it. Before anything changes the script refuses when
+another zone (not Docker's or libvirt's) holds an interface or a source, since that
+traffic would bypass fwgen's zone; after the switch it checks that no such zone is
+active (see templates/firewalld/install.sh.j2).
+
+firewalld itself accepts, before any zone: loopback, established and related traffic
+(so an echo request after a ping's first is never counted by a limit), connections its
+NAT translated, and, in its own policy ``allow-host-ipv6``, neighbour solicitations and
+advertisements, router advertisements and redirects from anyone. Linux drops neighbour
+discovery whose hop limit is not 255 (RFC 4861), so those need no hop-limit match.
+It drops conntrack-invalid packets whatever ``drop_invalid`` says (stricter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fwgen.errors import RenderError
+from fwgen.policy.ir import Family, Policy, Rule, few
+from fwgen.targets import Build, OutputFile, RenderOptions, refuse_what_the_platform_accepts
+from fwgen.targets.firewalld_xml import (
+    ICMP_FAMILY,
+    PROTOCOL,
+    Peer,
+    attrs,
+    elements,
+    link_local_only,
+    rich_rule,
+    xml_comment,
+    xml_text,
+)
+from fwgen.targets.text import drop_log_prefix, empty_note, identifier, plain_ascii, rule_heading
+
+ZONE = "fwgen"
+OUTBOUND = "fwgen-outbound"
+FORWARD = "fwgen-forward"
+SCRIPT = "fwgen-firewalld.sh"
+IPSET_ABOVE = 16  # a network of more addresses (of one family) becomes an ipset
+# Zones that container and VM engines bind their own bridges to: left as they are.
+ENGINE_ZONES = ("docker", "libvirt", "libvirt-routed")
+# Neighbour discovery that firewalld's own policy allow-host-ipv6 admits from anyone.
+HOST_IPV6 = ("nd-neighbor-solicit", "nd-neighbor-advert", "nd-router-advert")
+DROP_LOG_LIMIT = "5/s"  # firewalld's limit has no burst; the rate of text.DROP_LOG_RATE
+
+
+@dataclass
+class _Ipset:
+    name: str
+    family: Family
+    entries: tuple[str, ...]
+    origin: str
+
+    @property
+    def file(self) -> str:
+        return f"ipsets/{self.name}.xml"
+
+
+@dataclass
+class _Writer:
+    """Turns the Policy's rules into XML lines, collecting ipsets and warnings."""
+
+    policy: Policy
+    warnings: list[str] = field(default_factory=list)
+    ipsets: dict[tuple[str, Family], _Ipset] = field(default_factory=dict)
+    taken: set[str] = field(default_factory=set)
+
+    def ipset(self, set_name: str, family: Family) -> str:
+        if (set_name, family) not in self.ipsets:
+            found = self.policy.address_set(set_name)
+            base = identifier(set_name, self.taken, 16).replace("_", "-").lower()
+            name = f"fwgen-{base}-{'v4' if family == 'ipv4' else 'v6'}"
+            self.ipsets[set_name, family] = _Ipset(name, family, found.family(family), found.origin)
+        return self.ipsets[set_name, family].name
+
+    def peers(self, rule: Rule, family: Family) -> list[Peer]:
+        if rule.remote is None:
+            return [Peer()]
+        addresses = self.policy.address_set(rule.remote).family(family)
+        if len(addresses) > IPSET_ABOVE:
+            return [Peer(ipset=self.ipset(rule.remote, family))]
+        return [Peer(address=a) for a in addresses]
+
+    def matched(self, rule: Rule) -> list[str]:
+        """The XML elements of what the rule matches besides addresses, warning where
+        firewalld cannot say it exactly."""
+        where = f"{rule.name} ({rule.origin})"
+        found, unnamed = elements(rule)
+        if unnamed and link_local_only(self.policy, rule):
+            self.warnings.append(
+                f"{where}: firewalld has no ICMP type for {', '.join(unnamed)}; admitted as "
+                f"all {PROTOCOL[rule.proto]} from its link-local sources "
+                f"({few(self.policy.remote_addresses(rule) or [])}), wider than the profile"
+            )
+            found = [f"<protocol{attrs(value=PROTOCOL[rule.proto])}/>"]
+        elif unnamed:
+            self.warnings.append(
+                f"{where}: firewalld has no ICMP type for {', '.join(unnamed)}; not admitted "
+                "(stricter than the profile)"
+            )
+        if rule.limit is not None:
+            self.warnings.append(self.limit_warning(rule))
+        return found
+
+    @staticmethod
+    def limit_warning(rule: Rule) -> str:
+        where = f"{rule.name} ({rule.origin})"
+        if rule.proto in ICMP_FAMILY:
+            return (
+                f"{where}: not rate limited: firewalld accepts a ping's echo requests after "
+                f"the first as established, ahead of any zone, and its rich-rule limit is "
+                f"one bucket for every source; the {rule.limit} limit is not applied"
+            )
+        return (
+            f"{where}: not rate limited: firewalld's rich-rule limit is one bucket shared by "
+            f"every source, which one flood would empty for all (the admins too); the "
+            f"{rule.limit} limit per source is not applied, its sources are admitted unlimited"
+        )
+
+    def lines(self, rule: Rule) -> list[str]:
+        """The rule as firewalld elements: ``<port>``s when it opens ports to anyone over
+        both families; rich rules otherwise."""
+        found = self.matched(rule)
+        if not found or not rule.families:
+            return []
+        anyone = rule.remote is None and not rule.local and len(rule.families) == 2
+        if anyone and rule.proto in ("tcp", "udp") and rule.ports and not rule.log:
+            return found
+        if anyone and rule.proto in ("tcp", "udp"):
+            return [line for e in found for line in rich_rule(None, Peer(), "", e, rule)]
+        out = []
+        for family in rule.families:
+            for peer in self.peers(rule, family):
+                for local in rule.local_of(family) or [""]:
+                    for element in found:
+                        out += rich_rule(family, peer, local, element, rule)
+        return out
+
+    def entries(self, rules: list[Rule]) -> list[dict[str, Any]]:
+        return [
+            {
+                "heading": xml_comment(rule_heading(rule)),
+                "lines": self.lines(rule),
+                "note": xml_comment(empty_note(rule)),
+            }
+            for rule in rules
+        ]
+
+
+def _drop_log(chain: str) -> list[str]:
+    """A rich rule after every other (priority 32767: firewalld's _post chain) that logs
+    what falls through to the target, rate limited."""
+    prefix = plain_ascii(drop_log_prefix(chain), 60)
+    limit = f"<limit{attrs(value=DROP_LOG_LIMIT)}/>"
+    return [
+        '<rule priority="32767">',
+        f"  <log{attrs(prefix=prefix, level='info')}>{limit}</log>",
+        "</rule>",
+    ]
+
+
+def _refuse(policy: Policy, options: RenderOptions) -> None:
+    refuse_what_the_platform_accepts(
+        policy, "firewalld", "firewalld accepts loopback and established traffic ahead of any zone"
+    )
+    if policy.containers is not None:
+        raise RenderError(
+            f"firewalld: containers: {policy.containers} cannot be expressed: firewalld accepts "
+            "every forwarded connection the engine's NAT translated (ct status dnat) ahead of "
+            "any zone or policy, so published ports would stay open to everyone; use nftables "
+            "or iptables, or remove containers:"
+        )
+    if options.flush_ruleset:
+        raise RenderError(
+            "firewalld: --flush-ruleset cannot be expressed: the other zones and policies are "
+            "the distribution's and other programs'; fwgen replaces only its own; render "
+            "without --flush-ruleset"
+        )
+
+
+def _host_ipv6_warnings(policy: Policy) -> list[str]:
+    """firewalld's allow-host-ipv6 admits neighbour discovery from anyone: a real widening
+    only when the profile does not admit it from anyone itself."""
+    admitted = {
+        t
+        for r in policy.rules
+        if r.direction == "in" and r.proto == "icmpv6" and r.remote is None and not r.local
+        for t in r.icmp_types or HOST_IPV6
+    }
+    missing = [t for t in HOST_IPV6 if t not in admitted]
+    if not missing:
+        return []
+    return [
+        f"firewalld's own policy allow-host-ipv6 admits {', '.join(missing)} from anyone "
+        "(and redirects), ahead of fwgen's zone; the profile does not admit them from anyone"
+    ]
+
+
+def _policy(name: str, target: str, ingress: str, egress: str, what: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "file": f"policies/{name}.xml",
+        "open": f"<policy{attrs(target=target, priority=-1)}>",
+        "short": xml_text(name),
+        "description": xml_text(what),
+        "zones": [f"<ingress-zone{attrs(name=ingress)}/>", f"<egress-zone{attrs(name=egress)}/>"],
+        "entries": [],
+        "log": [],
+    }
+
+
+def build(policy: Policy, options: RenderOptions) -> Build:
+    _refuse(policy, options)
+    writer = _Writer(policy)
+    inbound = [r for r in policy.rules if r.direction == "in"]
+    outbound = [r for r in policy.rules if r.direction == "out"]
+    zone = {
+        "open": f"<zone{attrs(target='DROP')}>",
+        "short": xml_text(ZONE),
+        "description": xml_text(f"fwgen: {policy.profile}: {policy.description}"),
+        "entries": writer.entries(inbound),
+        "log": _drop_log("in") if policy.log_drops else [],
+    }
+    policies: list[dict[str, Any]] = []
+    if policy.defaults.outbound == "drop":
+        out = _policy(
+            OUTBOUND, "DROP", "HOST", "ANY", "What this host may send: the profile's outbound rules"
+        )
+        out["entries"] = writer.entries(outbound)
+        out["log"] = _drop_log("out") if policy.log_drops else []
+        policies.append(out)
+    elif outbound:
+        writer.entries(outbound)  # nothing to write (all is accepted); warnings still count
+    if policy.defaults.forward == "accept":
+        policies.append(
+            _policy(FORWARD, "ACCEPT", "ANY", "ANY", "forward: accept: this host routes for others")
+        )
+    warnings = writer.warnings + _host_ipv6_warnings(policy)
+    if policy.log_drops and policy.defaults.forward == "drop":
+        warnings.append(
+            "log_drops: forwarded packets are rejected by firewalld itself, which logs them only "
+            "with LogDenied in firewalld.conf (not fwgen's to change); they are not logged"
+        )
+    ipsets: list[dict[str, Any]] = [
+        {
+            "file": s.file,
+            "open": f"<ipset{attrs(type='hash:net')}>",
+            "short": xml_text(s.name),
+            "description": xml_text(f"fwgen: {s.origin}"),
+            "family": f"<option{attrs(name='family', value='inet' if s.family == 'ipv4' else 'inet6')}/>",
+            "entries": [xml_text(e) for e in s.entries],
+        }
+        for s in writer.ipsets.values()
+    ]
+    files = {f"zones/{ZONE}.xml": OutputFile("zone.xml.j2", {"zone": zone})}
+    files |= {s["file"]: OutputFile("ipset.xml.j2", {"ipset": s}) for s in ipsets}
+    files |= {p["file"]: OutputFile("policy.xml.j2", {"policy_xml": p}) for p in policies}
+    script = {
+        "zone": ZONE,
+        "files": list(files),
+        "engine_zones": ENGINE_ZONES,
+        "prefix": "fwgen",
+    }
+    files = {SCRIPT: OutputFile("install.sh.j2", script), **files}
+    return Build(files=files, warnings=list(dict.fromkeys(warnings)))
