@@ -122,6 +122,10 @@ def test_validate_checks_the_whole_folder_with_firewalld_itself(
     work = tmp_path / "work"
     (work / "new").mkdir(parents=True)
     (work / "new" / "fwgen.xml").write_text(ZONE)
+    (work / "new" / "fwgen-firewalld.sh").write_text("#!/usr/bin/env bash\nif then\n")
+    with pytest.raises(ApplyError, match="bash -n"):  # the install script is checked too
+        Firewalld().validate(work)
+    (work / "new" / "fwgen-firewalld.sh").write_text("#!/usr/bin/env bash\ntrue\n")
     Firewalld().validate(work)  # the broken old file is replaced: accepted
     (work / "new" / "fwgen.xml").write_text(ZONE.replace("<port", '<service name="htps"/><port'))
     with pytest.raises(ApplyError, match="'htps' not among existing services"):

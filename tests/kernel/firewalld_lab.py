@@ -18,9 +18,11 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
-from fwgen.host.firewalld import placements
+from fwgen.host.firewalld import SCRIPT
+from tests.kernel.conftest import need
 from tests.kernel.engines import Sandbox
 from tests.kernel.lab import Lab
 
@@ -41,6 +43,15 @@ def missing_firewalld() -> str:
         if shutil.which(tool) is None:
             return f"firewalld tests need `{tool}` (apt-get install {package})"
     return ""
+
+
+def started(lab: Lab) -> Firewalld:
+    """The firewalld of *lab*, started now if it has none (stopped with the lab)."""
+    if lab.firewalld is None:
+        need(missing_firewalld())
+        Firewalld(lab).start()
+    assert isinstance(lab.firewalld, Firewalld)
+    return lab.firewalld
 
 
 class Firewalld:
@@ -68,19 +79,22 @@ class Firewalld:
         )
         self.box.wait_for("firewalld", self.proc, "firewall-cmd", "--state")
 
+    def wrap(self) -> list[str]:
+        """A prefix for a command run in the server namespace: into the sandbox's mounts."""
+        return ["nsenter", "-t", str(self.box.holder.pid), "-m"]
+
     def cmd(self, *args: str) -> str:
         """``firewall-cmd ARGS`` in the sandbox; its output (a failure raises)."""
         return self.box.run("firewall-cmd", *args)
 
     def load(self, files: dict[str, str]) -> None:
-        """Place the rendered configuration in /etc/firewalld and reload, as its install
-        script does: fwgen's old files go, the new ones come, nothing else changes."""
-        for kind in ("zones", "ipsets", "policies", "services"):
-            for old in (self.etc / kind).glob("fwgen*.xml"):
-                old.unlink()
-        for path, text in placements(files).items():
-            (self.etc / Path(path).relative_to(ETC)).write_text(text, encoding="utf-8")
-        self.cmd("--reload")
+        """Run the rendered install script from a folder of the rendered files, in the
+        sandbox, as an admin would: it places fwgen's files and reloads firewalld."""
+        folder = Path(tempfile.mkdtemp(prefix="render-", dir=self.box.dir))
+        for name, text in files.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text, encoding="utf-8")
+        self.box.run("bash", str(folder / SCRIPT))
 
     def ruleset(self) -> str:
         """The namespace's nftables ruleset as firewalld left it (no counters)."""
@@ -98,3 +112,5 @@ class Firewalld:
     def close(self) -> None:
         self.stop()
         self.box.close()
+        if self.box.lab.firewalld is self:
+            self.box.lab.firewalld = None

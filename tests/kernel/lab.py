@@ -66,6 +66,12 @@ class Loader(Protocol):
 
     def load(self, files: dict[str, str]) -> None: ...
 
+    def close(self) -> None: ...
+
+    def wrap(self) -> list[str]:
+        """A command prefix that runs its command beside the daemon (its mounts)."""
+        ...
+
 
 @dataclass
 class Lab(DockerHost):
@@ -147,6 +153,8 @@ class Lab(DockerHost):
         return f"{self.prefix[:8]}{end}{i}"
 
     def __exit__(self, *exc: object) -> None:
+        if self.firewalld is not None:
+            self.firewalld.close()
         for proc in self.listeners:
             proc.kill()
             proc.communicate()

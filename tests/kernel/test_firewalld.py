@@ -1,26 +1,31 @@
-"""fwgen's files under the real firewalld (see firewalld_lab.py), proved with packets: a
-reload keeps other zones' rules, a second load changes nothing (an established connection
-survives it), and `apply` refuses a runtime it could not give back and rolls back to the
-old files and ruleset byte for byte.
+"""`fwgen render -t firewalld` and `fwgen apply -t firewalld` under the real firewalld
+(see firewalld_lab.py), proved with packets: a reload keeps another zone's rules and the
+connections established before it, a second load changes nothing, `apply` refuses a
+runtime it could not give back, and an unconfirmed or killed apply gives back the old
+files and ruleset byte for byte.
 
-One daemon serves the whole module (starting it takes a second; every test first puts
-/etc/firewalld back to the package's state and reloads). The clients: `trusted` on the
-server's first link, `outside` on its second.
+One daemon serves the whole module (every test first puts /etc/firewalld back to the
+package's state and reloads). The clients: `trusted` on the server's first link,
+`outside` on its second, and `engine` on a third that the server binds to a zone of its
+own, `docker` (the zone container engines add to firewalld), with port 8443 open.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+import difflib
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from fwgen.policy.resolve import resolve_profile
+from fwgen.targets.render import render
 from tests.kernel.conftest import need, require
 from tests.kernel.firewalld_lab import Firewalld, missing_firewalld
 from tests.kernel.lab import Lab
+from tests.kernel.test_apply import NEW, OLD, PARTNERS, TRUSTED_SSH, Host, still_up
 
 pytestmark = pytest.mark.kernel
 
@@ -32,169 +37,169 @@ def daemon() -> Iterator[Firewalld]:
     require("nft")
     need(missing_firewalld())
     with Lab() as lab:
-        lab.add_client("trusted")
-        lab.add_client("outside")
+        for client in ("trusted", "outside", "engine"):
+            lab.add_client(client)
         lab.listen(PORTS)
         found = Firewalld(lab)
-        try:
-            found.start()
-            yield found
-        finally:
-            found.close()
+        found.start()
+        yield found  # stopped with the lab
 
 
 @pytest.fixture
 def fw(daemon: Firewalld) -> Firewalld:
-    """The module's daemon with the package's configuration: no zone, ipset or policy
-    files of anyone, the machine's firewalld.conf, reloaded."""
+    """The module's daemon with the package's configuration (no zone, ipset or policy
+    files of anyone, the machine's firewalld.conf) and the engine's zone, reloaded."""
     for kind in ("zones", "ipsets", "policies", "services"):
-        for old in (daemon.etc / kind).glob("*.xml"):
+        for old in (daemon.etc / kind).glob("*.xml*"):
             old.unlink()
-    (daemon.etc / "firewalld.conf").write_bytes(Path("/etc/firewalld/firewalld.conf").read_bytes())
+    conf = daemon.etc / "firewalld.conf"
+    conf.write_bytes(Path("/etc/firewalld/firewalld.conf").read_bytes())
+    conf.chmod(0o644)
+    (daemon.etc / "zones" / "docker.xml").write_text(
+        '<?xml version="1.0" encoding="utf-8"?>\n<zone>\n  <short>docker</short>\n'
+        f'  <interface name="{daemon.box.lab.link(3, "s")}"/>\n'
+        '  <port port="8443" protocol="tcp"/>\n</zone>\n'
+    )
     daemon.cmd("--reload")
     return daemon
 
 
-def zone(lab: Lab, ports: list[int], partners: bool = True) -> dict[str, str]:
-    """A zone of fwgen's bound to both of the server's links: *ports* open to all, and
-    with *partners* 9090 to the members of the ipsets fwgen-partners and
-    fwgen-partners-v6 (the `trusted` client's networks)."""
-    trusted = lab.clients["trusted"]
-    devices = "".join(
-        f'  <interface name="{lab.link(i, "s")}"/>\n' for i in range(1, len(lab.clients) + 1)
-    )
-    opened = "".join(f'  <port port="{port}" protocol="tcp"/>\n' for port in ports)
-    rules = "".join(
-        f'  <rule family="{family}"><source ipset="fwgen-partners{suffix}"/>'
-        '<port port="9090" protocol="tcp"/><accept/></rule>\n'
-        for family, suffix in (("ipv4", ""), ("ipv6", "-v6"))
-    )
-    sets = {
-        f"fwgen-partners{suffix}.xml": '<?xml version="1.0" encoding="utf-8"?>\n'
-        f'<ipset type="hash:net">{option}<entry>{network}</entry></ipset>\n'
-        for suffix, option, network in (
-            ("", "", "198.18.1.0/24"),
-            ("-v6", '<option name="family" value="inet6"/>', f"{trusted.ipv6}/128"),
-        )
-    }
-    if not partners:
-        rules, sets = "", {}
-    text = (
-        '<?xml version="1.0" encoding="utf-8"?>\n<zone target="DROP">\n'
-        f"  <short>fwgen</short>\n{devices}{opened}{rules}</zone>\n"
-    )
-    return {"fwgen.xml": text, **sets}
+@pytest.fixture
+def profiles(tmp_path: Path) -> Path:
+    (tmp_path / "old.yaml").write_text(OLD)
+    (tmp_path / "new.yaml").write_text(NEW.format(partners=PARTNERS["other"]))
+    return tmp_path
+
+
+def files(profiles: Path, name: str) -> dict[str, str]:
+    return render(resolve_profile(str(profiles / name)), "firewalld")
 
 
 def snapshot(fw: Firewalld) -> str:
-    """What a load changes: fwgen's files, firewalld.conf and the ruleset firewalld made."""
-    files = sorted(p for p in fw.etc.rglob("*") if p.is_file())
-    text = "".join(f"== {p.relative_to(fw.etc)}\n{p.read_text()}" for p in files)
+    """What a load changes: the files of /etc/firewalld (their modes too) and the
+    ruleset firewalld made. Not the ``*.old`` copies firewalld itself keeps of a file
+    it rewrites (firewalld.conf.old when the default zone is set)."""
+    found = sorted(p for p in fw.etc.rglob("*") if p.is_file() and p.suffix != ".old")
+    text = "".join(
+        f"== {p.relative_to(fw.etc)} {p.stat().st_mode & 0o7777:o}\n{p.read_text()}" for p in found
+    )
     return text + fw.ruleset()
 
 
-def test_a_reload_keeps_other_zones_rules(fw: Firewalld) -> None:
-    lab = fw.box.lab
-    outside = lab.clients["outside"]
-    # the admin's own zone: the outside client's IPv4 address, with port 8443
-    fw.cmd("--permanent", "--zone=internal", f"--add-source={outside.ipv4}/32")
-    fw.cmd("--permanent", "--zone=internal", "--add-port=8443/tcp")
-    fw.cmd("--reload")
-    internal = fw.cmd("--zone=internal", "--list-all")
-    lab.apply("firewalld", zone(lab, [8080]))
-    expected = {
-        ("trusted", "ipv4"): {"tcp:8080": "open", "tcp:8443": "blocked", "tcp:9090": "open"},
-        ("trusted", "ipv6"): {"tcp:8080": "open", "tcp:8443": "blocked", "tcp:9090": "open"},
-        ("outside", "ipv4"): {"tcp:8080": "blocked", "tcp:8443": "open", "tcp:9090": "blocked"},
-        ("outside", "ipv6"): {"tcp:8080": "open", "tcp:8443": "blocked", "tcp:9090": "blocked"},
-    }
+def same(now: str, before: str) -> None:
+    """*now* is *before*; otherwise the lines that differ."""
+    diff = difflib.unified_diff(before.splitlines(), now.splitlines(), "before", "now", lineterm="")
+    assert now == before, "\n".join(diff)
+
+
+def reach(lab: Lab) -> dict[tuple[str, str], dict[str, str]]:
     found = lab.matrix(PORTS)
-    assert {key: {s: found[(*key, s)] for s in PORTS} for key in expected} == expected
-    # fwgen's next load: 8080 closes in fwgen's zone, the admin's zone is as it was
-    lab.apply("firewalld", zone(lab, []))
-    assert lab.probe("trusted", "ipv4", ["tcp:8080"]) == {"tcp:8080": "blocked"}
-    assert lab.probe("outside", "ipv4", ["tcp:8443", "tcp:8080"]) == {
-        "tcp:8443": "open",
-        "tcp:8080": "blocked",
+    pairs = [(c, f) for c in lab.clients for f in ("ipv4", "ipv6")]
+    return {pair: {spec: found[(*pair, spec)] for spec in PORTS} for pair in pairs}
+
+
+def test_a_reload_keeps_other_zones_rules_and_established_connections(
+    fw: Firewalld, profiles: Path
+) -> None:
+    lab = fw.box.lab
+    docker = fw.cmd("--zone=docker", "--list-all")
+    engine = {"tcp:8080": "blocked", "tcp:8443": "open", "tcp:9090": "blocked"}
+    lab.apply("firewalld", files(profiles, "old.yaml"))
+    old = {"tcp:8080": "open", "tcp:8443": "blocked", "tcp:9090": "blocked"}
+    assert reach(lab) == {
+        **{(c, f): old for c in ("trusted", "outside") for f in ("ipv4", "ipv6")},
+        **{("engine", f): engine for f in ("ipv4", "ipv6")},
     }
-    assert fw.cmd("--zone=internal", "--list-all") == internal
-
-
-def test_a_second_load_changes_nothing(fw: Firewalld) -> None:
-    lab = fw.box.lab
-    files = zone(lab, [8080])
-    lab.apply("firewalld", files)
-    first = snapshot(fw)
     held = [lab.hold("outside", family, 8080) for family in ("ipv4", "ipv6")]
-    lab.apply("firewalld", files)
-    assert snapshot(fw) == first
-    for conn in held:  # established across the reload
-        assert conn.stdin is not None and conn.stdout is not None
-        conn.stdin.write("still there\n")
-        conn.stdin.flush()
-        assert conn.stdout.readline().strip() == "ok"
+    lab.apply("firewalld", files(profiles, "new.yaml"))  # a reload: other files changed
+    new = {"tcp:8080": "blocked", "tcp:8443": "blocked", "tcp:9090": "open"}  # partners
+    closed = {"tcp:8080": "blocked", "tcp:8443": "blocked", "tcp:9090": "blocked"}
+    assert reach(lab) == {  # the partners are IPv4 networks
+        ("trusted", "ipv4"): new,
+        ("trusted", "ipv6"): closed,
+        **{("outside", f): closed for f in ("ipv4", "ipv6")},
+        **{("engine", f): engine for f in ("ipv4", "ipv6")},
+    }
+    assert fw.cmd("--zone=docker", "--list-all") == docker
+    assert still_up(held) == ["ok", "ok"]  # 8080 is closed to new connections only
 
 
-APPLY = """\
-import json, sys
-from fwgen.errors import FwgenError
-from fwgen.host import apply as applying
-files = json.load(open(sys.argv[1]))
-request = applying.Request("firewalld", files, "test", confirm=float(sys.argv[2]) or None)
-try:
-    sys.exit(applying.apply(request, lambda line: print("fwgen:", line), applying.stdin_answer))
-except FwgenError as error:
-    sys.exit(f"fwgen: {error}")
-"""
-
-
-def apply(fw: Firewalld, files: dict[str, str], confirm: float) -> subprocess.CompletedProcess[str]:
-    """`fwgen.host.apply.apply` in the sandbox (root, no admin connection), with no answer
-    (stdin at its end): *confirm* 0 is --yes. Its output and exit code."""
-    (fw.box.dir / "files.json").write_text(json.dumps(files))
-    state = fw.box.dir / "state"
-    cmd = fw.box.enter(
-        "env", f"FWGEN_STATE_DIR={state}", sys.executable, "-c", APPLY,
-        str(fw.box.dir / "files.json"), str(confirm),
-    )  # fmt: skip
-    return subprocess.run(
-        cmd, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL
-    )
-
-
-def test_apply_rolls_back_to_the_old_files_and_ruleset(fw: Firewalld) -> None:
+def test_a_second_load_changes_nothing(fw: Firewalld, profiles: Path) -> None:
     lab = fw.box.lab
-    done = apply(fw, zone(lab, [8080]), 0)
+    lab.apply("firewalld", files(profiles, "new.yaml"))
+    first = snapshot(fw)
+    lab.apply("firewalld", files(profiles, "new.yaml"))
+    same(snapshot(fw), first)
+
+
+@pytest.fixture
+def host(fw: Firewalld, profiles: Path, tmp_path: Path) -> Iterator[Host]:
+    """`fwgen apply -t firewalld` in the daemon's sandbox, OLD applied with --yes."""
+    found = Host(fw.box.lab, "firewalld", tmp_path / "state", profiles)
+    done = found.run(*found.apply_args("old.yaml", "--yes"), ssh=TRUSTED_SSH)
     assert done.returncode == 0, done.stdout + done.stderr
+    # Making fwgen the default zone leaves the chains of the old default zone in the
+    # ruleset, unused, until the next reload (which every rollback does): reloaded here,
+    # so that "byte for byte" compares rulesets firewalld built the same way.
+    fw.cmd("--reload")
+    yield found
+    assert not found.pending()
+
+
+def test_unconfirmed_apply_gives_back_the_old_files_and_ruleset(fw: Firewalld, host: Host) -> None:
     before = snapshot(fw)
-    assert lab.probe("trusted", "ipv4", ["tcp:8080"]) == {"tcp:8080": "open"}
-    done = apply(fw, zone(lab, [8443], partners=False), 3)  # its ipsets' files go
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "fwgen: loaded: test" in done.stdout
-    assert "rolled back: the saved state was restored" in done.stdout, done.stdout
-    assert snapshot(fw) == before
-    assert lab.probe("trusted", "ipv4", ["tcp:8080", "tcp:8443"]) == {
+    lab = fw.box.lab
+    held = [lab.hold("trusted", family, 8080) for family in ("ipv4", "ipv6")]
+    proc = host.start(*host.apply_args("new.yaml", "--confirm", "3"))
+    out, _ = proc.communicate(timeout=120)  # stdin closed, no answer
+    assert proc.returncode == 1, out + host.log()
+    assert "rolled back" in out
+    same(snapshot(fw), before)
+    assert lab.probe("trusted", "ipv4", PORTS) == {
         "tcp:8080": "open",
         "tcp:8443": "blocked",
+        "tcp:9090": "blocked",
     }
-    # kept this time: the ipsets the new rules no longer have are gone
-    done = apply(fw, zone(lab, [8443], partners=False), 0)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert sorted(p.name for p in fw.etc.rglob("fwgen*")) == ["fwgen.xml"]
+    assert still_up(held) == ["ok", "ok"]
+
+
+def test_killed_apply_still_rolls_back(fw: Firewalld, host: Host) -> None:
+    before = snapshot(fw)
+    proc = host.start(*host.apply_args("new.yaml", "--confirm", "3"))
+    assert "fwgen-partners" in fw.cmd("--get-ipsets")  # NEW's 21 partners: an ipset
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    end = time.time() + 60
+    while host.pending() and time.time() < end:
+        time.sleep(0.2)
+    assert not host.pending(), host.log()
+    same(snapshot(fw), before)
     assert "fwgen-partners" not in fw.cmd("--get-ipsets")
-    assert lab.probe("trusted", "ipv4", ["tcp:8080", "tcp:8443"]) == {
-        "tcp:8080": "blocked",
-        "tcp:8443": "open",
-    }
 
 
-def test_apply_refuses_a_runtime_a_reload_would_lose(fw: Firewalld) -> None:
-    lab = fw.box.lab
+def test_apply_refuses_a_runtime_a_reload_would_lose(fw: Firewalld, host: Host) -> None:
     fw.cmd("--zone=public", "--add-port=1234/tcp")  # runtime only
     before = snapshot(fw)
-    refused = apply(fw, zone(lab, [8080]), 0)
-    assert refused.returncode == 1 and not refused.stdout.count("loaded:"), refused.stdout
+    refused = host.run(*host.apply_args("new.yaml", "--yes"), ssh=TRUSTED_SSH)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "zone public: runtime only: ports: 1234/tcp" in refused.stderr, refused.stderr
     assert "nothing was loaded" in refused.stderr
-    assert snapshot(fw) == before
+    same(snapshot(fw), before)
     assert "1234/tcp" in fw.cmd("--zone=public", "--list-ports")
+
+
+def test_a_rolled_back_first_apply_gives_the_default_zone_back(
+    fw: Firewalld, profiles: Path, tmp_path: Path
+) -> None:
+    """The install script makes fwgen's zone the default one; the rollback of the first
+    apply puts firewalld.conf back and reloads: public is the default zone again."""
+    before = snapshot(fw)
+    assert fw.cmd("--get-default-zone").strip() == "public"
+    host = Host(fw.box.lab, "firewalld", tmp_path / "state", profiles)
+    proc = host.start(*host.apply_args("old.yaml", "--confirm", "10"))
+    assert fw.cmd("--get-default-zone").strip() == "fwgen"
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out + host.log()
+    same(snapshot(fw), before)
+    assert fw.cmd("--get-default-zone").strip() == "public"
+    assert not host.pending()

@@ -1,10 +1,11 @@
 """`fwgen apply -t firewalld`: fwgen's files in /etc/firewalld, then a reload.
 
 firewalld keeps two configurations: the permanent one (XML files in /etc/firewalld) and
-the runtime one (what the daemon enforces now). A load writes fwgen's own files (a zone,
-its ipsets and policies, every one named ``fwgen*``), removes fwgen's files the new
-rules no longer have, and runs ``firewall-cmd --reload``, which makes the permanent
-configuration the runtime one. No other zone, policy or ipset file is written.
+the runtime one (what the daemon enforces now). A load runs the rendered install script
+(`SCRIPT`), which puts fwgen's own files in place (a zone, its ipsets and policies,
+every one named ``fwgen*``), removes fwgen's files the new rules no longer have, runs
+``firewall-cmd --reload`` (the permanent configuration becomes the runtime one) and
+makes fwgen's zone the default zone. No other zone, policy or ipset file is written.
 
 The saved state is fwgen's files as they were, ``firewalld.conf`` (the default zone
 lives there), and the runtime, which a reload rebuilds from the permanent configuration:
@@ -29,6 +30,7 @@ from fwgen import runner
 from fwgen.host.backends import ApplyError, Backend, run, write_private
 
 ETC = Path("/etc/firewalld")
+SCRIPT = "fwgen-firewalld.sh"  # the install script `fwgen render -t firewalld` writes
 CONF = ETC / "firewalld.conf"
 # The root element of each kind of file firewalld reads → its folder in /etc/firewalld.
 FOLDERS = {
@@ -127,12 +129,13 @@ class Firewalld(Backend):
     """firewalld's permanent files of fwgen, then a reload (see the module's doc)."""
 
     name = "firewalld"
-    tools = ("firewall-cmd", "firewall-offline-cmd")
+    tools = ("firewall-cmd", "firewall-offline-cmd", "bash")
     replaces = "fwgen's files in /etc/firewalld and firewalld's runtime"
 
     def validate(self, work: Path) -> None:
         """firewalld's own check of the whole configuration as it would be: a copy of
         /etc/firewalld with fwgen's files replaced, checked by firewall-offline-cmd."""
+        run("bash", "-n", str(work / "new" / SCRIPT))
         placed = placements(_rendered(work))
         with tempfile.TemporaryDirectory(prefix="fwgen-firewalld-") as folder:
             copy = Path(folder) / "etc"
@@ -165,25 +168,28 @@ class Firewalld(Backend):
         for path in ours():
             write_private(saved / "files" / path.relative_to(ETC), path.read_text(encoding="utf-8"))
         write_private(saved / "firewalld.conf", CONF.read_text(encoding="utf-8"))
+        write_private(saved / "conf-mode.json", json.dumps(CONF.stat().st_mode & 0o7777))
         write_private(saved / "had.json", json.dumps([str(p) for p in ours()]))
 
     def load(self, work: Path) -> None:
-        self._put(placements(_rendered(work)))
+        run("bash", str(work / "new" / SCRIPT))
 
     def restore(self, work: Path) -> None:
         saved = work / "saved"
+        # written in place (firewalld writes a new file, mode 0600, when it sets a default zone)
         CONF.write_text((saved / "firewalld.conf").read_text(encoding="utf-8"), encoding="utf-8")
+        CONF.chmod(json.loads((saved / "conf-mode.json").read_text(encoding="utf-8")))
         had = json.loads((saved / "had.json").read_text(encoding="utf-8"))
-        self._put(
+        self._put_back(
             {
                 name: (saved / "files" / Path(name).relative_to(ETC)).read_text("utf-8")
                 for name in had
             }
         )
 
-    def _put(self, placed: dict[str, str]) -> None:
+    def _put_back(self, placed: dict[str, str]) -> None:
         """fwgen's files become exactly *placed* (each written whole, then renamed), and
-        firewalld reloads them."""
+        firewalld reloads them with the saved firewalld.conf (its default zone)."""
         try:
             for old in ours():
                 if str(old) not in placed:
@@ -194,6 +200,6 @@ class Firewalld(Backend):
                 temporary.write_text(text, encoding="utf-8")
                 temporary.chmod(0o644)
                 temporary.rename(path)
-        except OSError as error:  # a full disk, a read-only /etc: the rollback puts back
+        except OSError as error:  # a full disk, a read-only /etc
             raise ApplyError(f"writing {error.filename}: {error.strerror}") from None
         run("firewall-cmd", "--reload")
