@@ -270,3 +270,11 @@ def test_xml_text(text: str, want: str) -> None:
 @pytest.mark.parametrize(("text", "want"), [("a--b", "a- -b"), ("a---", "a- - - "), ("x-", "x- ")])
 def test_xml_comment(text: str, want: str) -> None:
     assert xml_comment(text) == want
+
+
+def test_the_capability_table_snapshot(snapshot: SnapshotAssertion) -> None:
+    """`fwgen targets`: every target's files and capabilities, firewalld's among them."""
+    result = runner.invoke(app, ["targets"])
+    assert result.exit_code == 0
+    assert "firewalld: firewalld (a zone of fwgen's own" in result.stdout
+    assert result.stdout == snapshot
