@@ -193,6 +193,63 @@ def test_the_role_refuses_the_iptables_coexist_mode_and_installs_nothing(tmp_pat
     assert not etc.exists() and not (tmp_path / "systemctl.log").exists()
 
 
+def test_the_role_installs_and_loads_firewalld(tmp_path: Path) -> None:
+    """fwgen_target: firewalld: the rendered folder goes to the host, its script loads it
+    (here a stand-in records the call: the script's own run is
+    tests/kernel/test_firewalld_install.py), firewalld is enabled; a second run changes
+    nothing. workstation renders with --strict on firewalld (no rate limit to lose)."""
+    etc = tmp_path / "root" / "etc"
+    log = tmp_path / "calls.log"
+    inventory = tmp_path / "inventory.yml"
+    host = {"fwgen_profile": "workstation", "fwgen_target": "firewalld"}
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"laptop": host}}}))
+    dest = etc / "fwgen" / "firewalld"
+    settings = {
+        **role_settings(tmp_path, etc, log),
+        "fwgen_firewalld_dest": str(dest),
+        "fwgen_load": "direct",
+        "fwgen_exec": [str(stand_in(tmp_path / "loader", log))],
+    }
+    args = ("-i", str(inventory), PLAYBOOK, "-e", json.dumps(settings))
+    first = ansible(*args, home=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    files = render(resolve_profile("workstation"), "firewalld")
+    assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()) == sorted(files)
+    for name, text in files.items():
+        assert (dest / name).read_text() == text, name
+    assert sorted(log.read_text().splitlines()) == [
+        f"bash {dest}/fwgen-firewalld.sh",
+        "enable firewalld.service",
+    ]
+    second = ansible(*args, home=tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert re.findall(r"changed=(\d+)", second.stdout) == ["0"], second.stdout
+    assert "RUNNING HANDLER" not in second.stdout
+
+
+def test_the_role_renders_firewalld_strict_unless_told(tmp_path: Path) -> None:
+    """webserver's limits cannot hold on firewalld: --strict fails the play, nothing is
+    installed; fwgen_strict: false renders it with the warnings."""
+    etc = tmp_path / "root" / "etc"
+    inventory = tmp_path / "inventory.yml"
+    host = {"fwgen_target": "firewalld", "fwgen_sets": ["admins=10.1.0.0/16"]}
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"web": host}}}))
+    settings = {
+        **role_settings(tmp_path, etc, tmp_path / "systemctl.log"),
+        "fwgen_firewalld_dest": str(etc / "fwgen" / "firewalld"),
+        "fwgen_exec": ["false"],  # were anything loaded, it would fail here
+    }
+    args = ("-i", str(inventory), PLAYBOOK, "-e", json.dumps(settings))
+    result = ansible(*args, home=tmp_path)
+    assert result.returncode != 0 and "not rate limited" in result.stdout, result.stdout
+    assert not etc.exists()
+    settings |= {"fwgen_strict": False, "fwgen_load": "direct", "fwgen_exec": ["true"]}
+    args = ("-i", str(inventory), PLAYBOOK, "-e", json.dumps(settings))
+    result = ansible(*args, home=tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert (etc / "fwgen" / "firewalld" / "zones" / "fwgen.xml").is_file()
+
+
 def exec_in(lab: Lab) -> list[str]:
     return ["ip", "netns", "exec", lab.server]
 
@@ -380,7 +437,11 @@ def test_the_role_can_load_with_fwgen_apply_and_its_guard() -> None:
     argv = apply["ansible.builtin.command"]["argv"]
     assert "['fwgen', 'apply', fwgen_profile, '--target', fwgen_target, '--yes']" in argv
     assert "'--keep='" in argv and apply["when"] == "fwgen_load == 'apply'"
-    assert set(apply["listen"]) == {"Load the nftables ruleset", "Load the iptables rules"}
+    assert set(apply["listen"]) == {
+        "Load the nftables ruleset",
+        "Load the iptables rules",
+        "Load the firewalld zone",
+    }
     for name in apply["listen"]:
         assert by_name[name]["when"] == "fwgen_load == 'direct'"
     defaults = yaml.safe_load(Path("examples/ansible/roles/fwgen/defaults/main.yml").read_text())

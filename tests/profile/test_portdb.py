@@ -305,7 +305,13 @@ def test_source_shows_the_reference_documents() -> None:
             "document": "farrow",
             "title": DOCUMENTS["farrow"],
             "note": "lists 445 as LDAP; 445 is SMB over TCP (microsoft-ds), LDAP is 389",
-        }
+        },
+        {
+            "document": "firewalld",
+            "title": DOCUMENTS["firewalld"],
+            "note": "samba also opens NetBIOS (137-138/udp, 139/tcp); here that is the netbios "
+            "entry, for the old clients that still need it",
+        },
     ]
     out = runner.invoke(app, ["ports", "445", "--source"]).stdout.splitlines()
     assert out[0].split() == [
@@ -317,20 +323,24 @@ def test_source_shows_the_reference_documents() -> None:
         "SOURCES",
         "TITLE",
     ]
-    assert out[1].split()[:6] == [
+    assert out[1].split()[:7] == [
         "smb",
         "445/tcp",
         "critical",
         "lan-only",
         "file-sharing",
-        "farrow",
+        "farrow,",
+        "firewalld",
     ]
     assert out[2:] == [
         "",
         "sources:",
-        f"  farrow  {DOCUMENTS['farrow']}",
+        f"  farrow     {DOCUMENTS['farrow']}",
+        f"  firewalld  {DOCUMENTS['firewalld']}",
         "notes:",
         "  smb: farrow: lists 445 as LDAP; 445 is SMB over TCP (microsoft-ds), LDAP is 389",
+        "  smb: firewalld: samba also opens NetBIOS (137-138/udp, 139/tcp); here that is the "
+        "netbios entry, for the old clients that still need it",
     ]
     plain = runner.invoke(app, ["ports", "445"]).stdout
     assert "farrow" not in plain and "SOURCES" not in plain

@@ -133,24 +133,57 @@ def test_log_drops_logs_what_falls_to_the_target(write_profile: Callable[..., Pa
 
 
 def test_icmp_types_firewalld_cannot_name(write_profile: Callable[..., Path]) -> None:
-    """Stricter (not admitted) unless only link-local neighbours send them."""
+    """Stricter (not admitted, warned) unless the peers are on the link only: then all
+    ICMPv6 with them but echo requests, which are dropped first (firewalld's deny chain)."""
     path = write_profile(
-        "description: i\ninbound:\n  - {icmpv6: [mld-listener-report, echo-request], name: wide}\n"
+        "description: i\ninbound:\n  - {icmpv6: [mld-listener-report, time-exceeded], name: wide}\n"
         "  - {icmpv6: [mld-listener-query], from: ['fe80::/10'], name: link}\n"
     )
     files, warnings = render_with_warnings(resolve_profile(str(path)), "firewalld")
     zone = xml_files(files)["zones/fwgen.xml"]
-    rules = [(r.find("source"), r[-2]) for r in zone.findall("rule")]
-    assert [(s is None, e.tag, e.attrib) for s, e in rules] == [
-        (True, "icmp-type", {"name": "echo-request"}),
-        (False, "protocol", {"value": "ipv6-icmp"}),
+    rules = [(r.find("source"), r[-2], r[-1].tag) for r in zone.findall("rule")]
+    assert [(s is None or s.get("address"), e.tag, e.attrib, a) for s, e, a in rules] == [
+        (True, "icmp-type", {"name": "time-exceeded"}, "accept"),
+        ("fe80::/10", "icmp-type", {"name": "echo-request"}, "drop"),
+        ("fe80::/10", "protocol", {"value": "ipv6-icmp"}, "accept"),
     ]
-    assert any("mld-listener-report; not admitted (stricter" in w for w in warnings)
-    assert any(
-        "mld-listener-query; admitted as all ipv6-icmp from its link-local" in w for w in warnings
-    )
+    assert warnings == [
+        "wide (host.yaml:3): firewalld has no ICMP type for mld-listener-report; not admitted "
+        "(stricter than the profile)",
+        *[w for w in warnings if "allow-host-ipv6" in w],
+    ]
     with pytest.raises(RenderError, match="--strict"):
         render_with_warnings(resolve_profile(str(path)), "firewalld", RenderOptions(strict=True))
+
+
+def test_echo_requests_stay_out_of_the_link_scoped_approximation(
+    write_profile: Callable[..., Path],
+) -> None:
+    """Admitted from anyone: nothing to drop. From some sources only: the approximation
+    admits them from the link too, warned."""
+    for ping, dropped, warned in (("", False, False), ("from: [2001:db8::/32], ", False, True)):
+        path = write_profile(
+            f"description: e\ninbound:\n  - {{icmpv6: [echo-request], {ping}name: ping6}}\n"
+            "  - {icmpv6: [mld-listener-query], from: ['fe80::/10'], name: link}\n"
+        )
+        files, warnings = render_with_warnings(resolve_profile(str(path)), "firewalld")
+        zone = xml_files(files)["zones/fwgen.xml"]
+        assert any(r.find("drop") is not None for r in zone.findall("rule")) == dropped
+        assert any("lets echo requests through there too" in w for w in warnings) == warned
+
+
+def test_outbound_mld_reports_go_to_link_scope_groups(write_profile: Callable[..., Path]) -> None:
+    """With outbound deny, MLD reports (no firewalld ICMP type) go to ff02::/16: a host
+    that cannot send them drops out of multicast behind a snooping switch."""
+    files, warnings = render_with_warnings(resolve_profile("bastion"), "firewalld")
+    out = xml_files(files)["policies/fwgen-outbound.xml"]
+    scoped = [
+        (r.find("destination").get("address"), r[-1].tag)  # type: ignore[union-attr]
+        for r in out.findall("rule")
+        if r.find("destination") is not None and r.find("protocol") is not None
+    ]
+    assert scoped == [("ff02::/16", "accept")]
+    assert not [w for w in warnings if "ICMP type" in w]
 
 
 def test_firewalld_admits_neighbour_discovery_itself(write_profile: Callable[..., Path]) -> None:
@@ -237,3 +270,11 @@ def test_xml_text(text: str, want: str) -> None:
 @pytest.mark.parametrize(("text", "want"), [("a--b", "a- -b"), ("a---", "a- - - "), ("x-", "x- ")])
 def test_xml_comment(text: str, want: str) -> None:
     assert xml_comment(text) == want
+
+
+def test_the_capability_table_snapshot(snapshot: SnapshotAssertion) -> None:
+    """`fwgen targets`: every target's files and capabilities, firewalld's among them."""
+    result = runner.invoke(app, ["targets"])
+    assert result.exit_code == 0
+    assert "firewalld: firewalld (a zone of fwgen's own" in result.stdout
+    assert result.stdout == snapshot

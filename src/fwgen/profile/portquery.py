@@ -26,6 +26,8 @@ DOCUMENTS: dict[str, str] = {
     "computer-port": "What is a computer port?, with port-scanner packages: basic, web, games, "
     "malicious",
     "farrow": "Rik Farrow, Ports and Services (1995-2001), a port list with a Safe? column",
+    "firewalld": "firewalld 1.3's service definitions (/usr/lib/firewalld/services), where "
+    "they differ from fwgen's and why",
 }
 BROAD_MARKER = "-- broad ranges that hold the port but do not name it:"
 QUERY_PORT = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?(?:/(tcp|udp))?")

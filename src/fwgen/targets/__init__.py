@@ -173,8 +173,9 @@ TARGETS: dict[str, Target] = {
                 "rules are rendered without their limit, warned",
                 "logging": "yes (rich rule log; drops by a last rich rule; forward drops "
                 "only by firewalld's LogDenied, warned)",
-                "icmp types": "yes, those firewalld names (no MLD: link-local sources get all "
-                "ICMPv6, warned); firewalld's allow-host-ipv6 admits neighbour discovery itself",
+                "icmp types": "yes, by firewalld's names; MLD (which it cannot name): all ICMPv6 "
+                "but echo requests with peers on the link only; neighbour discovery is admitted "
+                "by firewalld itself (allow-host-ipv6), the hop limit checked by Linux",
                 "outbound deny": "yes (policy fwgen-outbound, HOST to ANY)",
                 "forward policy": "drop: firewalld's own; accept: policy fwgen-forward; "
                 "ignore: left to firewalld and the programs that add zones to it",

@@ -36,11 +36,10 @@ from fwgen.policy.ir import Family, Policy, Rule, few
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_what_the_platform_accepts
 from fwgen.targets.firewalld_xml import (
     ICMP_FAMILY,
-    PROTOCOL,
     Peer,
     attrs,
     elements,
-    link_local_only,
+    link_scope_peers,
     rich_rule,
     xml_comment,
     xml_text,
@@ -56,6 +55,8 @@ IPSET_ABOVE = 16  # a network of more addresses (of one family) becomes an ipset
 ENGINE_ZONES = ("docker", "libvirt", "libvirt-routed")
 # Neighbour discovery that firewalld's own policy allow-host-ipv6 admits from anyone.
 HOST_IPV6 = ("nd-neighbor-solicit", "nd-neighbor-advert", "nd-router-advert")
+ECHO_REQUEST = f"<icmp-type{attrs(name='echo-request')}/>"
+ALL_ICMPV6 = f"<protocol{attrs(value='ipv6-icmp')}/>"
 DROP_LOG_LIMIT = "5/s"  # firewalld's limit has no burst; the rate of text.DROP_LOG_RATE
 
 
@@ -98,17 +99,10 @@ class _Writer:
 
     def matched(self, rule: Rule) -> list[str]:
         """The XML elements of what the rule matches besides addresses, warning where
-        firewalld cannot say it exactly."""
+        firewalld cannot say it exactly (ICMP types it cannot name: see `link_scoped`)."""
         where = f"{rule.name} ({rule.origin})"
         found, unnamed = elements(rule)
-        if unnamed and link_local_only(self.policy, rule):
-            self.warnings.append(
-                f"{where}: firewalld has no ICMP type for {', '.join(unnamed)}; admitted as "
-                f"all {PROTOCOL[rule.proto]} from its link-local sources "
-                f"({few(self.policy.remote_addresses(rule) or [])}), wider than the profile"
-            )
-            found = [f"<protocol{attrs(value=PROTOCOL[rule.proto])}/>"]
-        elif unnamed:
+        if unnamed and not link_scope_peers(self.policy, rule):
             self.warnings.append(
                 f"{where}: firewalld has no ICMP type for {', '.join(unnamed)}; not admitted "
                 "(stricter than the profile)"
@@ -116,6 +110,34 @@ class _Writer:
         if rule.limit is not None:
             self.warnings.append(self.limit_warning(rule))
         return found
+
+    def link_scoped(self, rule: Rule) -> list[str]:
+        """The ICMPv6 types firewalld cannot name (MLD), with peers on the link only
+        (`link_scope_peers`): all ICMPv6 with those peers but echo requests, which are
+        dropped unless a rule admits them from anyone (admitted from some, it is warned)."""
+        unnamed, peers = elements(rule)[1], link_scope_peers(self.policy, rule)
+        if not unnamed or not peers:
+            return []
+        echo = [
+            r
+            for r in self.policy.rules
+            if r.direction == rule.direction
+            and r.proto == "icmpv6"
+            and (not r.icmp_types or "echo-request" in r.icmp_types)
+        ]
+        if echo and not any(r.remote is None and not r.local for r in echo):
+            self.warnings.append(
+                f"{rule.name} ({rule.origin}): firewalld has no ICMP type for "
+                f"{', '.join(unnamed)}; admitted as all ICMPv6 with {few(peers)}, which lets "
+                "echo requests through there too, wider than the profile"
+            )
+        out = []
+        for address in peers:
+            peer = Peer(address=address)
+            if not echo:
+                out += rich_rule("ipv6", peer, "", ECHO_REQUEST, rule, "drop")
+            out += rich_rule("ipv6", peer, "", ALL_ICMPV6, rule)
+        return out
 
     @staticmethod
     def limit_warning(rule: Rule) -> str:
@@ -136,8 +158,11 @@ class _Writer:
         """The rule as firewalld elements: ``<port>``s when it opens ports to anyone over
         both families; rich rules otherwise."""
         found = self.matched(rule)
-        if not found or not rule.families:
+        if not rule.families:
             return []
+        scoped = self.link_scoped(rule)
+        if not found:
+            return scoped
         anyone = rule.remote is None and not rule.local and len(rule.families) == 2
         if anyone and rule.proto in ("tcp", "udp") and rule.ports and not rule.log:
             return found
@@ -149,7 +174,7 @@ class _Writer:
                 for local in rule.local_of(family) or [""]:
                     for element in found:
                         out += rich_rule(family, peer, local, element, rule)
-        return out
+        return out + scoped
 
     def entries(self, rules: list[Rule]) -> list[dict[str, Any]]:
         return [

@@ -49,6 +49,7 @@ PROTOCOL = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "icmpv6": "ipv6-icmp"}
 ICMP_FAMILY: dict[str, Family] = {"icmp": "ipv4", "icmpv6": "ipv6"}
 LOG_PREFIX_CHARS = 60
 LINK_LOCAL = "fe80::/10"
+LINK_MULTICAST = "ff02::/16"
 
 
 def xml_text(text: str) -> str:
@@ -109,15 +110,16 @@ def rich_rule(
     local: str,
     element: str,
     rule: Rule,
+    action: str = "accept",
 ) -> list[str]:
-    """One ``<rule>`` accepting what *element* (a port, a protocol, an ICMP type) names,
-    from or to *remote*, at *local*, logged when the rule asks for it."""
+    """One ``<rule>`` accepting (or dropping) what *element* (a port, a protocol, an ICMP
+    type) names, from or to *remote*, at *local*, logged when the rule asks for it."""
     inbound = rule.direction == "in"
     source, destination = (remote, Peer(local)) if inbound else (Peer(local), remote)
     inner = [source.element("source"), destination.element("destination"), element]
-    if rule.log:
+    if rule.log and action == "accept":
         inner.append(f"<log{attrs(prefix=log_prefix(rule), level='info')}/>")
-    inner.append("<accept/>")
+    inner.append(f"<{action}/>")
     return [f"<rule{attrs(family=family)}>", *(f"  {i}" for i in inner if i), "</rule>"]
 
 
@@ -136,9 +138,26 @@ def elements(rule: Rule) -> tuple[list[str], list[str]]:
     return known, [t for t in rule.icmp_types if t not in names]
 
 
-def link_local_only(policy: Policy, rule: Rule) -> bool:
-    """Whether every remote address of the rule is an IPv6 link-local one: a neighbour on
-    the link, never a host behind a router."""
-    link = ipaddress.ip_network(LINK_LOCAL)
-    nets = [ipaddress.ip_network(a) for a in policy.remote_addresses(rule) or []]
-    return bool(nets) and all(n.version == 6 and n.subnet_of(link) for n in nets)  # type: ignore[arg-type]
+def link_scope_peers(policy: Policy, rule: Rule) -> list[str]:
+    """Where an ICMPv6 rule's other end is only ever on the link: link-local sources
+    (inbound), link-local addresses or link-scope multicast groups (outbound, where any
+    destination counts as ff02::/16, which MLD reports go to). Empty when it may be
+    off-link.
+
+    What such peers send or are sent that firewalld has no ICMP type for (MLD, mostly) is
+    admitted as all ICMPv6: from the link, Linux acts on no other ICMPv6 but echo requests
+    (which `fwgen.targets.firewalld` keeps out unless the profile admits them), router
+    solicitations (answered by a router's daemon, not the kernel) and what firewalld and
+    the profile admit anyway."""
+    if rule.proto != "icmpv6":
+        return []
+    addresses = policy.remote_addresses(rule)
+    outbound = rule.direction == "out"
+    if addresses is None:
+        return [LINK_MULTICAST] if outbound else []
+    scopes = [ipaddress.ip_network(LINK_LOCAL)]
+    if outbound:
+        scopes.append(ipaddress.ip_network(LINK_MULTICAST))
+    nets = [ipaddress.ip_network(a) for a in addresses]
+    within = all(n.version == 6 and any(n.subnet_of(s) for s in scopes) for n in nets)  # type: ignore[arg-type]
+    return addresses if nets and within else []

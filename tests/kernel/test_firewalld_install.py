@@ -1,0 +1,118 @@
+"""The firewalld target's install script, run against the real firewalld.
+
+One throw-away network namespace, and in it a private mount namespace: a tmpfs on /run
+(the D-Bus socket, firewalld's runtime), a temporary copy of /etc/firewalld bind-mounted
+over the machine's, `dbus-daemon --system --fork --print-pid` and `firewalld --nofork
+--nopid`, both stopped by their pids. The scenario runs in one session and prints what
+each step did; the test reads it.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from fwgen.policy.resolve import resolve_profile
+from fwgen.targets.render import render
+from tests.kernel.conftest import need
+from tests.kernel.lab import PREFIX
+
+pytestmark = pytest.mark.kernel
+TOOLS = ("firewalld", "firewall-cmd", "firewall-offline-cmd", "dbus-daemon", "unshare", "ip")
+
+SESSION = """
+set -u
+mount --bind "$ETC_COPY" /etc/firewalld
+mount -t tmpfs tmpfs /run
+mkdir -p /run/dbus
+bus=$(dbus-daemon --system --fork --print-pid)
+firewalld --nofork --nopid --log-target console >"$WORK/firewalld.log" 2>&1 &
+daemon=$!
+for _ in $(seq 150); do firewall-cmd --state >/dev/null 2>&1 && break; sleep 0.2; done
+step() {  # NAME COMMAND...: run it, say how it ended
+    out=$("${@:2}" 2>&1); echo "STEP $1 rc=$? $(echo "$out" | tr '\\n' ' ')"
+}
+files() { find /etc/firewalld -name 'fwgen*' -type f | sort | xargs -r sha256sum; }
+firewall-cmd --permanent --new-zone=other >/dev/null
+firewall-cmd --permanent --zone=other --add-port=1234/tcp >/dev/null
+firewall-cmd --reload >/dev/null
+step first bash "$WORK/web/fwgen-firewalld.sh"
+echo "DEFAULT $(firewall-cmd --get-default-zone)"
+echo "OTHER $(firewall-cmd --zone=other --list-ports)"
+nft list ruleset >"$WORK/ruleset.1"; files >"$WORK/files.1"
+step again bash "$WORK/web/fwgen-firewalld.sh"
+nft list ruleset >"$WORK/ruleset.2"; files >"$WORK/files.2"
+step bastion bash "$WORK/bastion/fwgen-firewalld.sh"
+echo "POLICIES $(ls /etc/firewalld/policies | tr '\\n' ' ')"
+step back bash "$WORK/web/fwgen-firewalld.sh"
+echo "POLICIES $(ls /etc/firewalld/policies | tr '\\n' ' ')"
+files >"$WORK/files.3"
+step broken bash "$WORK/broken/fwgen-firewalld.sh"
+files >"$WORK/files.4"
+firewall-cmd --permanent --zone=other --add-source=198.18.9.0/24 >/dev/null
+step claimed bash "$WORK/bastion/fwgen-firewalld.sh"
+files >"$WORK/files.5"
+kill "$daemon"; wait "$daemon"
+kill "$bus"
+"""
+
+
+def write(files: dict[str, str], folder: Path) -> None:
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+
+
+def test_the_install_script_against_the_real_firewalld(tmp_path: Path) -> None:
+    need(next((f"the firewalld tests need `{t}`" for t in TOOLS if not shutil.which(t)), ""))
+    web = render(resolve_profile("webserver", {"admins": ["198.18.0.0/24"]}), "firewalld")
+    bastion = render(resolve_profile("bastion", {"internal": ["198.18.1.0/24"]}), "firewalld")
+    write(web, tmp_path / "web")
+    write(bastion, tmp_path / "bastion")
+    broken = dict(web)  # an ICMP type firewalld does not know: its check refuses the zone
+    broken["zones/fwgen.xml"] = web["zones/fwgen.xml"].replace('"echo-request"', '"no-such"')
+    write(broken, tmp_path / "broken")
+    etc = tmp_path / "etc-firewalld"
+    shutil.copytree("/etc/firewalld", etc, symlinks=True)
+    namespace = f"{PREFIX}fi{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        env = f"ETC_COPY={shlex.quote(str(etc))} WORK={shlex.quote(str(tmp_path))}"
+        result = subprocess.run(
+            ["ip", "netns", "exec", namespace, "unshare", "-m", "--propagation", "private",
+             "bash", "-c", f"{env}; export ETC_COPY WORK; {SESSION}"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=True)
+    out = result.stdout
+    steps = dict(re.findall(r"^STEP (\w+) rc=(\d+)", out, re.M))
+    assert steps == {
+        "first": "0",
+        "again": "0",
+        "bastion": "0",
+        "back": "0",
+        "broken": "1",
+        "claimed": "1",
+    }, out + result.stderr + (tmp_path / "firewalld.log").read_text()
+    assert "DEFAULT fwgen" in out
+    assert "OTHER 1234/tcp" in out  # another zone's rules survive fwgen's reload
+    # A second run changes nothing: the same files, the same nftables ruleset.
+    assert (tmp_path / "ruleset.1").read_text() == (tmp_path / "ruleset.2").read_text()
+    assert (tmp_path / "files.1").read_text() == (tmp_path / "files.2").read_text()
+    assert "STEP again rc=0 fwgen-firewalld: zone fwgen is in force" in out
+    # Policies come and go with the profile; the zone file is what fwgen rendered.
+    policies = re.findall(r"^POLICIES (.*)$", out, re.M)
+    assert [p.split() for p in policies] == [["fwgen-outbound.xml"], []]
+    assert (etc / "zones" / "fwgen.xml").read_text() == web["zones/fwgen.xml"]
+    # Refused before anything changed: firewalld's own check, another zone's source.
+    assert "firewalld refuses the configuration, nothing changed" in out
+    assert (tmp_path / "files.4").read_text() == (tmp_path / "files.3").read_text()
+    assert "nothing changed: zone other holds 198.18.9.0/24;" in out
+    assert (tmp_path / "files.5").read_text() == (tmp_path / "files.3").read_text()
