@@ -80,11 +80,16 @@ class _Writer:
     warnings: list[str] = field(default_factory=list)
     ipsets: dict[tuple[str, Family], _Ipset] = field(default_factory=dict)
     taken: set[str] = field(default_factory=set)
+    bases: dict[str, str] = field(default_factory=dict)
 
     def ipset(self, set_name: str, family: Family) -> str:
+        """The name of the set's ipset of one family: ``fwgen-NAME-v4``, NAME made of
+        lowercase letters, digits and ``-``, one per set (both families share it)."""
         if (set_name, family) not in self.ipsets:
             found = self.policy.address_set(set_name)
-            base = identifier(set_name, self.taken, 16).replace("_", "-").lower()
+            if set_name not in self.bases:
+                self.bases[set_name] = identifier(set_name.lower(), self.taken, 16)
+            base = self.bases[set_name].replace("_", "-")
             name = f"fwgen-{base}-{'v4' if family == 'ipv4' else 'v6'}"
             self.ipsets[set_name, family] = _Ipset(name, family, found.family(family), found.origin)
         return self.ipsets[set_name, family].name
