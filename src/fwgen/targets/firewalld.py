@@ -160,8 +160,8 @@ class _Writer:
         )
 
     def lines(self, rule: Rule) -> list[str]:
-        """The rule as firewalld elements: ``<port>``s when it opens ports to anyone over
-        both families; rich rules otherwise."""
+        """The rule as firewalld elements: ``<port>``s (or a ``<protocol>``) when it opens
+        ports (a protocol) to anyone over both families; rich rules otherwise."""
         found = self.matched(rule)
         if not rule.families:
             return []
@@ -169,9 +169,9 @@ class _Writer:
         if not found:
             return scoped
         anyone = rule.remote is None and not rule.local and len(rule.families) == 2
-        if anyone and rule.proto in ("tcp", "udp") and rule.ports and not rule.log:
-            return found
-        if anyone and rule.proto in ("tcp", "udp"):
+        if anyone and rule.proto not in ICMP_FAMILY and not rule.log:
+            return found  # <port> or <protocol> elements of the zone or policy
+        if anyone and rule.proto not in ICMP_FAMILY:
             return [line for e in found for line in rich_rule(None, Peer(), "", e, rule)]
         out = []
         for family in rule.families:
