@@ -33,6 +33,18 @@ NETWORKS_TO_SET = {
     "webserver": ["admins"],
     "workstation": [],
 }
+# The interface groups each built-in profile leaves empty, written from the profiles.
+INTERFACES_TO_SET = {"database": ["private"], "fileserver": ["private"]}
+
+
+def placeholder_sets(profile: str, networks: str, interface: str = "eth1") -> list[str]:
+    """``--set`` options that give each placeholder of a built-in profile a value."""
+    return [
+        *(a for n in NETWORKS_TO_SET[profile] for a in ("--set", f"{n}={networks}")),
+        *(a for n in INTERFACES_TO_SET.get(profile, []) for a in ("--set", f"{n}={interface}")),
+    ]
+
+
 # Relative to the repository, so that origins in snapshots do not depend on where it is.
 EVERY_FEATURE = "tests/data/good/every-feature.yaml"
 

@@ -1,8 +1,9 @@
 """Read generated rulesets back into rule tuples, to compare with the Policy they came from.
 
-A tuple is (direction, family, proto, port or ICMP type, remote address, local address),
-one per port element and address, so splitting and grouping do not matter; "any" stands
-for an unrestricted side. Only what fwgen emits is understood.
+A tuple is (direction, family, proto, port or ICMP type, remote address, local address,
+interface), one per port element, address and interface, so splitting and grouping do not
+matter; "any" stands for an unrestricted side, "-" for the port of a protocol without
+ports (ESP, AH, GRE). Only what fwgen emits is understood.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import re
 
 from fwgen.policy.ir import Policy
+from fwgen.profile.fields import PORTLESS
 from fwgen.profile.icmp import ICMP_TYPES, ICMPV6_TYPES
 
-Tuple = tuple[str, str, str, str, str, str]
+Tuple = tuple[str, str, str, str, str, str, str]
+BY_NUMBER = {str(number): name for name, number in PORTLESS.items()}
 FAMILIES = ("ipv4", "ipv6")
 ICMP_NAMES = {("icmp", str(v)): k for k, v in ICMP_TYPES.items()} | {
     ("icmpv6", str(v)): k for k, v in ICMPV6_TYPES.items()
@@ -25,8 +28,8 @@ WHOLE = {"0.0.0.0/0", "::/0"}
 def canonical(tuples: set[Tuple]) -> set[Tuple]:
     """A whole family written out (0.0.0.0/0, ::/0) means the same as "any" for that family."""
     return {
-        (d, f, p, i, "any" if r in WHOLE else r, "any" if loc in WHOLE else loc)
-        for d, f, p, i, r, loc in tuples
+        (d, f, p, i, "any" if r in WHOLE else r, "any" if loc in WHOLE else loc, on)
+        for d, f, p, i, r, loc, on in tuples
     }
 
 
@@ -37,17 +40,18 @@ def family_of(address: str) -> str:
 def expected(policy: Policy) -> set[Tuple]:
     out = set()
     for rule in policy.rules:
-        items = [str(p) for p in rule.ports] or list(rule.icmp_types)
+        items = [str(p) for p in rule.ports] or list(rule.icmp_types) or ["-"]
         for family in rule.families:
             remotes = (
                 list(policy.address_set(rule.remote).family(family)) if rule.remote else ["any"]
             )
             locals_ = [a for a in rule.local if family_of(a) == family] or ["any"]
             out |= {
-                (rule.direction, family, rule.proto, i, r, loc)
+                (rule.direction, family, rule.proto, i, r, loc, on)
                 for i in items
                 for r in remotes
                 for loc in locals_
+                for on in rule.interfaces or ["any"]
             }
     return out
 
@@ -72,7 +76,7 @@ def parse_nftables(text: str) -> set[Tuple]:
             not direction
             or not line.endswith('"')
             or " accept comment " not in line
-            or line.startswith(("iif", "oif", "ct "))
+            or line.startswith(('iif "lo"', 'oif "lo"', "ct "))
         ):
             continue
         statement = line.split(" accept comment ")[0]
@@ -92,20 +96,26 @@ def parse_nftables(text: str) -> set[Tuple]:
         m = re.search(r"meta nfproto (ipv4|ipv6)", statement)
         if m:
             families = [m[1]]
-        m = re.search(r"(tcp|udp) dport (\{[^}]*\}|\S+)", statement)
+        m = re.search(r"[io]ifname (\{[^}]*\}|\S+)", statement)
+        interfaces = [i.strip('"') for i in _elements(m[1])] if m else ["any"]
+        m = re.search(r"(tcp|udp|sctp) dport (\{[^}]*\}|\S+)", statement)
+        portless = re.search(r"(?:meta l4proto|ip6 nexthdr) (\d+)", statement)
         if m:
             proto, items = m[1], _elements(m[2])
+        elif portless:
+            proto, items = BY_NUMBER[portless[1]], ["-"]
         else:
             m = re.search(r"(icmpv6|icmp) type (\{[^}]*\}|\S+)", statement)
             assert m, statement
             proto, items = m[1], _elements(m[2])
             families = ["ipv4" if proto == "icmp" else "ipv6"]
         out |= {
-            (direction, f, proto, i, r, loc)
+            (direction, f, proto, i, r, loc, on)
             for f in families
             for i in items
             for r in remotes
             for loc in locals_
+            for on in interfaces
         }
     return out
 
@@ -122,7 +132,7 @@ def parse_iptables(files: dict[str, str]) -> set[Tuple]:
             if (
                 not line.startswith(("-A INPUT", "-A OUTPUT"))
                 or not line.endswith("-j ACCEPT")
-                or " -p " not in line
+                or (" -p " not in line and " -m ah " not in line)
                 or " lo " in line  # loopback and the established shortcut: every chain's start
                 or "--ctstate ESTABLISHED" in line
             ):
@@ -138,16 +148,20 @@ def parse_iptables(files: dict[str, str]) -> set[Tuple]:
             dest = re.search(rf" {local} (\S+)", line)
             match_set = re.search(r"--match-set (\S+) ", line)
             remotes = ipsets[match_set[1]] if match_set else [remote[1] if remote else "any"]
-            proto = re.search(r" -p (\S+)", line)[1]  # type: ignore[index]
-            proto = "icmpv6" if proto == "ipv6-icmp" else proto
+            proto = "51" if " -m ah " in line else re.search(r" -p (\S+)", line)[1]  # type: ignore[index]
+            proto = "icmpv6" if proto == "ipv6-icmp" else BY_NUMBER.get(proto, proto)
             ports = re.search(r"--dports? (\S+)", line)
-            if ports:
+            way = re.search(rf" {'-i' if direction == 'in' else '-o'} (\S+)", line)
+            on = way[1].replace("+", "*") if way else "any"
+            if proto in PORTLESS:
+                items = ["-"]
+            elif ports:
                 items = [p.replace(":", "-") for p in ports[1].split(",")]
             else:
                 number = re.search(r"--icmp(?:v6)?-type (\S+)", line)[1]  # type: ignore[index]
                 items = [ICMP_NAMES[(proto, number)]]
             out |= {
-                (direction, family, proto, i, r, dest[1] if dest else "any")
+                (direction, family, proto, i, r, dest[1] if dest else "any", on)
                 for i in items
                 for r in remotes
             }
@@ -155,7 +169,8 @@ def parse_iptables(files: dict[str, str]) -> set[Tuple]:
 
 
 UFW = re.compile(
-    r"^ufw (?:allow|limit)( out)?(?: log)? proto (tcp|udp) from (\S+) to (\S+) port (\S+) comment "
+    r"^ufw (?:allow|limit)(?: in|( out))?(?: on (\S+))?(?: log)? proto (tcp|udp) "
+    r"from (\S+) to (\S+) port (\S+) comment "
 )
 
 
@@ -206,14 +221,16 @@ def parse_ufw(script: str) -> set[Tuple]:
         if not m:
             continue
         direction = "out" if m[1] else "in"
-        src, dst = _ufw_side(m[3]), _ufw_side(m[4])
+        on = m[2].replace("+", "*") if m[2] else "any"
+        src, dst = _ufw_side(m[4]), _ufw_side(m[5])
         remote, local = (src, dst) if direction == "in" else (dst, src)
         for family, r in remote:
             for lfam, loc in local:
                 if loc != "any" and lfam != family:
                     continue
                 out |= {
-                    (direction, family, m[2], p.replace(":", "-"), r, loc) for p in m[5].split(",")
+                    (direction, family, m[3], p.replace(":", "-"), r, loc, on)
+                    for p in m[6].split(",")
                 }
     return out
 
@@ -235,13 +252,13 @@ def parse_windows(script: str) -> set[Tuple]:
             for k, v in PARAM.findall(line[start:])
         }
         direction = "in" if params["Direction"] == ["Inbound"] else "out"
-        proto = {"TCP": "tcp", "UDP": "udp", "ICMPv4": "icmp", "ICMPv6": "icmpv6"}[
-            params["Protocol"][0]
-        ]
+        names = {"TCP": "tcp", "UDP": "udp", "ICMPv4": "icmp", "ICMPv6": "icmpv6"} | BY_NUMBER
+        proto = names[params["Protocol"][0]]
         items = (
             params.get("LocalPort")
             or params.get("RemotePort")
             or [ICMP_NAMES[(proto, t)] for t in params.get("IcmpType", [])]
+            or ["-"]
         )
         remotes = [
             (FULL[a], "any") if a in FULL else (family_of(a), a)
@@ -255,9 +272,12 @@ def parse_windows(script: str) -> set[Tuple]:
                 )
             ]
         locals_ = params.get("LocalAddress", ["any"])
+        interfaces = params.get("InterfaceAlias", ["any"])
         for family, r in remotes:
             for loc in locals_:
                 if loc != "any" and family_of(loc) != family:
                     continue
-                out |= {(direction, family, proto, i, r, loc) for i in items}
+                out |= {
+                    (direction, family, proto, i, r, loc, on) for i in items for on in interfaces
+                }
     return out

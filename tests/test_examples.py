@@ -324,7 +324,7 @@ def test_fwgen_check_hook_is_given_profiles_only(path: str, is_profile: bool) ->
 
 def test_fwgen_check_hook_passes_on_the_example_profiles() -> None:
     profiles = sorted(str(p) for p in Path("examples").rglob("profiles/*.yaml"))
-    assert profiles == ["examples/site/profiles/web1.yaml"]
+    assert profiles == ["examples/site/profiles/web1.yaml", "examples/site/profiles/web2.yaml"]
     result = subprocess.run(
         [str(BIN / "fwgen"), "check", *profiles], capture_output=True, text=True
     )

@@ -627,7 +627,7 @@ def test_discover_drafts_rule_names_that_read_back(program: str, tmp_path: Path)
     assert "tcp dport 40002 accept" in rendered.stdout
 
 
-@pytest.mark.parametrize("target", ["ufw", "windows"])
+@pytest.mark.parametrize("target", ["ufw", "windows", "firewalld"])
 def test_a_platform_that_accepts_loopback_and_replies_refuses_to_turn_them_off(
     target: str, tmp_path: Path
 ) -> None:

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fwgen.cli.app import app
-from tests.conftest import NETWORKS_TO_SET
+from tests.conftest import INTERFACES_TO_SET, NETWORKS_TO_SET
 
 runner = CliRunner()
 REAL_ADMINS = ["--set", "admins=10.1.0.0/16"]
@@ -173,8 +173,12 @@ def test_profiles_json() -> None:
         "file": "profiles/webserver.yaml",
         "extends": ["base"],
         "networks_to_set": ["admins"],
+        "interfaces_to_set": [],
     }
     assert {p["name"]: p["networks_to_set"] for p in data} == NETWORKS_TO_SET
+    assert {p["name"]: p["interfaces_to_set"] for p in data if p["interfaces_to_set"]} == (
+        INTERFACES_TO_SET
+    )
     assert all(p["extends"] == ["base"] for p in data if p["name"] != "base")
     assert all(p["description"] for p in data)
 

@@ -218,7 +218,7 @@ BAD_PORT_FILES = {
     "risk-enum": [ENTRY | {"risk": "none"}],
     "exposure-enum": [ENTRY | {"exposure": "internet"}],
     "unknown-key": [ENTRY | {"port": "1/tcp"}],
-    "port-text": [ENTRY | {"ports": ["1/sctp"]}],
+    "port-text": [ENTRY | {"ports": ["1/dccp"]}],
     "port-mapping": [ENTRY | {"ports": [{"proto": "tcp", "start": 0, "end": 1}]}],
     "missing-title": [{k: v for k, v in ENTRY.items() if k != "title"}],
     "name-case": [ENTRY | {"name": "Admin UI"}],

@@ -20,6 +20,7 @@ import pytest
 
 from fwgen.policy.resolve import resolve_profile
 from fwgen.targets.render import render
+from tests.conftest import BUILTIN, NETWORKS_TO_SET
 from tests.kernel.conftest import need
 from tests.kernel.lab import PREFIX
 
@@ -116,3 +117,39 @@ def test_the_install_script_against_the_real_firewalld(tmp_path: Path) -> None:
     assert (tmp_path / "files.4").read_text() == (tmp_path / "files.3").read_text()
     assert "nothing changed: zone other holds 198.18.9.0/24;" in out
     assert (tmp_path / "files.5").read_text() == (tmp_path / "files.3").read_text()
+
+
+CHECK = """
+set -eu
+mount --bind "$1" /etc/firewalld
+for config in "${@:2}"; do
+    firewall-offline-cmd --system-config="$config" --check-config >/dev/null 2>&1 \\
+        || { echo "REFUSED $config"; firewall-offline-cmd --system-config="$config" --check-config; }
+done
+echo CHECKED
+"""
+
+
+def test_firewalld_accepts_every_built_in_profile(tmp_path: Path) -> None:
+    """firewalld's own check of the whole configuration, every built-in profile's files
+    added to a copy of /etc/firewalld (in a private mount namespace, over a copy)."""
+    need(next((f"the firewalld tests need `{t}`" for t in TOOLS if not shutil.which(t)), ""))
+    etc = tmp_path / "etc-firewalld"
+    shutil.copytree("/etc/firewalld", etc, symlinks=True)
+    configs = []
+    for profile in BUILTIN:
+        if profile == "docker-host":  # containers: refused on firewalld
+            continue
+        config = tmp_path / profile
+        shutil.copytree(etc, config, symlinks=True)
+        sets = {n: ["198.18.0.0/24", "2001:db8:18::/48"] for n in NETWORKS_TO_SET[profile]}
+        files = render(resolve_profile(profile, sets), "firewalld")
+        write({k: v for k, v in files.items() if k.endswith(".xml")}, config)
+        configs.append(str(config))
+    result = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "bash", "-c", CHECK, "check", str(etc), *configs],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.stdout.endswith("CHECKED\n") and "REFUSED" not in result.stdout, (
+        result.stdout + result.stderr
+    )

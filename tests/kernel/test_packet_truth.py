@@ -13,7 +13,7 @@ import pytest
 from fwgen.errors import RenderError
 from fwgen.policy.resolve import resolve_profile
 from fwgen.targets.render import render
-from tests.conftest import BUILTIN, NETWORKS_TO_SET
+from tests.conftest import BUILTIN, INTERFACES_TO_SET, NETWORKS_TO_SET
 from tests.kernel.firewalld_lab import started
 from tests.kernel.lab import Lab
 
@@ -51,9 +51,11 @@ SPECS = [
     "udp:68",
     "udp:123",
     "udp:443",
+    "udp:500",
     "udp:546",
     "udp:1194",
     "udp:2049",
+    "udp:4500",
     "udp:4789",
     "udp:5353",
     "udp:8472",
@@ -94,7 +96,13 @@ OPEN: dict[str, dict[str, set[tuple[str, str]]]] = {
         "udp:2049": TRUSTED,
         "tcp:22": TRUSTED,
     },
-    "vpn-gateway": {"udp:51820": EVERYONE, "udp:1194": EVERYONE, "tcp:22": TRUSTED},
+    "vpn-gateway": {
+        "udp:51820": EVERYONE,
+        "udp:1194": EVERYONE,
+        "udp:500": EVERYONE,  # ipsec: IKE
+        "udp:4500": EVERYONE,  # ipsec: NAT traversal
+        "tcp:22": TRUSTED,
+    },
     "monitoring": {
         "tcp:9090": TRUSTED,
         "tcp:9093": TRUSTED,
@@ -116,13 +124,17 @@ PING = {profile: profile != "workstation" for profile in OPEN}
 REFUSED = {
     ("docker-host", "firewalld"): "firewalld accepts every forwarded connection the "
     "engine's NAT translated",
+    ("database", "firewalld"): r"mysql \(profiles/database.yaml:\d+\) is limited to interfaces",
+    ("fileserver", "firewalld"): r"smb \(profiles/fileserver.yaml:\d+\) is limited to interfaces",
 }
 
 
 def load(lab: Lab, target: str, profile: str) -> None:
-    """Render *profile* with its placeholder networks set to the `trusted` client."""
+    """Render *profile* with its placeholder networks set to the `trusted` client, and its
+    interface groups to the server's end of the `trusted` link."""
     trusted = lab.clients["trusted"]
     overrides = {name: [trusted.ipv4, trusted.ipv6] for name in NETWORKS_TO_SET[profile]}
+    overrides |= {name: [trusted.server_device] for name in INTERFACES_TO_SET.get(profile, [])}
     files = render(resolve_profile(profile, overrides), target)
     if target == "firewalld":
         started(lab)  # the real daemon, in the server namespace

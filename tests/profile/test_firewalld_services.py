@@ -26,6 +26,9 @@ def spread(ports: list[str]) -> set[str]:
     out = set()
     for port in ports:
         number, _, proto = port.partition("/")
+        if number and not number[:1].isdigit():  # a protocol in fwgen's catalogue: gre, esp
+            out.add(f"{number} (protocol)")
+            continue
         first, _, last = number.partition("-")
         if not first:
             out.add(f"{proto} (protocol)")

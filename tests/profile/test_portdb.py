@@ -14,6 +14,7 @@ from fwgen.cli.app import app
 from fwgen.errors import FwgenError
 from fwgen.policy.resolve import resolve_profile
 from fwgen.profile import portdb
+from fwgen.profile.fields import PORTLESS
 from fwgen.profile.portdb import catalogue
 from fwgen.profile.portquery import BROAD_MARKER, DOCUMENTS, query, split_source
 
@@ -44,7 +45,10 @@ def test_every_entry_is_complete_and_consistent() -> None:
     for s in cat.services:
         assert s.ports, s.name
         for p in s.ports:
-            assert 1 <= p.start <= p.end <= 65535, s.name
+            if p.proto in PORTLESS:  # a protocol without ports: esp, ah, gre
+                assert p.start == p.end == 0, s.name
+            else:
+                assert 1 <= p.start <= p.end <= 65535, s.name
         assert s.risk in ("low", "medium", "high", "critical"), s.name
         assert s.exposure in ("public", "lan-only", "never"), s.name
         assert s.title and s.category, s.name

@@ -12,7 +12,7 @@ from fwgen.cli.app import app
 from fwgen.policy.resolve import resolve_profile
 from fwgen.profile.portdb import catalogue
 from fwgen.review.check import check_policy
-from tests.conftest import BUILTIN, NETWORKS_TO_SET
+from tests.conftest import BUILTIN, INTERFACES_TO_SET, NETWORKS_TO_SET, placeholder_sets
 
 runner = CliRunner()
 SCHEMA = json.loads(Path("tests/data/sarif-2.1.0-results.schema.json").read_text())
@@ -61,7 +61,7 @@ def test_lan_only_service_from_any_warns_with_the_word_lan() -> None:
 @pytest.mark.parametrize("profile", BUILTIN)
 def test_builtin_profiles_have_no_warnings_once_their_placeholders_are_set(profile: str) -> None:
     networks = NETWORKS_TO_SET[profile]
-    sets = [a for n in networks for a in ("--set", f"{n}=10.1.0.0/16,fd00:1::/48")]
+    sets = placeholder_sets(profile, "10.1.0.0/16,fd00:1::/48")
     result = runner.invoke(app, ["check", profile, "--strict", *sets])
     if profile == "kubernetes-node":
         # kube-proxy DNATs NodePorts past the input rules, as Docker does published
@@ -72,7 +72,11 @@ def test_builtin_profiles_have_no_warnings_once_their_placeholders_are_set(profi
     assert "0 errors, 0 warnings" in result.stdout
     placeholders = runner.invoke(app, ["check", profile, "--strict"])
     assert placeholders.exit_code == (1 if networks else 0), placeholders.stdout
-    for network in networks:  # each placeholder network warns until it is set
+    groups = INTERFACES_TO_SET.get(profile, [])
+    for group in groups:  # each empty interface group warns until it is set
+        assert f"interface group '{group}' is empty" in placeholders.stdout
+    idle = {"app", "lan"} if groups else set()  # used only on the empty group: FW019 says it
+    for network in set(networks) - idle:  # each placeholder network warns until it is set
         assert f"from network '{network}'), placeholders" in placeholders.stdout
 
 
@@ -221,7 +225,7 @@ def test_sarif_marks_accepted_findings_as_suppressed(write_profile: Callable[...
 @pytest.mark.parametrize(
     ("accept", "message"),
     [
-        ("{FW099: why}", "unknown finding code 'FW099' (did you mean 'FW009'?)"),
+        ("{FW099: why}", "unknown finding code 'FW099' (did you mean 'FW019'?)"),
         ('{FW003: ""}', "accepting FW003 needs a reason: say why it is acceptable here"),
         (
             "[FW003]",

@@ -98,6 +98,7 @@ def test_explain_table_and_json() -> None:
         "PROTO",
         "FROM/TO",
         "HOST",
+        "ON",
         "FAMILIES",
         "LIMIT",
         "RISK",
@@ -111,6 +112,7 @@ def test_explain_table_and_json() -> None:
         "22",
         "tcp",
         "admins",
+        "any",
         "any",
         "v4+v6",
         "10/minute",
@@ -168,12 +170,12 @@ def test_build_check_fails_when_stale_and_passes_after_build(tmp_path: Path) -> 
     )
     stale = runner.invoke(app, ["build", manifest, "--check"])
     assert stale.exit_code == 1
-    assert "stale: 4 of 5 generated files" in stale.stderr  # web1: nft, ipsets, rules.v4, v6
+    assert "stale: 4 of 7 generated files" in stale.stderr  # web1: nft, ipsets, rules.v4, v6
     assert "+\t\telements = { 10.20.0.80/28 }" in stale.stdout
     built = runner.invoke(app, ["build", manifest])
-    assert built.exit_code == 0 and "4 written, 1 unchanged" in built.stdout
+    assert built.exit_code == 0 and "4 written, 3 unchanged" in built.stdout
     again = runner.invoke(app, ["build", manifest, "--check"])
-    assert again.exit_code == 0 and "all 5 generated files are current" in again.stdout
+    assert again.exit_code == 0 and "all 7 generated files are current" in again.stdout
 
 
 def test_committed_example_output_is_current() -> None:
@@ -225,6 +227,7 @@ def test_every_policy_field_is_compared_by_diff_or_said_not_to_admit() -> None:
         "files": "where the profile was read from",
         "address": "changes findings; `dhcp` adds rules, compared as rules",
         "sets": "compared through the addresses of the rules that use them",
+        "interface_groups": "compared through the interfaces of the rules that use them",
         "rules": "compared rule by rule",
         "defaults": "compared field by field (inbound, outbound, forward)",
     }
@@ -234,7 +237,8 @@ def test_every_policy_field_is_compared_by_diff_or_said_not_to_admit() -> None:
     key = {"direction", "service", "name", "proto"}
     compared = {"ports": "ports", "icmp_types": "ports", "remote": "sources", "local": "host"}
     compared |= {"families": "families", "limit": "limit", "log": "log"}
-    not_admitting = {"comment", "origin", "risky", "acknowledged", "accepted", "repeated"}
+    compared |= {"interfaces": "interfaces"}
+    not_admitting = {"comment", "origin", "risky", "acknowledged", "accepted", "repeated", "on"}
     assert set(Rule.model_fields) == key | set(compared) | not_admitting
     assert set(compared.values()) == set(COMPARED)
 

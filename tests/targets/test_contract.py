@@ -14,10 +14,10 @@ from fwgen.errors import RenderError
 from fwgen.policy.resolve import resolve_profile
 from fwgen.targets import TARGETS, RenderOptions
 from fwgen.targets.render import render_with_warnings
-from tests.conftest import BUILTIN, EVERY_FEATURE, NETWORKS_TO_SET
+from tests.conftest import BUILTIN, EVERY_FEATURE, placeholder_sets
 
 EXPECTS_WARNINGS = {
-    "nftables": False,
+    "nftables": True,
     "iptables": False,
     "ufw": False,
     "windows": True,
@@ -25,9 +25,26 @@ EXPECTS_WARNINGS = {
 }
 
 
+def without_interfaces(tmp_path: Path) -> Path:
+    """every-feature without its interfaces, for a target that refuses them."""
+    import yaml
+
+    data = yaml.safe_load(Path(EVERY_FEATURE).read_text(encoding="utf-8"))
+    del data["interfaces"]
+    for rule in (*data["inbound"], *data["outbound"]):
+        rule.pop("interface", None)
+    path = tmp_path / "every-feature.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
 @pytest.mark.parametrize("target", sorted(TARGETS))
-def test_every_feature_contract(target: str, snapshot: SnapshotAssertion) -> None:
+def test_every_feature_contract(target: str, snapshot: SnapshotAssertion, tmp_path: Path) -> None:
     policy = resolve_profile(str(EVERY_FEATURE))
+    if not TARGETS[target].interfaces:  # refused with one line; the rest of the contract holds
+        with pytest.raises(RenderError, match="is limited to interfaces"):
+            render_with_warnings(policy, target)
+        policy = resolve_profile(str(without_interfaces(tmp_path)))
     files, warnings = render_with_warnings(policy, target)
     assert bool(warnings) == EXPECTS_WARNINGS[target]
     text = "\n".join(files.values())
@@ -96,7 +113,7 @@ def test_builtin_profiles_render_strict_on_linux_targets(profile: str) -> None:
 
     from fwgen.cli.app import app
 
-    sets = [a for n in NETWORKS_TO_SET[profile] for a in ("--set", f"{n}=10.1.0.0/16")]
+    sets = placeholder_sets(profile, "10.1.0.0/16")
     for target in ("nftables", "iptables", "ufw"):
         result = CliRunner().invoke(app, ["render", profile, "-t", target, "--strict", *sets])
         if (profile, target) == ("kubernetes-node", "iptables"):

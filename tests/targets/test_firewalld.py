@@ -21,6 +21,7 @@ from fwgen.targets import RenderOptions
 from fwgen.targets.firewalld_xml import xml_comment, xml_text
 from fwgen.targets.render import render, render_with_warnings
 from tests.conftest import BUILTIN, EVERY_FEATURE
+from tests.targets.test_contract import without_interfaces
 
 runner = CliRunner()
 REFUSED_PROFILES = {"docker-host"}  # containers: cannot be expressed on firewalld
@@ -47,7 +48,11 @@ def test_builtin_profile_snapshot(profile: str, snapshot: SnapshotAssertion) -> 
 
 
 @pytest.mark.parametrize("profile", [*sorted(set(BUILTIN) - REFUSED_PROFILES), str(EVERY_FEATURE)])
-def test_every_rule_is_in_the_xml_and_firewalld_services_are_never_named(profile: str) -> None:
+def test_every_rule_is_in_the_xml_and_firewalld_services_are_never_named(
+    profile: str, tmp_path: Path
+) -> None:
+    if profile == str(EVERY_FEATURE):  # its interfaces are refused (test_contract)
+        profile = str(without_interfaces(tmp_path))
     policy = resolve_profile(profile)
     files = render(policy, "firewalld")
     parsed = xml_files(files)
@@ -278,3 +283,38 @@ def test_the_capability_table_snapshot(snapshot: SnapshotAssertion) -> None:
     assert result.exit_code == 0
     assert "firewalld: firewalld (a zone of fwgen's own" in result.stdout
     assert result.stdout == snapshot
+
+
+def test_ipset_names_are_fwgen_s_own_and_distinct(write_profile: Callable[..., Path]) -> None:
+    """Network names that differ only in case get ipsets of their own;
+    both families of one network share its name."""
+
+    def many(prefix: str, v6: str) -> str:
+        return ", ".join([*(f"10.{prefix}.{2 * n}.0/24" for n in range(17)), *v6.split()])
+
+    v6 = " ".join(f"2001:db8:{2 * n}::/48" for n in range(17))
+    path = write_profile(
+        "description: n\nnetworks:\n"
+        f"  Office_LAN: [{many('1', v6)}]\n  office_lan: [{many('2', '')}]\n"
+        "inbound:\n  - {service: ssh, from: Office_LAN}\n  - {service: https, from: office_lan}\n"
+    )
+    files = render(resolve_profile(str(path)), "firewalld")
+    assert sorted(n for n in files if n.startswith("ipsets/")) == [
+        "ipsets/fwgen-office-lan-2-v4.xml",
+        "ipsets/fwgen-office-lan-v4.xml",
+        "ipsets/fwgen-office-lan-v6.xml",
+    ]
+    for name, root in xml_files(files).items():
+        if name.startswith("ipsets/"):
+            assert root.find("short").text == name.removeprefix("ipsets/").removesuffix(".xml")  # type: ignore[union-attr]
+
+
+def test_a_hostile_file_name_stays_in_its_comment(tmp_path: Path) -> None:
+    (tmp_path / "x-->y<rule><accept>.yaml").write_text(
+        "description: p\ninbound: [{service: http}]\n"
+    )
+    (tmp_path / "top.yaml").write_text('description: top\nextends: "x-->y<rule><accept>.yaml"\n')
+    files = render(resolve_profile(str(tmp_path / "top.yaml")), "firewalld")
+    zone = xml_files(files)["zones/fwgen.xml"]
+    assert zone.findall("rule") == [] and len(zone.findall("port")) == 1
+    assert "<!-- Profile files: x- ->y<rule><accept>.yaml, top.yaml -->" in files["zones/fwgen.xml"]

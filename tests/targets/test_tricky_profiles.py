@@ -70,7 +70,7 @@ def test_ufw_has_one_command_per_ufw_rule_and_one_tag_per_command(policy: Policy
     for line in commands(script):
         assert UFW_LINE.match(line), line
         spec, tag = re.fullmatch(r"ufw (.*) comment 'fwgen: \S+ \[(\w+)\]'", line).groups()  # type: ignore[union-attr]
-        same_to_ufw = re.sub(r"^(?:allow|limit)( out)?(?: log)? ", r"\1 ", spec)
+        same_to_ufw = re.sub(r"^(?:allow|limit)((?: in| out)(?: on \S+)?)?(?: log)? ", r"\1 ", spec)
         assert same_to_ufw not in seen and tag not in tags, line
         seen.add(same_to_ufw)
         tags.add(tag)

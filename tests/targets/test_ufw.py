@@ -15,7 +15,8 @@ from tests.conftest import BUILTIN, EVERY_FEATURE
 from tests.roundtrip import canonical, expected, parse_ufw
 
 UFW_LINE = re.compile(
-    r"^ufw (allow|limit)( out)?( log)? proto (tcp|udp) from \S+ to \S+ port [0-9,:]+ comment 'fwgen: [A-Za-z0-9_.+-]+ \[[0-9a-f]{10}\]'$"
+    r"^ufw (allow|limit)( out)?( (in|out) on [A-Za-z0-9][A-Za-z0-9_.-]{0,13}[A-Za-z0-9_.+-])?( log)? "
+    r"proto (tcp|udp) from \S+ to \S+ port [0-9,:]+ comment 'fwgen: [A-Za-z0-9_.+-]+ \[[0-9a-f]{10}\]'$"
 )
 
 

@@ -211,6 +211,7 @@ def test_what_windows_cannot_express_is_still_warned_once() -> None:
     assert [w.split(":")[0] for w in limits] == [
         "ping (profiles/base.yaml",
         "ssh (tests/data/good/every-feature.yaml",
+        "ipsec (tests/data/good/every-feature.yaml",
     ]
     assert any("logs per profile, not per rule" in w for w in warnings)
 

@@ -29,7 +29,7 @@ from pydantic.config import JsonDict, JsonValue
 from fwgen.build.output import check_folder, destination, destinations, read_current, shown_text
 from fwgen.errors import FwgenError, FwgenErrors, ProfileError, raise_collected
 from fwgen.policy.resolve import resolve_profile
-from fwgen.profile.fields import ADDRESS_SCHEMA, NAME_SCHEMA, one_or_many
+from fwgen.profile.fields import ADDRESS_SCHEMA, IFACE_SCHEMA, NAME_SCHEMA, one_or_many
 from fwgen.profile.load import Located, format_loc, is_path, validation_errors
 from fwgen.profile.portdb import catalogue
 from fwgen.read.paths import Boundary, Origins, real_path
@@ -56,11 +56,14 @@ class Host(BaseModel):
         Annotated[
             list[str],
             BeforeValidator(lambda v: v if isinstance(v, list) else [v]),
-            one_or_many(ADDRESS_SCHEMA, "the network's addresses"),
+            one_or_many(
+                {"anyOf": [ADDRESS_SCHEMA, IFACE_SCHEMA]},
+                "the network's addresses, or the interface group's interfaces",
+            ),
         ],
     ] = Field(
         default={},
-        description="like --set: replaces networks of the profile",
+        description="like --set: replaces networks and interface groups of the profile",
         json_schema_extra={"propertyNames": NAME_SCHEMA},
     )
     targets: dict[str, str] = Field(

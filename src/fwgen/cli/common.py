@@ -122,7 +122,8 @@ SetOption = Annotated[
     typer.Option(
         "--set",
         metavar="NAME=CIDR[,CIDR...]",
-        help="Replace a network's addresses. Repeatable; repeated for one NAME, the lists add up.",
+        help="Replace a network's addresses, or give an interface group its interfaces "
+        "(NAME=IFACE[,IFACE...]). Repeatable; repeated for one NAME, the lists add up.",
     ),
 ]
 PortsFiles = Annotated[

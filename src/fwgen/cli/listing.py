@@ -1,5 +1,5 @@
 """The built-in profiles as `fwgen profiles` lists them: what each is for, what it
-builds on, and which networks a user must set before it admits anyone."""
+builds on, and which networks and interface groups a user must set before it admits anyone."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ class ProfileRow(TypedDict):
     file: str
     extends: list[str]
     networks_to_set: list[str]
+    interfaces_to_set: list[str]
 
 
 def builtin_rows() -> list[ProfileRow]:
@@ -30,7 +31,8 @@ def builtin_rows() -> list[ProfileRow]:
                 "description": profile.description,
                 "file": shown,
                 "extends": profile.extends,
-                "networks_to_set": placeholder_networks(resolve_profile(name)),
+                "networks_to_set": placeholder_networks(policy := resolve_profile(name)),
+                "interfaces_to_set": [g.name for g in policy.interface_groups if g.placeholder],
             }
         )
     return rows
@@ -40,7 +42,7 @@ def as_text(rows: list[ProfileRow]) -> str:
     width = max(len(row["name"]) for row in rows)
     lines = []
     for row in rows:
-        needs = row["networks_to_set"]
+        needs = [*row["networks_to_set"], *row["interfaces_to_set"]]
         hint = f" (set: {', '.join(needs)})" if needs else ""
         lines.append(f"{row['name']:<{width}}  {row['description']}{hint}\n")
     return "".join(lines)

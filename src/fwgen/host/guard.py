@@ -106,9 +106,14 @@ def _in(address: IPAddress, networks: tuple[str, ...] | list[str]) -> bool:
 
 
 def _opens_port(rule: Rule, connection: Connection) -> bool:
+    """Whether *rule* admits the connection's first packet. A rule limited to interfaces
+    never does here: which interface the connection arrives on is not known (a route may
+    change it), so it cannot be credited with keeping the admin in."""
     return (
         rule.direction == "in"
         and rule.proto == "tcp"
+        and not rule.interfaces
+        and not rule.on
         and connection.family in rule.families
         and (not rule.ports or any(r.start <= connection.port <= r.end for r in rule.ports))
         and (
@@ -146,6 +151,7 @@ def _lets_replies_out(policy: Policy, rule: Rule, connection: Connection) -> boo
     return (
         rule.direction == "out"
         and rule.proto == "tcp"
+        and not rule.on  # which interface the replies leave by is not known
         and rule.limit is None  # a limited rule admits new connections only
         and connection.family in rule.families
         and (not rule.ports or any(r.start <= start and end <= r.end for r in rule.ports))
@@ -205,6 +211,19 @@ def refusal(policy: Policy, connection: Connection) -> str:
                 f"({rule.origin}) admits to port {connection.port}/tcp "
                 f"(e.g. --set {remote}=...,{connection.client})"
             )
+    on = [
+        r
+        for r in policy.rules
+        if r.on
+        and _opens_port(r.model_copy(update={"interfaces": (), "on": ()}), connection)
+        and _from_client(policy, r, connection)
+    ]
+    if on:
+        needed += (
+            f" on every interface: rule '{on[0].name}' ({on[0].origin}) admits it only"
+            f"{on[0].on_words()}, and the guard never counts a rule limited to interfaces "
+            "(it cannot tell which interface the connection arrives on)"
+        )
     return f"the new rules would cut off {connection}; needed: {needed}"
 
 

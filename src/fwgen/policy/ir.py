@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,7 +19,8 @@ from fwgen.profile import icmp
 Family = Literal["ipv4", "ipv6"]
 FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")
 Direction = Literal["in", "out"]
-Proto = Literal["tcp", "udp", "icmp", "icmpv6"]
+Proto = Literal["tcp", "udp", "icmp", "icmpv6", "sctp", "esp", "ah", "gre"]
+PORTED: tuple[Proto, ...] = ("tcp", "udp", "sctp")  # the protocols a rule gives ports
 
 SECONDS = {"second": 1, "minute": 60, "hour": 3600}
 EVERY_ADDRESS: dict[Family, str] = {"ipv4": "0.0.0.0/0", "ipv6": "::/0"}
@@ -98,8 +100,27 @@ class AddressSet(_Frozen):
         return f"the list [{few(list(self.written))}]"
 
 
+class InterfaceGroup(_Frozen):
+    """A named list of the host's interfaces (``interfaces:``, ``--set``): globs end in ``*``."""
+
+    name: str
+    interfaces: tuple[str, ...] = ()
+    origin: str
+    placeholder: bool = False  # empty as the profile wrote it, not as a site set it
+
+
+def interfaces_within(inner: Sequence[str], outer: Sequence[str]) -> bool:
+    """Whether every interface of *inner* is one of *outer*: a glob (``wg*``) holds every
+    name it starts, a narrower glob too."""
+    return all(
+        any(i == o or (o.endswith("*") and i.startswith(o[:-1])) for o in outer) for i in inner
+    )
+
+
 class Rule(_Frozen):
-    """One accept rule. ``remote`` names an AddressSet (None: any address)."""
+    """One accept rule. ``remote`` names an AddressSet (None: any address).
+    ``interfaces``: the only interfaces it admits on, arriving (in) or leaving (out); a
+    final ``*`` matches every name it starts; empty: every interface."""
 
     direction: Direction
     proto: Proto
@@ -107,6 +128,9 @@ class Rule(_Frozen):
     icmp_types: tuple[str, ...] = ()
     remote: str | None = None
     local: tuple[str, ...] = ()
+    interfaces: tuple[str, ...] = ()
+    # What the profile wrote under `interface:` (groups' names, interfaces), for messages.
+    on: tuple[str, ...] = Field(default=(), exclude=True)
     families: tuple[Family, ...]
     limit: Limit | None = None
     log: bool = False
@@ -127,6 +151,14 @@ class Rule(_Frozen):
         """Whether the rule also admits connections DNATed to containers: TCP and UDP
         inbound rules do (ICMP is never DNATed to a published port)."""
         return self.direction == "in" and self.proto in ("tcp", "udp")
+
+    def idle(self) -> bool:
+        """Whether the rule is on interface groups that are all empty (so matches nothing)."""
+        return bool(self.on) and not self.interfaces
+
+    def on_words(self) -> str:
+        """Where the rule admits, as the profile wrote it: `` on private`` or ""."""
+        return f" on {', '.join(self.on)}" if self.on else ""
 
     def local_of(self, family: Family) -> list[str]:
         """The rule's local addresses of one family."""
@@ -160,6 +192,8 @@ class Policy(_Frozen):
     # iptables: fwgen's own chains, loaded with --noflush, beside other programs' chains.
     coexist: bool = False
     sets: tuple[AddressSet, ...] = ()
+    # The interface groups the rules name; their interfaces are in the rules themselves.
+    interface_groups: tuple[InterfaceGroup, ...] = Field(default=(), exclude=True)
     rules: tuple[Rule, ...] = ()
 
     def address_set(self, name: str) -> AddressSet:
@@ -231,7 +265,13 @@ class Policy(_Frozen):
         """sha256 of the whole policy as rendered, names, comments and origins (file:line)
         included: equal digests, equal rulesets. The container options count only when
         set, so hosts without containers keep their digests."""
-        unset = {name for name in ("containers", "coexist") if not getattr(self, name)}
+        unset: dict[str, Any] = {
+            name: True for name in ("containers", "coexist") if not getattr(self, name)
+        }
+        # rules on every interface keep the digests they had before rules had interfaces
+        anywhere = {i: {"interfaces"} for i, r in enumerate(self.rules) if not r.interfaces}
+        if anywhere:
+            unset["rules"] = anywhere
         return hashlib.sha256(self.model_dump_json(exclude=unset).encode()).hexdigest()
 
     def admits_digest(self) -> str:
@@ -251,6 +291,7 @@ class Policy(_Frozen):
                     list(r.families),
                     r.limit.model_dump() if r.limit else None,
                     r.log,
+                    *([list(r.interfaces)] if r.interfaces else []),
                 ]
             )
             for r in self.rules
@@ -285,7 +326,13 @@ def _placeholder_rules(policy: Policy, inline: bool) -> list[Rule]:
         rule
         for rule in policy.rules
         if rule.remote is not None
-        and (not rule.families or policy.placeholder_sources(rule))
+        and (
+            (not rule.families and not rule.idle())
+            # on an empty interface group: its sources still need setting
+            or policy.placeholder_sources(
+                rule.model_copy(update={"families": FAMILIES}) if rule.idle() else rule
+            )
+        )
         and (policy.address_set(rule.remote).origin == rule.origin) == inline
     ]
 
@@ -312,7 +359,11 @@ def _names(rules: list[Rule], verb: str) -> str:
 def empty_networks(policy: Policy) -> list[str]:
     """Rules that admit no one because every network they name is empty (`--set admins=`):
     one line per network, naming the ``--set`` that fixes it."""
-    empty = [rule for rule in policy.rules if rule.remote is not None and not rule.families]
+    empty = [
+        rule
+        for rule in policy.rules
+        if rule.remote is not None and not rule.families and not rule.idle()
+    ]
     out = []
     for name, rules in _by_network(empty).items():
         found = policy.address_set(name)
@@ -325,6 +376,22 @@ def empty_networks(policy: Policy) -> list[str]:
             out.append(
                 f"network '{name}' ({found.origin}) is empty, so {_names(rules, 'matches')} "
                 f"nothing; give its addresses with {set_hint(name)} (in a manifest, `set:`)"
+            )
+    return out
+
+
+def empty_groups(policy: Policy, placeholder: bool) -> list[str]:
+    """Rules that admit no one because an interface group they are on is empty: as the
+    profile wrote it (*placeholder*, a portable profile waiting for the host's names), or
+    as a site set it (``--set private=`` with an unset variable)."""
+    out = []
+    for group in policy.interface_groups:
+        rules = [r for r in policy.rules if group.name in r.on and r.idle()]
+        if not group.interfaces and rules and group.placeholder == placeholder:
+            out.append(
+                f"interface group '{group.name}' ({group.origin}) is empty, so "
+                f"{_names(rules, 'admits')} no one; give the host's interfaces with "
+                f"--set {group.name}=IFACE[,IFACE...] (in a manifest, `set:`)"
             )
     return out
 
@@ -351,7 +418,8 @@ def placeholder_warnings(policy: Policy) -> list[str]:
             f"its documentation addresses ({shown}), placeholders that match no real "
             f"host; give the real ones with {set_hint(name)} (in a manifest, `set:`)"
         )
-    return list(dict.fromkeys([*out, *empty_networks(policy)]))  # a rule may be one per protocol
+    out += empty_networks(policy) + empty_groups(policy, True) + empty_groups(policy, False)
+    return list(dict.fromkeys(out))  # a rule may be one per protocol
 
 
 def policy_warnings(policy: Policy) -> list[str]:

@@ -22,6 +22,15 @@ def _set_name(label: str) -> str:
     return name if name[:1].isalpha() else f"r_{name}"
 
 
+def set_origin(merged: MergedProfile, name: str, at: Located[Any] | None) -> str:
+    """Where ``--set NAME`` or a manifest's ``set:`` gives a value: ``--set NAME``, or the
+    manifest's line, named as every other origin, however the path was typed."""
+    if at is None:
+        return f"--set {name}"
+    written = at.doc.source
+    return f"{merged.origins.name(written) if written else at.file}:{at.line}"
+
+
 class Networks:
     """The networks of *merged*, with *overrides* applied (*set_at* says where each is
     written; without it, they come from ``--set``). Errors go to *errors*."""
@@ -55,11 +64,7 @@ class Networks:
                     else ResolveError(f"--set {name}: {unknown}")
                 )
             else:
-                origin = f"--set {name}"
-                if at is not None:  # named as every other origin, however the path was typed
-                    written = at.doc.source
-                    origin = f"{merged.origins.name(written) if written else at.file}:{at.line}"
-                self.entries[name] = (list(values), origin, at)
+                self.entries[name] = (list(values), set_origin(merged, name, at), at)
 
     def network(self, name: str, stack: tuple[str, ...] = ()) -> list[Interval] | None:
         """The addresses of a named network, its references expanded and merged (so a

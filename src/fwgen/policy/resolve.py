@@ -10,7 +10,17 @@ from typing import Any, Literal
 from fwgen.errors import FwgenError, ResolveError, did_you_mean, raise_collected
 from fwgen.policy.accepted import Accepted, accepted_for
 from fwgen.policy.clienthost import dhcp_rules, multicast_replies
-from fwgen.policy.ir import FAMILIES, Defaults, Family, Limit, Policy, PortRange, Rule
+from fwgen.policy.interfaces import Interfaces, split_overrides
+from fwgen.policy.ir import (
+    FAMILIES,
+    PORTED,
+    Defaults,
+    Family,
+    Limit,
+    Policy,
+    PortRange,
+    Rule,
+)
 from fwgen.policy.networks import Networks
 from fwgen.profile import icmp
 from fwgen.profile.fields import parse_port
@@ -21,7 +31,7 @@ from fwgen.profile.portdb import Catalogue, Service, catalogue
 from fwgen.read.paths import Boundary, Origins
 
 PING_LIMIT = Limit(rate=5, unit="second", burst=5)
-PROTO_ORDER = {"icmp": 0, "icmpv6": 1, "tcp": 2, "udp": 3}
+PROTO_ORDER = {"icmp": 0, "icmpv6": 1, "tcp": 2, "udp": 3, "sctp": 4, "esp": 5, "ah": 6, "gre": 7}
 
 
 def resolve_profile(
@@ -75,7 +85,9 @@ class _Resolver:
         self.merged = merged
         self.ports = ports
         self.errors: list[FwgenError] = []
-        self.networks = Networks(merged, overrides, set_at, self.errors)
+        networks, groups = split_overrides(merged, overrides)
+        self.networks = Networks(merged, networks, set_at, self.errors)
+        self.interfaces = Interfaces(merged, groups, set_at, self.errors)
         self.options = Options(**{k: v.value for k, v in merged.options.items()})
 
     # rules --------------------------------------------------------------
@@ -99,6 +111,8 @@ class _Resolver:
             if spec.limit
             else None,
             "log": spec.log,
+            "interfaces": self.interfaces.of(spec.interface),
+            "on": tuple(spec.interface),
             "origin": f"{where.file}:{where.line}",
             "acknowledged": spec.allow_risky or "",
         }
@@ -125,7 +139,7 @@ class _Resolver:
                     self._rule(
                         base,
                         proto=proto,
-                        ports=merge_ranges(ranges),
+                        ports=merge_ranges(ranges) if proto in PORTED else (),
                         name=spec.name or service.name,
                         service=service.name,
                         comment=spec.comment or service.title,
@@ -145,6 +159,16 @@ class _Resolver:
                     proto=proto,
                     ports=merge_ranges(ranges),
                     name=spec.name,
+                    comment=spec.comment or "",
+                    local=self._host(where),
+                )
+            )
+        for proto in spec.protocol:
+            out.append(
+                self._rule(
+                    base,
+                    proto=proto,
+                    name=spec.name or proto,
                     comment=spec.comment or "",
                     local=self._host(where),
                 )
@@ -177,6 +201,7 @@ class _Resolver:
             source_set = self.networks.sets.get(rule.remote or "")
             if (
                 not rule.families
+                and not rule.idle()  # not on an empty interface group
                 and source_set is not None
                 and (source_set.ipv4 or source_set.ipv6)
             ):
@@ -226,6 +251,8 @@ class _Resolver:
         if base["remote"] is not None:
             remote = self.networks.sets[base["remote"]]
             families &= {f for f in FAMILIES if remote.family(f)}
+        if base["on"] and not base["interfaces"]:  # an empty interface group
+            families = set()
         only = fields.pop("only", None)
         if only:
             families &= {only}
@@ -366,6 +393,7 @@ class _Resolver:
                     (s for s in self.networks.sets.values() if s.name in used), key=lambda s: s.name
                 )
             ),
+            interface_groups=self.interfaces.used_groups(),
             rules=tuple(ordered),
         )
 

@@ -36,6 +36,8 @@ CODES: dict[str, tuple[Level, str]] = {
     "FW016": ("warning", "IPv6 neighbour discovery is not accepted: the host loses its neighbours"),
     "FW017": ("warning", "established: false drops the replies to this host's own connections"),
     "FW018": ("warning", "loopback: false drops what programs on this host send each other"),
+    "FW019": ("warning", "A rule's interface group is empty, so it matches nothing"),
+    "FW020": ("warning", "A rule is on an interface the profile names nowhere else"),
 }
 # About the whole profile, not one rule
 HOST_CODES = ("FW006", "FW009", "FW011", "FW014", "FW015", "FW016", "FW017", "FW018")

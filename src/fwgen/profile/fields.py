@@ -9,13 +9,19 @@ from typing import Any
 from pydantic import WithJsonSchema
 from pydantic.config import JsonDict
 
+from fwgen.errors import printable
 from fwgen.profile.addresses import parse_network
 
 # Matched with fullmatch (``$`` would also match before a final newline), ASCII only.
 NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 RULE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,47}")
 SERVICE_RE = re.compile(r"[a-z0-9][a-z0-9_.+-]{0,63}")
-PORT_RE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?/(tcp|udp)")
+PORT_RE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?/(tcp|udp|sctp)")
+# IP protocols without ports a rule may open by name (`protocol:`), with their numbers.
+PORTLESS = {"esp": 50, "ah": 51, "gre": 47}
+# An interface name as Linux allows it (at most 15 characters), in the characters every
+# target can write unquoted, with an optional final glob: ``wg*`` (or iptables' ``wg+``).
+IFACE_RE = re.compile(r"(?=.{1,15}$)[A-Za-z0-9][A-Za-z0-9_.-]*[*+]?")
 LIMIT_RE = re.compile(r"([1-9][0-9]{0,5})/(second|minute|hour)")
 MAX_BURST = 10000  # xt_hashlimit's largest burst in its first revision
 MAX_TEXT = 200
@@ -33,8 +39,15 @@ _PORT_NUMBER = (
 )
 PORT_SCHEMA: JsonDict = {
     "type": "string",
-    "pattern": f"^{_PORT_NUMBER}(-{_PORT_NUMBER})?/([Tt][Cc][Pp]|[Uu][Dd][Pp])$",
-    "description": "PORT/PROTO or FIRST-LAST/PROTO, ports 1-65535, e.g. 8443/tcp, 60000-61000/udp",
+    "pattern": f"^{_PORT_NUMBER}(-{_PORT_NUMBER})?/([Tt][Cc][Pp]|[Uu][Dd][Pp]|[Ss][Cc][Tt][Pp])$",
+    "description": "PORT/PROTO or FIRST-LAST/PROTO, ports 1-65535, PROTO tcp, udp or sctp, "
+    "e.g. 8443/tcp, 60000-61000/udp, 3868/sctp",
+}
+IFACE_SCHEMA: JsonDict = {
+    "type": "string",
+    "pattern": "^(?=.{1,15}$)[A-Za-z0-9][A-Za-z0-9_.-]*[*+]?$",
+    "description": "an interface name (at most 15 characters), a glob such as wg* or veth+, "
+    "or an interface group of `interfaces:`",
 }
 ADDRESS_SCHEMA: JsonDict = {
     "type": "string",
@@ -79,7 +92,8 @@ def parse_port(text: str) -> tuple[str, int, int]:
     match = PORT_RE.fullmatch(text.strip().lower())
     if not match:
         raise ValueError(
-            f"invalid port '{text}'; write PORT/PROTO or FIRST-LAST/PROTO, e.g. 8443/tcp"
+            f"invalid port '{text}'; write PORT/PROTO or FIRST-LAST/PROTO with PROTO tcp, udp "
+            "or sctp, e.g. 8443/tcp (esp, ah and gre have no ports: `protocol: esp`)"
         )
     start = int(match.group(1))
     end = int(match.group(2) or start)
@@ -88,6 +102,36 @@ def parse_port(text: str) -> tuple[str, int, int]:
     if end < start:
         raise ValueError(f"invalid port range '{text}'; write the lower port first ({end}-{start})")
     return match.group(3), start, end
+
+
+def check_interface(text: Any) -> str:
+    """An interface name or glob, ``+`` written as ``*`` (each target spells its own)."""
+    if not isinstance(text, str) or not IFACE_RE.fullmatch(text):
+        shown = printable(repr(text))[:40]
+        raise ValueError(
+            f"invalid interface {shown}; write a name of at most 15 letters, digits and _.- "
+            "(a final * matches every name it starts), or an interface group's name"
+        )
+    return text[:-1] + "*" if text.endswith("+") else text
+
+
+def check_interfaces(values: list[Any]) -> list[str]:
+    """A rule's `interface:` list: names, globs or groups' names, at least one."""
+    if not values:
+        raise ValueError("an empty list matches nothing; leave the key out to mean any")
+    return [check_interface(item) for item in values]
+
+
+def check_protocols(values: list[Any]) -> list[str]:
+    """A rule's `protocol:` list: IP protocols without ports, by name."""
+    for item in values:
+        if not isinstance(item, str) or item.lower() not in PORTLESS:
+            shown = printable(repr(item))[:40]
+            raise ValueError(
+                f"invalid protocol {shown}; `protocol:` takes esp, ah and gre "
+                "(tcp, udp and sctp are written with their ports under `port:`)"
+            )
+    return [item.lower() for item in values]
 
 
 def looks_like_address(text: str) -> bool:

@@ -79,6 +79,7 @@ class MergedProfile:
     files: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     networks: dict[str, Located[list[str]]] = field(default_factory=dict)
+    interfaces: dict[str, Located[list[str]]] = field(default_factory=dict)
     inbound: list[Located[InboundRule]] = field(default_factory=list)
     outbound: Literal["accept"] | list[Located[OutboundRule]] = "accept"
     outbound_origin: Located[Any] | None = None
@@ -297,6 +298,8 @@ def _merge(merged: MergedProfile, profile: Profile, doc: Document, text: str) ->
     merged.texts.append(text)
     for name, entries in profile.networks.items():
         merged.networks[name] = Located(entries, doc, ("networks", name))
+    for name, entries in profile.interfaces.items():
+        merged.interfaces[name] = Located(entries, doc, ("interfaces", name))
     merged.inbound.extend(Located(r, doc, ("inbound", i)) for i, r in enumerate(profile.inbound))
     if "outbound" in profile.model_fields_set:
         merged.outbound_origin = Located(profile.outbound, doc, ("outbound",))

@@ -31,17 +31,22 @@ from fwgen.profile.addresses import parse_network
 from fwgen.profile.codes import acceptable_codes
 from fwgen.profile.fields import (
     ADDRESS_SCHEMA,
+    IFACE_SCHEMA,
     LIMIT_RE,
     MAX_BURST,
     MAX_TEXT,
     NAME_RE,
     NAME_SCHEMA,
     PORT_SCHEMA,
+    PORTLESS,
     RATE_SCHEMA,
     RULE_NAME_RE,
     SERVICE_RE,
     SERVICE_SCHEMA,
     check_address,
+    check_interface,
+    check_interfaces,
+    check_protocols,
     check_text,
     listify,
     looks_like_address,
@@ -135,6 +140,11 @@ class RuleSpec(BaseModel):
         BeforeValidator(listify),
         one_or_many(PORT_SCHEMA, "literal ports instead of a service (needs `name`)"),
     ] = []
+    protocol: Annotated[
+        list[str],
+        BeforeValidator(listify),
+        one_or_many({"enum": list(PORTLESS)}, "IP protocols without ports: esp, ah, gre"),
+    ] = []
     icmp: Annotated[
         list[str],
         BeforeValidator(listify),
@@ -150,6 +160,15 @@ class RuleSpec(BaseModel):
         description="the rule's name in the output (required with `port`)",
         json_schema_extra={"pattern": f"^{RULE_NAME_RE.pattern}$"},
     )
+    interface: Annotated[
+        list[str],
+        BeforeValidator(listify),
+        one_or_many(
+            IFACE_SCHEMA,
+            "only on these interfaces (inbound: arriving on, outbound: leaving by): names, "
+            "globs (wg*) or interface groups of `interfaces:` (default: every interface)",
+        ),
+    ] = []
     limit: Limit | None = None
     log: bool = Field(default=False, description="log each accepted new connection")
     comment: str | None = Field(
@@ -182,6 +201,16 @@ class RuleSpec(BaseModel):
             parse_port(item)
         return value
 
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocols(cls, value: Any) -> Any:
+        return check_protocols(listify(value))
+
+    @field_validator("interface", mode="before")
+    @classmethod
+    def _interfaces(cls, value: Any) -> Any:
+        return check_interfaces(listify(value))
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
@@ -205,11 +234,11 @@ class RuleSpec(BaseModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> RuleSpec:
-        kinds = [k for k in ("service", "port") if getattr(self, k)]
+        kinds = [k for k in ("service", "port", "protocol") if getattr(self, k)]
         if self.icmp or self.icmpv6:
             kinds.append("icmp")
         if len(kinds) != 1:
-            raise ValueError("a rule needs exactly one of: service, port, icmp/icmpv6")
+            raise ValueError("a rule needs exactly one of: service, port, protocol, icmp/icmpv6")
         if self.port and not self.name:
             raise ValueError("a rule with `port` needs a `name` (it becomes the rule's comment)")
         return self
@@ -337,6 +366,16 @@ NetworkEntries = Annotated[
 ]
 
 
+InterfaceEntries = Annotated[
+    list[Annotated[Any, AfterValidator(check_interface)]],
+    BeforeValidator(listify),
+    one_or_many(
+        {**IFACE_SCHEMA, "description": "an interface name or glob (wg*)"},
+        "the host's interfaces in this group; [] until a site sets them",
+    ),
+]
+
+
 class Profile(BaseModel):
     """One profile file."""
 
@@ -355,6 +394,12 @@ class Profile(BaseModel):
         description="named address sets; --set NAME=CIDR[,CIDR...] replaces one",
         json_schema_extra={"propertyNames": {**NAME_SCHEMA, "not": {"const": "any"}}},
     )
+    interfaces: dict[str, InterfaceEntries] = Field(
+        default={},
+        description="interface groups a rule's `interface:` names; --set NAME=IFACE[,IFACE...] "
+        "gives a group the host's interfaces (an empty group matches nothing)",
+        json_schema_extra={"propertyNames": NAME_SCHEMA},
+    )
     inbound: list[InboundRule] = []
     outbound: Literal["accept"] | list[OutboundRule] = "accept"
     options: Options = Options()
@@ -363,6 +408,17 @@ class Profile(BaseModel):
     @classmethod
     def _description(cls, value: str) -> str:
         return check_text(value, "description")
+
+    @field_validator("interfaces")
+    @classmethod
+    def _interface_groups(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name in value:
+            if not NAME_RE.fullmatch(name):
+                raise ValueError(
+                    f"invalid interface group name {name!r}; start with a letter, then "
+                    "letters, digits, _"
+                )
+        return value
 
     @field_validator("networks")
     @classmethod

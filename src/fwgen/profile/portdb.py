@@ -29,7 +29,7 @@ from pydantic import (
 
 from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected, split_location
 from fwgen.profile.addresses import network_text, parse_network
-from fwgen.profile.fields import PORT_SCHEMA, SERVICE_RE, check_text, parse_port
+from fwgen.profile.fields import PORT_SCHEMA, PORTLESS, SERVICE_RE, check_text, parse_port
 from fwgen.profile.load import validation_errors
 from fwgen.read.yamlsource import Document, parse, read_text
 
@@ -67,18 +67,24 @@ class ServicePort(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    proto: Literal["tcp", "udp"]
-    start: int
-    end: int
+    proto: Literal["tcp", "udp", "sctp", "esp", "ah", "gre"]
+    start: int = 0  # 0 for the protocols without ports (PORTLESS)
+    end: int = 0
 
     def __str__(self) -> str:
+        if self.proto in PORTLESS:
+            return self.proto
         ports = str(self.start) if self.start == self.end else f"{self.start}-{self.end}"
         return f"{ports}/{self.proto}"
 
     @model_validator(mode="after")
     def _in_range(self) -> ServicePort:
         """The checks `parse_port` makes, for ports written as mappings too."""
-        parse_port(str(self))
+        if self.proto in PORTLESS:
+            if self.start or self.end:
+                raise ValueError(f"{self.proto} has no ports; write it alone: {self.proto}")
+        else:
+            parse_port(str(self))
         return self
 
 
@@ -86,7 +92,7 @@ PORT_NUMBER_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 65535}
 PORT_MAPPING_SCHEMA = {
     "type": "object",
     "properties": {
-        "proto": {"enum": ["tcp", "udp"]},
+        "proto": {"enum": ["tcp", "udp", "sctp"]},
         "start": PORT_NUMBER_SCHEMA,
         "end": PORT_NUMBER_SCHEMA,
     },
@@ -96,6 +102,8 @@ PORT_MAPPING_SCHEMA = {
 
 
 def _port(value: Any) -> Any:
+    if isinstance(value, str) and value.lower() in PORTLESS:
+        return {"proto": value.lower()}
     if isinstance(value, str):
         proto, start, end = parse_port(value)
         return {"proto": proto, "start": start, "end": end}
@@ -117,7 +125,7 @@ class Service(BaseModel):
         Annotated[
             ServicePort,
             BeforeValidator(_port),
-            WithJsonSchema({"anyOf": [PORT_SCHEMA, PORT_MAPPING_SCHEMA]}),
+            WithJsonSchema({"anyOf": [PORT_SCHEMA, PORT_MAPPING_SCHEMA, {"enum": list(PORTLESS)}]}),
         ],
         ...,
     ]

@@ -16,6 +16,7 @@ from fwgen.policy.ir import Policy, Rule, few, set_hint, whole_family_warning
 from fwgen.profile.codes import CODES, Level
 from fwgen.profile.portdb import Catalogue
 from fwgen.review import netneeds
+from fwgen.review.oninterfaces import empty_group_message, lone_interfaces, lone_message
 from fwgen.review.shadows import Shadows
 
 REMOTE_MANAGEMENT = ("ssh", "ssh-alt", "rdp", "winrm", "winrm-https")
@@ -79,7 +80,12 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
     findings: list[Finding] = []
     inbound = [r for r in policy.rules if r.direction == "in"]
     shadows = Shadows(policy)
+    lone = lone_interfaces(policy)
     for rule in policy.rules:
+        if rule.idle():
+            found = [_finding("FW019", empty_group_message(policy, rule), rule, rule.origin)]
+            findings += _accepted(rule, found)
+            continue
         if not rule.families:
             findings.append(
                 _finding(
@@ -92,6 +98,10 @@ def check_policy(policy: Policy, ports: Catalogue) -> list[Finding]:
             )
             continue
         found = _shadow_findings(shadows, rule) + _placeholder_findings(policy, rule)
+        if rule.origin in lone:
+            found.append(
+                _finding("FW020", lone_message(policy, rule, lone[rule.origin]), rule, rule.origin)
+            )
         if rule.direction == "in" and rule.proto in ("tcp", "udp"):
             found = _service_findings(policy, rule, ports) + found
         findings += _accepted(rule, found)

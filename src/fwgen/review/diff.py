@@ -7,13 +7,13 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from fwgen.policy.ir import SECONDS, Policy, Rule, few
+from fwgen.policy.ir import SECONDS, Policy, Rule, few, interfaces_within
 from fwgen.profile.portdb import Catalogue
 from fwgen.review.check import Finding, check_policy
 from fwgen.review.explain import SETTINGS, rule_row, shown_value
 
 # What a rule admits, compared between the two sides (`_key` pairs the rules up first).
-COMPARED = ("ports", "sources", "host", "families", "limit", "log")
+COMPARED = ("ports", "sources", "host", "interfaces", "families", "limit", "log")
 # How wide each value of a setting is, a bigger number admitting more. None: either may
 # admit what the other does not (coexist keeps or drops other programs' chains, which
 # may accept, like Docker's, or refuse, like fail2ban's bans).
@@ -48,6 +48,7 @@ def _entry(row: dict[str, Any], findings: list[Finding]) -> dict[str, Any]:
             "ports",
             "sources",
             "host",
+            "interfaces",
             "families",
             "limit",
             "log",
@@ -77,6 +78,8 @@ def _within(inner: list[str], outer: list[str], key: str) -> bool:
             any(n.version == o.version and n.subnet_of(o) for o in outer_nets)  # type: ignore[arg-type]
             for n in map(ipaddress.ip_network, inner)
         )
+    if key == "interfaces":  # a glob (wg*) holds every name it starts
+        return interfaces_within(inner, outer)
     if key == "ports":
         spans = [_span(p) for p in outer if p[0].isdigit()]
         for p in inner:
@@ -100,7 +103,7 @@ def _pace_within(inner: tuple[float, int] | None, outer: tuple[float, int] | Non
 def _verdict(before: dict[str, Any], after: dict[str, Any]) -> tuple[str, bool]:
     """widened, narrowed or changed: what the new rule admits against the old one; and
     whether it admits anything the old one did not."""
-    keys = ("sources", "host", "ports", "families")
+    keys = ("sources", "host", "interfaces", "ports", "families")
     wider = not all(_within(after[k], before[k], k) for k in keys) or not _pace_within(
         after["pace"], before["pace"]
     )
@@ -263,6 +266,8 @@ def _describe(entry: dict[str, Any]) -> str:
     way = "from" if entry["direction"] == "in" else "to"
     srcs = ", ".join(entry["sources"])
     host = f" on {', '.join(entry['host'])}" if entry["host"] != ["any"] else ""
+    if entry["interfaces"] != ["any"]:
+        host += f" on interface {', '.join(entry['interfaces']) or 'none (an empty group)'}"
     extra = f" (risk {entry['risk']}, {entry['exposure']})" if entry["risk"] else ""
     limit = f", limit {entry['limit']}" if entry["limit"] else ""
     log = ", logged" if entry["log"] else ""

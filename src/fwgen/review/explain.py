@@ -82,6 +82,8 @@ def rule_row(policy: Policy, rule: Rule, ports: Catalogue) -> dict[str, Any]:
         "network": policy.remote_words(rule),
         "sources": sources(policy, rule),
         "host": list(rule.local) or ["any"],
+        "interfaces": list(rule.interfaces) if rule.on else ["any"],
+        "on": list(rule.on),
         "families": list(rule.families),
         "limit": str(rule.limit) if rule.limit else None,
         "log": rule.log,
@@ -123,6 +125,7 @@ def table_rows(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
             r["protocol"],
             r["network"],
             short(r["host"]),
+            _on(r, short),
             "+".join(f.replace("ipv", "v") for f in r["families"]) or "none",
             r["limit"] or "-",
             r["risk"] or "-",
@@ -133,6 +136,13 @@ def table_rows(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
     ]
 
 
+def _on(row: dict[str, Any], short: Callable[[list[str]], str]) -> str:
+    """The interfaces of a row, after the groups that name them: ``private: eth1``."""
+    if not row["on"] or row["on"] == row["interfaces"]:
+        return short(row["interfaces"])
+    return f"{short(row['on'])}: {short(row['interfaces']) or 'none'}"
+
+
 TABLE_HEADERS = (
     "DIR",
     "SERVICE",
@@ -140,6 +150,7 @@ TABLE_HEADERS = (
     "PROTO",
     "FROM/TO",
     "HOST",
+    "ON",
     "FAMILIES",
     "LIMIT",
     "RISK",

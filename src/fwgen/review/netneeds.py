@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from fwgen.policy.ir import Policy, Rule, empty_networks, policy_warnings
+from fwgen.policy.ir import Policy, Rule, empty_groups, empty_networks, policy_warnings
 
 # What IPv6 needs from the link: neighbour solicitations and advertisements (IPv6's
 # ARP), from any address; multicast listener queries, from link-local addresses (a
@@ -147,5 +147,9 @@ def warnings(policy: Policy) -> tuple[list[str], list[str]]:
     lets pass, what it refuses). It refuses whatever cuts the host off (`problems`) and
     rules that admit no one because their networks are empty: an unset ``$ADMINS`` in
     ``--set admins=$ADMINS`` must not quietly give a ruleset that locks the admins out."""
-    refused = [*empty_networks(policy), *(str(p) for p in problems(policy))]
+    refused = [
+        *empty_networks(policy),
+        *empty_groups(policy, placeholder=False),
+        *(str(p) for p in problems(policy)),
+    ]
     return [w for w in policy_warnings(policy) if w not in refused], refused

@@ -17,7 +17,7 @@ import bisect
 from dataclasses import dataclass, field
 
 from fwgen.errors import split_location
-from fwgen.policy.ir import Policy, PortRange, Rule
+from fwgen.policy.ir import Policy, PortRange, Rule, interfaces_within
 from fwgen.profile.addresses import Interval, merge, parse_network
 
 WIDE = 256  # a rule accepting more ports than this is indexed by block of this many ports
@@ -106,6 +106,10 @@ class Shadows:
         """Whether *other* accepts every packet *rule* accepts (limits aside)."""
         if other.local and not (rule.local and set(rule.local) <= set(other.local)):
             return False  # `host:` narrows the other rule to addresses this one may not use
+        if other.interfaces and not (
+            rule.interfaces and interfaces_within(rule.interfaces, other.interfaces)
+        ):
+            return False  # `interface:` narrows the other rule to interfaces this one is not on
         return (
             set(rule.families) <= set(other.families)
             and all(_covers(other.ports, p.start, p.end) for p in rule.ports)

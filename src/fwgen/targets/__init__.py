@@ -61,6 +61,33 @@ def refuse_flushing_containers(policy: Policy, options: RenderOptions, platform:
         )
 
 
+# What a target expresses unless it says more: a target added without declaring the
+# newer matches refuses them (`refuse_what_the_target_lacks`) instead of dropping them.
+BASIC_PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6")
+EVERY_PROTOCOL = (*BASIC_PROTOCOLS, "sctp", "esp", "ah", "gre")
+
+
+def refuse_what_the_target_lacks(policy: Policy, target: Target) -> None:
+    """An error for the first rule whose protocol or interfaces *target* cannot express:
+    leaving the protocol or the interface out would open more than the profile says,
+    dropping the rule would be silent."""
+    for rule in policy.rules:
+        if not rule.families:
+            continue
+        if rule.proto not in target.protocols:
+            raise RenderError(
+                f"{target.name}: {rule.name} ({rule.origin}) opens {rule.proto.upper()}, which "
+                f"{target.title.split(' (')[0]} cannot express{target.protocol_note}; use "
+                "nftables or iptables, or leave the rule out of this host's profile"
+            )
+        if rule.interfaces and not target.interfaces:
+            raise RenderError(
+                f"{target.name}: {rule.name} ({rule.origin}) is limited to interfaces "
+                f"({', '.join(rule.interfaces)}), which this target cannot express yet; use "
+                "nftables, iptables, ufw or windows"
+            )
+
+
 class TargetModule(Protocol):
     def build(self, policy: Policy, options: RenderOptions) -> Build: ...
 
@@ -72,6 +99,9 @@ class Target:
     files: tuple[str, ...]
     capabilities: dict[str, str]
     family_files: dict[str, str] = field(default_factory=dict)
+    protocols: tuple[str, ...] = BASIC_PROTOCOLS
+    protocol_note: str = ""  # why the others cannot be expressed
+    interfaces: bool = False  # whether a rule can be limited to interfaces
 
     def module(self) -> TargetModule:
         module: Any = importlib.import_module(f"fwgen.targets.{self.name}")
@@ -85,6 +115,8 @@ TARGETS: dict[str, Target] = {
             name="nftables",
             title="Linux nftables (nft -f)",
             files=("fwgen.nft",),
+            protocols=EVERY_PROTOCOL,
+            interfaces=True,
             capabilities={
                 "families": "ipv4+ipv6 in one inet table",
                 "port ranges/lists": "yes (anonymous sets)",
@@ -93,6 +125,9 @@ TARGETS: dict[str, Target] = {
                 "a full meter counts new sources per /16)",
                 "logging": "yes",
                 "icmp types": "yes",
+                "interfaces": "yes (iifname/oifname; a final * matches every name it starts)",
+                "protocols": "tcp, udp, sctp with ports; esp, ah, gre (IPv6 AH only directly "
+                "after the IPv6 header: warned)",
                 "outbound deny": "yes",
                 "forward policy": "yes",
                 "containers": "yes: published ports and connections routed straight to a "
@@ -104,6 +139,8 @@ TARGETS: dict[str, Target] = {
             name="iptables",
             title="Linux iptables/ip6tables (iptables-restore, iptables-persistent)",
             files=("rules.v4", "rules.v6", "ipsets", "fwgen-iptables.sh"),
+            protocols=EVERY_PROTOCOL,
+            interfaces=True,
             family_files={"ipv4": "rules.v4", "ipv6": "rules.v6"},
             capabilities={
                 "families": "ipv4 and ipv6 in two files, both always default-deny",
@@ -113,6 +150,8 @@ TARGETS: dict[str, Target] = {
                 "ipset of 65,536 sources, the rest counted per /16)",
                 "logging": "yes (LOG)",
                 "icmp types": "yes (ICMPv6 neighbour discovery at hop limit 255)",
+                "interfaces": "yes (-i/-o; a glob as iptables' final +)",
+                "protocols": "tcp, udp, sctp with ports; esp, ah (ip6tables: -m ah), gre",
                 "outbound deny": "yes",
                 "forward policy": "drop/accept; ignore approximated (owns the filter table), "
                 "exact with coexist",
@@ -125,6 +164,8 @@ TARGETS: dict[str, Target] = {
             name="ufw",
             title="Uncomplicated Firewall (bash script of ufw commands)",
             files=("fwgen-ufw.sh",),
+            protocols=EVERY_PROTOCOL,
+            interfaces=True,
             capabilities={
                 "families": "ipv4+ipv6 (refuses to run with IPV6=no)",
                 "port ranges/lists": "yes (15 ports a rule, split beyond)",
@@ -133,6 +174,9 @@ TARGETS: dict[str, Target] = {
                 "its ipsets made by before.init)",
                 "logging": "yes (rule log; drops by ufw's logging, set to low if off)",
                 "icmp types": "yes (in fwgen's block of before.rules/before6.rules)",
+                "interfaces": "yes (allow in/out on IFACE; a glob as +)",
+                "protocols": "tcp, udp as ufw rules; sctp, esp, ah, gre in fwgen's block of "
+                "before.rules/before6.rules",
                 "outbound deny": "yes",
                 "forward policy": "yes (default routed)",
                 "containers": "docker: fwgen's own FWGEN-CONTAINERS in its block of "
@@ -144,6 +188,9 @@ TARGETS: dict[str, Target] = {
             name="windows",
             title="Windows Firewall (PowerShell, NetSecurity cmdlets)",
             files=("fwgen.ps1",),
+            protocols=(*BASIC_PROTOCOLS, "esp", "ah", "gre"),
+            protocol_note=" (its ports are for TCP and UDP only)",
+            interfaces=True,
             capabilities={
                 "families": "ipv4+ipv6 in one rule set",
                 "port ranges/lists": "yes",
@@ -151,6 +198,9 @@ TARGETS: dict[str, Target] = {
                 "rate limits": "no: rendered without the limit, warned",
                 "logging": "approximated: per firewall profile, not per rule",
                 "icmp types": "yes (Windows itself drops neighbour discovery off hop limit 255)",
+                "interfaces": "yes (-InterfaceAlias, * globs)",
+                "protocols": "tcp, udp; esp, ah, gre by number; sctp refused (Windows Firewall "
+                "filters ports of TCP and UDP only)",
                 "outbound deny": "yes",
                 "forward policy": "not filtered by these rules (accept warned)",
                 "containers": "not applicable (warned): published ports are Windows NAT's",
@@ -159,6 +209,7 @@ TARGETS: dict[str, Target] = {
         Target(
             name="firewalld",
             title="firewalld (a zone of fwgen's own, its ipsets and policies, an install script)",
+            protocols=EVERY_PROTOCOL,
             files=(
                 "fwgen-firewalld.sh",
                 "zones/fwgen.xml",

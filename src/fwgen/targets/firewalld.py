@@ -80,11 +80,16 @@ class _Writer:
     warnings: list[str] = field(default_factory=list)
     ipsets: dict[tuple[str, Family], _Ipset] = field(default_factory=dict)
     taken: set[str] = field(default_factory=set)
+    bases: dict[str, str] = field(default_factory=dict)
 
     def ipset(self, set_name: str, family: Family) -> str:
+        """The name of the set's ipset of one family: ``fwgen-NAME-v4``, NAME made of
+        lowercase letters, digits and ``-``, one per set (both families share it)."""
         if (set_name, family) not in self.ipsets:
             found = self.policy.address_set(set_name)
-            base = identifier(set_name, self.taken, 16).replace("_", "-").lower()
+            if set_name not in self.bases:
+                self.bases[set_name] = identifier(set_name.lower(), self.taken, 16)
+            base = self.bases[set_name].replace("_", "-")
             name = f"fwgen-{base}-{'v4' if family == 'ipv4' else 'v6'}"
             self.ipsets[set_name, family] = _Ipset(name, family, found.family(family), found.origin)
         return self.ipsets[set_name, family].name
@@ -155,8 +160,8 @@ class _Writer:
         )
 
     def lines(self, rule: Rule) -> list[str]:
-        """The rule as firewalld elements: ``<port>``s when it opens ports to anyone over
-        both families; rich rules otherwise."""
+        """The rule as firewalld elements: ``<port>``s (or a ``<protocol>``) when it opens
+        ports (a protocol) to anyone over both families; rich rules otherwise."""
         found = self.matched(rule)
         if not rule.families:
             return []
@@ -164,9 +169,9 @@ class _Writer:
         if not found:
             return scoped
         anyone = rule.remote is None and not rule.local and len(rule.families) == 2
-        if anyone and rule.proto in ("tcp", "udp") and rule.ports and not rule.log:
-            return found
-        if anyone and rule.proto in ("tcp", "udp"):
+        if anyone and rule.proto not in ICMP_FAMILY and not rule.log:
+            return found  # <port> or <protocol> elements of the zone or policy
+        if anyone and rule.proto not in ICMP_FAMILY:
             return [line for e in found for line in rich_rule(None, Peer(), "", e, rule)]
         out = []
         for family in rule.families:

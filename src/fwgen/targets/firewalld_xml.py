@@ -7,7 +7,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from fwgen.errors import printable
-from fwgen.policy.ir import Family, Policy, PortRange, Rule
+from fwgen.policy.ir import PORTED, Family, Policy, PortRange, Rule
 from fwgen.targets.text import plain_ascii
 
 # ICMP types as firewalld names them (its icmptypes), by fwgen's (nftables') names. The
@@ -45,7 +45,17 @@ ICMP_NAMES: dict[str, dict[str, str]] = {
         "nd-redirect": "redirect",
     },
 }
-PROTOCOL = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "icmpv6": "ipv6-icmp"}
+# A protocol as a rich rule's <protocol value> names it (/etc/protocols).
+PROTOCOL = {
+    "tcp": "tcp",
+    "udp": "udp",
+    "sctp": "sctp",
+    "icmp": "icmp",
+    "icmpv6": "ipv6-icmp",
+    "esp": "esp",
+    "ah": "ah",
+    "gre": "gre",
+}
 ICMP_FAMILY: dict[str, Family] = {"icmp": "ipv4", "icmpv6": "ipv6"}
 LOG_PREFIX_CHARS = 60
 LINK_LOCAL = "fe80::/10"
@@ -127,10 +137,10 @@ def elements(rule: Rule) -> tuple[list[str], list[str]]:
     """What the rule matches besides addresses, one XML element per rich rule: its port
     ranges, its ICMP types firewalld names, or its whole protocol; and the ICMP types
     firewalld has no name for (left to the caller)."""
-    if rule.proto in ("tcp", "udp"):
-        if not rule.ports:
-            return [f"<protocol{attrs(value=rule.proto)}/>"], []
+    if rule.proto in PORTED and rule.ports:
         return [f"<port{attrs(port=port_text(p), protocol=rule.proto)}/>" for p in rule.ports], []
+    if rule.proto not in ICMP_NAMES or not rule.icmp_types:
+        return [f"<protocol{attrs(value=PROTOCOL[rule.proto])}/>"], []
     names = ICMP_NAMES[rule.proto]
     if not rule.icmp_types:
         return [f"<protocol{attrs(value=PROTOCOL[rule.proto])}/>"], []

@@ -140,7 +140,7 @@ def limited_lines(
     before each verdict with a bucket of its own: it sees the same packets, so the LOG
     and the verdict agree on which connections are within the limit."""
     # TCP and UDP count new connections; ICMP counts messages (see iptables.prologue)
-    new = " -m conntrack --ctstate NEW" if rule.proto in ("tcp", "udp") else ""
+    new = " -m conntrack --ctstate NEW" if rule.proto not in ("icmp", "icmpv6") else ""
     way = "src" if rule.direction == "in" else "dst"
     tracker = meter.tracker_of(family)
     out = [f"{match}{new}{comment} -j SET --add-set {tracker} {way} --exist"]

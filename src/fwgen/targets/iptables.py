@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from itertools import product
 from typing import Any
 
-from fwgen.policy.ir import Direction, Family, Policy, PortRange, Proto, Rule
+from fwgen.policy.ir import PORTED, Direction, Family, Policy, PortRange, Proto, Rule
 from fwgen.policy.owned import CONTAINER_CHAINS
+from fwgen.profile.fields import PORTLESS
 from fwgen.profile.icmp import ICMP_TYPES, ICMPV6_TYPES, hop_limit
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
 from fwgen.targets import coexist as coexist_chains
@@ -67,7 +69,11 @@ def port_groups(ports: tuple[PortRange, ...]) -> list[list[str]]:
 
 def _proto_matches(rule: Rule, family: Family) -> list[str]:
     """The protocol part of each rule line: one per port group or ICMP type."""
-    if rule.proto in ("tcp", "udp"):
+    if rule.proto == "ah" and family == "ipv6":  # an extension header: -p never sees it
+        return ["-m ah"]
+    if rule.proto in PORTLESS:
+        return [f"-p {PORTLESS[rule.proto]}"]
+    if rule.proto in PORTED:
         out = []
         for group in port_groups(rule.ports):
             if len(group) == 1 and ":" not in group[0]:
@@ -200,6 +206,9 @@ def rule_lines(
     elif rule.remote is not None:
         remotes = [f"{peer} {a} " for a in policy.address_set(rule.remote).family(family)]
     locals_ = [f"{local} {a} " for a in rule.local_of(family)] or [""]
+    way = "-i" if rule.direction == "in" else "-o"
+    # iptables' glob is a final +
+    interfaces = [f"{way} {i.replace('*', '+')} " for i in rule.interfaces] or [""]
     protos = _proto_matches(rule, family)
     if published:  # one conntrack match: the original destination and port
         dests = [f"--ctorigdst {a} " for a in rule.local_of(family)] or [""]
@@ -214,16 +223,14 @@ def rule_lines(
     label = rule.name + (f": {rule.comment}" if rule.comment else "")
     comment = f" -m comment --comment {quoted(label, MAX_COMMENT)}"
     out = []
-    for remote in remotes:
-        for dest in locals_:
-            for proto in protos:
-                match = f"-A {chain} {remote}{dest}{proto}"
-                prefix = quoted(f"fwgen {rule.direction} {rule.name}: ", 28)
-                log = f"-j LOG --log-prefix {prefix}" if rule.log else ""
-                if meter is not None:
-                    out += limited_lines(rule, family, policy, meter, match, comment, log, target)
-                else:
-                    out += [f"{match}{comment} {t}" for t in (log, target) if t]
+    for interface, remote, dest, proto in product(interfaces, remotes, locals_, protos):
+        match = f"-A {chain} {interface}{remote}{dest}{proto}"
+        prefix = quoted(f"fwgen {rule.direction} {rule.name}: ", 28)
+        log = f"-j LOG --log-prefix {prefix}" if rule.log else ""
+        if meter is not None:
+            out += limited_lines(rule, family, policy, meter, match, comment, log, target)
+        else:
+            out += [f"{match}{comment} {t}" for t in (log, target) if t]
     return out
 
 

@@ -6,8 +6,9 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from fwgen.policy.ir import Direction, Family, Policy, Rule
+from fwgen.policy.ir import PORTED, Direction, Family, Policy, Rule
 from fwgen.profile.addresses import PREFIX_BITS
+from fwgen.profile.fields import PORTLESS
 from fwgen.profile.icmp import hop_limit
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
 from fwgen.targets.coexist import BRIDGES as ENGINE_BRIDGES
@@ -160,7 +161,7 @@ def _meters(rule: Rule, meter: str, policy: Policy, family: Family) -> list[str]
     assert rule.limit is not None
     peer = "saddr" if rule.direction == "in" else "daddr"
     # TCP and UDP count new connections; ICMP counts messages (see _prologue)
-    new = "ct state new " if rule.proto in ("tcp", "udp") else ""
+    new = "ct state new " if rule.proto not in ("icmp", "icmpv6") else ""
     rate = f"limit rate {rule.limit.rate}/{rule.limit.unit} burst {rule.limit.burst} packets"
     key = limit_key(policy, family, peer)
     overflow = limit_key(policy, family, peer, overflow=True)
@@ -175,37 +176,78 @@ def overflow_name(meter: str) -> str:
     return f"{meter}_16"
 
 
+def _interfaces(rule: Rule) -> list[str]:
+    """The interface match of each statement: one for names, one per glob (``wg*``)."""
+    if not rule.interfaces:
+        return [""]
+    way = "iifname" if rule.direction == "in" else "oifname"
+    names = [f'"{name}"' for name in rule.interfaces]
+    if any(name.endswith("*") for name in rule.interfaces):
+        return [f"{way} {name}" for name in names]
+    return [f"{way} {elements(names)}"]
+
+
+# nftables finds the protocol of an IPv6 packet behind its extension headers, AH among
+# them: AH is matched where it follows the IPv6 header itself (AH_V6_WARNING).
+AH_V6_WARNING = (
+    "{rule} ({origin}): nftables matches IPv6 AH only directly after the IPv6 header "
+    "(ip6 nexthdr 51); AH behind other extension headers is dropped"
+)
+
+
+def _protocol(
+    rule: Rule, icmp_types: tuple[str, ...], published: bool, family: Family | None
+) -> str:
+    """The protocol part: ports, ICMP types, or the IP protocol's number."""
+    ports = elements([str(p) for p in rule.ports])
+    if rule.proto in ("tcp", "udp") and published:
+        return f"meta l4proto {rule.proto} ct original proto-dst {ports}"
+    if rule.proto in PORTED:
+        return f"{rule.proto} dport {ports}"
+    if rule.proto == "ah" and family == "ipv6":
+        return f"ip6 nexthdr {PORTLESS['ah']}"
+    if rule.proto in PORTLESS:
+        return f"meta l4proto {PORTLESS[rule.proto]}"
+    return f"{rule.proto} type {elements(icmp_types)}"
+
+
 def _statements(rule: Rule, meter: str, policy: Policy, published: bool = False) -> list[str]:
     """The nft match statements for one rule: one per family where the family must be named.
     *published*: for connections DNATed to containers, matched on their original
     destination address and port (DNAT rewrote both)."""
+    if not rule.families:  # an empty network or interface group: nothing to admit
+        return []
     peer, local = ("saddr", "daddr") if rule.direction == "in" else ("daddr", "saddr")
     original = "ct original " if published else ""
-    per_family = rule.remote is not None or rule.limit is not None or rule.local
+    per_family = bool(rule.remote is not None or rule.limit is not None or rule.local)
+    per_family = per_family or rule.proto == "ah"
     out = []
     for families in [(f,) for f in rule.families] if per_family else [rule.families]:
         family = families[0] if len(families) == 1 else None
         for icmp_types, hops in _icmp_groups(rule):
-            parts = [DNAT] if published else []
-            if rule.remote is not None and family:
-                parts.append(f"{IP[family]} {peer} @{set_name(rule.remote, family)}")
-            if rule.local and family:
-                parts.append(f"{original}{IP[family]} {local} {elements(rule.local_of(family))}")
-            if family and rule.proto in ("tcp", "udp") and not (rule.remote or rule.local):
-                parts.append(f"meta nfproto {family}")
-            ports = elements([str(p) for p in rule.ports])
-            if rule.proto in ("tcp", "udp") and published:
-                parts.append(f"meta l4proto {rule.proto} ct original proto-dst {ports}")
-            elif rule.proto in ("tcp", "udp"):
-                parts.append(f"{rule.proto} dport {ports}")
-            else:
-                parts.append(f"{rule.proto} type {elements(icmp_types)}")
+            for interface in _interfaces(rule):
+                parts = [DNAT] if published else []
+                parts.append(interface)
+                if rule.remote is not None and family:
+                    parts.append(f"{IP[family]} {peer} @{set_name(rule.remote, family)}")
+                if rule.local and family:
+                    parts.append(
+                        f"{original}{IP[family]} {local} {elements(rule.local_of(family))}"
+                    )
+                if (
+                    family
+                    and rule.proto in PORTED + tuple(PORTLESS)
+                    and not (rule.remote or rule.local)
+                ):
+                    parts.append(f"meta nfproto {family}")
+                parts.append(_protocol(rule, icmp_types, published, family))
                 if hops is not None:
                     parts.append(f"ip6 hoplimit {hops}")
-            log = [f"log prefix {quoted(f'fwgen {rule.direction} {rule.name}: ', 60)}"]
-            for meter_part in _meters(rule, meter, policy, family) if meter and family else [""]:
-                words = [*parts, meter_part, *(log if rule.log else [])]
-                out.append(" ".join(word for word in words if word))
+                log = [f"log prefix {quoted(f'fwgen {rule.direction} {rule.name}: ', 60)}"]
+                meter_parts = _meters(rule, meter, policy, family) if meter and family else [""]
+                for meter_part in meter_parts:
+                    words = [*parts, meter_part, *(log if rule.log else [])]
+                    out.append(" ".join(word for word in words if word))
     return out
 
 
@@ -281,4 +323,9 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         "limit_sets": limit_sets,
         "chains": list(chains.values()),
     }
-    return Build(files={"fwgen.nft": OutputFile("ruleset.nft.j2", context)})
+    warnings = [
+        AH_V6_WARNING.format(rule=r.name, origin=r.origin)
+        for r in policy.rules
+        if r.proto == "ah" and "ipv6" in r.families
+    ]
+    return Build(files={"fwgen.nft": OutputFile("ruleset.nft.j2", context)}, warnings=warnings)

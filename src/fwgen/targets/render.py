@@ -17,7 +17,7 @@ from fwgen.errors import FwgenError, RenderError, did_you_mean, raise_collected,
 from fwgen.policy.ir import Policy
 from fwgen.read.paths import templates_dir
 from fwgen.read.yamlsource import describe_char, first_unsafe
-from fwgen.targets import TARGETS, RenderOptions, Target
+from fwgen.targets import TARGETS, RenderOptions, Target, refuse_what_the_target_lacks
 from fwgen.targets.firewalld_xml import xml_comment
 from fwgen.targets.text import comment_line
 
@@ -172,6 +172,7 @@ def render_with_warnings(
     options = options or RenderOptions()
     spec = target(target_name)
     refuse_unacknowledged_risks(policy)
+    refuse_what_the_target_lacks(policy, spec)
     built = spec.module().build(policy, options)
     if options.strict and built.warnings:
         raise RenderError(f"{target_name}: {built.warnings[0]} (--strict)")

@@ -69,6 +69,8 @@ def empty_note(rule: Rule) -> str:
     """The comment that stands in for a rule whose network has no usable address."""
     if rule.families:
         return ""
+    if rule.idle():
+        return comment_line(f"matches nothing: interface group {', '.join(rule.on)} is empty")
     return comment_line(
         f"matches nothing: network '{rule.remote}' has no addresses of a usable family"
     )

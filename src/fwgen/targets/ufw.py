@@ -39,7 +39,7 @@ BEFORE_FILES: dict[Family, str] = {"ipv4": "before.rules", "ipv6": "before6.rule
 AFTER_FILES: dict[Family, str] = {"ipv4": "after.rules", "ipv6": "after6.rules"}
 INIT_FILE = "before.init"  # run by ufw before it loads its rules, at boot too
 ANY = {"ipv4": "0.0.0.0/0", "ipv6": "::/0"}
-SPEC_CHARS = "A-Za-z0-9 .:/,_-"
+SPEC_CHARS = "A-Za-z0-9 .:/,_+-"
 MAX_RULES = 5_000  # `ufw allow` takes a fraction of a second each: 5,000 is half an hour
 WARN_ADDRESSES = 100  # ufw has no sets: one rule per address; above this, warn
 MAX_ADDRESSES = 1000  # above this, refuse: use nftables or iptables with ipset
@@ -69,13 +69,18 @@ def _matches(rule: Rule, policy: Policy) -> list[tuple[str, str]]:
     Not by allow or limit, log, or comment: adding a rule that differs only in those
     replaces the one ufw has.
     """
-    way = "" if rule.direction == "in" else " out"
+    ways = [""] if rule.direction == "in" else [" out"]
+    if rule.interfaces:  # ufw's glob is iptables' final +
+        names = [name.replace("*", "+") for name in rule.interfaces]
+        ways = [f" {rule.direction} on {name}" for name in names]
     out = []
-    for peer in _peers(rule, policy):
-        for local in _locals(rule, _family(peer)):
-            for group in port_groups(rule.ports):
-                src, dst = (peer, local) if rule.direction == "in" else (local, peer)
-                out.append((way, f"proto {rule.proto} from {src} to {dst} port {','.join(group)}"))
+    for way in ways:
+        for peer in _peers(rule, policy):
+            for local in _locals(rule, _family(peer)):
+                for group in port_groups(rule.ports):
+                    src, dst = (peer, local) if rule.direction == "in" else (local, peer)
+                    ports = ",".join(group)
+                    out.append((way, f"proto {rule.proto} from {src} to {dst} port {ports}"))
     return out
 
 
@@ -178,8 +183,9 @@ def _stock_accepts(policy: Policy, block: _Block) -> list[str]:
 
 
 def _in_block(rule: Rule) -> bool:
-    """What ufw's command line cannot say: ICMP, and rate limits of their own rate and burst."""
-    return rule.proto in ("icmp", "icmpv6") or rule.limit is not None
+    """What ufw's command line cannot say: ICMP, SCTP, rate limits of their own rate and
+    burst; and, to keep every protocol in one place, ESP, AH and GRE."""
+    return rule.proto not in ("tcp", "udp") or rule.limit is not None
 
 
 def _rules_in_block(

@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 from fwgen.policy.ir import Policy, Rule
+from fwgen.profile.fields import PORTLESS
 from fwgen.profile.icmp import ICMP_TYPES, ICMPV6_TYPES
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_what_the_platform_accepts
 from fwgen.targets.text import empty_note, plain_ascii, rule_heading
@@ -31,7 +32,10 @@ CORE_NETWORKING = "@FirewallAPI.dll,-25000"
 GENERATION_DIGITS = 12
 NAME_CHARS = 80  # of the rule's own name in -Name, before its hash
 ANY_OF = {"ipv4": "0.0.0.0-255.255.255.255", "ipv6": "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"}
-PROTOCOL = {"tcp": "TCP", "udp": "UDP", "icmp": "ICMPv4", "icmpv6": "ICMPv6"}
+PROTOCOL = {"tcp": "TCP", "udp": "UDP", "icmp": "ICMPv4", "icmpv6": "ICMPv6"} | {
+    name: str(number)
+    for name, number in PORTLESS.items()  # by number: 50, 51, 47
+}
 ADDRESSES_PER_RULE = 1000  # longer -RemoteAddress lists are split over several rules
 
 
@@ -151,10 +155,12 @@ def _rule(rule: Rule, remote: list[str], warnings: list[str], part: str) -> dict
         params["RemoteAddress"] = ps_list(remote)
     if rule.local:
         params["LocalAddress"] = ps_list(list(rule.local))
+    if rule.interfaces:  # Windows' wildcard is *, as in the Policy
+        params["InterfaceAlias"] = ps_list(list(rule.interfaces))
     tag = hashlib.sha256(_identity(rule, params).encode()).hexdigest()[:10]
     name = f"{plain_ascii(rule.name, NAME_CHARS)}-{tag}{part}".replace(" ", "_")
     ports = " ".join(str(p) for p in rule.ports) or " ".join(rule.icmp_types)
-    label = f"fwgen: {rule.name} ({rule.proto} {ports})"
+    label = f"fwgen: {rule.name} ({' '.join(w for w in (rule.proto, ports) if w)})"
     return {
         "wanted_name": name,  # becomes "name", unique and quoted: see _name_generation
         "display": ps_string(label[:250]),
