@@ -6,6 +6,7 @@ tests/kernel/test_firewalld.py."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,19 @@ def test_validate_checks_the_whole_folder_with_firewalld_itself(
     with pytest.raises(ApplyError, match="'htps' not among existing services"):
         Firewalld().validate(work)
     assert "nosuch" in (etc / "zones" / "fwgen.xml").read_text()
+
+
+def test_a_stopped_firewalld_is_refused_before_anything_is_saved(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """firewall-cmd --state exits 252 when the daemon does not run: nothing to reload,
+    so nothing is saved and the apply is refused (the install script is the way then)."""
+
+    def state(cmd: tuple[str, ...], **_: object) -> subprocess.CompletedProcess[bytes]:
+        assert cmd == ("firewall-cmd", "--state"), cmd
+        return subprocess.CompletedProcess(cmd, firewalld.NOT_RUNNING, b"not running\n", b"")
+
+    monkeypatch.setattr(firewalld.runner, "run", state)
+    with pytest.raises(ApplyError, match="firewalld is not running: start it"):
+        Firewalld().save(tmp_path)
+    assert not (tmp_path / "saved").exists()
