@@ -318,3 +318,34 @@ def test_a_hostile_file_name_stays_in_its_comment(tmp_path: Path) -> None:
     zone = xml_files(files)["zones/fwgen.xml"]
     assert zone.findall("rule") == [] and len(zone.findall("port")) == 1
     assert "<!-- Profile files: x- ->y<rule><accept>.yaml, top.yaml -->" in files["zones/fwgen.xml"]
+
+
+def test_the_files_are_identical_across_hash_seeds_and_directories(tmp_path: Path) -> None:
+    """Sets and ipsets are ordered by the Policy, never by a hash: a network of many
+    addresses (ipsets) and one of few, rendered under two seeds from two folders."""
+    import os
+    import sys
+
+    nets = ", ".join(f"10.{2 * n}.0.0/16" for n in range(20))
+    (tmp_path / "p.yaml").write_text(
+        f"description: d\nextends: base\nnetworks:\n  big: [{nets}]\n  few: [192.0.2.1, '2001:db8::1']\n"
+        "inbound:\n  - {service: ssh, from: big}\n  - {service: https, from: few}\n"
+        "outbound: [{service: dns}]\n"
+    )
+
+    def rendered(seed: str, cwd: Path) -> bytes:
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        argv = [
+            sys.executable,
+            "-m",
+            "fwgen",
+            "render",
+            str(tmp_path / "p.yaml"),
+            "-t",
+            "firewalld",
+        ]
+        return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=True).stdout
+
+    first = rendered("0", tmp_path)
+    assert b"==> ipsets/fwgen-big-v4.xml <==" in first
+    assert rendered("4242", Path("/")) == first
