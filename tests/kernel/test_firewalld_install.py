@@ -20,7 +20,7 @@ import pytest
 
 from fwgen.policy.resolve import resolve_profile
 from fwgen.targets.render import render
-from tests.conftest import BUILTIN, NETWORKS_TO_SET
+from tests.conftest import BUILTIN, INTERFACES_TO_SET, NETWORKS_TO_SET
 from tests.kernel.conftest import need
 from tests.kernel.lab import PREFIX
 
@@ -143,6 +143,7 @@ def test_firewalld_accepts_every_built_in_profile(tmp_path: Path) -> None:
         config = tmp_path / profile
         shutil.copytree(etc, config, symlinks=True)
         sets = {n: ["198.18.0.0/24", "2001:db8:18::/48"] for n in NETWORKS_TO_SET[profile]}
+        sets |= {n: ["eth1", "wg*"] for n in INTERFACES_TO_SET.get(profile, [])}
         files = render(resolve_profile(profile, sets), "firewalld")
         write({k: v for k, v in files.items() if k.endswith(".xml")}, config)
         configs.append(str(config))

@@ -25,26 +25,9 @@ EXPECTS_WARNINGS = {
 }
 
 
-def without_interfaces(tmp_path: Path) -> Path:
-    """every-feature without its interfaces, for a target that refuses them."""
-    import yaml
-
-    data = yaml.safe_load(Path(EVERY_FEATURE).read_text(encoding="utf-8"))
-    del data["interfaces"]
-    for rule in (*data["inbound"], *data["outbound"]):
-        rule.pop("interface", None)
-    path = tmp_path / "every-feature.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
-
-
 @pytest.mark.parametrize("target", sorted(TARGETS))
-def test_every_feature_contract(target: str, snapshot: SnapshotAssertion, tmp_path: Path) -> None:
+def test_every_feature_contract(target: str, snapshot: SnapshotAssertion) -> None:
     policy = resolve_profile(str(EVERY_FEATURE))
-    if not TARGETS[target].interfaces:  # refused with one line; the rest of the contract holds
-        with pytest.raises(RenderError, match="is limited to interfaces"):
-            render_with_warnings(policy, target)
-        policy = resolve_profile(str(without_interfaces(tmp_path)))
     files, warnings = render_with_warnings(policy, target)
     assert bool(warnings) == EXPECTS_WARNINGS[target]
     text = "\n".join(files.values())

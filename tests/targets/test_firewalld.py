@@ -21,7 +21,6 @@ from fwgen.targets import RenderOptions
 from fwgen.targets.firewalld_xml import xml_comment, xml_text
 from fwgen.targets.render import render, render_with_warnings
 from tests.conftest import BUILTIN, EVERY_FEATURE
-from tests.targets.test_contract import without_interfaces
 
 runner = CliRunner()
 REFUSED_PROFILES = {"docker-host"}  # containers: cannot be expressed on firewalld
@@ -48,11 +47,7 @@ def test_builtin_profile_snapshot(profile: str, snapshot: SnapshotAssertion) -> 
 
 
 @pytest.mark.parametrize("profile", [*sorted(set(BUILTIN) - REFUSED_PROFILES), str(EVERY_FEATURE)])
-def test_every_rule_is_in_the_xml_and_firewalld_services_are_never_named(
-    profile: str, tmp_path: Path
-) -> None:
-    if profile == str(EVERY_FEATURE):  # its interfaces are refused (test_contract)
-        profile = str(without_interfaces(tmp_path))
+def test_every_rule_is_in_the_xml_and_firewalld_services_are_never_named(profile: str) -> None:
     policy = resolve_profile(profile)
     files = render(policy, "firewalld")
     parsed = xml_files(files)
@@ -318,3 +313,76 @@ def test_a_hostile_file_name_stays_in_its_comment(tmp_path: Path) -> None:
     zone = xml_files(files)["zones/fwgen.xml"]
     assert zone.findall("rule") == [] and len(zone.findall("port")) == 1
     assert "<!-- Profile files: x- ->y<rule><accept>.yaml, top.yaml -->" in files["zones/fwgen.xml"]
+
+
+def test_the_files_are_identical_across_hash_seeds_and_directories(tmp_path: Path) -> None:
+    """Sets and ipsets are ordered by the Policy, never by a hash: a network of many
+    addresses (ipsets) and one of few, rendered under two seeds from two folders."""
+    import os
+    import sys
+
+    nets = ", ".join(f"10.{2 * n}.0.0/16" for n in range(20))
+    (tmp_path / "p.yaml").write_text(
+        f"description: d\nextends: base\nnetworks:\n  big: [{nets}]\n  few: [192.0.2.1, '2001:db8::1']\n"
+        "inbound:\n  - {service: ssh, from: big}\n  - {service: https, from: few}\n"
+        "outbound: [{service: dns}]\n"
+    )
+
+    def rendered(seed: str, cwd: Path) -> bytes:
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        argv = [
+            sys.executable,
+            "-m",
+            "fwgen",
+            "render",
+            str(tmp_path / "p.yaml"),
+            "-t",
+            "firewalld",
+        ]
+        return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=True).stdout
+
+    first = rendered("0", tmp_path)
+    assert b"==> ipsets/fwgen-big-v4.xml <==" in first
+    assert rendered("4242", Path("/")) == first
+
+
+def test_rules_on_interfaces_get_zones_bound_to_them(write_profile: Callable[..., Path]) -> None:
+    """Each interface name gets a zone of its own, bound to it (a final * as firewalld's
+    +), holding its rules and every rule on any interface; the default zone holds the
+    latter alone. Outbound, a CONTINUE policy to that zone ahead of fwgen-outbound."""
+    path = write_profile(
+        "description: i\ninterfaces:\n  lan: [eth1, 'wg*']\n"
+        "inbound:\n  - {service: https}\n  - {service: ssh, interface: lan}\n"
+        "  - {service: dns, interface: eth1}\n"
+        "outbound:\n  - {service: ntp}\n  - {service: syslog, interface: eth1}\n"
+    )
+    parsed = xml_files(render(resolve_profile(str(path)), "firewalld"))
+
+    def ports(root: ElementTree.Element) -> set[str]:
+        return {f"{p.get('port')}/{p.get('protocol')}" for p in root.iter("port")}
+
+    zones = {k: v for k, v in parsed.items() if k.startswith("zones/")}
+    assert {k: [i.get("name") for i in v.findall("interface")] for k, v in zones.items()} == {
+        "zones/fwgen.xml": [],
+        "zones/fwgen-if1.xml": ["eth1"],
+        "zones/fwgen-if2.xml": ["wg+"],
+    }
+    assert ports(zones["zones/fwgen.xml"]) == {"443/tcp"}
+    assert ports(zones["zones/fwgen-if1.xml"]) == {"443/tcp", "22/tcp", "53/tcp", "53/udp"}
+    assert ports(zones["zones/fwgen-if2.xml"]) == {"443/tcp", "22/tcp"}
+    out = parsed["policies/fwgen-outbound-if1.xml"]
+    assert (out.get("target"), out.get("priority")) == ("CONTINUE", "-2")
+    assert out.find("egress-zone").get("name") == "fwgen-if1"  # type: ignore[union-attr]
+    assert ports(out) == {"514/udp"}
+    assert ports(parsed["policies/fwgen-outbound.xml"]) == {"123/udp"}
+    assert "policies/fwgen-outbound-if2.xml" not in parsed  # no outbound rule on wg*
+
+
+def test_interface_names_that_overlap_are_refused(write_profile: Callable[..., Path]) -> None:
+    """firewalld puts an interface in one zone: veth0 would be in veth0's and veth*'s."""
+    path = write_profile(
+        "description: o\ninbound:\n  - {service: ssh, interface: 'veth*'}\n"
+        "  - {service: https, interface: veth0}\n"
+    )
+    with pytest.raises(RenderError, match=r"firewalld: interfaces veth\* and veth0 overlap"):
+        render(resolve_profile(str(path)), "firewalld")

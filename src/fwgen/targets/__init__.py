@@ -210,6 +210,7 @@ TARGETS: dict[str, Target] = {
             name="firewalld",
             title="firewalld (a zone of fwgen's own, its ipsets and policies, an install script)",
             protocols=EVERY_PROTOCOL,
+            interfaces=True,
             files=(
                 "fwgen-firewalld.sh",
                 "zones/fwgen.xml",
@@ -227,7 +228,11 @@ TARGETS: dict[str, Target] = {
                 "icmp types": "yes, by firewalld's names; MLD (which it cannot name): all ICMPv6 "
                 "but echo requests with peers on the link only; neighbour discovery is admitted "
                 "by firewalld itself (allow-host-ipv6), the hop limit checked by Linux",
-                "outbound deny": "yes (policy fwgen-outbound, HOST to ANY)",
+                "interfaces": "yes: a zone fwgen-ifN bound to each name (a final * is firewalld's "
+                "+), with those rules and every rule on any interface; overlapping names refused",
+                "protocols": "tcp, udp, sctp with ports; esp, ah, gre",
+                "outbound deny": "yes (policy fwgen-outbound, HOST to ANY; on an interface, "
+                "fwgen-outbound-ifN, HOST to its zone, ahead of it)",
                 "forward policy": "drop: firewalld's own; accept: policy fwgen-forward; "
                 "ignore: left to firewalld and the programs that add zones to it",
                 "containers": "refused: firewalld accepts connections NATed to published ports "

@@ -241,11 +241,13 @@ def _host_ipv6_warnings(policy: Policy) -> list[str]:
     ]
 
 
-def _policy(name: str, target: str, ingress: str, egress: str, what: str) -> dict[str, Any]:
+def _policy(
+    name: str, target: str, ingress: str, egress: str, what: str, priority: int = -1
+) -> dict[str, Any]:
     return {
         "name": name,
         "file": f"policies/{name}.xml",
-        "open": f"<policy{attrs(target=target, priority=-1)}>",
+        "open": f"<policy{attrs(target=target, priority=priority)}>",
         "short": xml_text(name),
         "description": xml_text(what),
         "zones": [f"<ingress-zone{attrs(name=ingress)}/>", f"<egress-zone{attrs(name=egress)}/>"],
@@ -254,24 +256,72 @@ def _policy(name: str, target: str, ingress: str, egress: str, what: str) -> dic
     }
 
 
+def _patterns(policy: Policy) -> list[str]:
+    """The interface names (a final ``*``: every name it starts) rules are limited to,
+    each to be bound to a zone of its own; refused where one could hold another's
+    interfaces, since firewalld puts an interface in one zone only."""
+    names = sorted({i for r in policy.rules if r.families for i in r.interfaces})
+    for wide in (n for n in names if n.endswith("*")):
+        for other in names:
+            if other != wide and other.startswith(wide[:-1]):
+                raise RenderError(
+                    f"firewalld: interfaces {wide} and {other} overlap: firewalld puts an "
+                    "interface in one zone, and fwgen makes a zone for each name rules are "
+                    "limited to; name the interfaces so that none holds another"
+                )
+    return names
+
+
+def _zone(policy: Policy, writer: _Writer, name: str, on: str, rules: list[Rule]) -> dict[str, Any]:
+    """A zone (target DROP) of *rules*; bound to the interfaces *on* names, or none (the
+    default zone)."""
+    binding = on[:-1] + "+" if on.endswith("*") else on  # firewalld's wildcard is +
+    where = f": on {on}" if on else ""
+    return {
+        "file": f"zones/{name}.xml",
+        "open": f"<zone{attrs(target='DROP')}>",
+        "short": xml_text(name),
+        "description": xml_text(f"fwgen: {policy.profile}{where}: {policy.description}"),
+        "bindings": [f"<interface{attrs(name=binding)}/>"] if on else [],
+        "entries": writer.entries(rules),
+        "log": _drop_log("in") if policy.log_drops else [],
+    }
+
+
 def build(policy: Policy, options: RenderOptions) -> Build:
+    """The default zone ``fwgen`` holds the inbound rules on every interface; each
+    interface name rules are limited to gets a zone of its own, ``fwgen-ifN``, bound to
+    it, holding those rules and every rule on any interface (and, with outbound deny, a
+    policy ``fwgen-out-ifN`` from HOST to it, target CONTINUE, ahead of fwgen-outbound)."""
     _refuse(policy, options)
     writer = _Writer(policy)
     inbound = [r for r in policy.rules if r.direction == "in"]
     outbound = [r for r in policy.rules if r.direction == "out"]
-    zone = {
-        "open": f"<zone{attrs(target='DROP')}>",
-        "short": xml_text(ZONE),
-        "description": xml_text(f"fwgen: {policy.profile}: {policy.description}"),
-        "entries": writer.entries(inbound),
-        "log": _drop_log("in") if policy.log_drops else [],
-    }
+    patterns = _patterns(policy)
+    zones = [_zone(policy, writer, ZONE, "", [r for r in inbound if not r.interfaces])]
+    zones += [
+        _zone(
+            policy,
+            writer,
+            f"{ZONE}-if{n}",
+            on,
+            [r for r in inbound if not r.interfaces or on in r.interfaces],
+        )
+        for n, on in enumerate(patterns, 1)
+    ]
     policies: list[dict[str, Any]] = []
     if policy.defaults.outbound == "drop":
+        for n, on in enumerate(patterns, 1):
+            rules = [r for r in outbound if on in r.interfaces]
+            if rules:
+                what = f"What this host may send on {on}, besides what fwgen-outbound admits"
+                out = _policy(f"{OUTBOUND}-if{n}", "CONTINUE", "HOST", f"{ZONE}-if{n}", what, -2)
+                out["entries"] = writer.entries(rules)
+                policies.append(out)
         out = _policy(
             OUTBOUND, "DROP", "HOST", "ANY", "What this host may send: the profile's outbound rules"
         )
-        out["entries"] = writer.entries(outbound)
+        out["entries"] = writer.entries([r for r in outbound if not r.interfaces])
         out["log"] = _drop_log("out") if policy.log_drops else []
         policies.append(out)
     elif outbound:
@@ -297,7 +347,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         }
         for s in writer.ipsets.values()
     ]
-    files = {f"zones/{ZONE}.xml": OutputFile("zone.xml.j2", {"zone": zone})}
+    files = {z["file"]: OutputFile("zone.xml.j2", {"zone": z}) for z in zones}
     files |= {s["file"]: OutputFile("ipset.xml.j2", {"ipset": s}) for s in ipsets}
     files |= {p["file"]: OutputFile("policy.xml.j2", {"policy_xml": p}) for p in policies}
     script = {
