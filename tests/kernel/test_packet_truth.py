@@ -124,8 +124,6 @@ PING = {profile: profile != "workstation" for profile in OPEN}
 REFUSED = {
     ("docker-host", "firewalld"): "firewalld accepts every forwarded connection the "
     "engine's NAT translated",
-    ("database", "firewalld"): r"mysql \(profiles/database.yaml:\d+\) is limited to interfaces",
-    ("fileserver", "firewalld"): r"smb \(profiles/fileserver.yaml:\d+\) is limited to interfaces",
 }
 
 
