@@ -11,7 +11,7 @@ import pytest
 
 from fwgen.host import apply as applying
 from fwgen.host import backends as apply_targets
-from fwgen.host import procs
+from fwgen.host import firewalld, procs
 from fwgen.host.backends import ApplyError, Backend
 
 REAL_START_WATCHER = applying.start_watcher
@@ -23,6 +23,7 @@ def no_firewall(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pat
         raise AssertionError(f"a unit test reached a firewall command: {cmd}")
 
     monkeypatch.setattr(apply_targets, "run", refuse)
+    monkeypatch.setattr(firewalld, "run", refuse)
     monkeypatch.setattr(applying, "start_watcher", lambda *a: refuse("start_watcher"))
     monkeypatch.setenv("FWGEN_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("SSH_CONNECTION", raising=False)
@@ -59,7 +60,7 @@ class Fake(Backend):
 
 
 def fake(monkeypatch: pytest.MonkeyPatch) -> type[Fake]:
-    monkeypatch.setitem(apply_targets.BACKENDS, "fake", Fake)
+    monkeypatch.setitem(applying.BACKENDS, "fake", Fake)
     monkeypatch.setattr(applying, "start_watcher", lambda *a: 0)
     monkeypatch.setattr(applying, "wait_ready", lambda *a: None)
     monkeypatch.setattr(os, "geteuid", lambda: 0)

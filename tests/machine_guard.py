@@ -25,6 +25,7 @@ WATCHED_FILES = (
     "/etc/docker/*",
     "/etc/containerd/*",
     "/etc/fail2ban/*",
+    "/etc/firewalld/*",
 )
 # Read-only listings of the machine's own firewall (its network namespace).
 LISTINGS = (

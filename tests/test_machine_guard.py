@@ -19,6 +19,7 @@ def test_watches_the_firewall_files_of_the_machine() -> None:
         "/etc/docker/*",
         "/etc/containerd/*",
         "/etc/fail2ban/*",
+        "/etc/firewalld/*",
     )
 
 

@@ -76,25 +76,33 @@ def _cgroup_mounts() -> list[str]:
 
 
 class Sandbox:
-    """A private mount namespace in the lab's server namespace (see the module's doc)."""
+    """A private mount namespace in the lab's server namespace (see the module's doc):
+    *private* paths copied and bind-mounted, *overlaid* ones overlaid, and the cgroup
+    controllers mounted unless *cgroups* is false (firewalld needs none)."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        private: tuple[str, ...] = PRIVATE,
+        overlaid: tuple[str, ...] = OVERLAID,
+        cgroups: bool = True,
+    ) -> None:
         self.lab = lab
         self.dir = Path(tempfile.mkdtemp(prefix="fwgen-engines-"))
         self.cgroup = f"{lab.prefix}-{uuid.uuid4().hex[:6]}"  # --cgroup-parent
         self.daemons: list[subprocess.Popen[bytes]] = []
         lines = ["set -e", "mount -t tmpfs -o mode=755 tmpfs /run", f"mkdir -p {RUN}"]
-        for path in OVERLAID:
+        for path in overlaid:
             upper, work = self.private(path), self.dir / "work" / path.lstrip("/")
             upper.mkdir(parents=True)
             work.mkdir(parents=True)
             options = shlex.quote(f"lowerdir={path},upperdir={upper},workdir={work}")
             lines.append(f"mount -t overlay overlay -o {options} {path}")
-        for path in PRIVATE:
+        for path in private:
             copy = self.private(path)
             shutil.copytree(path, copy, symlinks=True)
             lines.append(f"mount --bind {shlex.quote(str(copy))} {path}")
-        lines += [*_cgroup_mounts(), "echo ready", "exec sleep infinity"]
+        lines += [*(_cgroup_mounts() if cgroups else []), "echo ready", "exec sleep infinity"]
         enter = ["ip", "netns", "exec", lab.server, "unshare", "-m", "--propagation", "private"]
         self.holder = subprocess.Popen(
             [*enter, "sh", "-c", "\n".join(lines)],

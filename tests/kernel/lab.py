@@ -20,6 +20,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from tests.kernel.docker_lab import CONTAINER_IPV4 as CONTAINER_IPV4  # where tests found it
 from tests.kernel.docker_lab import DockerHost
@@ -60,12 +61,25 @@ class Client:
     server_device: str = ""  # the server's end
 
 
+class Loader(Protocol):
+    """A firewall daemon in the lab that loads rendered files (firewalld_lab.Firewalld)."""
+
+    def load(self, files: dict[str, str]) -> None: ...
+
+    def close(self) -> None: ...
+
+    def wrap(self) -> list[str]:
+        """A command prefix that runs its command beside the daemon (its mounts)."""
+        ...
+
+
 @dataclass
 class Lab(DockerHost):
     clients: dict[str, Client] = field(default_factory=dict)
     prefix: str = field(default_factory=lambda: f"{PREFIX}{uuid.uuid4().hex[:8]}")
     listeners: list[subprocess.Popen[str]] = field(default_factory=list)
     ufw_dir: str | None = None
+    firewalld: Loader | None = None  # set by firewalld_lab.Firewalld
 
     @property
     def server(self) -> str:
@@ -139,6 +153,8 @@ class Lab(DockerHost):
         return f"{self.prefix[:8]}{end}{i}"
 
     def __exit__(self, *exc: object) -> None:
+        if self.firewalld is not None:
+            self.firewalld.close()
         for proc in self.listeners:
             proc.kill()
             proc.communicate()
@@ -233,6 +249,9 @@ class Lab(DockerHost):
             self.nft(files["fwgen.nft"])
         elif target == "iptables":
             self.iptables(files)
+        elif target == "firewalld":
+            assert self.firewalld is not None, "start firewalld_lab.Firewalld(lab) first"
+            self.firewalld.load(files)
         else:
             self.ufw(files["fwgen-ufw.sh"])
 

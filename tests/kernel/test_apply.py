@@ -72,6 +72,9 @@ class Host:
 
     def command(self, *args: str) -> list[str]:
         wrap = self.lab.ufw_root() if self.target == "ufw" else []
+        if self.target == "firewalld":
+            assert self.lab.firewalld is not None
+            wrap = self.lab.firewalld.wrap()
         # `python -m` would itself import from the working directory: the script does not
         fwgen = [str(FWGEN_SCRIPT)] if self.cwd else [sys.executable, "-m", "fwgen"]
         return ["ip", "netns", "exec", self.lab.server, *wrap, *fwgen, *args]

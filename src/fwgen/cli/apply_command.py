@@ -31,7 +31,7 @@ def run_apply(
 ) -> int:
     """The exit code: 0 applied, 1 rolled back (2 is raised as an error)."""
     from fwgen.host import apply as applying
-    from fwgen.host.backends import BACKENDS
+    from fwgen.host.apply import BACKENDS
 
     def say(line: str) -> None:
         typer.echo(f"fwgen: {line}")

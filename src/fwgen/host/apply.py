@@ -28,8 +28,9 @@ from pathlib import Path
 
 from fwgen import runner
 from fwgen.errors import FwgenError
-from fwgen.host import admin, procs
-from fwgen.host.backends import BACKENDS, ApplyError, Backend, write_private
+from fwgen.host import admin, backends, procs
+from fwgen.host.backends import ApplyError, Backend, write_private
+from fwgen.host.firewalld import Firewalld
 from fwgen.host.guard import Connection
 from fwgen.host.state import (
     SETTLE,
@@ -47,6 +48,7 @@ PACKAGE = Path(__file__).resolve().parents[1]  # the fwgen running now
 APPLIED, ROLLED_BACK = 0, 1
 CONFIRMED, ROLLBACK = "confirmed", "rolled back"
 POLL = 0.2  # seconds between looks at the pending state
+BACKENDS: dict[str, type[Backend]] = {**backends.BACKENDS, Firewalld.name: Firewalld}
 
 Say = Callable[[str], None]
 
