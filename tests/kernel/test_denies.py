@@ -121,7 +121,7 @@ def blocklist(path: Path, extra: list[str], v6: bool, size: int = 100_000) -> No
 
 def rules_now(lab: Lab, target: str) -> str:
     if target == "nftables":
-        return lab.run(lab.server, "nft", "-a", "list", "chain", "inet", "fwgen", "input")
+        return lab.run(lab.server, "nft", "-a", "-s", "list", "chain", "inet", "fwgen", "input")
     return "".join(lab.run(lab.server, tool, "-S") for tool in ("iptables", "ip6tables"))
 
 
