@@ -179,3 +179,22 @@ def test_hostile_names_and_comments_of_denies_stay_inside_their_xml(tmp_path: Pa
     ipsets = sorted(n for n in files if n.startswith("ipsets/"))
     assert ipsets == ["ipsets/fwgen-bad-list-v4.xml"]
     assert '<source ipset="fwgen-bad-list-v4"/>' in zone
+
+
+def test_more_ipset_entries_than_firewalld_reloads_in_time_are_refused(tmp_path: Path) -> None:
+    spread = "".join(f"10.{i >> 7}.0.{(i & 127) * 2}\n" for i in range(20_001))  # no CIDR joins
+    (tmp_path / "b.txt").write_text(spread)
+    (tmp_path / "p.yaml").write_text(
+        "description: x\nnetworks:\n  feed: [{file: b.txt}]\ninbound:\n"
+        "  - {from: feed, action: deny}\n"
+    )
+    result = runner.invoke(app, ["render", str(tmp_path / "p.yaml"), "-t", "firewalld"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (
+        "error: firewalld: the ipsets would hold 20,001 entries (p.yaml:3: 20,001), more than "
+        "the 20,000 firewalld reloads in time (it adds them one by one); use nftables or "
+        "iptables for large lists\n"
+    )
+    (tmp_path / "b.txt").write_text("".join(spread.splitlines(keepends=True)[:20_000]))
+    files = render(resolve_profile(str(tmp_path / "p.yaml")), "firewalld")
+    assert files["ipsets/fwgen-feed-v4.xml"].count("<entry>") == 20_000

@@ -287,8 +287,9 @@ TARGETS: dict[str, Target] = {
                 "deny/reject": "yes (rich rules at negative priorities, before every allow; "
                 "reject: RST or ICMP, 20/second per rich rule, then dropped; refuse: rich rules "
                 "at priority 32000 ahead of the zone's DROP, not %%REJECT%%, which has no limit)",
-                "blocklists": "yes (ipsets above 16 addresses; updated by the install script's "
-                "reload, which keeps established connections; no --sets-only)",
+                "blocklists": "yes (ipsets above 16 addresses, 20,000 entries in all; updated "
+                "by the install script's reload, which keeps established connections; no "
+                "--sets-only)",
                 "connlimit": "no: rendered without the cap, warned",
             },
         ),

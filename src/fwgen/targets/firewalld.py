@@ -62,6 +62,7 @@ OUTBOUND = "fwgen-outbound"
 FORWARD = "fwgen-forward"
 SCRIPT = "fwgen-firewalld.sh"
 IPSET_ABOVE = 16  # a network of more addresses (of one family) becomes an ipset
+IPSET_ENTRIES_MAX = 20_000  # in all ipsets: what firewalld reloads in time (see below)
 # Zones that container and VM engines bind their own bridges to: left as they are.
 ENGINE_ZONES = ("docker", "libvirt", "libvirt-routed")
 # Neighbour discovery that firewalld's own policy allow-host-ipv6 admits from anyone.
@@ -331,6 +332,20 @@ def _zone(policy: Policy, writer: _Writer, name: str, on: str) -> dict[str, Any]
     }
 
 
+def _refuse_slow_ipsets(ipsets: list[_Ipset]) -> None:
+    """An error above IPSET_ENTRIES_MAX entries in all: firewalld 1.3 adds an ipset's
+    entries one by one at every reload (20,000 took 9 seconds on a small machine,
+    100,000 over 60), longer than firewall-cmd --reload waits for it over D-Bus."""
+    total = sum(len(s.entries) for s in ipsets)
+    if total > IPSET_ENTRIES_MAX:
+        largest = max(ipsets, key=lambda s: len(s.entries))
+        raise RenderError(
+            f"firewalld: the ipsets would hold {total:,} entries ({largest.origin}: "
+            f"{len(largest.entries):,}), more than the {IPSET_ENTRIES_MAX:,} firewalld reloads "
+            "in time (it adds them one by one); use nftables or iptables for large lists"
+        )
+
+
 def _outbound(policy: Policy, writer: _Writer, patterns: list[str]) -> list[dict[str, Any]]:
     """With outbound deny, or outbound deny and reject rules: the policy fwgen-outbound
     (target DROP, or CONTINUE when only the denies refuse), and fwgen-outbound-ifN
@@ -382,6 +397,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             "log_drops: forwarded packets are rejected by firewalld itself, which logs them only "
             "with LogDenied in firewalld.conf (not fwgen's to change); they are not logged"
         )
+    _refuse_slow_ipsets(list(writer.ipsets.values()))
     ipsets: list[dict[str, Any]] = [
         {
             "file": s.file,
