@@ -115,7 +115,7 @@ def test_refuse_reject_answers_within_a_limit_after_every_allow_not_by_the_targe
 
 def test_refuse_reject_to_everyone_names_no_source() -> None:
     files = render(resolve_profile(BLOCKLIST), "firewalld")
-    late = [r for r in rich_rules(files["zones/fwgen.xml"]) if int(r[0]) >= 32000]
+    late = [r for r in rich_rules(files["zones/fwgen.xml"]) if 32000 <= int(r[0]) < 32767]
     assert len(late) == 10 and not any("<source" in r[1] for r in late)
     assert (
         "32002",
@@ -198,3 +198,16 @@ def test_more_ipset_entries_than_firewalld_reloads_in_time_are_refused(tmp_path:
     (tmp_path / "b.txt").write_text("".join(spread.splitlines(keepends=True)[:20_000]))
     files = render(resolve_profile(str(tmp_path / "p.yaml")), "firewalld")
     assert files["ipsets/fwgen-feed-v4.xml"].count("<entry>") == 20_000
+
+
+def test_with_log_drops_the_refusals_drops_are_logged_as_the_targets_drops() -> None:
+    files = render(resolve_profile(BLOCKLIST), "firewalld")
+    log = '<log prefix="fwgen input drop: " level="info"><limit value="5/s" /></log>'
+    zone = ElementTree.fromstring(files["zones/fwgen.xml"].encode())
+    drops = [r for r in zone.iter("rule") if r.get("priority") == "32001"]
+    assert len(drops) == 4  # TCP and UDP, both families
+    for rule in drops:
+        parts = [ElementTree.tostring(e, encoding="unicode").strip() for e in rule]
+        assert parts[-2:] == [log, "<drop />"]
+    last = list(zone.iter("rule"))[-1]
+    assert last.get("priority") == "32767" and last.find("log") is not None

@@ -93,11 +93,11 @@ def refusal_lines(
     out: list[str] = []
     for family in families:
         for peer in peers(family):
-            steps = [(REFUSE_PRIORITY, m, verdict(how, family)) for m, how in REFUSALS if m]
-            steps += [(REFUSE_PRIORITY + 1, m, f"{log}<drop/>") for m, _ in REFUSALS if m]
-            steps.append((REFUSE_PRIORITY + 2, "", verdict(REFUSALS[-1][1], family)))
-            for priority, match, action in steps:
-                inner = [i for i in (peer.element("source"), match, action) if i]
+            steps = [(REFUSE_PRIORITY, m, "", verdict(how, family)) for m, how in REFUSALS if m]
+            steps += [(REFUSE_PRIORITY + 1, m, log, "<drop/>") for m, _ in REFUSALS if m]
+            steps.append((REFUSE_PRIORITY + 2, "", "", verdict(REFUSALS[-1][1], family)))
+            for priority, match, logged, action in steps:
+                inner = [i for i in (peer.element("source"), match, logged, action) if i]
                 out += [f"<rule{attrs(family=family, priority=priority)}>"]
                 out += [*(f"  {i}" for i in inner), "</rule>"]
     return out
