@@ -54,6 +54,8 @@ class FwgenErrors(FwgenError):
 
 def printable(text: str) -> str:
     """*text* with every character that is not printable (line breaks included) as ``?``."""
+    if text.isprintable():  # nearly always: no character to look at one by one
+        return text
     return "".join(c if c.isprintable() else "?" for c in text)
 
 

@@ -32,6 +32,7 @@ from fwgen.policy.resolve import resolve_profile
 from fwgen.profile.fields import ADDRESS_SCHEMA, IFACE_SCHEMA, NAME_SCHEMA, one_or_many
 from fwgen.profile.load import Located, format_loc, is_path, validation_errors
 from fwgen.profile.portdb import catalogue
+from fwgen.read.once import one_reading
 from fwgen.read.paths import Boundary, Origins, real_path
 from fwgen.read.yamlsource import MAX_BYTES, Document, Loc, parse, read_text
 from fwgen.review import netneeds
@@ -246,6 +247,11 @@ def plan(manifest_path: Path, allow_outside: Sequence[Path] = ()) -> Site:
     Every path is checked before any profile is resolved; errors are located at the
     manifest line that names the path.
     """
+    with one_reading():  # each profile, list and port file read once for every host
+        return _plan(manifest_path, allow_outside)
+
+
+def _plan(manifest_path: Path, allow_outside: Sequence[Path]) -> Site:
     manifest, doc = read_manifest(manifest_path)
     base = manifest_path.parent
     site = Site(Boundary.around(manifest_path, tuple(allow_outside)))

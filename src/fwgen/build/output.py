@@ -9,6 +9,7 @@ rename has succeeded, so a failure leaves the old files, never half a ruleset.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import secrets
@@ -195,8 +196,12 @@ def write_files(
     try:
         for dest, _ in plan:
             _make_folder(dest, folders if folders is not None else boundary, made)
+        batch = len(plan) > 1 and sync_file_systems([])  # syncfs(2) is there
         for dest, text in plan:
-            temporaries.append(_temporary(dest, text))
+            temporaries.append(_temporary(dest, text, sync=not batch))
+        if batch and not sync_file_systems(temporaries):
+            for tmp in temporaries:
+                _fsync(tmp)
         _replace_all([dest for dest, _ in plan], temporaries)
     except BaseException:
         for tmp in temporaries:
@@ -234,8 +239,45 @@ def _make_folder(dest: Destination, inside: Boundary | None, made: list[Path]) -
         made.append(top)
 
 
-def _temporary(dest: Destination, text: str) -> Path:
-    """A synced temporary file with *text* beside *dest*, with the mode *dest* will have."""
+def sync_file_systems(paths: list[Path]) -> bool:
+    """Make everything written to the file systems of *paths* durable, with one syncfs(2)
+    each instead of one fsync per file (a build of a thousand hosts spent most of its
+    time in fsync); False where syncfs is not available (then fsync each file)."""
+    syncfs = getattr(_libc(), "syncfs", None) if sys.platform == "linux" else None
+    if syncfs is None:
+        return False
+    done: set[int] = set()
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if os.fstat(fd).st_dev not in done and syncfs(fd) != 0:
+                return False
+            done.add(os.fstat(fd).st_dev)
+        finally:
+            os.close(fd)
+    return True
+
+
+@functools.cache
+def _libc() -> object:
+    with contextlib.suppress(OSError, ImportError):
+        import ctypes  # only for a build of many files, on Linux: no cost to a render
+
+        return ctypes.CDLL(None, use_errno=True)
+    return None
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _temporary(dest: Destination, text: str, sync: bool = True) -> Path:
+    """A temporary file with *text* beside *dest*, with the mode *dest* will have; synced
+    unless *sync* is false (the caller syncs it)."""
     try:
         fd, name = tempfile.mkstemp(prefix=_hidden(dest, ""), suffix=".tmp", dir=dest.real.parent)
     except OSError as exc:
@@ -244,7 +286,8 @@ def _temporary(dest: Destination, text: str) -> Path:
         with os.fdopen(fd, "wb") as handle:
             handle.write(text.encode("utf-8"))
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.chmod(name, new_file_mode(text) if dest.mode is None else dest.mode)
     except BaseException as exc:
         Path(name).unlink(missing_ok=True)

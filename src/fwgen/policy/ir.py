@@ -6,8 +6,8 @@ Small frozen models. Nothing here points back at YAML; origins are plain
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import ipaddress
 import json
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from fwgen.profile import icmp
+from fwgen.profile.addresses import Runs, parse_network, runs
 
 Family = Literal["ipv4", "ipv6"]
 FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")
@@ -27,10 +28,11 @@ SECONDS = {"second": 1, "minute": 60, "hour": 3600}
 EVERY_ADDRESS: dict[Family, str] = {"ipv4": "0.0.0.0/0", "ipv6": "::/0"}
 # Addresses for documentation and examples (RFC 5737, RFC 3849, RFC 9637): no real host
 # has one, so a rule whose only sources are here admits no one.
-DOCUMENTATION = tuple(
-    ipaddress.ip_network(n)
+DOCUMENTATION = runs(
+    parse_network(n)
     for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "3fff::/20")
 )
+VERSION: dict[Family, int] = {"ipv4": 4, "ipv6": 6}
 # The settings that change what a Policy admits, by the names `explain` and `diff` show
 # (``outbound`` is ``defaults.outbound``). tests/test_review.py walks the models for more.
 SETTINGS = (
@@ -96,6 +98,15 @@ class AddressSet(_Frozen):
     # What the profile wrote for it: a network's name, or a rule's own `from:`/`to:` list.
     # Messages name this, never a generated name; no ruleset shows it (nor the digest).
     written: tuple[str, ...] = Field(default=(), exclude=True)
+
+    @functools.cached_property
+    def by_version(self) -> dict[int, Runs]:
+        """The addresses as `Runs`, by IP version: kept from the intervals the set was made
+        of (`fwgen.policy.networks.address_set_of`), else parsed once here."""
+        return runs(parse_network(text) for text in (*self.ipv4, *self.ipv6))
+
+    def runs(self, family: Family) -> Runs:
+        return self.by_version[VERSION[family]]
 
     def family(self, family: Family) -> tuple[str, ...]:
         return self.ipv4 if family == "ipv4" else self.ipv6
@@ -224,8 +235,12 @@ class Policy(_Frozen):
     # Drop and reject rules, evaluated before `rules` (`fwgen.policy.denies`).
     denies: tuple[Rule, ...] = ()
 
+    @functools.cached_property
+    def sets_by_name(self) -> dict[str, AddressSet]:
+        return {s.name: s for s in self.sets}
+
     def address_set(self, name: str) -> AddressSet:
-        return next(s for s in self.sets if s.name == name)
+        return self.sets_by_name[name]
 
     def limit_prefix(self, family: Family) -> int:
         """The prefix length rate limits count a source by: whoever holds one IPv6
@@ -268,10 +283,12 @@ class Policy(_Frozen):
     def placeholder_sources(self, rule: Rule) -> list[str]:
         """The remote addresses of *rule* when every one is a documentation address
         (`DOCUMENTATION`); empty when it admits any address, none, or one real one."""
-        addresses = self.remote_addresses(rule) or []
-        nets = [ipaddress.ip_network(a) for a in addresses]
-        if all(any(n.subnet_of(d) for d in DOCUMENTATION if d.version == n.version) for n in nets):  # type: ignore[arg-type]
-            return addresses
+        if rule.remote is None:
+            return []
+        remote = self.address_set(rule.remote)
+        found = [remote.runs(f) for f in rule.families]
+        if any(found) and all(r.within(DOCUMENTATION[r.version]) for r in found):
+            return [a for f in rule.families for a in remote.family(f)]
         return []
 
     def whole_family_sets(self) -> list[tuple[AddressSet, Family]]:

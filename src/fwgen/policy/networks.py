@@ -5,16 +5,37 @@ sets rules name, each created once."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fwgen.errors import FwgenError, ResolveError, did_you_mean
 from fwgen.policy.ir import AddressSet
-from fwgen.profile.addresses import MAX_ENTRIES, Interval, collapse, merge, parse_network, read_list
+from fwgen.profile.addresses import (
+    MAX_ENTRIES,
+    Interval,
+    merge,
+    parse_network,
+    read_list,
+    runs,
+)
 from fwgen.profile.fields import looks_like_address
 from fwgen.profile.load import Located, MergedProfile
 
 MAX_NETWORK_DEPTH = 16  # networks naming networks naming networks ...
+
+
+def address_set_of(
+    intervals: Iterable[Interval], name: str, origin: str, written: tuple[str, ...]
+) -> AddressSet:
+    """The set of *intervals* (parsed addresses, any order), which keeps them as the `Runs`
+    that whatever compares addresses later uses (`AddressSet.runs`): nothing parses them
+    again. A copy (``model_copy``) keeps them too."""
+    both = runs(intervals)
+    made = AddressSet(
+        name=name, ipv4=both[4].texts(), ipv6=both[6].texts(), origin=origin, written=written
+    )
+    made.__dict__["by_version"] = both  # what its `by_version` would parse the texts into
+    return made
 
 
 def _set_name(label: str) -> str:
@@ -144,9 +165,8 @@ class Networks:
                 )
                 return None
             if name not in self.sets:
-                v4, v6 = collapse(self.network(name) or [])
-                self.sets[name] = AddressSet(
-                    name=name, ipv4=v4, ipv6=v6, origin=self.entries[name][1], written=(name,)
+                self.sets[name] = address_set_of(
+                    self.network(name) or [], name, self.entries[name][1], (name,)
                 )
             return name
         found: list[Interval] = []
@@ -178,20 +198,15 @@ class Networks:
                 )
             )
             return None
-        v4, v6 = collapse(found)
-        same = self.literal_sets.get((v4, v6, f"{where.file}:{where.line}"))
+        made = address_set_of(found, "", f"{where.file}:{where.line}", tuple(peers))
+        same_list = (made.ipv4, made.ipv6, made.origin)
+        same = self.literal_sets.get(same_list)
         if same is not None:
             return same
         name, n = _set_name(label), 1
         while name in self.sets or name in self.entries:
             n += 1
             name = f"{_set_name(label)}_{n}"
-        self.sets[name] = AddressSet(
-            name=name,
-            ipv4=v4,
-            ipv6=v6,
-            origin=f"{where.file}:{where.line}",
-            written=tuple(peers),
-        )
-        self.literal_sets[v4, v6, f"{where.file}:{where.line}"] = name
+        self.sets[name] = made.model_copy(update={"name": name})
+        self.literal_sets[same_list] = name
         return name

@@ -18,13 +18,18 @@ SHADOW_MARK = "fwgen shadow v1"
 LABEL_LIMITS = {"nftables": 120, "iptables": 200, "ufw": 200}
 
 
+UNQUOTABLE = "\"'\\`$"  # what no quoted string of any target may hold
+
+
 def plain_ascii(text: str, limit: int) -> str:
     """Printable ASCII with quotes and backslashes replaced, cut to *limit* characters.
 
     Safe inside double quotes for nft and iptables-restore, and inside single
     quotes for shells once single quotes are gone too.
     """
-    clean = "".join(c if " " <= c <= "~" and c not in "\"'\\`$" else "?" for c in text)
+    if text.isascii() and text.isprintable() and not any(c in text for c in UNQUOTABLE):
+        return text[:limit]  # nearly always: no character to look at one by one
+    clean = "".join(c if " " <= c <= "~" and c not in UNQUOTABLE else "?" for c in text)
     return clean[:limit]
 
 

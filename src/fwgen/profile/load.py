@@ -5,6 +5,7 @@ The result still knows, for every value, the file and line it came from.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,16 @@ from pydantic import BaseModel, ValidationError
 from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected
 from fwgen.profile.models import InboundRule, OutboundRule, Profile
 from fwgen.profile.options import Options
-from fwgen.read.paths import Boundary, Origins, is_file, is_within, profiles_dir, real_path
+from fwgen.read.once import by_content
+from fwgen.read.paths import (
+    Boundary,
+    Origins,
+    is_file,
+    is_within,
+    profiles_dir,
+    profiles_real,
+    real_path,
+)
 from fwgen.read.yamlsource import Document, Loc, parse, read_text
 
 T = TypeVar("T")
@@ -90,6 +100,11 @@ class MergedProfile:
 
 def builtin_profiles() -> dict[str, Path]:
     """Built-in profile names → files."""
+    return dict(_builtin_profiles())
+
+
+@functools.cache
+def _builtin_profiles() -> dict[str, Path]:  # the shipped folder does not change while fwgen runs
     return {p.stem: p for p in sorted(profiles_dir().glob("*.yaml"))}
 
 
@@ -99,7 +114,7 @@ def is_path(ref: str) -> bool:
 
 def is_builtin(path: Path) -> bool:
     """Whether *path* is one of fwgen's own profiles (by where it really is, not its name)."""
-    return is_within(real_path(path), real_path(profiles_dir()))
+    return is_within(real_path(path), profiles_real())
 
 
 def find_profile(ref: str, near: Path | None = None) -> Path:
@@ -126,8 +141,14 @@ def find_profile(ref: str, near: Path | None = None) -> Path:
 
 
 def read_profile(path: Path, shown: str) -> tuple[Profile, Document, str]:
-    """Read and validate one profile file (no ``extends`` applied)."""
+    """Read and validate one profile file (no ``extends`` applied): once for each content
+    (`fwgen.read.once`), so the hosts of a build share their parents. Nothing changes
+    what this returns."""
     text = read_text(path, shown)
+    return by_content(("profile", str(path), shown, text), lambda: _validated(path, shown, text))
+
+
+def _validated(path: Path, shown: str, text: str) -> tuple[Profile, Document, str]:
     doc = parse(text, shown)
     doc.source = path
     if doc.data is None:

@@ -31,6 +31,7 @@ from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected
 from fwgen.profile.addresses import network_text, parse_network
 from fwgen.profile.fields import PORT_SCHEMA, PORTLESS, SERVICE_RE, check_text, parse_port
 from fwgen.profile.load import validation_errors
+from fwgen.read.once import by_content
 from fwgen.read.yamlsource import Document, parse, read_text
 
 
@@ -303,7 +304,12 @@ def read_catalogue(path: Path, shown: str, site: bool = False) -> Entries:
     Returns the services, where each was defined, and (for site files) the names
     marked ``override: true``, which replace a built-in entry of the same name.
     """
-    doc = parse(read_text(path, shown, what="port database"), shown)
+    return catalogue_entries(read_text(path, shown, what="port database"), shown, site)
+
+
+def catalogue_entries(text: str, shown: str, site: bool = False) -> Entries:
+    """`read_catalogue` of a file's text."""
+    doc = parse(text, shown)
     if not isinstance(doc.data, list):
         raise ProfileError("a port database file is a YAML list of services", path=shown, line=1)
     services, origins, overrides, errors = [], {}, set(), []
@@ -406,10 +412,17 @@ def catalogue(extra_files: tuple[str, ...] = ()) -> Catalogue:
     return catalogue_of(tuple((f, f) for f in site_files(extra_files)))
 
 
-@functools.cache
 def catalogue_of(files: tuple[tuple[str, str], ...]) -> Catalogue:
-    """The built-in catalogue plus site files, each read from a path and shown by a name."""
-    sites = [read_catalogue(Path(path), shown, site=True) for path, shown in files]
+    """The built-in catalogue plus site files, each read from a path and shown by a name;
+    made once for each content of the files (`fwgen.read.once`)."""
+    texts = tuple(
+        (shown, read_text(Path(path), shown, what="port database")) for path, shown in files
+    )
+    return by_content(("catalogue", texts), lambda: _catalogue_of(texts))
+
+
+def _catalogue_of(texts: tuple[tuple[str, str], ...]) -> Catalogue:
+    sites = [catalogue_entries(text, shown, site=True) for shown, text in texts]
     return merge_catalogues(builtin_entries(), *sites)
 
 

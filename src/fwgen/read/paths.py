@@ -9,8 +9,12 @@ fwgen read ``/etc/shadow`` or write ``../../etc/cron.d/x``.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import posixpath
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,19 +39,47 @@ def templates_dir() -> Path:
     return data_dir("templates")
 
 
+@functools.cache
+def profiles_real() -> Path:
+    """The real path of the built-in profiles' folder (it never moves while fwgen runs)."""
+    return real_path(profiles_dir())
+
+
+_REAL: ContextVar[dict[str, Path] | None] = ContextVar("fwgen_real_paths", default=None)
+
+
+@contextlib.contextmanager
+def remembered_paths() -> Iterator[None]:
+    """Within: `real_path` follows the links of each path once (a build names the same
+    files for every host; the working directory stays where it is)."""
+    token = _REAL.set({})
+    try:
+        yield
+    finally:
+        _REAL.reset(token)
+
+
 def real_path(path: Path) -> Path:
     """*path* with every symlink followed (it need not exist); a NUL byte or a symlink
     loop is an error. A loop is caught here or, for the last link, when the file is opened."""
-    if "\0" in str(path):
+    text = str(path)
+    if "\0" in text:
         raise FwgenError("a path contains a NUL byte")
+    known = _REAL.get()
+    if known is not None and text in known:
+        return known[text]
     try:
-        return Path(os.path.realpath(path))
+        real = Path(os.path.realpath(path))
     except (OSError, ValueError, RuntimeError) as exc:
         raise FwgenError(f"cannot follow the path: {exc}") from None
+    if known is not None:
+        known[text] = real
+    return real
 
 
 def is_within(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
+    """Whether *path* is *folder* or below it (both real, or both as written)."""
+    return path == folder or str(path).startswith(os.path.join(str(folder), ""))
 
 
 def work_tree(folder: Path) -> Path | None:
@@ -92,7 +124,7 @@ class Origins:
         """The stable name of *path*: its folder's real path (the file itself is not followed,
         like `Boundary.around`) relative to the root, with ``/`` between parts."""
         folder = real_path(path.absolute().parent)
-        builtin = real_path(profiles_dir())
+        builtin = profiles_real()
         if is_within(folder, builtin):
             return f"profiles/{(folder / path.name).relative_to(builtin).as_posix()}"
         try:

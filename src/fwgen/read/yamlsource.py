@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import yaml
 
 from fwgen.errors import ProfileError, printable
+from fwgen.read.once import read_once
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 16  # the deepest real nesting (a port file entry's ports) is 4
@@ -54,9 +55,14 @@ def read_text(path: Path, display: str, what: str = "profile", limit: int = MAX_
     This is the one way fwgen reads what a user or a pull request gives it. Only a
     regular file is read (a FIFO, device or socket could hang or never end), at most
     *limit* bytes, as UTF-8; the text must pass `check_text`. ``\\r\\n`` line ends
-    become ``\\n``.
+    become ``\\n``. Inside `fwgen.read.once.one_reading`, a file is read once.
     """
-    return decode_text(_read_regular(path, display, what, limit), display, what)
+    return read_once(
+        path,
+        what,
+        limit,
+        lambda: decode_text(_read_regular(path, display, what, limit), display, what),
+    )
 
 
 def decode_text(raw: bytes, display: str, what: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from fwgen.errors import split_location
 from fwgen.policy.accepted import reason_for
-from fwgen.policy.ir import Policy, Rule, few, set_hint, whole_family_warning
+from fwgen.policy.ir import FAMILIES, Policy, Rule, few, set_hint, whole_family_warning
 from fwgen.profile.codes import CODES, Level
 from fwgen.profile.portdb import Catalogue
 from fwgen.review import netneeds
@@ -56,10 +56,10 @@ def _public(policy: Policy, rule: Rule) -> str | None:
     if rule.remote is None:
         return "any address"
     remote = policy.address_set(rule.remote)
-    for text in (*remote.ipv4, *remote.ipv6):
-        net = ipaddress.ip_network(text)
-        if not (net.is_private or net.is_link_local or net.is_loopback):
-            return f"the public range {text}"
+    for family in FAMILIES:
+        for text, net in remote.runs(family).networks():
+            if not (net.is_private or net.is_link_local or net.is_loopback):
+                return f"the public range {text}"
     return None
 
 

@@ -7,13 +7,13 @@ the host's addresses and the remote networks, as sets of addresses.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import NamedTuple
 
 from fwgen.policy.denies import VERBS
-from fwgen.policy.ir import Policy, PortRange, Rule
+from fwgen.policy.ir import Family, Policy, PortRange, Rule
+from fwgen.profile.addresses import Runs
 
-Net = ipaddress.IPv4Network | ipaddress.IPv6Network
+Nets = dict[Family, Runs]  # a rule's remote addresses, by family
 
 
 class DenyProblem(NamedTuple):
@@ -23,24 +23,26 @@ class DenyProblem(NamedTuple):
     location: str
 
 
-def _nets(policy: Policy, rule: Rule) -> list[Net] | None:
-    """The rule's remote networks over its families; None: any address."""
-    found = policy.remote_addresses(rule)
-    return None if found is None else [ipaddress.ip_network(a) for a in found]
+def _nets(policy: Policy, rule: Rule) -> Nets | None:
+    """The rule's remote addresses over its families, as intervals; None: any address."""
+    if rule.remote is None:
+        return None
+    found = policy.address_set(rule.remote)
+    return {family: found.runs(family) for family in rule.families}
 
 
-def _within(inner: list[Net] | None, outer: list[Net] | None) -> bool:
+def _within(inner: Nets | None, outer: Nets | None) -> bool:
     if outer is None:
         return True
     if inner is None:
         return False
-    return all(any(n.version == o.version and n.subnet_of(o) for o in outer) for n in inner)  # type: ignore[arg-type]
+    return all(f in outer and runs.within(outer[f]) for f, runs in inner.items() if len(runs))
 
 
-def _meet(a: list[Net] | None, b: list[Net] | None) -> bool:
+def _meet(a: Nets | None, b: Nets | None) -> bool:
     if a is None or b is None:
         return True
-    return any(x.version == y.version and x.overlaps(y) for x in a for y in b)
+    return any(f in b and runs.meets(b[f]) for f, runs in a.items())
 
 
 def _ports_within(inner: tuple[PortRange, ...], outer: tuple[PortRange, ...]) -> bool:

@@ -153,8 +153,9 @@ def _open_ways(*policies: Policy) -> set[str]:
     }
 
 
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return all(a[k] == b[k] for k in COMPARED)
+def _admits(row: dict[str, Any]) -> tuple[object, ...]:
+    """What a row admits (`COMPARED`), hashable: equal for identical rules."""
+    return tuple(tuple(v) if isinstance(v, list) else v for v in (row[k] for k in COMPARED))
 
 
 def _pair(
@@ -162,14 +163,17 @@ def _pair(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[dict[str, Any], dict[str, Any]]]]:
     """Rules of one name: (added, removed, changed pairs). Identical rules cancel out; one
     rule left on each side is a change of that rule, anything else is opened or closed."""
-    left = list(before)
-    added = []
+    twins: dict[tuple[object, ...], list[int]] = {}
+    for i, old in reversed(list(enumerate(before))):
+        twins.setdefault(_admits(old), []).append(i)  # the first one last, to pop it first
+    added, cancelled = [], set()
     for row in after:
-        twin = next((old for old in left if _same(old, row)), None)
-        if twin is None:
-            added.append(row)
+        same = twins.get(_admits(row))
+        if same:
+            cancelled.add(same.pop())
         else:
-            left.remove(twin)
+            added.append(row)
+    left = [old for i, old in enumerate(before) if i not in cancelled]
     if len(left) == 1 and len(added) == 1:
         return [], [], [(left[0], added[0])]
     return added, left, []

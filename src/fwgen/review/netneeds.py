@@ -8,11 +8,11 @@ address is cut off as surely as one whose SSH rule is missing.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from fwgen.policy.ir import Policy, Rule
 from fwgen.policy.placeholders import empty_groups, empty_networks, policy_warnings
+from fwgen.profile.addresses import parse_network
 
 # What IPv6 needs from the link: neighbour solicitations and advertisements (IPv6's
 # ARP), from any address; multicast listener queries, from link-local addresses (a
@@ -21,7 +21,7 @@ from fwgen.policy.placeholders import empty_groups, empty_networks, policy_warni
 NEIGHBOUR_DISCOVERY = ("nd-neighbor-solicit", "nd-neighbor-advert")
 MLD_QUERY = "mld-listener-query"
 ROUTER_ADVERT = "nd-router-advert"
-LINK_LOCAL = ipaddress.IPv6Network("fe80::/10")
+LINK_LOCAL = parse_network("fe80::/10")[1:]  # (first, last)
 # What a DHCP client sends: (protocol, port, family, name).
 DHCP_OUT = (("udp", 67, "ipv4", "DHCP (67/udp)"), ("udp", 547, "ipv6", "DHCPv6 (547/udp)"))
 
@@ -58,8 +58,8 @@ def _accepts(policy: Policy, rule: Rule, icmp_type: str) -> bool:
         return False
     if rule.remote is None:
         return True
-    return icmp_type == MLD_QUERY and any(
-        LINK_LOCAL.subnet_of(ipaddress.IPv6Network(n)) for n in policy.address_set(rule.remote).ipv6
+    return icmp_type == MLD_QUERY and policy.address_set(rule.remote).runs("ipv6").holds(
+        *LINK_LOCAL
     )
 
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import Any
 
 from fwgen.errors import split_location
-from fwgen.policy.ir import Policy, PortRange, Rule, interfaces_within
-from fwgen.profile.addresses import Interval, merge, parse_network
+from fwgen.policy.ir import Family, Policy, PortRange, Rule, interfaces_within
 
 WIDE = 256  # a rule accepting more ports than this is indexed by block of this many ports
 Key = tuple[str, str, int | str]
@@ -47,6 +47,55 @@ def _first(rule: Rule) -> int | str:
     return rule.ports[0].start if rule.ports else rule.icmp_types[0] if rule.icmp_types else ""
 
 
+STAB = 8  # a bucket of more rules than twice this is searched by address
+
+
+@dataclass
+class _Stab:
+    """The rules of one bucket by the intervals of their sources in one family, sorted by
+    first address, with the highest last address so far: which hold an address is found
+    by walking back from where it would sit, no further than the intervals that reach it."""
+
+    anyone: list[Rule]
+    starts: list[int]
+    lasts: list[int]
+    reach: list[int]
+    owners: list[Rule]
+
+    @classmethod
+    def of(cls, policy: Policy, rules: list[Rule], family: Family) -> _Stab:
+        anyone = [r for r in rules if r.remote is None and family in r.families]
+        spans = sorted(
+            (first, last, i)
+            for i, r in enumerate(rules)
+            if r.remote is not None and family in r.families
+            for _, first, last in policy.address_set(r.remote).runs(family).intervals()
+        )
+        reach, highest = [], -1
+        for _, last, _ in spans:
+            highest = max(highest, last)
+            reach.append(highest)
+        return cls(
+            anyone,
+            [f for f, _, _ in spans],
+            [la for _, la, _ in spans],
+            reach,
+            [rules[i] for _, _, i in spans],
+        )
+
+    def holding(self, address: int | None) -> list[Rule]:
+        """The rules whose sources hold *address* (None: any address), and those of any."""
+        out = list(self.anyone)
+        if address is None:
+            return out
+        i = bisect.bisect_right(self.starts, address) - 1
+        while i >= 0 and self.reach[i] >= address:
+            if self.lasts[i] >= address:
+                out.append(self.owners[i])
+            i -= 1
+        return out
+
+
 @dataclass
 class Shadows:
     """The index of a Policy's unconditional rules, and what each rule is shadowed by."""
@@ -56,9 +105,7 @@ class Shadows:
     position: dict[int, int] = field(default_factory=dict)
     index: dict[Key, list[Rule]] = field(default_factory=dict)
     wide: dict[tuple[str, str, int], list[Rule]] = field(default_factory=dict)
-    runs: dict[tuple[str | None, str], tuple[list[int], list[Interval]]] = field(
-        default_factory=dict
-    )
+    stabs: dict[tuple[int, Any, Family], _Stab] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         files = {name: i for i, name in enumerate(self.policy.files)}
@@ -86,11 +133,15 @@ class Shadows:
             return None
         first = _first(rule)
         block = first // WIDE if isinstance(first, int) else -1
-        candidates = [
-            *self.index.get((rule.direction, rule.proto, first), ()),
-            *self.wide.get((rule.direction, rule.proto, block), ()),
-        ]
-        for other in sorted(candidates, key=lambda o: self.position[id(o)]):
+        candidates = {
+            id(other): other
+            for bucket, key in (
+                (self.index, (rule.direction, rule.proto, first)),
+                (self.wide, (rule.direction, rule.proto, block)),
+            )
+            for other in self._holding(bucket, key, rule)
+        }
+        for other in sorted(candidates.values(), key=lambda o: self.position[id(o)]):
             if other is rule:
                 continue
             self.compared += 1
@@ -101,6 +152,19 @@ class Shadows:
                 continue  # a duplicate is reported once, on the later rule
             return Shadow(rule, other, same)
         return None
+
+    def _holding(self, bucket: dict[Any, list[Rule]], key: Any, rule: Rule) -> list[Rule]:
+        """The rules of *bucket*[*key*] whose sources could hold *rule*'s: those of any
+        address, and those whose sources hold its first address (in its first family)."""
+        rules = bucket.get(key, [])
+        family = rule.families[0]
+        found = self.policy.address_set(rule.remote).runs(family) if rule.remote else None
+        if len(rules) < 2 * STAB or (found is not None and not found):
+            return rules
+        stab = self.stabs.get((id(bucket), key, family))
+        if stab is None:
+            stab = self.stabs[id(bucket), key, family] = _Stab.of(self.policy, rules, family)
+        return stab.holding(found.starts[0] if found is not None else None)
 
     def _covered(self, rule: Rule, other: Rule) -> bool:
         """Whether *other* accepts every packet *rule* accepts (limits aside)."""
@@ -117,25 +181,11 @@ class Shadows:
             and all(self._inside(rule.remote, other.remote, f) for f in rule.families)
         )
 
-    def _inside(self, remote: str | None, wider: str | None, family: str) -> bool:
+    def _inside(self, remote: str | None, wider: str | None, family: Family) -> bool:
         """Whether the addresses of the set *remote* (None: any) are all in *wider*."""
         if wider is None or remote == wider:
             return True
         if remote is None:
             return False
-        starts, lasts = self._runs(wider, family)
-        for _, first, last in self._runs(remote, family)[1]:
-            i = bisect.bisect_right(starts, first) - 1
-            if i < 0 or lasts[i][2] < last:
-                return False
-        return True
-
-    def _runs(self, name: str, family: str) -> tuple[list[int], list[Interval]]:
-        """The set's addresses of *family* as merged intervals, and where each starts."""
-        key = (name, family)
-        if key not in self.runs:
-            found = self.policy.address_set(name)
-            texts = found.ipv4 if family == "ipv4" else found.ipv6
-            merged = merge(parse_network(t) for t in texts)
-            self.runs[key] = ([first for _, first, _ in merged], merged)
-        return self.runs[key]
+        addresses = self.policy.address_set
+        return addresses(remote).runs(family).within(addresses(wider).runs(family))
