@@ -110,8 +110,9 @@ def refuse_what_the_target_does_not_know(
             )
     if options.sets_only and not target.sets_only:
         raise RenderError(
-            f"{target.name}: --sets-only cannot be expressed: it has no sets of its own to "
-            "update; render the whole ruleset"
+            f"{target.name}: --sets-only cannot be expressed: "
+            f"{target.sets_only_note or 'it has no sets of its own to update'}; render the "
+            "whole ruleset"
         )
 
 
@@ -131,6 +132,7 @@ class Target:
     interfaces: bool = False  # whether a rule can be limited to interfaces
     # Whether `render --sets-only` writes the blocklists alone (`targets.blocklists`).
     sets_only: bool = False
+    sets_only_note: str = ""  # why not, when the target has sets all the same
 
     def module(self) -> TargetModule:
         module: Any = importlib.import_module(f"fwgen.targets.{self.name}")
@@ -254,6 +256,8 @@ TARGETS: dict[str, Target] = {
             title="firewalld (a zone of fwgen's own, its ipsets and policies, an install script)",
             protocols=EVERY_PROTOCOL,
             interfaces=True,
+            sets_only_note="firewalld replaces an ipset's entries atomically only by reloading "
+            "its whole configuration (firewall-cmd --reload, as fwgen-firewalld.sh does)",
             files=(
                 "fwgen-firewalld.sh",
                 "zones/fwgen.xml",
@@ -280,6 +284,13 @@ TARGETS: dict[str, Target] = {
                 "ignore: left to firewalld and the programs that add zones to it",
                 "containers": "refused: firewalld accepts connections NATed to published ports "
                 "ahead of every zone and policy",
+                "deny/reject": "yes (rich rules at negative priorities, before every allow; "
+                "reject: RST or ICMP, 20/second per rich rule, then dropped; refuse: rich rules "
+                "at priority 32000 ahead of the zone's DROP, not %%REJECT%%, which has no limit)",
+                "blocklists": "yes (ipsets above 16 addresses, 20,000 entries in all; updated "
+                "by the install script's reload, which keeps established connections; no "
+                "--sets-only)",
+                "connlimit": "no: rendered without the cap, warned",
             },
         ),
         Target(

@@ -12,6 +12,10 @@ target DROP) holding the outbound rules; ``forward: accept`` the policy
 forwards, so ``forward: drop`` needs nothing, and ``ignore`` leaves forwarding to
 firewalld and the programs that add zones and policies to it.
 
+Deny and reject rules are rich rules at negative priorities, the default's rejects
+(``refuse: reject``) rich rules after every allow, and a connection cap is rendered
+without the cap, warned (see `fwgen.targets.firewalld_deny`).
+
 The profile names no interface, so the script makes ``fwgen`` the default zone: every
 interface no zone claims is in it. Before anything changes the script refuses when
 another zone (not Docker's or libvirt's) holds an interface or a source, since that
@@ -34,6 +38,12 @@ from typing import Any
 from fwgen.errors import RenderError
 from fwgen.policy.ir import Family, Policy, Rule, few
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_what_the_platform_accepts
+from fwgen.targets.firewalld_deny import (
+    connlimit_warning,
+    deny_heading,
+    deny_lines,
+    refusal_lines,
+)
 from fwgen.targets.firewalld_xml import (
     ICMP_FAMILY,
     Peer,
@@ -44,6 +54,7 @@ from fwgen.targets.firewalld_xml import (
     xml_comment,
     xml_text,
 )
+from fwgen.targets.refusal import REFUSED
 from fwgen.targets.text import drop_log_prefix, empty_note, identifier, plain_ascii, rule_heading
 
 ZONE = "fwgen"
@@ -51,6 +62,7 @@ OUTBOUND = "fwgen-outbound"
 FORWARD = "fwgen-forward"
 SCRIPT = "fwgen-firewalld.sh"
 IPSET_ABOVE = 16  # a network of more addresses (of one family) becomes an ipset
+IPSET_ENTRIES_MAX = 20_000  # in all ipsets: what firewalld reloads in time (see below)
 # Zones that container and VM engines bind their own bridges to: left as they are.
 ENGINE_ZONES = ("docker", "libvirt", "libvirt-routed")
 # Neighbour discovery that firewalld's own policy allow-host-ipv6 admits from anyone.
@@ -95,11 +107,15 @@ class _Writer:
         return self.ipsets[set_name, family].name
 
     def peers(self, rule: Rule, family: Family) -> list[Peer]:
-        if rule.remote is None:
+        return self.peers_of(rule.remote, family)
+
+    def peers_of(self, set_name: str | None, family: Family) -> list[Peer]:
+        """Anyone (None), the set's addresses of *family*, or its ipset above IPSET_ABOVE."""
+        if set_name is None:
             return [Peer()]
-        addresses = self.policy.address_set(rule.remote).family(family)
+        addresses = self.policy.address_set(set_name).family(family)
         if len(addresses) > IPSET_ABOVE:
-            return [Peer(ipset=self.ipset(rule.remote, family))]
+            return [Peer(ipset=self.ipset(set_name, family))]
         return [Peer(address=a) for a in addresses]
 
     def matched(self, rule: Rule) -> list[str]:
@@ -114,6 +130,8 @@ class _Writer:
             )
         if rule.limit is not None:
             self.warnings.append(self.limit_warning(rule))
+        if rule.connlimit is not None:
+            self.warnings.append(connlimit_warning(rule))
         return found
 
     def link_scoped(self, rule: Rule) -> list[str]:
@@ -191,17 +209,38 @@ class _Writer:
             for rule in rules
         ]
 
+    def deny_entries(self, rules: list[Rule]) -> list[dict[str, Any]]:
+        """Deny and reject rules, ahead of every allow (`firewalld_deny`)."""
+        return [
+            {
+                "heading": xml_comment(deny_heading(rule)),
+                "lines": deny_lines(rule, self.peers),
+                "note": xml_comment(empty_note(rule)),
+            }
+            for rule in rules
+        ]
+
+    def refusals(self) -> list[dict[str, Any]]:
+        """The default's rejects (``options.refuse: reject``), after every allow."""
+        if self.policy.refuse != "reject":
+            return []
+        log = _drop_log_element("in") if self.policy.log_drops else ""
+        lines = refusal_lines(
+            ("ipv4", "ipv6"), lambda f: self.peers_of(self.policy.refuse_from, f), log
+        )
+        return [{"heading": xml_comment(REFUSED), "lines": lines, "note": ""}]
+
+
+def _drop_log_element(chain: str) -> str:
+    prefix = plain_ascii(drop_log_prefix(chain), 60)
+    limit = f"<limit{attrs(value=DROP_LOG_LIMIT)}/>"
+    return f"<log{attrs(prefix=prefix, level='info')}>{limit}</log>"
+
 
 def _drop_log(chain: str) -> list[str]:
     """A rich rule after every other (priority 32767: firewalld's _post chain) that logs
     what falls through to the target, rate limited."""
-    prefix = plain_ascii(drop_log_prefix(chain), 60)
-    limit = f"<limit{attrs(value=DROP_LOG_LIMIT)}/>"
-    return [
-        '<rule priority="32767">',
-        f"  <log{attrs(prefix=prefix, level='info')}>{limit}</log>",
-        "</rule>",
-    ]
+    return ['<rule priority="32767">', f"  {_drop_log_element(chain)}", "</rule>"]
 
 
 def _refuse(policy: Policy, options: RenderOptions) -> None:
@@ -260,7 +299,7 @@ def _patterns(policy: Policy) -> list[str]:
     """The interface names (a final ``*``: every name it starts) rules are limited to,
     each to be bound to a zone of its own; refused where one could hold another's
     interfaces, since firewalld puts an interface in one zone only."""
-    names = sorted({i for r in policy.rules if r.families for i in r.interfaces})
+    names = sorted({i for r in (*policy.rules, *policy.denies) if r.families for i in r.interfaces})
     for wide in (n for n in names if n.endswith("*")):
         for other in names:
             if other != wide and other.startswith(wide[:-1]):
@@ -272,9 +311,14 @@ def _patterns(policy: Policy) -> list[str]:
     return names
 
 
-def _zone(policy: Policy, writer: _Writer, name: str, on: str, rules: list[Rule]) -> dict[str, Any]:
-    """A zone (target DROP) of *rules*; bound to the interfaces *on* names, or none (the
-    default zone)."""
+def _zone(policy: Policy, writer: _Writer, name: str, on: str) -> dict[str, Any]:
+    """A zone (target DROP) of the inbound rules and denies on *on* or on every interface;
+    bound to the interfaces *on* names, or, when it names none, the default zone holding
+    only those on every interface."""
+    rules, denies = (
+        [r for r in found if r.direction == "in" and (not r.interfaces or on in r.interfaces)]
+        for found in (policy.rules, policy.denies)
+    )
     binding = on[:-1] + "+" if on.endswith("*") else on  # firewalld's wildcard is +
     where = f": on {on}" if on else ""
     return {
@@ -283,9 +327,53 @@ def _zone(policy: Policy, writer: _Writer, name: str, on: str, rules: list[Rule]
         "short": xml_text(name),
         "description": xml_text(f"fwgen: {policy.profile}{where}: {policy.description}"),
         "bindings": [f"<interface{attrs(name=binding)}/>"] if on else [],
-        "entries": writer.entries(rules),
+        "entries": writer.deny_entries(denies) + writer.entries(rules) + writer.refusals(),
         "log": _drop_log("in") if policy.log_drops else [],
     }
+
+
+def _refuse_slow_ipsets(ipsets: list[_Ipset]) -> None:
+    """An error above IPSET_ENTRIES_MAX entries in all: firewalld 1.3 adds an ipset's
+    entries one by one at every reload (20,000 took 9 seconds on a small machine,
+    100,000 over 60), longer than firewall-cmd --reload waits for it over D-Bus."""
+    total = sum(len(s.entries) for s in ipsets)
+    if total > IPSET_ENTRIES_MAX:
+        largest = max(ipsets, key=lambda s: len(s.entries))
+        raise RenderError(
+            f"firewalld: the ipsets would hold {total:,} entries ({largest.origin}: "
+            f"{len(largest.entries):,}), more than the {IPSET_ENTRIES_MAX:,} firewalld reloads "
+            "in time (it adds them one by one); use nftables or iptables for large lists"
+        )
+
+
+def _outbound(policy: Policy, writer: _Writer, patterns: list[str]) -> list[dict[str, Any]]:
+    """With outbound deny, or outbound deny and reject rules: the policy fwgen-outbound
+    (target DROP, or CONTINUE when only the denies refuse), and fwgen-outbound-ifN
+    (CONTINUE) for the rules and denies limited to an interface."""
+    drop = policy.defaults.outbound == "drop"
+    outbound = [r for r in policy.rules if r.direction == "out"]
+    denies = [r for r in policy.denies if r.direction == "out"]
+    if not drop:
+        writer.entries(outbound)  # nothing to write (all is accepted); warnings still count
+        outbound = []
+        if not denies:
+            return []
+    policies = []
+    for n, on in enumerate(patterns, 1):
+        rules, refused = ([r for r in found if on in r.interfaces] for found in (outbound, denies))
+        if rules or refused:
+            what = f"What this host may send on {on}, besides what fwgen-outbound admits"
+            out = _policy(f"{OUTBOUND}-if{n}", "CONTINUE", "HOST", f"{ZONE}-if{n}", what, -2)
+            out["entries"] = writer.deny_entries(refused) + writer.entries(rules)
+            policies.append(out)
+    what = "What this host may send: the profile's outbound rules"
+    if not drop:
+        what = "What this host may not send: the profile's outbound deny and reject rules"
+    out = _policy(OUTBOUND, "DROP" if drop else "CONTINUE", "HOST", "ANY", what)
+    out["entries"] = writer.deny_entries([r for r in denies if not r.interfaces])
+    out["entries"] += writer.entries([r for r in outbound if not r.interfaces])
+    out["log"] = _drop_log("out") if policy.log_drops and drop else []
+    return [*policies, out]
 
 
 def build(policy: Policy, options: RenderOptions) -> Build:
@@ -295,37 +383,10 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     policy ``fwgen-out-ifN`` from HOST to it, target CONTINUE, ahead of fwgen-outbound)."""
     _refuse(policy, options)
     writer = _Writer(policy)
-    inbound = [r for r in policy.rules if r.direction == "in"]
-    outbound = [r for r in policy.rules if r.direction == "out"]
     patterns = _patterns(policy)
-    zones = [_zone(policy, writer, ZONE, "", [r for r in inbound if not r.interfaces])]
-    zones += [
-        _zone(
-            policy,
-            writer,
-            f"{ZONE}-if{n}",
-            on,
-            [r for r in inbound if not r.interfaces or on in r.interfaces],
-        )
-        for n, on in enumerate(patterns, 1)
-    ]
-    policies: list[dict[str, Any]] = []
-    if policy.defaults.outbound == "drop":
-        for n, on in enumerate(patterns, 1):
-            rules = [r for r in outbound if on in r.interfaces]
-            if rules:
-                what = f"What this host may send on {on}, besides what fwgen-outbound admits"
-                out = _policy(f"{OUTBOUND}-if{n}", "CONTINUE", "HOST", f"{ZONE}-if{n}", what, -2)
-                out["entries"] = writer.entries(rules)
-                policies.append(out)
-        out = _policy(
-            OUTBOUND, "DROP", "HOST", "ANY", "What this host may send: the profile's outbound rules"
-        )
-        out["entries"] = writer.entries([r for r in outbound if not r.interfaces])
-        out["log"] = _drop_log("out") if policy.log_drops else []
-        policies.append(out)
-    elif outbound:
-        writer.entries(outbound)  # nothing to write (all is accepted); warnings still count
+    zones = [_zone(policy, writer, ZONE, "")]
+    zones += [_zone(policy, writer, f"{ZONE}-if{n}", on) for n, on in enumerate(patterns, 1)]
+    policies = _outbound(policy, writer, patterns)
     if policy.defaults.forward == "accept":
         policies.append(
             _policy(FORWARD, "ACCEPT", "ANY", "ANY", "forward: accept: this host routes for others")
@@ -336,6 +397,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             "log_drops: forwarded packets are rejected by firewalld itself, which logs them only "
             "with LogDenied in firewalld.conf (not fwgen's to change); they are not logged"
         )
+    _refuse_slow_ipsets(list(writer.ipsets.values()))
     ipsets: list[dict[str, Any]] = [
         {
             "file": s.file,

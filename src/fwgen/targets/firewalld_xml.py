@@ -121,16 +121,22 @@ def rich_rule(
     element: str,
     rule: Rule,
     action: str = "accept",
+    priority: int | None = None,
 ) -> list[str]:
     """One ``<rule>`` accepting (or dropping) what *element* (a port, a protocol, an ICMP
-    type) names, from or to *remote*, at *local*, logged when the rule asks for it."""
+    type) names, from or to *remote*, at *local*, logged when an accepting rule asks for
+    it; *action* a word, or the XML of an action (`firewalld_deny`)."""
     inbound = rule.direction == "in"
     source, destination = (remote, Peer(local)) if inbound else (Peer(local), remote)
     inner = [source.element("source"), destination.element("destination"), element]
     if rule.log and action == "accept":
         inner.append(f"<log{attrs(prefix=log_prefix(rule), level='info')}/>")
-    inner.append(f"<{action}/>")
-    return [f"<rule{attrs(family=family)}>", *(f"  {i}" for i in inner if i), "</rule>"]
+    inner.append(action if action.startswith("<") else f"<{action}/>")
+    return [
+        f"<rule{attrs(family=family, priority=priority)}>",
+        *(f"  {i}" for i in inner if i),
+        "</rule>",
+    ]
 
 
 def elements(rule: Rule) -> tuple[list[str], list[str]]:
