@@ -293,38 +293,5 @@ TARGETS: dict[str, Target] = {
                 "connlimit": "no: rendered without the cap, warned",
             },
         ),
-        Target(
-            name="firewalld",
-            title="firewalld (a zone of fwgen's own, its ipsets and policies, an install script)",
-            protocols=EVERY_PROTOCOL,
-            interfaces=True,
-            files=(
-                "fwgen-firewalld.sh",
-                "zones/fwgen.xml",
-                "ipsets/fwgen-*.xml",
-                "policies/fwgen-*.xml",
-            ),
-            capabilities={
-                "families": "ipv4+ipv6 in one zone (rich rules take a family where one is meant)",
-                "port ranges/lists": "yes (<port> elements; rich rules where restricted)",
-                "source sets": "yes (one rich rule per address; ipset above 16)",
-                "rate limits": "no: a rich rule's limit is one bucket for every source, so "
-                "rules are rendered without their limit, warned",
-                "logging": "yes (rich rule log; drops by a last rich rule; forward drops "
-                "only by firewalld's LogDenied, warned)",
-                "icmp types": "yes, by firewalld's names; MLD (which it cannot name): all ICMPv6 "
-                "but echo requests with peers on the link only; neighbour discovery is admitted "
-                "by firewalld itself (allow-host-ipv6), the hop limit checked by Linux",
-                "interfaces": "yes: a zone fwgen-ifN bound to each name (a final * is firewalld's "
-                "+), with those rules and every rule on any interface; overlapping names refused",
-                "protocols": "tcp, udp, sctp with ports; esp, ah, gre",
-                "outbound deny": "yes (policy fwgen-outbound, HOST to ANY; on an interface, "
-                "fwgen-outbound-ifN, HOST to its zone, ahead of it)",
-                "forward policy": "drop: firewalld's own; accept: policy fwgen-forward; "
-                "ignore: left to firewalld and the programs that add zones to it",
-                "containers": "refused: firewalld accepts connections NATed to published ports "
-                "ahead of every zone and policy",
-            },
-        ),
     )
 }
