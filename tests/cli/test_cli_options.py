@@ -256,6 +256,7 @@ COMMANDS = [
     "check",
     "explain",
     "diff",
+    "query",
     "build",
     "audit",
     "discover",

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from fwgen import __version__
-from fwgen.cli import catalogue, hits, host, render, review
+from fwgen.cli import catalogue, hits, host, query, render, review
 from fwgen.cli.common import STATE, App, user_errors
 from fwgen.cli.shadow import shadow_app
 
@@ -52,6 +52,7 @@ COMMANDS = (
     review.check,
     review.explain,
     review.diff,
+    query.query,
     render.build,
     host.audit,
     host.discover,

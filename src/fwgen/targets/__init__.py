@@ -133,6 +133,9 @@ class Target:
     # Whether `render --sets-only` writes the blocklists alone (`targets.blocklists`).
     sets_only: bool = False
     sets_only_note: str = ""  # why not, when the target has sets all the same
+    # What the target renders without, with a warning (`fwgen query` decides without it):
+    # "limit" (rate limits), "connlimit" (connection caps), "reject" (a silent drop instead).
+    lacks: tuple[str, ...] = ()
 
     def module(self) -> TargetModule:
         module: Any = importlib.import_module(f"fwgen.targets.{self.name}")
@@ -229,6 +232,7 @@ TARGETS: dict[str, Target] = {
         Target(
             name="windows",
             title="Windows Firewall (PowerShell, NetSecurity cmdlets)",
+            lacks=("limit", "connlimit", "reject"),
             files=("fwgen.ps1",),
             protocols=(*BASIC_PROTOCOLS, "esp", "ah", "gre"),
             protocol_note=" (its ports are for TCP and UDP only)",
@@ -254,6 +258,7 @@ TARGETS: dict[str, Target] = {
         Target(
             name="firewalld",
             title="firewalld (a zone of fwgen's own, its ipsets and policies, an install script)",
+            lacks=("limit", "connlimit"),
             protocols=EVERY_PROTOCOL,
             interfaces=True,
             sets_only_note="firewalld replaces an ipset's entries atomically only by reloading "
