@@ -292,7 +292,7 @@ def doc_examples() -> list[tuple[str, str]]:
 
 
 def test_the_docs_have_examples() -> None:
-    assert len(doc_examples()) == 7
+    assert len(doc_examples()) == 8
 
 
 @pytest.mark.parametrize(("command", "output"), doc_examples())

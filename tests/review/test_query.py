@@ -179,11 +179,40 @@ def test_a_limited_rule_says_what_comes_beyond_its_rate(site: Policy) -> None:
         "up to 3 new connections a minute per source /48; beyond them, "
         "rejected (TCP reset) by the default policy (options.refuse: reject)",
         "at most 20 answers a second; beyond them, dropped in silence",
+        f"had it named interface eth1, wg* (private), accepted by ssh-backend ({at(BACKEND)})",
     )
     # established packets are not counted (nor matched) by a limit: the shortcut has them
     assert answer(site, "tcp 8.8.8.8 -> 2222 established") == [
         "accepted by the established shortcut (options.established)"
     ]
+
+
+def test_a_dropped_packet_names_the_rules_that_would_admit_what_it_leaves_out(
+    site: Policy,
+) -> None:
+    def notes(text: str) -> list[str]:
+        packet = parse_packet(text)
+        return [n for f in packet.families for n in decide(site, packet, f).notes]
+
+    assert notes("tcp -> 8080") == [
+        f"had it named the destination 10.0.0.1, accepted by local-web ({at(LOCAL_WEB)})"
+    ]
+    # outbound, the multicast groups are the peer (to:), over each family
+    assert (
+        notes("out udp -> 5353")
+        == [f"had it named a destination in 224.0.0.251, ff02::fb, accepted by mdns ({at(MDNS)})"]
+        * 2
+    )
+    # a source that no network holds, on no named interface: ssh from lan, ssh-backend
+    assert notes("tcp [2001:db8::1] -> 22") == [
+        f"had it named interface eth1, wg* (private), accepted by ssh-backend ({at(BACKEND)})"
+    ]
+    assert notes("tcp -> 22")[:2] == [
+        f"had it named interface eth1, wg* (private), accepted by ssh-backend ({at(BACKEND)})",
+        f"had it named a source in lan, accepted by ssh ({at(SSH)})",
+    ]
+    # what it names decides: nothing to hint
+    assert notes("tcp 8.8.8.8 -> 10.0.0.2:8080") == []
 
 
 def test_a_connection_cap_rejects_beyond_it(site: Policy) -> None:

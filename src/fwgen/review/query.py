@@ -16,7 +16,7 @@ asked again without it (*lacks*): the CLI passes what each target declares it la
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from fwgen.policy.denies import deny_title
@@ -32,6 +32,7 @@ FEATURES = ("limit", "connlimit", "reject")
 REJECT_RATE = 20  # answers per second (`fwgen.targets.refusal.REJECT_RATE`)
 MULTICAST = {4: parse_network("224.0.0.0/4"), 6: parse_network("ff00::/8")}
 BROADCAST = parse_network("255.255.255.255")
+MAX_HINTS = 3  # rules named in a dropped packet's notes (`_with_hints`)
 
 
 @dataclass(frozen=True)
@@ -193,9 +194,10 @@ def _per(policy: Policy, family: Family) -> str:
 def _default(policy: Policy, packet: Packet, family: Family, lacks: frozenset[str]) -> Decision:
     if packet.direction == "out":
         verdict: Verdict = "accepted" if policy.defaults.outbound == "accept" else "dropped"
-        return Decision(
+        found = Decision(
             family, verdict, f"the default policy (outbound: {policy.defaults.outbound})"
         )
+        return found if verdict == "accepted" else _with_hints(found, policy, packet)
     refused = policy.refuse_from is None or _holds(
         policy, policy.refuse_from, packet.remote, family
     )
@@ -203,10 +205,49 @@ def _default(policy: Policy, packet: Packet, family: Family, lacks: frozenset[st
         how = {"tcp": "TCP reset", "udp": "ICMP port unreachable"}.get(
             packet.proto, "ICMP administratively prohibited"
         )
-        return _reject(
+        found = _reject(
             family, packet, "the default policy (options.refuse: reject)", "", how, lacks
         )
-    return Decision(family, "dropped", "the default policy")
+    else:
+        found = Decision(family, "dropped", "the default policy")
+    return _with_hints(found, policy, packet)
+
+
+def _with_hints(found: Decision, policy: Policy, packet: Packet) -> Decision:
+    """*found* with the rules that would admit the packet had it named what it leaves out
+    (its peer's address, its interface, this host's address): where to look next."""
+    hints = [
+        f"had it named {what}, accepted by {rule.name} ({rule.origin})"
+        for rule in policy.rules
+        for what in [_unnamed(policy, rule, packet, found.family)]
+        if what
+    ]
+    if len(hints) > MAX_HINTS:
+        hints[MAX_HINTS:] = [f"... and {len(hints) - MAX_HINTS} more rules"]
+    return replace(found, notes=(*found.notes, *hints))
+
+
+def _unnamed(policy: Policy, rule: Rule, packet: Packet, family: Family) -> str:
+    """What *packet* would have to name for *rule* to match it (``a source in admins and
+    interface eth1 (private)``), or "" when naming more would not make it match."""
+    relaxed: dict[str, object] = {}
+    words = []
+    peer = "source" if packet.direction == "in" else "destination"
+    if packet.remote.address is None and rule.remote is not None:
+        relaxed["remote"] = None
+        words.append(f"a {peer} in {policy.remote_words(rule)}")
+    if packet.on(family) is None and rule.interfaces:
+        relaxed |= {"interfaces": (), "on": ()}
+        names = ", ".join(rule.interfaces)
+        group = ", ".join(rule.on)
+        words.append(f"interface {names}" + (f" ({group})" if group != names else ""))
+    if packet.local.address is None and rule.local:
+        relaxed["local"] = ()
+        local = "destination" if packet.direction == "in" else "source"
+        words.append(f"the {local} {', '.join(rule.local_of(family))}")
+    if not relaxed or not matches(policy, rule.model_copy(update=relaxed), packet, family):
+        return ""
+    return " and ".join(words)
 
 
 def _holds(policy: Policy, name: str, point: Endpoint, family: Family) -> bool:
