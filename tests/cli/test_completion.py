@@ -6,9 +6,12 @@ Each calls the fwgen under test through a ``fwgen`` on PATH."""
 from __future__ import annotations
 
 import os
+import pty
+import select
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -276,3 +279,49 @@ def test_choices_are_read_from_the_help_fwgen_writes() -> None:
         "yaml",
         "json",
     ]
+
+
+def test_bash_completes_at_a_real_prompt(path_env: dict[str, str], tmp_path: Path) -> None:
+    """An interactive bash on a terminal: readline inserts what the script offers."""
+    master, slave = pty.openpty()
+    env = {
+        **path_env,
+        "PS1": "READY> ",
+        "TERM": "dumb",
+        "INPUTRC": "/dev/null",
+        "HOME": str(tmp_path),
+    }
+    shell = subprocess.Popen(
+        [_shell("bash"), "--norc", "--noprofile", "-i"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    os.close(slave)
+
+    def typed(keys: str, until: str) -> str:
+        os.write(master, keys.encode())
+        seen = b""
+        deadline = time.monotonic() + 30
+        while until.encode() not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+        return seen.decode(errors="replace")
+
+    try:
+        typed("source <(fwgen completion bash); echo LOADED\n", "LOADED\r\nREADY> ")
+        assert "fwgen render " in typed("fwgen ren\t", "render ")
+        assert "-t nftables " in typed("webserver -t nf\t", "nftables ")
+        typed("\x15", "\r")  # ^U: a new line
+        line = typed("fwgen render database --set ad\t", "admins=")
+        assert line.endswith("admins="), line  # no space: the addresses come next
+    finally:
+        os.write(master, b"\x15exit\n")
+        shell.wait(timeout=30)
+        os.close(master)
