@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from fwgen.cli.common import GLOBAL_FLAGS
+from fwgen.cli.common import GLOBAL_FLAGS, take_global_flags
 from fwgen.errors import FwgenError, printable
 
 VARIABLE = "_FWGEN_COMPLETE"
@@ -90,7 +90,7 @@ def _argument_open(ctx: Any, param: Any) -> bool:
 def candidates(cli: Any, args: list[str], incomplete: str) -> tuple[list[Candidate], str]:
     """What completes *incomplete* after *args*, and the text kept before each value
     (``--format=`` when the option and its value are one word)."""
-    args = take_flags(args)
+    args = take_global_flags(args)
     # an option still waiting for its value would make the parse give up on the line
     ctx = _context(cli, args[:-1] if args and args[-1].startswith("-") else args)
     kept = ""
@@ -107,11 +107,6 @@ def candidates(cli: Any, args: list[str], incomplete: str) -> tuple[list[Candida
         if _argument_open(ctx, param):
             return _values(ctx, param, incomplete), kept
     return _commands_and_options(ctx, incomplete), kept
-
-
-def take_flags(args: list[str]) -> list[str]:
-    end = args.index("--") if "--" in args else len(args)
-    return [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
 
 
 def _commands_and_options(ctx: Any, incomplete: str) -> list[Candidate]:
