@@ -11,8 +11,9 @@ Fenced blocks whose language is empty, `console`, `sh`, `shell` or `bash` hold c
 A command line may chain commands (`|`, `&&`, `;`) and redirect (`>`, `<`): every
 part that starts with `fwgen` is an example. A user's example runs (read-only, in a
 scratch folder that holds the site example and the fixtures); root's examples need a
-host (apply, shadow, hits): they are parsed by the real command line, not run, and a
-test checks that only host commands are written as root's.
+host (apply, shadow, hits): tests/docs parses them with the real command line, and
+tests/kernel/test_docs_host_examples.py runs them in a throw-away network namespace.
+A test checks that only host commands are written as root's.
 """
 
 from __future__ import annotations

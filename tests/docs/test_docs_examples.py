@@ -2,9 +2,10 @@
 
 A user's example runs against the built-in profiles and the site example in a scratch
 folder, page by page in the order written, and must show what the page shows after it.
-Root's examples (apply, shadow, hits: they need a host's kernel) are parsed by the real
-command line, so an option that does not exist or a value it refuses fails; only
-commands that need a host may be written as root's. The README's quickstart runs whole
+Root's examples (apply, shadow, hits: they need a host's kernel) are parsed here by the
+real command line, so an option that does not exist or a value it refuses fails, and
+run for real in tests/kernel/test_docs_host_examples.py; only commands that need a host
+may be written as root's. The README's quickstart runs whole
 in tests/kernel/test_readme_quickstart.py.
 """
 
