@@ -13,7 +13,7 @@
 #      stays as it is; to take fwgen's block out, delete the lines between the
 #      markers and the markers, and reload ufw; the block also decides what ufw's
 #      own lines there accept from anyone (DHCP, DHCPv6, mDNS, SSDP) as the profile
-#      does. The rate limits' trackers (ipsets, see the README) are created here and,
+#      does. The rate limits' trackers (ipsets, docs/profiles.md) are created here and,
 #      by fwgen's block at the top of /etc/ufw/before.init (made executable), at
 #      every start of ufw, before it loads the rules that name them,
 #   1. adds the rules below (ufw skips rules it already has),
