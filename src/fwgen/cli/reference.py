@@ -217,6 +217,8 @@ def expected(docs: Path = DOCS) -> dict[Path, str]:
 
 
 if __name__ == "__main__":  # python -m fwgen.cli.reference: rewrite the docs' reference parts
+    if not (DOCS.parent / "mkdocs.yml").is_file():
+        raise SystemExit(f"{DOCS.parent}: not a clone of fwgen's repository (no mkdocs.yml)")
     for path, content in expected().items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")
