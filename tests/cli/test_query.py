@@ -285,8 +285,9 @@ def doc_examples() -> list[tuple[str, str]]:
     text = Path(__file__).parents[2].joinpath("docs", "commands", "query.md").read_text()
     found = []
     for block in text.split("```")[1::2]:
-        first, _, rest = block.strip("\n").partition("\n")
-        if first.startswith("$ fwgen query "):
+        language, _, body = block.partition("\n")
+        first, _, rest = body.strip("\n").partition("\n")
+        if language == "console" and first.startswith("$ fwgen query "):
             found.append((first[2:], rest + "\n"))
     return found
 
@@ -296,7 +297,12 @@ def test_the_docs_have_examples() -> None:
 
 
 @pytest.mark.parametrize(("command", "output"), doc_examples())
-def test_the_docs_examples_print_what_they_show(command: str, output: str) -> None:
+def test_the_docs_examples_print_exactly_what_they_show(
+    command: str, output: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run where the docs' examples run: beside the site example, as site/."""
+    shutil.copytree("examples/site", tmp_path / "site")
+    monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, shlex.split(command)[1:])
     assert result.output == output
     assert result.exit_code == (2 if output.startswith("error:") else 0)
