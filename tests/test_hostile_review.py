@@ -1,0 +1,154 @@
+"""Hostile review findings on deny rules, blocklists, interfaces and the firewalld target,
+each a test that fails while the finding stands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fwgen.cli.app import app
+from fwgen.host.guard import from_ssh, lockouts
+from fwgen.policy.resolve import resolve_profile
+from tests.test_hostile import _files, _run
+
+runner = CliRunner()
+
+# The admins' SSH is admitted from 10.20.0.0/26; the blocklist (every protocol, denied
+# before every allow rule) holds 10.0.0.0/8: every connection the SSH rule admits is
+# dropped, the admins locked out. `fwgen check --strict` says so (FW021) and exits 1.
+LOCKOUT = (
+    "description: x\nextends: base\nnetworks:\n  abuse: [{file: bl.txt}]\n"
+    "  admins: [10.20.0.0/26]\ninbound:\n  - {service: ssh, from: admins}\n"
+    "  - {from: abuse, action: deny}\n"
+)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("-t", "nftables"),
+        ("-t", "nftables", "--sets-only"),
+        ("-t", "iptables"),
+        ("-t", "iptables", "--sets-only"),
+    ],
+    ids=" ".join,
+)
+def test_strict_render_refuses_a_blocklist_that_locks_the_admins_out(
+    extra: tuple[str, ...], tmp_path: Path
+) -> None:
+    _files(tmp_path, {"p.yaml": LOCKOUT, "bl.txt": "10.0.0.0/8\n"})
+    code, out, err = _run(
+        tmp_path,
+        lambda tmp: ["render", str(tmp / "p.yaml"), *extra, "--strict", "-o", str(tmp / "out")],
+    )
+    assert code == 2, (out, err)
+    assert out == "" and not (tmp_path / "out").exists()
+    assert err == (
+        "error: p.yaml:7: FW021: ssh: every connection it admits is blocked first by the deny "
+        "rule deny (p.yaml:8); remove one of them (--strict)\n"
+    )
+
+
+@pytest.mark.parametrize("extra", [(), ("--sets-only",)], ids=["rules", "sets-only"])
+def test_without_strict_the_lockout_is_a_warning(extra: tuple[str, ...], tmp_path: Path) -> None:
+    _files(tmp_path, {"p.yaml": LOCKOUT, "bl.txt": "10.0.0.0/8\n"})
+    code, out, err = _run(
+        tmp_path, lambda tmp: ["render", str(tmp / "p.yaml"), "-t", "nftables", *extra]
+    )
+    assert code == 0, err
+    assert "10.0.0.0/8" in out
+    assert err.startswith("warning: p.yaml:7: FW021: ssh: every connection"), err
+
+
+def test_strict_build_refuses_the_lockout_and_writes_nothing(tmp_path: Path) -> None:
+    manifest = "hosts:\n  h1:\n    profile: p.yaml\n    targets: {nftables: out/h1.nft}\n"
+    _files(tmp_path, {"p.yaml": LOCKOUT, "bl.txt": "10.0.0.0/8\n", "fwgen.yaml": manifest})
+    code, _out, err = _run(tmp_path, lambda tmp: ["build", str(tmp / "fwgen.yaml"), "--strict"])
+    assert code == 2, err
+    assert "FW021: ssh: every connection it admits is blocked first" in err
+    assert not (tmp_path / "out").exists()
+    code, _out, err = _run(tmp_path, lambda tmp: ["build", str(tmp / "fwgen.yaml")])
+    assert code == 0 and "FW021" in err, err
+    assert (tmp_path / "out" / "h1.nft").is_file()
+
+
+@pytest.mark.parametrize(
+    ("rules", "dead"),
+    [
+        # a deny on another interface leaves the allow its way in everywhere else
+        (
+            "  - {service: ssh, from: admins}\n  - {from: abuse, action: deny, interface: eth9}\n",
+            False,
+        ),
+        # ...and on the allow's only interface it takes all of it (a glob too)
+        (
+            "  - {service: ssh, from: admins, interface: eth1}\n"
+            "  - {from: abuse, action: deny, interface: 'eth*'}\n",
+            True,
+        ),
+        # a deny on an empty interface group matches nothing
+        (
+            "  - {service: ssh, from: admins}\n  - {from: abuse, action: deny, interface: dmz}\n",
+            False,
+        ),
+        # accepted, with a reason: the profile says so
+        (
+            "  - {service: ssh, from: admins, accept: {FW021: until the audit ends}}\n"
+            "  - {from: abuse, action: deny}\n",
+            False,
+        ),
+    ],
+    ids=["other-interface", "same-interface", "empty-group", "accepted"],
+)
+def test_strict_refuses_only_a_deny_that_really_takes_every_connection(
+    rules: str, dead: bool, tmp_path: Path
+) -> None:
+    text = LOCKOUT.split("inbound:")[0] + "interfaces:\n  dmz: []\ninbound:\n" + rules
+    _files(tmp_path, {"p.yaml": text, "bl.txt": "10.0.0.0/8\n"})
+    code, _out, err = _run(
+        tmp_path, lambda tmp: ["render", str(tmp / "p.yaml"), "-t", "nftables", "--strict"]
+    )
+    assert (code, "FW021" in err) == ((2, True) if dead else (0, False)), err
+
+
+def test_apply_refuses_a_blocklist_that_holds_the_admins_connection(
+    no_firewall: Path, tmp_path: Path
+) -> None:
+    """Not every admin address is blocked (no FW021), but the one the admin is connected
+    from is: the guard refuses to load, whatever --strict says."""
+    _files(tmp_path, {"p.yaml": LOCKOUT, "bl.txt": "192.0.2.0/24\n10.20.0.5\n"})
+    env = {"SSH_CONNECTION": "10.20.0.5 50000 10.20.0.1 22"}
+    result = runner.invoke(app, ["apply", str(tmp_path / "p.yaml"), "-t", "nftables"], env=env)
+    assert result.exit_code == 2, result.output
+    assert (
+        "the new rules would cut off a new connection from 10.20.0.5 to port 22/tcp "
+        "(SSH_CONNECTION): the deny rule 'deny'" in result.stderr
+    ), result.stderr
+    assert result.stderr.endswith("error: nothing was loaded; --force loads anyway\n")
+    assert not (no_firewall / "pending").exists()
+    policy = resolve_profile(str(tmp_path / "p.yaml"))
+    assert lockouts(policy, [from_ssh("10.20.0.6 50000 10.20.0.1 22")]) == []  # a neighbour
+
+
+DEEP = '{"nftables":' + "[" * 100000 + "]" * 100000 + "}"
+
+
+@pytest.mark.xfail(strict=True, reason="finding: json.loads RecursionError is a traceback")
+@pytest.mark.parametrize("command", ["hits", "shadow report"])
+def test_a_deeply_nested_counters_file_is_one_line_and_exit_2(command: str, tmp_path: Path) -> None:
+    _files(tmp_path, {"p.yaml": "description: x\nextends: base\n", "in.json": DEEP})
+    code, _out, err = _run(
+        tmp_path,
+        lambda tmp: [
+            *command.split(),
+            str(tmp / "p.yaml"),
+            "-t",
+            "nftables",
+            "--input",
+            str(tmp / "in.json"),
+        ],
+    )
+    assert code == 2, (code, err[-300:])
+    assert err.startswith("error: ") and err.count("\n") == 1, err[-300:]
