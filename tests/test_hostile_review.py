@@ -3,6 +3,7 @@ each a test that fails while the finding stands."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,12 @@ from typer.testing import CliRunner
 
 from fwgen.cli.app import app
 from fwgen.host.guard import from_ssh, lockouts
+from fwgen.host.shadow import parse
 from fwgen.policy.resolve import resolve_profile
 from tests.test_hostile import _files, _run
 
 runner = CliRunner()
+MARK = "fwgen shadow v1 prefix-v4=32 prefix-v6=64 size=16384 profile=webserver"
 
 # The admins' SSH is admitted from 10.20.0.0/26; the blocklist (every protocol, denied
 # before every allow rule) holds 10.0.0.0/8: every connection the SSH rule admits is
@@ -135,7 +138,6 @@ def test_apply_refuses_a_blocklist_that_holds_the_admins_connection(
 DEEP = '{"nftables":' + "[" * 100000 + "]" * 100000 + "}"
 
 
-@pytest.mark.xfail(strict=True, reason="finding: json.loads RecursionError is a traceback")
 @pytest.mark.parametrize("command", ["hits", "shadow report"])
 def test_a_deeply_nested_counters_file_is_one_line_and_exit_2(command: str, tmp_path: Path) -> None:
     _files(tmp_path, {"p.yaml": "description: x\nextends: base\n", "in.json": DEEP})
@@ -152,3 +154,17 @@ def test_a_deeply_nested_counters_file_is_one_line_and_exit_2(command: str, tmp_
     )
     assert code == 2, (code, err[-300:])
     assert err.startswith("error: ") and err.count("\n") == 1, err[-300:]
+
+
+def test_a_set_or_counter_name_with_a_line_end_is_not_the_shadows() -> None:
+    """`$` matches before a final newline: a name "in_full_v4\\n" would put a line of the
+    kernel's (or an --input file's) choosing into the report's notes."""
+    items = [
+        {"table": {"family": "inet", "name": "fwgen_shadow", "handle": 7}},
+        {"rule": {"table": "fwgen_shadow", "chain": "input", "comment": MARK, "expr": []}},
+        {"counter": {"name": "in_full_v4\n", "packets": "x"}},
+        {"set": {"name": "in_last_v4\n", "table": "fwgen_shadow", "elem": [1, 2]}},
+    ]
+    table = parse(json.dumps({"nftables": items}), 0.0)
+    assert table is not None
+    assert table.recorded.ignored == [] and table.recorded.sightings == []

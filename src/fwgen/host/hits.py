@@ -147,7 +147,8 @@ def read(target: str) -> Counted:
         if "fwgen" not in run("nft", "list", "tables", "inet").split():
             raise FwgenError("no table inet fwgen is loaded here: nothing to count")
         found = parse_nft(run("nft", "-j", "list", "table", "inet", "fwgen"), time.time())
-        assert found is not None
+        if found is None:  # removed between the two commands
+            raise FwgenError("no table inet fwgen is loaded here: nothing to count")
         return found
     if target == "iptables":
         return parse_iptables(
