@@ -4,12 +4,16 @@ each a test that fails while the finding stands."""
 from __future__ import annotations
 
 import json
+import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from fwgen.cli.app import app
+from fwgen.cli.hits import rendered_rules
 from fwgen.host.guard import from_ssh, lockouts
 from fwgen.host.shadow import parse
 from fwgen.policy.resolve import resolve_profile
@@ -168,3 +172,118 @@ def test_a_set_or_counter_name_with_a_line_end_is_not_the_shadows() -> None:
     table = parse(json.dumps({"nftables": items}), 0.0)
     assert table is not None
     assert table.recorded.ignored == [] and table.recorded.sightings == []
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _huge(path: Path) -> None:
+    with open(path, "wb") as file:  # sparse: nothing written, nothing to read
+        file.truncate((256 << 20) + 1)
+
+
+INPUTS: dict[str, tuple[Callable[[Path], None], str]] = {
+    "fifo": (_fifo, "path is a FIFO, not a file"),
+    "symlink to a fifo": (
+        lambda p: (_fifo(p.with_suffix(".fifo")), p.symlink_to(p.with_suffix(".fifo"))),
+        "path is a FIFO, not a file",
+    ),
+    "symlink to /dev/zero": (lambda p: p.symlink_to("/dev/zero"), "a character device"),
+    "symlink loop": (lambda p: p.symlink_to(p.name), "a symlink loop"),
+    "directory": (lambda p: p.mkdir(), "path is a directory, not a file"),
+    "NUL": (lambda p: p.write_bytes(b'{"nftables": []}\0'), "file is binary, not text"),
+    "line separator": (
+        lambda p: p.write_text('{"nftables": [\u2028]}', encoding="utf-8"),
+        "U+2028 (LINE SEPARATOR) is not allowed",
+    ),
+    "over 256 MiB": (_huge, "file is larger than 256 MiB"),
+    "not UTF-8": (lambda p: p.write_bytes(b'{"nftables": ["\xff"]}'), "is not UTF-8 text"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INPUTS))
+@pytest.mark.parametrize(
+    "command", ["hits -t nftables", "hits -t iptables", "shadow report -t nftables"]
+)
+def test_a_hostile_input_file_is_one_line_and_exit_2(
+    command: str, case: str, tmp_path: Path
+) -> None:
+    make, expected = INPUTS[case]
+    make(tmp_path / "in")
+    name, *rest = command.split()
+    start = time.perf_counter()
+    code, out, err = _run(
+        tmp_path,
+        lambda tmp: [
+            *([name, "report"] if name == "shadow" else [name]),
+            "webserver",
+            *rest[1 if name == "shadow" else 0 :],
+            "--input",
+            str(tmp / "in"),
+        ],
+    )
+    assert time.perf_counter() - start < 10
+    assert (code, out) == (2, ""), (code, out, err)
+    assert err.startswith(f"error: {tmp_path / 'in'}") and err.count("\n") == 1, err
+    assert expected in err, err
+
+
+def _hits(target: str, *inputs: Path) -> list[str]:
+    return ["hits", "webserver", "-t", target, *(f"--input={p}" for p in inputs)]
+
+
+def test_hits_takes_one_nftables_input_and_each_iptables_family_once(tmp_path: Path) -> None:
+    """A second nftables file was ignored without a word; the same iptables-save output
+    given twice counted every connection twice."""
+    rendered = rendered_rules(resolve_profile("webserver"), "iptables")
+    saved = "\n".join(f"[2:120] {line}" for line in rendered["ipv4"].splitlines())
+    _files(tmp_path, {"a.json": '{"nftables": []}', "v4": saved, "v4-again": saved})
+    code, _, err = _run(
+        tmp_path,
+        lambda tmp: _hits("nftables", tmp / "a.json", tmp / "a.json"),
+    )
+    assert (code, err) == (
+        2,
+        "error: --input given 2 times: nftables takes one file (`nft -j list table inet fwgen`)\n",
+    )
+    code, out, err = _run(
+        tmp_path,
+        lambda tmp: ["hits", "webserver", "-t", "iptables", "--input", str(tmp / "v4")],
+    )
+    assert code == 0 and "http (profiles/webserver.yaml:11, inbound): 2 new connections" in out
+    code, _, err = _run(
+        tmp_path,
+        lambda tmp: _hits("iptables", tmp / "v4", tmp / "v4-again"),
+    )
+    assert (code, err) == (
+        2,
+        "error: two of the outputs hold the ipv4 rules; give one of `iptables-save -c` and "
+        "one of `ip6tables-save -c`\n",
+    )
+
+
+@pytest.mark.parametrize("comment", ["ssh: Secure Shell\u2028-A INPUT", "\u001b[2Jssh"])
+def test_escaped_separators_in_the_kernels_json_reach_no_output(
+    comment: str, tmp_path: Path
+) -> None:
+    """JSON escapes a separator or a terminal control as \\uXXXX, which the guarded reader
+    lets through (it is ASCII); decoded, it must reach neither a label nor the report."""
+    rule = {
+        "rule": {
+            "family": "inet",
+            "table": "fwgen",
+            "chain": "input",
+            "comment": comment,
+            "expr": [{"counter": {"packets": 1, "bytes": 60}}, {"accept": None}],
+        }
+    }
+    table = {"table": {"family": "inet", "name": "fwgen"}}
+    _files(tmp_path, {"in.json": json.dumps({"nftables": [table, rule]})})
+    code, out, err = _run(
+        tmp_path,
+        lambda tmp: ["hits", "webserver", "-t", "nftables", "--input", str(tmp / "in.json")],
+    )
+    assert code == 0, err
+    assert out.isascii() and "\u001b" not in out and out.count("\n") == len(out.splitlines())
+    assert "not in the live ruleset" in out
