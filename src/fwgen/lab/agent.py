@@ -11,6 +11,9 @@ agent.py receive DEVICE FAMILY:PORT[:GROUP] ...  # until stdin closes: JSON, the
 agent.py sshd PORT COMMAND...              # a stand-in for sshd: one process per connection
 agent.py session ADDRESS PORT              # connect; on a stdin line, ask the sshd stand-in to run
 agent.py answer ADDRESS PROTO:PORT [SOURCE] # what a connection gets: open|refused|unreachable|timeout
+agent.py sweep                             # stdin JSON {"probes": [[SOURCE, ADDRESS, SPEC]...],
+                                           #   "pings": [[SOURCE, ADDRESS]...]}: JSON, each one's
+                                           #   "open"|"blocked", in order (fwgen verify)
 """
 
 from __future__ import annotations
@@ -128,15 +131,18 @@ def _echo_socket(v6: bool) -> socket.socket:
     return socket.socket(family, socket.SOCK_RAW, proto)
 
 
-def echo(address: str, count: int, spacing: float) -> tuple[set[int], float]:
+def echo(address: str, count: int, spacing: float, source: str = "") -> tuple[set[int], float]:
     """*count* echo requests of one ICMP id, *spacing* seconds apart, as ``ping`` sends
-    them (conntrack sees one flow): the sequence numbers answered, and how long sending took."""
+    them (conntrack sees one flow), from *source* if given: the sequence numbers
+    answered, and how long sending took."""
     v6 = ":" in address
     kind, reply = (128, 129) if v6 else (8, 0)
     answered: set[int] = set()
     sent = threading.Event()
     with _echo_socket(v6) as sock:
         sock.settimeout(TIMEOUT)
+        if source:
+            sock.bind((source, 0))
 
         def receive() -> None:
             while True:
@@ -167,6 +173,16 @@ def echo(address: str, count: int, spacing: float) -> tuple[set[int], float]:
         sent.set()
         receiver.join()
     return answered, seconds
+
+
+def sweep(asked: dict[str, list[list[str]]]) -> None:
+    """Every probe at once, then the pings one by one (each echo socket sees every
+    reply): JSON {"probes": [...], "pings": [...]}, "open" or "blocked" in order."""
+    probes = asked.get("probes", [])
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        found = list(pool.map(lambda p: probe_one(p[1], p[2], p[0]), probes))
+    pings = ["open" if echo(a, 1, 0, s)[0] else "blocked" for s, a in asked.get("pings", [])]
+    print(json.dumps({"probes": found, "pings": pings}))
 
 
 def ping(address: str) -> None:
@@ -382,5 +398,7 @@ if __name__ == "__main__":
         session(args[0], int(args[1]))
     elif command == "answer":
         answer(*args)
+    elif command == "sweep":
+        sweep(json.loads(sys.stdin.read()))
     else:
         hold(args[0], int(args[1]))
