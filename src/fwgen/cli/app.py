@@ -15,6 +15,7 @@ from fwgen import __version__
 from fwgen.cli import catalogue, hits, host, render, review
 from fwgen.cli.common import STATE, App, user_errors
 from fwgen.cli.shadow import shadow_app
+from fwgen.cli.verify import verify
 
 app = App(
     help="Render declarative host profiles into default-deny firewall rulesets.",
@@ -57,6 +58,7 @@ COMMANDS = (
     host.discover,
     host.apply,
     hits.hits,
+    verify,
     catalogue.schema,
     catalogue.targets,
 )

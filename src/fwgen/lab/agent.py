@@ -11,9 +11,8 @@ agent.py receive DEVICE FAMILY:PORT[:GROUP] ...  # until stdin closes: JSON, the
 agent.py sshd PORT COMMAND...              # a stand-in for sshd: one process per connection
 agent.py session ADDRESS PORT              # connect; on a stdin line, ask the sshd stand-in to run
 agent.py answer ADDRESS PROTO:PORT [SOURCE] # what a connection gets: open|refused|unreachable|timeout
-agent.py sweep                             # stdin JSON {"probes": [[SOURCE, ADDRESS, SPEC]...],
-                                           #   "pings": [[SOURCE, ADDRESS]...]}: JSON, each one's
-                                           #   "open"|"blocked", in order (fwgen verify)
+agent.py sweep  # stdin {"probes": [[SOURCE, ADDRESS, SPEC]...], "pings": [[SOURCE, ADDRESS]...]}
+                # (JSON): JSON, each one's "open"|"blocked", in order (fwgen verify)
 """
 
 from __future__ import annotations

@@ -36,11 +36,11 @@ FIREWALLD_TOOLS = {
 ETC = "/etc/firewalld"
 
 
-def missing_firewalld(who: str = "firewalld tests") -> str:
+def missing_firewalld(who: str = "firewalld tests need") -> str:
     """Why the real firewalld cannot run here, or the empty string."""
     for tool, package in FIREWALLD_TOOLS.items():
         if shutil.which(tool) is None:
-            return f"{who} need `{tool}` (apt-get install {package})"
+            return f"{who} `{tool}` (apt-get install {package})"
     return ""
 
 

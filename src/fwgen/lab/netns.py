@@ -14,16 +14,17 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
-import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from fwgen.errors import FwgenError
+from fwgen.lab.loaders import UFW_WRITES as UFW_WRITES
+from fwgen.lab.loaders import Loader, Loaders
 
 AGENT = Path(__file__).with_name("agent.py")
 # The agent runs isolated (-I: no environment, no user site, not its own folder on the
@@ -31,29 +32,26 @@ AGENT = Path(__file__).with_name("agent.py")
 AGENT_CMD = (sys.executable, "-I", str(AGENT))
 # At most 4 characters: the veth names keep 8 of the prefix and its random part.
 PREFIX = os.environ.get("FWGEN_NETNS_PREFIX", "fwg")[:4]
-# Every path ufw writes (found with strace): its rules and settings, its defaults, and
-# /run for its lock file (and, through TMPDIR, its temporary files). `Lab.ufw_root` mounts
-# a private copy over each, inside a private mount namespace.
-UFW_WRITES = {"/etc/ufw": "etc-ufw", "/etc/default/ufw": "default-ufw", "/run": "run"}
-UFW_EMPTY = {"/run"}  # mounted empty: nothing of the machine's /run is needed inside
 
 
 class LabError(FwgenError, AssertionError):
     """A command in the lab failed (for the tests, a failed assertion too)."""
 
 
-def missing_tools(*tools: str, who: str = "kernel tests") -> str:
+def missing_tools(*tools: str, who: str = "kernel tests need") -> str:
     """Why the lab cannot run here, or the empty string."""
     if os.geteuid() != 0:
-        return f"{who} need root (network namespaces)"
+        return f"{who} root (network namespaces)"
     for tool in ("ip", *tools):
         if shutil.which(tool) is None:
-            return f"{who} need `{tool}` (apt-get install {tool_package(tool)})"
+            return f"{who} `{tool}` (apt-get install {tool_package(tool)})"
     return ""
 
 
 def tool_package(tool: str) -> str:
-    return {"ip": "iproute2", "nft": "nftables", "iptables-restore": "iptables"}.get(tool, tool)
+    packages = {"ip": "iproute2", "nft": "nftables", "unshare": "util-linux"}
+    packages |= {"iptables-restore": "iptables", "ip6tables-restore": "iptables"}
+    return packages.get(tool, tool)
 
 
 @dataclass
@@ -68,26 +66,15 @@ class Client:
     server_device: str = ""  # the server's end
 
 
-class Loader(Protocol):
-    """A firewall daemon in the lab that loads rendered files (firewalld_lab.Firewalld)."""
-
-    def load(self, files: dict[str, str]) -> None: ...
-
-    def close(self) -> None: ...
-
-    def wrap(self) -> list[str]:
-        """A command prefix that runs its command beside the daemon (its mounts)."""
-        ...
-
-
 @dataclass
-class Lab:
+class Lab(Loaders):
     clients: dict[str, Client] = field(default_factory=dict)
     prefix: str = field(default_factory=lambda: f"{PREFIX}{uuid.uuid4().hex[:8]}")
     listeners: list[subprocess.Popen[str]] = field(default_factory=list)
     ufw_dir: str | None = None
     firewalld: Loader | None = None  # set by fwgen.lab.firewalld.Firewalld
     namespaces: list[str] = field(default_factory=list)  # made so far, deleted on exit
+    made: int = 0  # links made so far: link i has 198.18.i.0/24 and 2001:db8:i::/64
 
     @property
     def server(self) -> str:
@@ -120,8 +107,10 @@ class Lab:
         self.namespaces.append(ns)
         subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
 
-    def add_client(self, name: str) -> Client:
-        i = len(self.clients) + 1
+    def add_client(self, name: str, interface: str = "") -> Client:
+        """A client on a link of its own; the server's end named *interface* if given."""
+        self.made += 1
+        i = self.made
         ns = f"{self.prefix}-{name}"
         self.add_namespace(ns)
         here, there = self.link(i, "s"), self.link(i, "c")
@@ -143,6 +132,9 @@ class Lab:
             ],
             check=True,
         )
+        if interface and interface != here:
+            self.run(self.server, "ip", "link", "set", "dev", here, "name", interface)
+            here = interface
         client = Client(
             name,
             ns,
@@ -166,6 +158,56 @@ class Lab:
         self.clients[name] = client
         return client
 
+    def remove_client(self, name: str) -> None:
+        """Delete *name*'s namespace, and so its link (its number is not used again)."""
+        client = self.clients.pop(name)
+        subprocess.run(["ip", "netns", "del", client.ns], capture_output=True)
+        self.namespaces.remove(client.ns)
+
+    def stop_listeners(self) -> None:
+        """Stop every agent started in the background, by its pid."""
+        for proc in self.listeners:
+            with contextlib.suppress(OSError):
+                proc.kill()
+            proc.communicate()
+        self.listeners.clear()
+
+    def kill_stragglers(self) -> int:
+        """SIGKILL, by pid, every process still in one of the lab's namespaces (all of
+        them started by the lab); how many there were."""
+        inodes = set()
+        for ns in self.namespaces:
+            with contextlib.suppress(OSError):
+                inodes.add(os.stat(f"/run/netns/{ns}").st_ino)
+        found = 0
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and int(entry.name) != os.getpid():
+                try:
+                    if os.stat(entry / "ns" / "net").st_ino in inodes:
+                        os.kill(int(entry.name), signal.SIGKILL)
+                        found += 1
+                except OSError:
+                    continue
+        return found
+
+    def add_source(self, client: str, address: str) -> None:
+        """One more address on *client* (a host of its own: /32 or /128), routed there by
+        the server, to send from inside (or outside) a network of the profile."""
+        c = self.clients[client]
+        if ":" in address:
+            self.run(c.ns, "ip", "-6", "addr", "add", f"{address}/128", "dev", c.device, "nodad")
+            self.run(
+                self.server, "ip", "-6", "route", "add", f"{address}/128", "dev", c.server_device
+            )
+        else:
+            self.run(c.ns, "ip", "addr", "add", f"{address}/32", "dev", c.device)
+            self.run(self.server, "ip", "route", "add", f"{address}/32", "dev", c.server_device)
+
+    def sweep(self, client: str, asked: dict[str, list[list[str]]]) -> dict[str, list[str]]:
+        """Probes and pings from *client* (see the agent's ``sweep``): their answers."""
+        out = self.run(self.clients[client].ns, *AGENT_CMD, "sweep", stdin=json.dumps(asked))
+        return dict(json.loads(out))
+
     def link(self, i: int, end: str) -> str:
         """The veth device of link *i* at the server ("s") or client ("c") end."""
         return f"{self.prefix[:8]}{end}{i}"
@@ -177,72 +219,13 @@ class Lab:
             if self.firewalld is not None:
                 self.firewalld.close()
         finally:
-            for proc in self.listeners:
-                with contextlib.suppress(OSError):
-                    proc.kill()
-                proc.communicate()
-            self.listeners.clear()
+            self.stop_listeners()
             for ns in reversed(self.namespaces):
                 subprocess.run(["ip", "netns", "del", ns], capture_output=True)
             self.namespaces.clear()
             if self.ufw_dir is not None:
                 shutil.rmtree(self.ufw_dir, ignore_errors=True)
                 self.ufw_dir = None
-
-    # firewall -------------------------------------------------------------
-
-    def nft(self, text: str) -> None:
-        self.run(self.server, "nft", "-f", "-", stdin=text)
-
-    def ufw_root(self) -> list[str]:
-        """A command prefix that runs its command over private copies of every path ufw
-        writes (see `UFW_WRITES`): the machine's own files are never touched."""
-        if self.ufw_dir is None:
-            self.ufw_dir = tempfile.mkdtemp(prefix="fwgen-ufw-")
-            for path, private in UFW_WRITES.items():
-                copy = os.path.join(self.ufw_dir, private)
-                if path in UFW_EMPTY:
-                    os.mkdir(copy)
-                elif os.path.isdir(path):
-                    shutil.copytree(path, copy, symlinks=True)
-                else:
-                    shutil.copy2(path, copy)
-        mounts = " && ".join(
-            f"mount --bind {shlex.quote(os.path.join(self.ufw_dir, private))} {path}"
-            for path, private in UFW_WRITES.items()
-        )
-        return [
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            f'{mounts} && TMPDIR=/run exec "$0" "$@"',
-        ]
-
-    def ufw(self, script: str) -> str:
-        """Run a ufw script in the server namespace over private copies (`ufw_root`)."""
-        return self.run(
-            self.server,
-            *self.ufw_root(),
-            "bash",
-            "-c",
-            'bash -s && echo "--- added" && ufw show added',
-            stdin=script,
-        )
-
-    def iptables(self, files: dict[str, str]) -> None:
-        if "fwgen-iptables.sh" in files:  # coexist: the files beside the script that loads them
-            with tempfile.TemporaryDirectory(prefix="fwgen-iptables-") as folder:
-                for name, text in files.items():
-                    Path(folder, name).write_text(text)
-                self.run(self.server, "sh", os.path.join(folder, "fwgen-iptables.sh"))
-            return
-        if "ipsets" in files:
-            self.run(self.server, "ipset", "restore", "-exist", stdin=files["ipsets"])
-        self.run(self.server, "iptables-restore", stdin=files["rules.v4"])
-        self.run(self.server, "ip6tables-restore", stdin=files["rules.v6"])
 
     # traffic --------------------------------------------------------------
 
@@ -268,18 +251,6 @@ class Lab:
 
     def ping(self, client: str, family: str) -> str:
         return self.agent(self.clients[client].ns, "ping", self.address(client, family)).strip()
-
-    def apply(self, target: str, files: dict[str, str]) -> None:
-        """Load a rendered ruleset into the server namespace the way its firewall does."""
-        if target == "nftables":
-            self.nft(files["fwgen.nft"])
-        elif target == "iptables":
-            self.iptables(files)
-        elif target == "firewalld":
-            assert self.firewalld is not None, "start firewalld_lab.Firewalld(lab) first"
-            self.firewalld.load(files)
-        else:
-            self.ufw(files["fwgen-ufw.sh"])
 
     def send(self, client: str, specs: list[str]) -> dict[str, str]:
         """One UDP datagram per ``ADDRESS,PORT,SPORT`` from the server out of its link to
