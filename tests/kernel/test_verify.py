@@ -10,6 +10,7 @@ budget is shared), with one firewalld for all of that target's profiles.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -173,11 +174,12 @@ def test_a_ruleset_that_flushes_everything_changes_only_the_lab(tmp_path: Path) 
         "\t\tpolicy accept;\n\t}\n}\n"
         "delete table ip nat\n" + out.read_text()
     )
-    result = runner.invoke(
-        app, ["verify", "webserver", "-t", "nftables", *ADMINS, "--ruleset", str(out)]
-    )
+    command = ["verify", "webserver", "-t", "nftables", *ADMINS, "--ruleset", str(out)]
+    result = runner.invoke(app, [*command, "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert "all agree" in result.output
+    found = json.loads(result.stdout)
+    assert found["ok"] is True and found["mismatches"] == []
+    assert found["cells"] == found["passed"] > 40 and found["scanned_tcp_ports"] > 130000
     assert machine_ruleset() == before
 
 

@@ -130,7 +130,9 @@ def _echo_socket(v6: bool) -> socket.socket:
     return socket.socket(family, socket.SOCK_RAW, proto)
 
 
-def echo(address: str, count: int, spacing: float, source: str = "") -> tuple[set[int], float]:
+def echo(
+    address: str, count: int, spacing: float, source: str = "", ident: int = 0x1234
+) -> tuple[set[int], float]:
     """*count* echo requests of one ICMP id, *spacing* seconds apart, as ``ping`` sends
     them (conntrack sees one flow), from *source* if given: the sequence numbers
     answered, and how long sending took."""
@@ -152,7 +154,7 @@ def echo(address: str, count: int, spacing: float, source: str = "") -> tuple[se
                         return
                     continue
                 icmp = data if v6 else data[(data[0] & 0x0F) * 4 :]
-                if icmp[0] == reply and icmp[4:6] == b"\x12\x34":
+                if icmp[0] == reply and icmp[4:6] == ident.to_bytes(2, "big"):
                     answered.add(int.from_bytes(icmp[6:8], "big"))
                     if len(answered) == count:
                         return
@@ -162,7 +164,7 @@ def echo(address: str, count: int, spacing: float, source: str = "") -> tuple[se
         start = time.monotonic()
         body = b"fwgen-probe"
         for seq in range(1, count + 1):
-            header = bytes([kind, 0, 0, 0, 0x12, 0x34]) + seq.to_bytes(2, "big")
+            header = bytes([kind, 0, 0, 0]) + ident.to_bytes(2, "big") + seq.to_bytes(2, "big")
             if not v6:  # the kernel fills in the ICMPv6 checksum, not the ICMP one
                 header = header[:2] + _checksum(header + body).to_bytes(2, "big") + header[4:]
             sock.sendto(header + body, (address, 0))
@@ -175,13 +177,17 @@ def echo(address: str, count: int, spacing: float, source: str = "") -> tuple[se
 
 
 def sweep(asked: dict[str, list[list[str]]]) -> None:
-    """Every probe at once, then the pings one by one (each echo socket sees every
-    reply): JSON {"probes": [...], "pings": [...]}, "open" or "blocked" in order."""
-    probes = asked.get("probes", [])
+    """Every probe and ping at once (each ping an ICMP id of its own: every echo socket
+    sees every reply): JSON {"probes": [...], "pings": [...]}, "open" or "blocked"."""
+    probes, pings = asked.get("probes", []), asked.get("pings", [])
+
+    def ping_one(i: int) -> str:
+        return "open" if echo(pings[i][1], 1, 0, pings[i][0], 0x2000 + i)[0] else "blocked"
+
     with ThreadPoolExecutor(max_workers=64) as pool:
+        echoed = pool.map(ping_one, range(len(pings)))
         found = list(pool.map(lambda p: probe_one(p[1], p[2], p[0]), probes))
-    pings = ["open" if echo(a, 1, 0, s)[0] else "blocked" for s, a in asked.get("pings", [])]
-    print(json.dumps({"probes": found, "pings": pings}))
+        print(json.dumps({"probes": found, "pings": list(echoed)}))
 
 
 def ping(address: str) -> None:
