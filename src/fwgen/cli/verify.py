@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fwgen.cli.common import (
+    STATE,
     AllowOutside,
     PortsFiles,
     ProfileArgument,
@@ -73,7 +74,7 @@ def verify(
     reason = missing(target)
     if reason:
         raise FwgenError(reason)
-    quiet = format_ == "json"
+    quiet = format_ == "json" or STATE["quiet"]
 
     def progress(line: str) -> None:
         if not quiet:
