@@ -41,9 +41,10 @@ PIPED = {"ss -tulpnH": "web1.ss"}  # what a command piped into fwgen stands for
 
 
 def needs_host(argv: list[str]) -> bool:
-    """Whether the command reads or changes a host's live firewall."""
+    """Whether the command reads or changes a host's live firewall, or (verify) makes
+    network namespaces on it."""
     command = argv[:2]
-    if command[:1] in (["apply"], ["hits"]):
+    if command[:1] in (["apply"], ["hits"], ["verify"]):
         return True
     return command[:1] == ["shadow"] and "--dry-run" not in argv
 

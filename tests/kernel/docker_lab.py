@@ -3,7 +3,6 @@ Docker's own rules for it, recorded (see DOCKER_RULES). A mixin of `Lab`."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +35,9 @@ class DockerHost:
     def run(self, ns: str, *cmd: str, check: bool = True, stdin: str | None = None) -> str:
         raise NotImplementedError
 
+    def add_namespace(self, ns: str) -> None:
+        raise NotImplementedError
+
     @property
     def container(self) -> str:
         return f"{self.prefix}-ctr"
@@ -49,7 +51,7 @@ class DockerHost:
         (172.17.0.2 on 172.17.0.0/16, and 2001:db8:17::2 on a routed /64), the server
         forwarding; the clients route the container networks through the server, as a
         neighbour may, so they can try to reach the container directly."""
-        subprocess.run(["ip", "netns", "add", self.container], check=True)
+        self.add_namespace(self.container)
         host_end = f"{self.prefix[:8]}v0"
         self.run(self.server, "ip", "link", "add", BRIDGE, "type", "bridge")
         self.run(self.server, "sysctl", "-qw", f"net.ipv6.conf.{BRIDGE}.accept_dad=0")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import fwgen.lab
 from fwgen.policy.resolve import resolve_profile
 from fwgen.targets.render import render
 from tests.kernel.lab import Lab
@@ -22,7 +23,7 @@ from tests.kernel.lab import Lab
 pytestmark = pytest.mark.kernel
 
 TARGETS = ["nftables", "iptables", "ufw"]
-RAWPROTO = Path(__file__).with_name("rawproto.py")
+RAWPROTO = Path(fwgen.lab.__file__).with_name("rawproto.py")
 # The client's own address, on its loopback, and the server's, on its: both reached over
 # either link, whichever the client's route to the server names.
 SOURCE = {"ipv4": "198.18.9.2", "ipv6": "2001:db8:9::2"}

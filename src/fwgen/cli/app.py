@@ -17,6 +17,7 @@ from fwgen import __version__
 from fwgen.cli import catalogue, hits, host, query, render, review, shell
 from fwgen.cli.common import App, RootGroup, user_errors
 from fwgen.cli.shadow import shadow_app
+from fwgen.cli.verify import verify
 
 app = App(
     cls=RootGroup,
@@ -70,6 +71,7 @@ COMMANDS = (
     host.discover,
     host.apply,
     hits.hits,
+    verify,
     catalogue.schema,
     catalogue.targets,
     shell.init,

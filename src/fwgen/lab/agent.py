@@ -11,6 +11,8 @@ agent.py receive DEVICE FAMILY:PORT[:GROUP] ...  # until stdin closes: JSON, the
 agent.py sshd PORT COMMAND...              # a stand-in for sshd: one process per connection
 agent.py session ADDRESS PORT              # connect; on a stdin line, ask the sshd stand-in to run
 agent.py answer ADDRESS PROTO:PORT [SOURCE] # what a connection gets: open|refused|unreachable|timeout
+agent.py sweep  # stdin {"probes": [[SOURCE, ADDRESS, SPEC]...], "pings": [[SOURCE, ADDRESS]...]}
+                # (JSON): JSON, each one's "open"|"blocked", in order (fwgen verify)
 """
 
 from __future__ import annotations
@@ -128,15 +130,20 @@ def _echo_socket(v6: bool) -> socket.socket:
     return socket.socket(family, socket.SOCK_RAW, proto)
 
 
-def echo(address: str, count: int, spacing: float) -> tuple[set[int], float]:
+def echo(
+    address: str, count: int, spacing: float, source: str = "", ident: int = 0x1234
+) -> tuple[set[int], float]:
     """*count* echo requests of one ICMP id, *spacing* seconds apart, as ``ping`` sends
-    them (conntrack sees one flow): the sequence numbers answered, and how long sending took."""
+    them (conntrack sees one flow), from *source* if given: the sequence numbers
+    answered, and how long sending took."""
     v6 = ":" in address
     kind, reply = (128, 129) if v6 else (8, 0)
     answered: set[int] = set()
     sent = threading.Event()
     with _echo_socket(v6) as sock:
         sock.settimeout(TIMEOUT)
+        if source:
+            sock.bind((source, 0))
 
         def receive() -> None:
             while True:
@@ -147,7 +154,7 @@ def echo(address: str, count: int, spacing: float) -> tuple[set[int], float]:
                         return
                     continue
                 icmp = data if v6 else data[(data[0] & 0x0F) * 4 :]
-                if icmp[0] == reply and icmp[4:6] == b"\x12\x34":
+                if icmp[0] == reply and icmp[4:6] == ident.to_bytes(2, "big"):
                     answered.add(int.from_bytes(icmp[6:8], "big"))
                     if len(answered) == count:
                         return
@@ -157,7 +164,7 @@ def echo(address: str, count: int, spacing: float) -> tuple[set[int], float]:
         start = time.monotonic()
         body = b"fwgen-probe"
         for seq in range(1, count + 1):
-            header = bytes([kind, 0, 0, 0, 0x12, 0x34]) + seq.to_bytes(2, "big")
+            header = bytes([kind, 0, 0, 0]) + ident.to_bytes(2, "big") + seq.to_bytes(2, "big")
             if not v6:  # the kernel fills in the ICMPv6 checksum, not the ICMP one
                 header = header[:2] + _checksum(header + body).to_bytes(2, "big") + header[4:]
             sock.sendto(header + body, (address, 0))
@@ -167,6 +174,20 @@ def echo(address: str, count: int, spacing: float) -> tuple[set[int], float]:
         sent.set()
         receiver.join()
     return answered, seconds
+
+
+def sweep(asked: dict[str, list[list[str]]]) -> None:
+    """Every probe and ping at once (each ping an ICMP id of its own: every echo socket
+    sees every reply): JSON {"probes": [...], "pings": [...]}, "open" or "blocked"."""
+    probes, pings = asked.get("probes", []), asked.get("pings", [])
+
+    def ping_one(i: int) -> str:
+        return "open" if echo(pings[i][1], 1, 0, pings[i][0], 0x2000 + i)[0] else "blocked"
+
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        echoed = pool.map(ping_one, range(len(pings)))
+        found = list(pool.map(lambda p: probe_one(p[1], p[2], p[0]), probes))
+        print(json.dumps({"probes": found, "pings": list(echoed)}))
 
 
 def ping(address: str) -> None:
@@ -382,5 +403,7 @@ if __name__ == "__main__":
         session(args[0], int(args[1]))
     elif command == "answer":
         answer(*args)
+    elif command == "sweep":
+        sweep(json.loads(sys.stdin.read()))
     else:
         hold(args[0], int(args[1]))
