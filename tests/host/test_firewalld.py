@@ -132,6 +132,15 @@ def test_validate_checks_the_whole_folder_with_firewalld_itself(
     with pytest.raises(ApplyError, match="'htps' not among existing services"):
         Firewalld().validate(work)
     assert "nosuch" in (etc / "zones" / "fwgen.xml").read_text()
+    # The install script's own refusals (another zone's interface under a glob), with
+    # --check: it changes nothing then.
+    (work / "new" / "fwgen.xml").write_text(ZONE)
+    (work / "new" / "fwgen-firewalld.sh").write_text(
+        '#!/usr/bin/env bash\n[ "$1" = --check ] && echo "$1: nothing changed: d+ takes docker0" >&2\n'
+        "exit 1\n"
+    )
+    with pytest.raises(ApplyError, match="--check: nothing changed: d\\+ takes docker0"):
+        Firewalld().validate(work)
 
 
 def test_a_stopped_firewalld_is_refused_before_anything_is_saved(

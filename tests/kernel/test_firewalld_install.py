@@ -70,6 +70,23 @@ def write(files: dict[str, str], folder: Path) -> None:
         (folder / name).write_text(text)
 
 
+def in_a_namespace(session: str, etc: Path, work: Path, tag: str) -> str:
+    """Run the bash *session* in a throw-away network namespace and a private mount
+    namespace, with ETC_COPY (a copy of /etc/firewalld) and WORK set; its output."""
+    namespace = f"{PREFIX}{tag}{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        env = f"ETC_COPY={shlex.quote(str(etc))} WORK={shlex.quote(str(work))}"
+        result = subprocess.run(
+            ["ip", "netns", "exec", namespace, "unshare", "-m", "--propagation", "private",
+             "bash", "-c", f"{env}; export ETC_COPY WORK; {session}"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=True)
+    return result.stdout + result.stderr
+
+
 def test_the_install_script_against_the_real_firewalld(tmp_path: Path) -> None:
     need(next((f"the firewalld tests need `{t}`" for t in TOOLS if not shutil.which(t)), ""))
     web = render(resolve_profile("webserver", {"admins": ["198.18.0.0/24"]}), "firewalld")
@@ -81,18 +98,7 @@ def test_the_install_script_against_the_real_firewalld(tmp_path: Path) -> None:
     write(broken, tmp_path / "broken")
     etc = tmp_path / "etc-firewalld"
     shutil.copytree("/etc/firewalld", etc, symlinks=True)
-    namespace = f"{PREFIX}fi{uuid.uuid4().hex[:6]}"
-    subprocess.run(["ip", "netns", "add", namespace], check=True)
-    try:
-        env = f"ETC_COPY={shlex.quote(str(etc))} WORK={shlex.quote(str(tmp_path))}"
-        result = subprocess.run(
-            ["ip", "netns", "exec", namespace, "unshare", "-m", "--propagation", "private",
-             "bash", "-c", f"{env}; export ETC_COPY WORK; {SESSION}"],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-    finally:
-        subprocess.run(["ip", "netns", "del", namespace], check=True)
-    out = result.stdout
+    out = in_a_namespace(SESSION, etc, tmp_path, "fi")
     steps = dict(re.findall(r"^STEP (\w+) rc=(\d+)", out, re.M))
     assert steps == {
         "first": "0",
@@ -101,7 +107,7 @@ def test_the_install_script_against_the_real_firewalld(tmp_path: Path) -> None:
         "back": "0",
         "broken": "1",
         "claimed": "1",
-    }, out + result.stderr + (tmp_path / "firewalld.log").read_text()
+    }, out + (tmp_path / "firewalld.log").read_text()
     assert "DEFAULT fwgen" in out
     assert "OTHER 1234/tcp" in out  # another zone's rules survive fwgen's reload
     # A second run changes nothing: the same files, the same nftables ruleset.

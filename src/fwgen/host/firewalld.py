@@ -6,6 +6,8 @@ the runtime one (what the daemon enforces now). A load runs the rendered install
 every one named ``fwgen*``), removes fwgen's files the new rules no longer have, runs
 ``firewall-cmd --reload`` (the permanent configuration becomes the runtime one) and
 makes fwgen's zone the default zone. No other zone, policy or ipset file is written.
+`validate` runs the script with ``--check`` first: its refusals come before anything
+is saved or loaded.
 
 The saved state is fwgen's files as they were, ``firewalld.conf`` (the default zone
 lives there), and the runtime, which a reload rebuilds from the permanent configuration:
@@ -134,8 +136,11 @@ class Firewalld(Backend):
 
     def validate(self, work: Path) -> None:
         """firewalld's own check of the whole configuration as it would be: a copy of
-        /etc/firewalld with fwgen's files replaced, checked by firewall-offline-cmd."""
-        run("bash", "-n", str(work / "new" / SCRIPT))
+        /etc/firewalld with fwgen's files replaced, checked by firewall-offline-cmd; then
+        the install script's own refusals (``--check``: another zone holding traffic or an
+        interface fwgen's zones are bound to, a file named as fwgen's it did not write)."""
+        script = str(work / "new" / SCRIPT)
+        run("bash", "-n", script)
         placed = placements(_rendered(work))
         with tempfile.TemporaryDirectory(prefix="fwgen-firewalld-") as folder:
             copy = Path(folder) / "etc"
@@ -145,6 +150,7 @@ class Firewalld(Backend):
             for path, text in placed.items():
                 write_private(copy / Path(path).relative_to(ETC), text)
             run("firewall-offline-cmd", f"--system-config={copy}", "--check-config")
+        run("bash", script, "--check")
 
     def save(self, work: Path) -> None:
         state = runner.run(("firewall-cmd", "--state"), timeout=60)
@@ -196,7 +202,7 @@ class Firewalld(Backend):
                     old.unlink()
             for name, text in placed.items():
                 path = Path(name)
-                temporary = path.with_name(f".{path.name}.fwgen-new")
+                temporary = path.with_name(f"{path.name}.fwgen-new")  # as the script's
                 temporary.write_text(text, encoding="utf-8")
                 temporary.chmod(0o644)
                 temporary.rename(path)

@@ -19,8 +19,9 @@ without the cap, warned (see `fwgen.targets.firewalld_deny`).
 The profile names no interface, so the script makes ``fwgen`` the default zone: every
 interface no zone claims is in it. Before anything changes the script refuses when
 another zone (not Docker's or libvirt's) holds an interface or a source, since that
-traffic would bypass fwgen's zone; after the switch it checks that no such zone is
-active (see templates/firewalld/install.sh.j2).
+traffic would bypass fwgen's zone, or any other zone holds an interface a zone of
+fwgen's is bound to (a glob's zone would take it); it stages every file, checks, renames,
+and puts the old files back on any failure (see templates/firewalld/install.sh.j2).
 
 firewalld itself accepts, before any zone: loopback, established and related traffic
 (so an echo request after a ping's first is never counted by a limit), connections its
@@ -288,7 +289,7 @@ def _policy(
         "file": f"policies/{name}.xml",
         "open": f"<policy{attrs(target=target, priority=priority)}>",
         "short": xml_text(name),
-        "description": xml_text(what),
+        "description": xml_text(f"fwgen: {what}"),
         "zones": [f"<ingress-zone{attrs(name=ingress)}/>", f"<egress-zone{attrs(name=egress)}/>"],
         "entries": [],
         "log": [],
@@ -311,6 +312,25 @@ def _patterns(policy: Policy) -> list[str]:
     return names
 
 
+def _binding(on: str) -> str:
+    """An interface name or glob as firewalld writes it (its wildcard is ``+``)."""
+    return on[:-1] + "+" if on.endswith("*") else on
+
+
+def _glob_warnings(patterns: list[str]) -> list[str]:
+    """firewalld sends an interface to the first zone whose name or glob matches it, a
+    glob's zone ahead of a zone that holds the interface by name; the install script
+    refuses what other zones hold when it runs, not what they get later."""
+    return [
+        f"interfaces {on}: firewalld sends every interface {on} matches to zone "
+        f"{ZONE}-if{n}, ahead of the zone that holds it by name; the install script refuses "
+        "while another zone holds one (Docker's docker0, libvirt's virbr0), but an interface "
+        "another program adds to its zone later goes to fwgen's"
+        for n, on in enumerate(patterns, 1)
+        if on.endswith("*")
+    ]
+
+
 def _zone(policy: Policy, writer: _Writer, name: str, on: str) -> dict[str, Any]:
     """A zone (target DROP) of the inbound rules and denies on *on* or on every interface;
     bound to the interfaces *on* names, or, when it names none, the default zone holding
@@ -319,7 +339,7 @@ def _zone(policy: Policy, writer: _Writer, name: str, on: str) -> dict[str, Any]
         [r for r in found if r.direction == "in" and (not r.interfaces or on in r.interfaces)]
         for found in (policy.rules, policy.denies)
     )
-    binding = on[:-1] + "+" if on.endswith("*") else on  # firewalld's wildcard is +
+    binding = _binding(on)
     where = f": on {on}" if on else ""
     return {
         "file": f"zones/{name}.xml",
@@ -391,7 +411,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         policies.append(
             _policy(FORWARD, "ACCEPT", "ANY", "ANY", "forward: accept: this host routes for others")
         )
-    warnings = writer.warnings + _host_ipv6_warnings(policy)
+    warnings = writer.warnings + _host_ipv6_warnings(policy) + _glob_warnings(patterns)
     if policy.log_drops and policy.defaults.forward == "drop":
         warnings.append(
             "log_drops: forwarded packets are rejected by firewalld itself, which logs them only "
@@ -416,6 +436,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         "zone": ZONE,
         "files": list(files),
         "engine_zones": ENGINE_ZONES,
+        "bound": [f"{ZONE}-if{n}:{_binding(on)}" for n, on in enumerate(patterns, 1)],
         "prefix": "fwgen",
     }
     files = {SCRIPT: OutputFile("install.sh.j2", script), **files}
