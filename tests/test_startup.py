@@ -91,7 +91,8 @@ def test_the_process_leaves_its_objects_to_the_exit(render: dict[str, object]) -
 @pytest.mark.parametrize(
     ("args", "commands"),
     [
-        (["--debug", "targets"], ["targets"]),
+        (["--debug", "-q", "targets"], ["targets"]),
+        (["--version"], None),
         (["shadow", "stop", "--help"], ["start", "report", "stop"]),
         (["--help"], None),
         (["rendr"], None),

@@ -250,6 +250,27 @@ def test_the_input_chain_does_not_grow_with_the_list(tmp_path: Path, target: str
     assert len(small) == len(large) and len(small) > 5
 
 
+def test_the_lockout_guard_parses_no_address_of_a_blocklist_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`apply`'s guard asks whether the admin's address is in a deny rule's blocklist: a
+    lookup in the runs the list was read into, not every entry parsed once more."""
+    from fwgen.host.guard import from_keep, lockouts
+
+    entries = [f"{11 + (i >> 14)}.{(i >> 6) & 255}.{(i << 2) & 255}.7" for i in range(3000)]
+    (tmp_path / "bl.txt").write_text("\n".join(entries) + "\n")
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "description: x\nextends: base\nnetworks:\n  abuse: [{file: bl.txt}]\n"
+        "inbound:\n  - {service: ssh, from: 10.20.0.0/26}\n  - {from: abuse, action: deny}\n"
+    )
+    with parsed(monkeypatch) as seen:
+        policy = resolve_profile(str(profile))
+        found = lockouts(policy, [from_keep("10.20.0.5"), from_keep(entries[-1])])
+    assert len(found) == 1 and "the deny rule 'deny'" in found[0], found
+    assert {seen[e] for e in entries[:-1]} == {1}  # the last: the --keep address too
+
+
 def test_resolving_turns_a_rule_into_json_only_to_break_a_tie(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.5.0"
 
 __all__ = ["FwgenError", "__version__", "render", "resolve_profile"]
 

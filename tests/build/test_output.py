@@ -162,7 +162,7 @@ def test_a_new_file_is_0644_and_an_existing_one_keeps_its_mode(tmp_path: Path) -
 def test_a_new_shell_script_is_executable_as_the_readme_runs_it(
     tmp_path: Path, profile: str, target: str, script: str
 ) -> None:
-    """The README's systemd drop-in runs the loader by its path: 0644 would stop Docker."""
+    """The documented systemd drop-in (docs/containers.md) runs the loader by its path: 0644 would stop Docker."""
     out = tmp_path / "etc-fwgen"
     sets = ["--set", "admins=10.1.0.0/16", "--set", "web_clients=10.2.0.0/16"]
     to = out / script  # a folder for iptables, a file for ufw

@@ -386,12 +386,13 @@ def test_discover_and_audit_give_9100_one_name() -> None:
 
 
 @pytest.mark.parametrize("command", ["audit", "discover"])
-def test_help_and_readme_agree_on_the_ss_flags(command: str) -> None:
+def test_help_and_docs_agree_on_the_ss_flags(command: str) -> None:
     help_text = " ".join(runner.invoke(app, [command, "--help"]).stdout.split())
     assert "`ss -tulpnH` output taken on the host" in help_text
     assert "-tulnH" not in help_text
-    readme = Path("README.md").read_text(encoding="utf-8")
-    assert "ss -tulpnH > web1.ss" in readme and "ss -tulpnH | fwgen discover" in readme
+    audit = Path("docs/commands/audit.md").read_text(encoding="utf-8")
+    discover = Path("docs/commands/discover.md").read_text(encoding="utf-8")
+    assert "ss -tulpnH > web1.ss" in audit and "ss -tulpnH | fwgen discover" in discover
 
 
 def test_a_lan_only_port_also_open_to_any_address_is_a_warning_from_the_lan_too(

@@ -301,6 +301,40 @@ def test_guard_refuses_to_cut_the_ssh_client_off_and_changes_nothing(host: Host)
     assert host.snapshot() == before
 
 
+BLOCKED = """\
+description: A blocklist that holds the admin's own address
+extends: base
+networks:
+  abuse: [{file: abuse.txt}]
+inbound:
+  - service: ssh
+    from: 198.18.1.0/24
+  - from: abuse
+    action: deny
+"""
+
+
+def test_guard_refuses_a_blocklist_that_holds_the_ssh_client(host: Host) -> None:
+    """Only the admin's own address of the SSH network is in the list (no FW021): the
+    guard refuses to load it over SSH from that address, and nothing changes; with
+    --strict, a list that holds the whole network is refused before the guard."""
+    (host.profiles / "blocked.yaml").write_text(BLOCKED)
+    (host.profiles / "abuse.txt").write_text("203.0.113.0/24\n198.18.1.2\n")
+    before = host.snapshot()
+    refused = host.run(*host.apply_args("blocked.yaml", "--yes"), ssh=TRUSTED_SSH)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert (
+        "would cut off a new connection from 198.18.1.2 to port 22/tcp (SSH_CONNECTION): "
+        "the deny rule 'deny'" in refused.stderr
+    )
+    assert "nothing was loaded" in refused.stderr
+    (host.profiles / "abuse.txt").write_text("198.18.0.0/16\n")
+    strict = host.run(*host.apply_args("blocked.yaml", "--yes", "--strict"), ssh=TRUSTED_SSH)
+    assert strict.returncode == 2 and "FW021: ssh: every connection" in strict.stderr
+    assert host.snapshot() == before
+    assert not host.pending()
+
+
 def test_an_apply_started_in_a_hostile_site_folder_runs_nothing_from_it(
     host: Host, tmp_path: Path
 ) -> None:

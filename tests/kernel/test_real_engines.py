@@ -142,7 +142,7 @@ def test_loaded_before_dockerd_and_after_its_restart(
     lab: Lab, box: Sandbox, target: str, mode: str, tmp_path: Path
 ) -> None:
     """Boot order (fwgen first, then the engine) and an engine restart: the loader is run
-    again after each engine start, as the README tells admins to do."""
+    again after each engine start, as docs/containers.md tells admins to do."""
     files = rules(lab, target, tmp_path)
     lab.apply(target, files)
     docker, container = start_docker(lab, box, mode)
@@ -172,7 +172,7 @@ def test_iptables_after_a_dockerd_restart_without_the_loader(
     lab: Lab, box: Sandbox, tmp_path: Path
 ) -> None:
     """What holds when the loader is NOT run again after an engine restart (a documented
-    fact, README "Docker and other container engines"): Docker moves its IPv4 jump to
+    fact, docs/containers.md): Docker moves its IPv4 jump to
     DOCKER-USER first, so IPv4 still follows the profile; in its IPv6 mode it puts its
     own accepts ahead of fwgen's IPv6 jump, so over IPv6 every published port is open to
     everyone until `fwgen-iptables.sh` runs again."""

@@ -200,6 +200,7 @@ def test_hits_count_real_connections(lab: Lab, tmp_path: Path, target: str) -> N
     }
     assert rules["mysql"]["unused"] and not rules["ssh"]["unused"]
     assert rules["ssh"]["origin"].endswith("hits.yaml:6")
+    assert found["notes"] == []  # every rule fwgen rendered is found as the kernel prints it
     if target == "nftables":
         assert found["loaded_at"] is not None
     text = fwgen(lab, "hits", str(profile), "-t", target).stdout
@@ -208,6 +209,40 @@ def test_hits_count_real_connections(lab: Lab, tmp_path: Path, target: str) -> N
     results = sarif["runs"][0]["results"]
     assert {r["ruleId"] for r in results} == {"FW023"}
     assert any("mysql" in r["message"]["text"] for r in results)
+
+
+COPY = {  # another program's rule ahead of fwgen's, taking its SSH and copying its comment
+    "nftables": [
+        "nft", "insert", "rule", "inet", "fwgen", "input", "tcp", "dport", "22", "counter",
+        "accept", "comment", '"ssh: Secure Shell"',
+    ],
+    "iptables": [
+        "iptables", "-I", "INPUT", "1", "-p", "tcp", "--dport", "22", "-m", "comment",
+        "--comment", "ssh: Secure Shell", "-j", "ACCEPT",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("target", ["nftables", "iptables"])
+def test_hits_credit_no_rule_that_copies_fwgens_comment(
+    lab: Lab, tmp_path: Path, target: str
+) -> None:
+    """The connections another program's rule admits (first in the chain, with the comment
+    of fwgen's ssh rule) are not fwgen's rule's hits: they are said to be someone else's."""
+    profile = tmp_path / "hits.yaml"
+    profile.write_text(HITS)
+    lab.listen(["tcp:22"])
+    lab.apply(target, render(lab, profile, target))
+    lab.run(lab.server, *COPY[target])
+    for _ in range(3):
+        assert lab.probe("trusted", "ipv4", ["tcp:22"]) == {"tcp:22": "open"}
+    found = json.loads(fwgen(lab, "hits", str(profile), "-t", target, "--format", "json").stdout)
+    rules = {r["name"]: r for r in found["rules"]}
+    assert rules["ssh"]["connections"] == 0 and rules["ssh"]["unused"]
+    assert found["notes"] == [
+        "1 rules outside fwgen's own carry the comment of one of its rules (another "
+        "program's?); not counted"
+    ]
 
 
 def saved(lab: Lab) -> str:
@@ -332,7 +367,9 @@ def test_hits_on_ufw(lab: Lab, tmp_path: Path) -> None:
     assert lab.ping("trusted", "ipv4") == "open"
     command = [*lab.ufw_root(), sys.executable, "-m", "fwgen", "hits", str(profile), "-t", "ufw"]
     out = lab.run(lab.server, *command, "--format", "json")
-    rules = {r["name"]: r for r in json.loads(out)["rules"]}
+    report = json.loads(out)
+    assert report["notes"] == []  # fwgen's block found in both families, as rendered
+    rules = {r["name"]: r for r in report["rules"]}
     found = {n: rules[n]["connections"] for n in ("ssh", "http", "mysql")}
     assert found == {"ssh": 4, "http": 2, "mysql": 0}
     assert rules["ping"]["connections"] >= 1 and rules["mysql"]["unused"]
@@ -357,3 +394,21 @@ def test_iptables_shadow_after_a_load_that_flushed_mangle(lab: Lab, tmp_path: Pa
     lab.run(lab.server, "ipset", "create", "fwgen-shadow-count-in-v4", "hash:ip")
     result = fwgen(lab, "shadow", "start", str(candidate), "-t", "iptables", check=False)
     assert result.returncode == 2 and "without its chains or its mark" in result.stderr
+
+
+@pytest.mark.parametrize("target", ["nftables", "iptables"])
+def test_hits_find_every_rule_of_every_built_in_profile(lab: Lab, target: str) -> None:
+    """What the kernel prints back (iptables-save reorders options, abbreviates rates,
+    names protocols; nft lists JSON) is recognised as the rules fwgen rendered: loaded,
+    every built-in profile has each of its rules in the live ruleset and nothing to say."""
+    names = sorted(p.stem for p in Path("profiles").glob("*.yaml") if p.stem != "base")
+    assert len(names) >= 13
+    for name in names:
+        for tool in ("iptables", "ip6tables") if target == "iptables" else ():
+            lab.run(lab.server, tool, "-F")  # coexist mode loads beside what is there
+            lab.run(lab.server, tool, "-X")
+        lab.apply(target, render(lab, Path(name), target))
+        out = fwgen(lab, "hits", name, "-t", target, "--format", "json").stdout
+        report = json.loads(out)
+        assert report["notes"] == [], (name, report["notes"])
+        assert all(r["in_live_ruleset"] for r in report["rules"]), name

@@ -515,9 +515,10 @@ def test_compiled_entries_equal_the_validated_ones() -> None:
     assert {hash(s) for s in compiled} == {hash(s) for s in validated}
 
 
-def test_the_readme_counts_the_catalogue() -> None:
-    readme = Path("README.md").read_text(encoding="utf-8")
-    assert f"catalogue ({len(catalogue().services)} services)" in readme
+def test_the_docs_and_the_readme_count_the_catalogue() -> None:
+    count = len(catalogue().services)
+    assert f"catalogue ({count} services)" in Path("docs/ports.md").read_text(encoding="utf-8")
+    assert f"A catalogue of {count} services" in Path("README.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(

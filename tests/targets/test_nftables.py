@@ -63,7 +63,7 @@ def test_header_names_version_profile_and_digest_without_timestamps() -> None:
     text = render(policy, "nftables")["fwgen.nft"]
     lines = text.splitlines()
     assert lines[0] == "#!/usr/sbin/nft -f"
-    assert "profile 'webserver'" in lines[1] and "fwgen 0.1.0" in lines[1]
+    assert "profile 'webserver'" in lines[1] and "fwgen 0.5.0" in lines[1]
     assert any(line.startswith(f"# Inputs sha256: {policy.digest()} (") for line in lines)
     assert any(line.startswith(f"# Admits sha256: {policy.admits_digest()} (") for line in lines)
     assert policy.digest() != resolve_profile("webserver", {"admins": ["192.0.2.1"]}).digest()

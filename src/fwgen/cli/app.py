@@ -8,14 +8,15 @@ Anything else with a traceback is a bug in fwgen.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from typing import Annotated
 
 import typer
 
 from fwgen import __version__
-from fwgen.cli import catalogue, hits, host, render, review
-from fwgen.cli.common import STATE, App, user_errors
+from fwgen.cli import catalogue, hits, host, render, review, shell
+from fwgen.cli.common import GLOBAL_FLAGS, App, RootGroup, user_errors
 from fwgen.cli.shadow import shadow_app
 
 
@@ -28,13 +29,22 @@ def _version(value: bool) -> None:
 def main_options(
     debug: Annotated[
         bool,
-        typer.Option("--debug", help="Show a traceback for errors too (also after the command)."),
+        typer.Option("--debug", help="Show a traceback for errors too (anywhere on the line)."),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="No warnings and no progress lines; errors and exit codes stay the same "
+            "(anywhere on the line).",
+        ),
     ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    STATE["debug"] = debug
+    """--debug and -q are taken from the whole line by `RootGroup`, before this runs."""
 
 
 # The commands, in the order `fwgen --help` lists them.
@@ -52,6 +62,8 @@ COMMANDS = (
     hits.hits,
     catalogue.schema,
     catalogue.targets,
+    shell.init,
+    shell.completion,
 )
 GROUPS = {"shadow": shadow_app}
 NAMES = {*(c.__name__.replace("_", "-") for c in COMMANDS), *GROUPS}
@@ -62,6 +74,7 @@ def make_app(only: str | None = None) -> App:
     each command it holds before parsing a word, so a process that runs one command
     builds that one alone; ``fwgen --help`` and an unknown name get them all."""
     made = App(
+        cls=RootGroup,
         help="Render declarative host profiles into default-deny firewall rulesets.",
         no_args_is_help=True,
         add_completion=False,
@@ -82,15 +95,19 @@ app = make_app()
 
 
 def command_named(args: list[str]) -> str | None:
-    """The command *args* run, when they name one after no option but ``--debug`` (the
-    options before a command are the app's own; any other may ask for the whole list)."""
+    """The command *args* run, when they name one after no option but the global flags
+    (any other option of the app's own may ask for the whole list)."""
     for arg in args:
-        if arg != "--debug":
+        if arg not in GLOBAL_FLAGS:
             return arg if arg in NAMES else None
     return None
 
 
 def main() -> None:
+    if "_FWGEN_COMPLETE" in os.environ:  # a shell asks what completes its line
+        from fwgen.cli.completion import complete_from_environment
+
+        sys.exit(complete_from_environment(typer.main.get_command(app)))
     try:
         make_app(command_named(sys.argv[1:]))(prog_name="fwgen")
     finally:

@@ -11,6 +11,7 @@ import typer
 
 from fwgen.build.manifest import Output, as_json, plan, stale, unified
 from fwgen.build.output import check_folder, destinations, is_stdout, write_files
+from fwgen.cli.common import say, warn
 from fwgen.errors import FwgenError, raise_collected
 
 
@@ -24,7 +25,7 @@ def run_build(
     refused = site.refused() if strict else []
     for warning in site.warnings:
         if warning not in refused:
-            typer.echo(f"warning: {warning}", err=True)
+            warn(warning)
     approximations = len(site.approximations()) if strict else 0
     if refused or approximations:
         plural = "s" if approximations != 1 else ""
@@ -46,8 +47,8 @@ def run_build(
         typer.echo(f"all {len(items)} generated files are current")
     else:
         for item in changed:
-            typer.echo(f"wrote {item.path}")
-        typer.echo(f"{len(changed)} written, {len(items) - len(changed)} unchanged")
+            say(f"wrote {item.path}")
+        say(f"{len(changed)} written, {len(items) - len(changed)} unchanged")
 
 
 def check_current(files: dict[str, str], output: Path | None) -> None:

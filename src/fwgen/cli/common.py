@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from typer.core import TyperArgument, TyperCommand
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from fwgen.errors import FwgenError
 
@@ -25,7 +25,36 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-STATE = {"debug": False}
+STATE = {"debug": False, "quiet": False}
+# Options of the whole program, taken wherever they stand on the line (before `--`).
+GLOBAL_FLAGS = {"--debug": "debug", "-q": "quiet", "--quiet": "quiet"}
+
+
+def take_global_flags(args: list[str]) -> list[str]:
+    """*args* without ``--debug`` and ``-q``/``--quiet`` (before ``--``); STATE says which
+    were given."""
+    end = args.index("--") if "--" in args else len(args)
+    for flag in GLOBAL_FLAGS.values():
+        STATE[flag] = False
+    kept = []
+    for arg in args[:end]:
+        if arg in GLOBAL_FLAGS:
+            STATE[GLOBAL_FLAGS[arg]] = True
+        else:
+            kept.append(arg)
+    return kept + args[end:]
+
+
+def warn(text: object) -> None:
+    """A warning on stderr, unless -q/--quiet."""
+    if not STATE["quiet"]:
+        typer.echo(f"warning: {text}", err=True)
+
+
+def say(text: str) -> None:
+    """A line of progress on stdout (what was written), unless -q/--quiet."""
+    if not STATE["quiet"]:
+        typer.echo(text)
 
 
 def user_errors(command: F) -> F:
@@ -58,9 +87,17 @@ class ReadableArgument(TyperArgument):
         return None if self.metavar is not None else super().display_type_rich(ctx)
 
 
+class RootGroup(TyperGroup):
+    """The ``fwgen`` group: takes ``--debug`` and ``-q`` anywhere on the line, the
+    subcommands' own arguments included."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return list(super().parse_args(ctx, take_global_flags(list(args))))
+
+
 class ReadableCommand(TyperCommand):
-    """A command whose arguments are `ReadableArgument`s, that takes ``--debug`` after its
-    name too, and that refuses an option given twice instead of using the last one."""
+    """A command whose arguments are `ReadableArgument`s, and that refuses an option given
+    twice instead of using the last one."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -69,10 +106,8 @@ class ReadableCommand(TyperCommand):
                 param.__class__ = ReadableArgument  # the same object, shown differently
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        end = args.index("--") if "--" in args else len(args)
-        if "--debug" in args[:end]:
-            STATE["debug"] = True
-            args = [a for a in args[:end] if a != "--debug"] + args[end:]
+        if ctx.resilient_parsing:  # completing a line: nothing is reported
+            return list(super().parse_args(ctx, args))
         try:
             _, _, order = self.make_parser(ctx).parse_args(args=list(args))
         except Exception:  # a mistake the parse below reports in click's words
@@ -227,5 +262,5 @@ def render_profile(
         raise_collected([FwgenError(f"{text} (--strict)") for text in refused])
     files, warnings = render_with_warnings(policy, target, options)
     for warning in [*warnings, *passing, *refused]:
-        typer.echo(f"warning: {warning}", err=True)
+        warn(warning)
     return policy, files

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,32 @@ from fwgen.cli.common import (
     site_ports,
 )
 from fwgen.errors import FwgenError
+from fwgen.targets import TARGETS
+
+if TYPE_CHECKING:
+    from fwgen.policy.ir import Policy
+
+
+# How many --input files each target reads, and which.
+INPUTS = {
+    "nftables": (1, "one file (`nft -j list table inet fwgen`)"),
+    "iptables": (2, "at most two files (`iptables-save -c` and `ip6tables-save -c`)"),
+}
+
+
+def rendered_rules(policy: Policy, target: str) -> dict[str, str]:
+    """What fwgen renders for *policy* on *target*, by the family it loads into: the rules a
+    live counter may be credited to (`fwgen.host.ownrules`)."""
+    from fwgen.targets.render import render
+
+    if target == "nftables":
+        return {"inet": render(policy, target)["fwgen.nft"]}
+    if target == "iptables":
+        files = render(policy, target)
+        return {family: files[name] for family, name in TARGETS[target].family_files.items()}
+    if target == "ufw":
+        return {"ufw": render(policy, target)["fwgen-ufw.sh"]}
+    return {}
 
 
 def hits(
@@ -53,24 +79,28 @@ def hits(
 
     check_format(format_, ("text", "json", "sarif"))
     (policy,) = load_policies([profile], set_, site_ports(ports_files), allow_outside)
+    rendered = rendered_rules(policy, target)
     if input_:
         from fwgen.read.yamlsource import read_text
 
+        most, files = INPUTS.get(target, (len(input_), ""))
+        if len(input_) > most:
+            raise FwgenError(f"--input given {len(input_)} times: {target} takes {files}")
         texts = [read_text(p, str(p), "counters", limit=256 << 20) for p in input_]
         if target == "nftables":
-            counted = live.parse_nft(texts[0], time.time())
+            counted = live.parse_nft(texts[0], time.time(), rendered["inet"])
             if counted is None:
                 raise FwgenError(f"{input_[0]}: holds no table inet fwgen")
         elif target == "iptables":
-            counted = live.parse_iptables(texts)
+            counted = live.parse_iptables(texts, rendered)
         elif target == "ufw":
             raise FwgenError(
                 "--input reads nftables or iptables counters; for ufw, run on the host"
             )
         else:
-            counted = live.read(target)  # says why not
+            counted = live.read(target, rendered)  # says why not
     else:
-        counted = live.read(target)
+        counted = live.read(target, rendered)
     found = mapping.hits(policy, counted)
     if format_ == "json":
         typer.echo(json.dumps(mapping.as_json(found, counted), indent=2))

@@ -1,7 +1,7 @@
 """JSON Schemas for the files users write, generated from the models that validate them.
 
 Editors use them to complete keys and flag mistakes as the file is typed (see the
-README). They describe the shape of a file; what depends on other files (a service
+docs/editor.md). They describe the shape of a file; what depends on other files (a service
 or a network that exists, an address list) only fwgen itself can check.
 
 The schemas ship in ``schemas/``; ``python -m fwgen.cli.schema`` rewrites them after a

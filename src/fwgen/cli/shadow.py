@@ -22,6 +22,7 @@ from fwgen.cli.common import (
     load_policies,
     site_ports,
     user_errors,
+    warn,
 )
 from fwgen.errors import FwgenError
 
@@ -126,10 +127,7 @@ def report(
         raise FwgenError(f"no shadow is loaded on {target}; start one with `fwgen shadow start`")
     recorded = found.recorded
     if recorded.profile != policy.profile:
-        typer.echo(
-            f"warning: the shadow was loaded from profile '{recorded.profile}', not '{policy.profile}'",
-            err=True,
-        )
+        warn(f"the shadow was loaded from profile '{recorded.profile}', not '{policy.profile}'")
     groups = grouped(policy, recorded, cat)
     if format_ == "json":
         typer.echo(json.dumps(as_json(groups, recorded), indent=2))

@@ -132,7 +132,8 @@ def _reaches(rule: Rule, connection: Connection) -> bool:
 def _from_client(policy: Policy, rule: Rule, connection: Connection) -> bool:
     if rule.remote is None:
         return True
-    return _in(connection.client, policy.address_set(rule.remote).family(connection.family))
+    client = int(connection.client)  # a blocklist of a million entries is parsed never again
+    return policy.address_set(rule.remote).runs(connection.family).holds(client, client)
 
 
 def admitting_rule(policy: Policy, connection: Connection) -> Rule | None:

@@ -35,8 +35,8 @@ from fwgen.policy.owned import SHADOW_TABLE
 from fwgen.policy.shadowed import Recorded, Sighting
 
 MAX_OUTPUT = 256 << 20  # bytes of `nft -j` output read at most (a set of 2^20 keys is ~150 MB)
-SET = re.compile(r"^(in|out)_(last|first)_(v4|v6)$")
-FULL = re.compile(r"^(in|out)_full_(v4|v6)$")
+SET = re.compile(r"(in|out)_(last|first)_(v4|v6)")
+FULL = re.compile(r"(in|out)_full_(v4|v6)")
 FAMILIES: dict[str, Family] = {"v4": "ipv4", "v6": "ipv6"}
 
 
@@ -54,7 +54,7 @@ def parse(text: str, now: float) -> Table | None:
     table = tables[0]
     handle = number(table.get("handle"))
     marks = [
-        COMMENT.fullmatch(str(o["rule"].get("comment", "")))
+        COMMENT.fullmatch(_text(o["rule"].get("comment")))
         for o in objects
         if isinstance(o.get("rule"), dict) and o["rule"].get("table") == SHADOW_TABLE
     ]
@@ -81,20 +81,27 @@ def parse(text: str, now: float) -> Table | None:
     recorded.loaded_at = loaded_at(sets.get("loaded"), now)
     for o in objects:
         counter = o.get("counter")
-        if isinstance(counter, dict) and FULL.match(str(counter.get("name"))):
-            direction, tail = FULL.match(str(counter["name"])).groups()  # type: ignore[union-attr]
+        full = FULL.fullmatch(_text(counter.get("name"))) if isinstance(counter, dict) else None
+        if isinstance(counter, dict) and full is not None:
+            direction, tail = full.groups()
             packets = number(counter.get("packets"))
             if packets is None:
-                recorded.ignored.append(f"counter {counter['name']}: no packet count")
+                recorded.ignored.append(f"counter {full.group(0)}: no packet count")
             elif packets:
                 recorded.unrecorded[(direction, FAMILIES[tail])] = packets
     for name, found_set in sorted(sets.items()):
-        what = SET.match(name)
+        what = SET.fullmatch(name)
         if what is None or what.group(2) != "last":
             continue
         first = _first_seen(sets.get(f"{what.group(1)}_first_{what.group(3)}"), now)
         _sightings(recorded, found_set, what.group(1), FAMILIES[what.group(3)], first, now)  # type: ignore[arg-type]
     return Table(handle, recorded)
+
+
+def _text(value: Any) -> str:
+    """*value* when it is a string, else "": what the kernel's JSON holds is never turned
+    into text with str() (a list nested thousands deep would recurse that deep)."""
+    return value if isinstance(value, str) else ""
 
 
 def _elements(found: dict[str, Any]) -> list[dict[str, Any]]:
@@ -134,7 +141,7 @@ def _first_seen(found: dict[str, Any] | None, now: float) -> dict[tuple[str, str
     if found is None:
         return out
     timeout = number(found.get("timeout"), 1)
-    family: Family = "ipv6" if str(found.get("name", "")).endswith("v6") else "ipv4"
+    family: Family = "ipv6" if _text(found.get("name")).endswith("v6") else "ipv4"
     for elem in _elements(found):
         key = _key(elem.get("val"), family, 128 if family == "ipv6" else 32)
         expires = number(elem.get("expires"))

@@ -68,12 +68,15 @@ def number(value: Any, low: int = 0, high: int = 1 << 64) -> int | None:
 
 def nft_objects(text: str) -> list[dict[str, Any]]:
     """The objects of `nft -j list ...` output, each ``{kind: {...}}``; an error when the
-    text is not nftables JSON."""
+    text is not nftables JSON (nested too deep to read is not nftables JSON either: nft
+    nests a few levels)."""
     try:
-        items = json.loads(text)["nftables"]
-        assert isinstance(items, list)
-    except (ValueError, KeyError, TypeError, AssertionError):
-        raise FwgenError("`nft -j list table` gave output that is not nftables JSON") from None
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        document = None
+    items = document.get("nftables") if isinstance(document, dict) else None
+    if not isinstance(items, list):
+        raise FwgenError("`nft -j list table` gave output that is not nftables JSON")
     return [item for item in items if isinstance(item, dict) and len(item) == 1]
 
 

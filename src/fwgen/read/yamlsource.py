@@ -112,14 +112,17 @@ def _read_regular(path: Path, display: str, what: str, limit: int) -> bytes:
         reason = "a symlink loop" if exc.errno == errno.ELOOP else exc.strerror
         raise ProfileError(f"cannot read {what} file: {reason}", path=display) from None
     try:
-        kind = stat.S_IFMT(os.fstat(fd).st_mode)
+        found = os.fstat(fd)
+        kind = stat.S_IFMT(found.st_mode)
         if kind != stat.S_IFREG:
             raise ProfileError(
                 f"{what} path is {_KINDS.get(kind, 'not a regular file')}, not a file",
                 path=display,
             )
+        if found.st_size > limit:  # refused unread
+            raise _too_large(what, limit, display)
         chunks, size = [], 0
-        while size <= limit:
+        while size <= limit:  # a file that grows while it is read stops here too
             chunk = os.read(fd, min(1 << 20, limit + 1 - size))
             if not chunk:
                 break
@@ -130,10 +133,14 @@ def _read_regular(path: Path, display: str, what: str, limit: int) -> bytes:
     finally:
         os.close(fd)
     if size > limit:
-        raise ProfileError(
-            f"{what} file is larger than {_size(limit)}; is this the right file?", path=display
-        )
+        raise _too_large(what, limit, display)
     return b"".join(chunks)
+
+
+def _too_large(what: str, limit: int, display: str) -> ProfileError:
+    return ProfileError(
+        f"{what} file is larger than {_size(limit)}; is this the right file?", path=display
+    )
 
 
 def _size(limit: int) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from fwgen.policy.accepted import reason_for
 from fwgen.policy.denies import VERBS
-from fwgen.policy.ir import Family, Policy, PortRange, Rule
+from fwgen.policy.ir import Family, Policy, PortRange, Rule, interfaces_within
 from fwgen.profile.addresses import Runs
 
 Nets = dict[Family, Runs]  # a rule's remote addresses, by family
@@ -68,6 +69,30 @@ def _protocol(deny: Rule, allow: Rule) -> str:
     return "some" if set(allow.icmp_types) & set(deny.icmp_types) else "none"
 
 
+def _on_within(allow: Rule, deny: Rule) -> bool:
+    """Whether *deny* is on every interface *allow* is on (a deny on empty interface
+    groups is on none)."""
+    if not deny.interfaces:
+        return not deny.idle()
+    return bool(allow.interfaces) and interfaces_within(allow.interfaces, deny.interfaces)
+
+
+def _names_meet(a: str, b: str) -> bool:
+    """Whether one interface can match both names (a glob ``wg*`` meets what it starts)."""
+    if a.endswith("*") and b.endswith("*"):
+        return a.startswith(b[:-1]) or b.startswith(a[:-1])
+    return interfaces_within([a], [b]) or interfaces_within([b], [a])
+
+
+def _on_meet(allow: Rule, deny: Rule) -> bool:
+    """Whether *deny* and *allow* share an interface."""
+    if allow.idle() or deny.idle():
+        return False
+    if not allow.interfaces or not deny.interfaces:
+        return True
+    return any(_names_meet(a, d) for a in allow.interfaces for d in deny.interfaces)
+
+
 def covers(policy: Policy, deny: Rule, allow: Rule) -> bool:
     """Whether *deny* blocks every connection *allow* admits."""
     return (
@@ -75,6 +100,7 @@ def covers(policy: Policy, deny: Rule, allow: Rule) -> bool:
         and _protocol(deny, allow) == "all"
         and set(allow.families) <= set(deny.families)
         and (not deny.local or (set(allow.local) <= set(deny.local) and bool(allow.local)))
+        and _on_within(allow, deny)
         and _within(_nets(policy, allow), _nets(policy, deny))
     )
 
@@ -86,16 +112,19 @@ def overlaps(policy: Policy, deny: Rule, allow: Rule) -> bool:
         and _protocol(deny, allow) != "none"
         and bool(set(allow.families) & set(deny.families))
         and (not deny.local or not allow.local or bool(set(allow.local) & set(deny.local)))
+        and _on_meet(allow, deny)
         and _meet(_nets(policy, allow), _nets(policy, deny))
     )
 
 
-def deny_problems(policy: Policy) -> list[DenyProblem]:
+def dead_allows(policy: Policy) -> list[DenyProblem]:
+    """FW021: the allow rules a deny or reject rule blocks all of (evaluated first, it
+    leaves them nothing to admit)."""
     out = []
     for allow in policy.rules:
-        killer = next(
-            (d for d in policy.denies if allow.families and covers(policy, d, allow)), None
-        )
+        if not allow.families or allow.idle():
+            continue
+        killer = next((d for d in policy.denies if covers(policy, d, allow)), None)
         if killer is not None:
             word = VERBS[killer.action]
             out.append(
@@ -107,6 +136,23 @@ def deny_problems(policy: Policy) -> list[DenyProblem]:
                     allow.origin,
                 )
             )
+    return out
+
+
+def lockouts(policy: Policy) -> list[str]:
+    """What `render`, `build` and `apply` warn of (and ``--strict`` refuses): the FW021
+    findings the profile does not accept (``accept: {FW021: why}``). When the dead rule
+    is the admins' way in (a blocklist file that holds their network), the ruleset locks
+    them out."""
+    return [
+        f"{p.location}: {p.code}: {p.message}"
+        for p in dead_allows(policy)
+        if reason_for(p.rule.accepted, p.code, None) is None
+    ]
+
+
+def deny_problems(policy: Policy) -> list[DenyProblem]:
+    out = dead_allows(policy)
     for deny in policy.denies:
         silent = deny.direction == "out" and policy.defaults.outbound == "drop"
         silent |= deny.direction == "in" and policy.refuse == "drop"

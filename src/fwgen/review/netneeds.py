@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from fwgen.policy.ir import Policy, Rule
 from fwgen.policy.placeholders import empty_groups, empty_networks, policy_warnings
 from fwgen.profile.addresses import parse_network
+from fwgen.review.denycheck import lockouts
 
 # What IPv6 needs from the link: neighbour solicitations and advertisements (IPv6's
 # ARP), from any address; multicast listener queries, from link-local addresses (a
@@ -145,12 +146,15 @@ def _dhcp(policy: Policy, top: str) -> list[Problem]:
 
 def warnings(policy: Policy) -> tuple[list[str], list[str]]:
     """What `render`, `build` and `apply` warn about whatever the target: (what ``--strict``
-    lets pass, what it refuses). It refuses whatever cuts the host off (`problems`) and
-    rules that admit no one because their networks are empty: an unset ``$ADMINS`` in
-    ``--set admins=$ADMINS`` must not quietly give a ruleset that locks the admins out."""
+    lets pass, what it refuses). It refuses whatever cuts the host off (`problems`),
+    rules that admit no one because their networks are empty (an unset ``$ADMINS`` in
+    ``--set admins=$ADMINS`` must not quietly give a ruleset that locks the admins out),
+    and rules a deny or reject rule leaves nothing to admit (a blocklist file that holds
+    the admins' network: `fwgen.review.denycheck.lockouts`)."""
     refused = [
         *empty_networks(policy),
         *empty_groups(policy, placeholder=False),
         *(str(p) for p in problems(policy)),
+        *lockouts(policy),
     ]
     return [w for w in policy_warnings(policy) if w not in refused], refused

@@ -33,7 +33,7 @@ DOCKER_USER = "DOCKER-USER"
 ENGINE_CHAIN = {"docker": DOCKER_USER, "podman": "FORWARD"}
 # The engine's bridges, as iptables' interface wildcards: Docker's docker0 (and
 # docker_gwbridge) and br-<network id>; Podman's podman0, podman1, ... (netavark) and
-# cni-podman0, ... (CNI). A bridge named otherwise is not recognised (see the README).
+# cni-podman0, ... (CNI). A bridge named otherwise is not recognised (see docs/containers.md).
 BRIDGES = {"docker": ("docker+", "br-+"), "podman": ("podman+", "cni-podman+")}
 MAX_COMMENT = 200
 FROM_ENGINE = "from a bridge of the engine: its rules decide"
