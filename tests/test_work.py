@@ -23,8 +23,9 @@ import yaml
 
 import fwgen
 from fwgen.build.manifest import plan
+from fwgen.policy.ir import Rule
 from fwgen.policy.placeholders import policy_warnings
-from fwgen.policy.resolve import resolve_profile
+from fwgen.policy.resolve import PROTO_ORDER, resolve_profile
 from fwgen.profile.portdb import catalogue
 from fwgen.read import yamlsource
 from fwgen.read.once import forget
@@ -268,3 +269,45 @@ def test_the_lockout_guard_parses_no_address_of_a_blocklist_again(
         found = lockouts(policy, [from_keep("10.20.0.5"), from_keep(entries[-1])])
     assert len(found) == 1 and "the deny rule 'deny'" in found[0], found
     assert {seen[e] for e in entries[:-1]} == {1}  # the last: the --keep address too
+
+
+def test_resolving_turns_a_rule_into_json_only_to_break_a_tie(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Repeated rules are found by a key of their fields, and rules are ordered by their
+    JSON only where everything else ties: a build of many hosts no longer serialises each
+    rule twice. The order is still the one the whole key gives."""
+    dumped: Counter[str] = Counter()
+    dump = Rule.model_dump_json
+
+    def counted(self: Rule, **kwargs: Any) -> str:
+        dumped[self.name] += 1
+        return dump(self, **kwargs)
+
+    monkeypatch.setattr(Rule, "model_dump_json", counted)
+    policy = resolve_profile("webserver", {"admins": ["10.0.0.0/24"]})
+    assert len(policy.rules) > 5
+    assert not dumped, dumped  # no two of its rules tie
+    profiles = Path(fwgen.__file__).resolve().parents[2] / "profiles"
+    tied = tmp_path / "tied.yaml"
+    tied.write_text(
+        "description: ssh twice from one network, logged once\nextends: base\n"
+        "networks:\n  ops: [192.0.2.0/24]\ninbound:\n"
+        "  - {service: ssh, from: ops, log: true}\n  - {service: ssh, from: ops, limit: 5/minute}\n"
+    )
+    for path in [*sorted(profiles.glob("*.yaml")), tied]:
+        policy = resolve_profile(str(path))
+        for rules in (list(policy.rules), list(policy.denies)):
+            whole = sorted(
+                rules,
+                key=lambda r: (
+                    r.direction != "in",
+                    PROTO_ORDER[r.proto],
+                    r.ports[0].start if r.ports else -1,
+                    r.remote or "",
+                    r.name,
+                    dump(r),
+                ),
+            )
+            assert rules == whole, path.name
+    assert dumped == {"ssh": 2}  # the two ssh rules tie: each is dumped once, no other rule

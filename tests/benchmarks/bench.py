@@ -36,9 +36,13 @@ PREFIX = os.environ.get("FWGEN_NETNS_PREFIX", "fwg")[:4]
 LIBRARIES = "import typer, pydantic, jinja2, yaml\nclass M(pydantic.BaseModel): x: int"
 
 
-def timed(argv: list[str]) -> tuple[float, float]:
-    """(seconds, peak MiB) of one fresh process (its messages kept in a file: a pipe that
-    nobody reads would stop a talkative one)."""
+Took = tuple[float, float, float]  # wall seconds, peak MiB, CPU seconds
+
+
+def timed(argv: list[str]) -> Took:
+    """(seconds, peak MiB, CPU seconds) of one fresh process, the CPU time of the
+    processes it waited for included (its messages kept in a file: a pipe that nobody
+    reads would stop a talkative one)."""
     with tempfile.TemporaryFile() as errors:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errors)
@@ -47,24 +51,26 @@ def timed(argv: list[str]) -> tuple[float, float]:
         if os.waitstatus_to_exitcode(status) != 0:
             errors.seek(0)
             raise SystemExit(f"failed: {' '.join(argv)}: {errors.read().decode()[-2000:]}")
-    return elapsed, usage.ru_maxrss / 1024
+    return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
-def median(argv: list[str], runs: int = RUNS) -> tuple[float, float]:
-    """(median seconds, peak MiB) over several fresh processes."""
+def median(argv: list[str], runs: int = RUNS) -> Took:
+    """(median seconds, peak MiB, median CPU seconds) over several fresh processes."""
     return interleaved({"": argv}, runs)[""]
 
 
-def interleaved(
-    commands: dict[str, list[str]], rounds: int = 3 * RUNS
-) -> dict[str, tuple[float, float]]:
+def interleaved(commands: dict[str, list[str]], rounds: int = 3 * RUNS) -> dict[str, Took]:
     """`median` of each command, taking them in turn so a busy moment slows them all alike."""
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    results: dict[str, list[Took]] = {name: [] for name in commands}
     for _ in range(rounds):
         for name, argv in commands.items():
             results[name].append(timed(argv))
     return {
-        name: (statistics.median(r[0] for r in runs), max(r[1] for r in runs))
+        name: (
+            statistics.median(r[0] for r in runs),
+            max(r[1] for r in runs),
+            statistics.median(r[2] for r in runs),
+        )
         for name, runs in results.items()
     }
 
@@ -205,8 +211,10 @@ def kernel_load(files: dict[str, list[str]]) -> dict[str, float]:
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
-def ratio(a: float, b: float) -> str:
-    return f"{a:.3f} s / {b:.3f} s = {a / b:.2f}x"
+def ratio(a: Took, b: Took) -> str:
+    """Wall times and their ratio; then the ratio of CPU times, which a machine shared
+    with other work changes less."""
+    return f"{a[0]:.3f} s / {b[0]:.3f} s = {a[0] / b[0]:.2f}x (cpu {a[2] / b[2]:.2f}x)"
 
 
 def main() -> None:
@@ -221,16 +229,15 @@ def main() -> None:
             "render": [fwgen, "render", "webserver", "--target", "nftables"],
         }
     )
-    floor, libraries, version = (startup[k][0] for k in ("floor", "libraries", "version"))
-    cold, cold_mem = startup["render"]
+    floor, libraries = startup["floor"][0], startup["libraries"][0]
     rows.append(("import floor: python -c 'import typer, pydantic, jinja2'", f"{floor:.3f} s", ""))
     rows.append(("library floor: + yaml + one pydantic model", f"{libraries:.3f} s", ""))
-    rows.append(("fwgen --version / library floor", ratio(version, libraries), ""))
+    rows.append(("fwgen --version / library floor", ratio(startup["version"], startup["libraries"]), ""))
     rows.append(
         (
             "fwgen render webserver -t nftables / library floor",
-            ratio(cold, libraries),
-            f"{cold_mem:.0f} MiB",
+            ratio(startup["render"], startup["libraries"]),
+            f"{startup['render'][1]:.0f} MiB",
         )
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -243,16 +250,15 @@ def main() -> None:
                     {"fwgen": build, "aerleon": aerleon_site(folder / f"aer{hosts}", hosts)},
                     runs,
                 )
-                (seconds, mem), (theirs, _) = took["fwgen"], took["aerleon"]
                 rows.append(
                     (
                         f"fwgen build / aerleon aclgen, {hosts:,} web servers",
-                        ratio(seconds, theirs),
-                        f"{mem:.0f} MiB",
+                        ratio(took["fwgen"], took["aerleon"]),
+                        f"{took['fwgen'][1]:.0f} MiB",
                     )
                 )
             else:
-                seconds, mem = median(build, runs)
+                seconds, mem, _ = median(build, runs)
                 rows.append(
                     (f"fwgen build, {hosts:,} web servers", f"{seconds:.3f} s", f"{mem:.0f} MiB")
                 )
@@ -276,7 +282,7 @@ def main() -> None:
             rows.append(
                 (
                     f"fwgen {SIZES[-1]:,} IPv4 sources / aerleon {AERLEON_SOURCES:,}, nftables",
-                    ratio(took["fwgen"][0], took["aerleon"][0]),
+                    ratio(took["fwgen"], took["aerleon"]),
                     f"{took['fwgen'][1]:.0f} MiB",
                 )
             )
@@ -284,7 +290,7 @@ def main() -> None:
             profile = address_list(folder, size)
             for target in ("nftables", "iptables"):
                 out = folder / f"{target}{size}"
-                seconds, mem = median(
+                seconds, mem, _ = median(
                     [fwgen, "render", str(profile), "-t", target, "-o", str(out)], runs=5
                 )
                 rows.append(
@@ -319,7 +325,7 @@ def main() -> None:
         rows.append(
             (
                 f"render {BLOCKLIST:,} IPv4 sources / ipaddress parsing them",
-                ratio(took["fwgen"][0], took["ipaddress"][0]),
+                ratio(took["fwgen"], took["ipaddress"]),
                 f"{took['fwgen'][1]:.0f} MiB",
             )
         )
@@ -343,9 +349,9 @@ def main() -> None:
         for name, seconds in loads.items():
             rows.append((f"kernel load, {name}", f"{seconds:.3f} s", ""))
     width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'time':<32}  peak memory")
+    print(f"{'measure':<{width}}  {'time':<44}  peak memory")
     for label, took_text, memory in rows:
-        print(f"{label:<{width}}  {took_text:<32}  {memory}")
+        print(f"{label:<{width}}  {took_text:<44}  {memory}".rstrip())
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import socket
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -492,6 +493,26 @@ def test_compiled_catalogue_is_in_sync_with_the_yaml() -> None:
     assert portdb.COMPILED.read_text(encoding="utf-8") == portdb.compile_catalogue(), (
         "run `python -m fwgen.profile.portdb` after editing services.yaml"
     )
+
+
+def _fields(model: Any) -> Any:
+    """A model's every field with its type, and which fields were given, all the way down."""
+    if isinstance(model, tuple):
+        return tuple(_fields(item) for item in model)
+    if not hasattr(model, "model_fields_set"):
+        return type(model).__name__, model
+    values = {name: _fields(value) for name, value in model.__dict__.items()}
+    return type(model).__name__, values, sorted(model.model_fields_set)
+
+
+def test_compiled_entries_equal_the_validated_ones() -> None:
+    """`builtin_entries` builds the compiled entries without validating them again: they
+    are what validating services.yaml gives, field by field, tuples where it makes tuples."""
+    validated, origins, _ = portdb.read_catalogue(portdb.CATALOGUE, "fwgen/data/services.yaml")
+    compiled, compiled_origins, _ = portdb.builtin_entries()
+    assert compiled_origins == origins
+    assert [_fields(s) for s in compiled] == [_fields(s) for s in validated]
+    assert {hash(s) for s in compiled} == {hash(s) for s in validated}
 
 
 def test_the_docs_and_the_readme_count_the_catalogue() -> None:

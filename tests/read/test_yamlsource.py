@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from fwgen.errors import ProfileError
-from fwgen.read.yamlsource import parse
+from fwgen.read.yamlsource import first_unsafe, parse
 
 
 def test_lines_are_remembered_for_keys_and_items() -> None:
@@ -32,3 +32,15 @@ def test_tabs_get_a_message_about_indentation() -> None:
         parse("a:\n\t- b\n", "f.yaml")
     assert "f.yaml:2:" in str(err.value)
     assert "tab" in str(err.value)
+
+
+@pytest.mark.parametrize("code", [*range(0x80), 0x85, 0xA0, 0x2028, 0x202E, 0xFEFF, 0x1F600])
+def test_first_unsafe_finds_every_character_that_is_not_printable_tab_or_newline(
+    code: int,
+) -> None:
+    """Its shortcut for ASCII text (what is left once every safe byte is deleted) and
+    its search agree: the same answer, at the same place, for every ASCII character."""
+    char = chr(code)
+    safe = char in "\t\n" or char.isprintable()
+    for text in (f"ab{char}", f"ab{char}cd\n" * 3, "x" * 1000 + char):
+        assert first_unsafe(text) == (None if safe else text.index(char))

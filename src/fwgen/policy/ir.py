@@ -180,6 +180,11 @@ class Rule(_Frozen):
             if (k, v) not in (("action", "accept"), ("connlimit", None))
         }
 
+    def identity(self) -> tuple[Any, ...]:
+        """What the rule's JSON holds but its name, comment and origin, as a key: rules
+        equal in it are one rule written twice."""
+        return tuple(map(self.__dict__.__getitem__, IDENTITY))
+
     def published(self) -> bool:
         """Whether the rule also admits connections DNATed to containers: TCP and UDP
         inbound rules do (ICMP is never DNATed to a published port)."""
@@ -196,6 +201,13 @@ class Rule(_Frozen):
     def local_of(self, family: Family) -> list[str]:
         """The rule's local addresses of one family."""
         return [a for a in self.local if (":" in a) == (family == "ipv6")]
+
+
+IDENTITY = tuple(
+    name
+    for name, field in Rule.model_fields.items()
+    if not field.exclude and name not in ("name", "comment", "origin")
+)
 
 
 class Defaults(_Frozen):

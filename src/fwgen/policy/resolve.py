@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -371,9 +372,9 @@ class _Resolver:
         forward = self._forward()
         raise_collected(self.errors)
         rules = [self._mark_risky(r) for r in rules]
-        unique: dict[str, Rule] = {}
+        unique: dict[tuple[Any, ...], Rule] = {}
         for rule in rules:
-            key = rule.model_dump_json(exclude={"origin", "comment", "name"})
+            key = rule.identity()
             kept = unique.setdefault(key, rule)
             if kept is not rule:  # a repeated rule keeps what each accepts, and says where
                 accepted = tuple(sorted({*kept.accepted, *rule.accepted}))
@@ -381,7 +382,7 @@ class _Resolver:
                     (rule.origin,) if rule.origin not in (kept.origin, *kept.repeated) else ()
                 )
                 unique[key] = kept.model_copy(update={"accepted": accepted, "repeated": repeated})
-        allows, denied = denies.split(sorted(unique.values(), key=_rule_order))
+        allows, denied = denies.split(_ordered(unique.values()))
         refuse_from = self._refuse_from()
         self.errors += denies.whole_family_denies(denied, self.networks.sets)
         self.errors += denies.container_errors(self.merged.options, denied, allows)
@@ -431,11 +432,13 @@ class _Resolver:
 
 def _rule_order(rule: Rule) -> tuple[Any, ...]:
     first = rule.ports[0].start if rule.ports else -1
-    return (
-        rule.direction != "in",
-        PROTO_ORDER[rule.proto],
-        first,
-        rule.remote or "",
-        rule.name,
-        rule.model_dump_json(),
-    )
+    return (rule.direction != "in", PROTO_ORDER[rule.proto], first, rule.remote or "", rule.name)
+
+
+def _ordered(rules: Iterable[Rule]) -> list[Rule]:
+    """Sorted by `_rule_order`, then by their JSON: made only for the rules that tie."""
+    out: list[Rule] = []
+    for _, tied in itertools.groupby(sorted(rules, key=_rule_order), key=_rule_order):
+        group = list(tied)
+        out += sorted(group, key=Rule.model_dump_json) if len(group) > 1 else group
+    return out

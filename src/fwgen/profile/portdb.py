@@ -66,7 +66,9 @@ Exposure = Literal["public", "lan-only", "never"]
 class ServicePort(BaseModel):
     """One protocol and port range of a service."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Validated when a port file is read, built then: the built-in entries are validated
+    # when they are compiled (`builtin_entries`), so most runs never build a validator.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     proto: Literal["tcp", "udp", "sctp", "esp", "ah", "gre"]
     start: int = 0  # 0 for the protocols without ports (PORTLESS)
@@ -114,7 +116,7 @@ def _port(value: Any) -> Any:
 class Service(BaseModel):
     """A catalogue entry."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # as ServicePort
 
     name: str = Field(json_schema_extra={"pattern": f"^{SERVICE_RE.pattern}$"})
     title: str
@@ -384,10 +386,19 @@ def merge_catalogues(base: Entries, *sites: Entries) -> Catalogue:
 @functools.cache
 def builtin_entries() -> Entries:
     """The shipped catalogue, read from its compiled JSON form (YAML parsing costs more
-    than the rest of a render). ``compile_catalogue`` writes it; a test keeps it in sync."""
+    than the rest of a render). ``compile_catalogue`` writes it from entries it validated,
+    so they are not validated again here; a test keeps it in sync with the YAML, and
+    another proves the entries equal to the validated ones, field by field."""
     compiled = json.loads(COMPILED.read_text(encoding="utf-8"))
-    services = [Service.model_validate(entry) for entry in compiled["services"]]
+    services = [_compiled_service(entry) for entry in compiled["services"]]
     return services, dict(compiled["origins"]), set()
+
+
+def _compiled_service(entry: dict[str, Any]) -> Service:
+    """A `Service` of the compiled catalogue: its lists made the tuples validation makes."""
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()}
+    values["ports"] = tuple(ServicePort.model_construct(**port) for port in entry["ports"])
+    return Service.model_construct(**values)
 
 
 def compile_catalogue() -> str:

@@ -149,10 +149,13 @@ def _size(limit: int) -> str:
 
 _ASCII_BAD = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_ASCII_SAFE = bytes([9, 10, *range(0x20, 0x7F)])  # every ASCII byte _ASCII_BAD is not
 
 
 def first_unsafe(text: str) -> int | None:
     """Index of the first character that is not printable, a tab or ``\\n``; None if none."""
+    if text.isascii() and not text.encode("ascii").translate(None, _ASCII_SAFE):
+        return None  # the usual answer, at C speed: no byte is left once the safe ones go
     first = _ASCII_BAD.search(text)
     at = first.start() if first else len(text)
     if not text.isascii():
