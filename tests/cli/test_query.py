@@ -257,7 +257,11 @@ def test_the_ci_step_checks_the_site_s_packet_tables(tmp_path: Path) -> None:
     script = steps()["Packets that must pass and must not"]["run"]
     shutil.copytree("examples/site", tmp_path / "site")
     fwgen = Path(sys.executable).with_name("fwgen")
-    env = {**os.environ, "PATH": f"{fwgen.parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "PATH": f"{fwgen.parent}{os.pathsep}{os.environ['PATH']}",
+        "MANIFEST": "site/fwgen.yaml",  # the job's env
+    }
 
     def step() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
