@@ -310,3 +310,21 @@ def test_the_docs_examples_print_exactly_what_they_show(
     result = runner.invoke(app, shlex.split(command)[1:])
     assert result.output == output
     assert result.exit_code == (2 if output.startswith("error:") else 0)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("webserver", "--file", "\x1b]0;PWNED\x07\x1b[2Jf"),
+        ("webserver", "--expect", "e\x1b[31mname"),
+        ("webserver", "tcp 1.1.1.1 -> 443", "--set", "\x1b]0;PWNED\x07x=1.0.0.0/8"),
+        ("\x1b]0;PWNED\x07nope", "tcp 1.1.1.1 -> 443"),
+    ],
+)
+def test_an_error_never_echoes_terminal_escapes(args: tuple[str, ...]) -> None:
+    """A name given on the line comes back in the error with its control characters as ?,
+    so an error cannot retitle or clear the admin's terminal, or name another file."""
+    code, _, err = run(*args)
+    assert code == 2 and err.startswith("error: ")
+    assert "\x1b" not in err and "\x07" not in err
+    assert "?]0;PWNED?" in err or "e?[31mname" in err

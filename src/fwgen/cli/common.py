@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-from fwgen.errors import FwgenError
+from fwgen.errors import FwgenError, printable
 
 if TYPE_CHECKING:
     from fwgen.policy.ir import Policy
@@ -68,7 +68,7 @@ def user_errors(command: F) -> F:
             if STATE["debug"]:
                 raise
             for line in str(error).splitlines():
-                typer.echo(f"error: {line}", err=True)
+                typer.echo(f"error: {printable(line)}", err=True)  # no terminal escapes
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
