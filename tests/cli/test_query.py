@@ -328,3 +328,13 @@ def test_an_error_never_echoes_terminal_escapes(args: tuple[str, ...]) -> None:
     assert code == 2 and err.startswith("error: ")
     assert "\x1b" not in err and "\x07" not in err
     assert "?]0;PWNED?" in err or "e?[31mname" in err
+
+
+@pytest.mark.parametrize("option", ["--expect", "--file"])
+def test_a_table_with_no_packet_is_refused(tmp_path: Path, option: str) -> None:
+    """An emptied packet table must not pass a CI step that checks nothing."""
+    table = tmp_path / "t.txt"
+    table.write_text("# only a comment\n\n")
+    code, out, err = run("webserver", option, str(table))
+    assert (code, out) == (2, "")
+    assert err == f"error: {table}: no packet in it; write one a line\n"
