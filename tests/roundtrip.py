@@ -130,14 +130,14 @@ def parse_iptables(files: dict[str, str]) -> set[Tuple]:
     for filename, family in (("rules.v4", "ipv4"), ("rules.v6", "ipv6")):
         for line in files[filename].splitlines():
             if (
-                not line.startswith(("-A INPUT", "-A OUTPUT"))
+                not line.startswith(("-A FWGEN-INPUT", "-A FWGEN-OUTPUT"))
                 or not line.endswith("-j ACCEPT")
                 or (" -p " not in line and " -m ah " not in line)
                 or " lo " in line  # loopback and the established shortcut: every chain's start
                 or "--ctstate ESTABLISHED" in line
             ):
                 continue
-            direction = "in" if line.startswith("-A INPUT") else "out"
+            direction = "in" if line.startswith("-A FWGEN-INPUT") else "out"
             line = re.sub(r' --comment "[^"]*"', "", line)
             # a rate limit's tracker decides which bucket counts, not what is admitted
             line = re.sub(
@@ -200,7 +200,7 @@ def ufw_block_restore(script: str, file: str) -> str:
 
 
 def ufw_blocks(script: str) -> dict[str, str]:
-    """fwgen's blocks of before.rules and before6.rules, in iptables' own chain names."""
+    """fwgen's blocks of before.rules and before6.rules, in the iptables target's chain names."""
     return {
         name: re.sub(
             r"^-A ufw6?-before-(input|output)", _chain, ufw_block(script, file), flags=re.M
@@ -210,7 +210,7 @@ def ufw_blocks(script: str) -> dict[str, str]:
 
 
 def _chain(match: re.Match[str]) -> str:
-    return f"-A {match[1].upper()}"
+    return f"-A FWGEN-{match[1].upper()}"
 
 
 def parse_ufw(script: str) -> set[Tuple]:

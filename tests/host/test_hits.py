@@ -226,10 +226,11 @@ COPY = (
 
 @pytest.mark.parametrize("chain", ["INPUT", "DOCKER", "FWGEN-INPUT"])
 def test_iptables_a_rule_copying_fwgens_comment_is_not_fwgens(chain: str) -> None:
-    """Inserted first in INPUT (as `iptables -I` does), or in a chain fwgen renders no rule
-    in: never credited, counted apart."""
+    """Inserted first in INPUT (as `iptables -I` does) or in fwgen's own chain, or in a
+    chain fwgen renders no rule in: never credited, counted apart."""
     v4 = saved(IPTABLES["ipv4"], {"ssh: Secure Shell": [4, 1]})
-    v4 = v4.replace("[0:0] -A INPUT -i lo", COPY.format(chain) + "\n[0:0] -A INPUT -i lo", 1)
+    first = "[0:0] -A FWGEN-INPUT -i lo"
+    v4 = v4.replace(first, COPY.format(chain) + "\n" + first, 1)
     counted = parse_iptables([v4], IPTABLES)
     assert counted.by_label["ssh: Secure Shell"] == (5, 300)
     assert counted.ignored == [FOREIGN_NOTE.format(1)]
@@ -238,13 +239,13 @@ def test_iptables_a_rule_copying_fwgens_comment_is_not_fwgens(chain: str) -> Non
 def test_iptables_a_rule_inserted_among_fwgens_leaves_the_chain_uncounted() -> None:
     v4 = saved(IPTABLES["ipv4"], {"ssh: Secure Shell": [4, 1]})
     v4 = v4.replace(
-        "[0:0] -A INPUT -p tcp -m tcp --dport 80",
-        COPY.format("INPUT") + "\n[0:0] -A INPUT -p tcp -m tcp --dport 80",
+        "[0:0] -A FWGEN-INPUT -p tcp -m tcp --dport 80",
+        COPY.format("FWGEN-INPUT") + "\n[0:0] -A FWGEN-INPUT -p tcp -m tcp --dport 80",
     )
     counted = parse_iptables([v4], IPTABLES)
     assert counted.by_label == {}
     assert counted.ignored == [
-        "chain INPUT (ipv4) does not hold the rules fwgen renders for this profile (another "
+        "chain FWGEN-INPUT (ipv4) does not hold the rules fwgen renders for this profile (another "
         "ruleset, or a rule inserted among them or changed); its rules are not counted"
     ]
 

@@ -312,7 +312,7 @@ def test_forty_thousand_entry_list(
         ("outside", "ipv6", "tcp:22"): "blocked",
     }
     if target == "iptables":
-        rules = lab.run(lab.server, "iptables", "-S", "INPUT")
+        rules = lab.run(lab.server, "iptables", "-S", "FWGEN-INPUT")
         assert rules.count("--dport 22") == 1 and "--match-set fwgen-feed-v4 src" in rules
         assert "Number of entries: 39999" in lab.run(
             lab.server, "ipset", "list", "-t", "fwgen-feed-v4"

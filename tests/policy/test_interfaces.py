@@ -75,9 +75,9 @@ def test_set_gives_the_group_and_the_rule_opens_there_only(multi: Path) -> None:
     )
     assert 'iifname "eth2" ip saddr @tunnel_from_v4 meta l4proto 47 counter accept' in nft
     v4 = render(policy, "iptables")["rules.v4"]
-    assert "-A INPUT -i eth1 -p tcp -m tcp --dport 5432 " in v4
-    assert "-A INPUT -i tun+ -p tcp -m tcp --dport 22 " in v4
-    assert "-A INPUT -i eth2 -s 10.9.0.1 -p 47 " in v4
+    assert "-A FWGEN-INPUT -i eth1 -p tcp -m tcp --dport 5432 " in v4
+    assert "-A FWGEN-INPUT -i tun+ -p tcp -m tcp --dport 22 " in v4
+    assert "-A FWGEN-INPUT -i eth2 -s 10.9.0.1 -p 47 " in v4
     ufw = render(policy, "ufw")["fwgen-ufw.sh"]
     assert "ufw allow in on eth1 proto tcp from any to any port 5432 " in ufw
     assert "ufw allow in on tun+ proto tcp from any to any port 22 " in ufw

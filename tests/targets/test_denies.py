@@ -57,19 +57,20 @@ def test_iptables_denies_caps_and_rejects() -> None:
     files = render(resolve_profile(DENIES), "iptables")
     v4 = files["rules.v4"]
     assert (
-        '-A INPUT -m set --match-set fwgen-abuse-v4 src -m comment --comment "deny" -j DROP' in v4
+        '-A FWGEN-INPUT -m set --match-set fwgen-abuse-v4 src -m comment --comment "deny" -j DROP'
+        in v4
     )
     assert re.search(
         r"--dport 443 -m conntrack --ctstate NEW -m connlimit --connlimit-above 50 "
         r'--connlimit-mask 32 --connlimit-saddr -m comment --comment "https[^"]*" '
-        r"-j REJECT --reject-with tcp-reset\n-A INPUT -p tcp -m tcp --dport 443 ",
+        r"-j REJECT --reject-with tcp-reset\n-A FWGEN-INPUT -p tcp -m tcp --dport 443 ",
         v4,
     )
     assert "--connlimit-mask 64" in files["rules.v6"]
     assert "-j REJECT --reject-with icmp6-adm-prohibited" in files["rules.v6"]
     # a blocklist is an ipset whatever its size, so --sets-only can swap it
     assert "create fwgen-abuse-v4 hash:net" in files["ipsets"]
-    order = [line for line in v4.splitlines() if line.startswith("-A INPUT")]
+    order = [line for line in v4.splitlines() if line.startswith("-A FWGEN-INPUT")]
     assert order.index(next(x for x in order if "fwgen-abuse-v4" in x)) < order.index(
         next(x for x in order if "--dport 443" in x)
     )
@@ -269,5 +270,5 @@ def test_denies_on_interfaces_and_of_other_protocols(write_profile: ...) -> None
     eth1 = [line for line in ufw.splitlines() if "-i eth1" in line]
     assert eth1 and not any("-i lo" in line for line in eth1)  # one -i a rule
     iptables = render(policy, "iptables")["rules.v4"]
-    assert "-A INPUT -i eth1 -m set --match-set fwgen-deny_from-v4 src" in iptables
+    assert "-A FWGEN-INPUT -i eth1 -m set --match-set fwgen-deny_from-v4 src" in iptables
     assert "-p 47 -m pkttype --pkt-type unicast" in iptables

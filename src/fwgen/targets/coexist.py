@@ -28,6 +28,10 @@ from fwgen.policy.owned import CONTAINER_CHAINS, CONTAINERS, ROUTED
 from fwgen.targets.text import DROP_LOG_LIMIT, ESTABLISHED, drop_log_prefix, quoted, rule_heading
 
 OWN_CHAINS: dict[Direction, str] = {"in": "FWGEN-INPUT", "out": "FWGEN-OUTPUT"}
+FORWARD_CHAIN = "FWGEN-FORWARD"  # the forward drop log of a whole-table load
+# Every chain a load of fwgen's iptables files may make (not the shadow's): the loader
+# deletes those its own files do not declare, which an earlier load left behind.
+LOADED_CHAINS = (*OWN_CHAINS.values(), FORWARD_CHAIN, *CONTAINER_CHAINS)
 DOCKER_USER = "DOCKER-USER"
 # Where the jump to FWGEN-CONTAINERS goes: the chain the engine evaluates first.
 ENGINE_CHAIN = {"docker": DOCKER_USER, "podman": "FORWARD"}
@@ -121,6 +125,75 @@ fwgen_first() {
         "$1" -S "$2" | grep -xF -- "-A $2 -j $3" | sed 's/^-A /-D /' || true
         printf -- '-I %s 1 -j %s\\nCOMMIT\\n' "$2" "$3"
     } | "$1-restore" --noflush
+}"""
+
+
+# Shell functions of the iptables loader alone.
+STALE = """\
+# fwgen_stale CMD CHAIN...: those of fwgen's chains that exist (an earlier load made them,
+# this profile declares none of them) deleted, every jump to them first, in one atomic step.
+fwgen_stale() {
+    fwgen_cmd=$1
+    shift
+    fwgen_rules=$("$fwgen_cmd" -S)
+    fwgen_gone=
+    for fwgen_chain in "$@"; do
+        if printf '%s\\n' "$fwgen_rules" | grep -qxF -- "-N $fwgen_chain"; then
+            fwgen_gone="$fwgen_gone $fwgen_chain"
+        fi
+    done
+    [ -n "$fwgen_gone" ] || return 0
+    {
+        printf '*filter\\n'
+        for fwgen_chain in $fwgen_gone; do
+            printf '%s\\n' "$fwgen_rules" | grep -E -- "^-A .* -[jg] $fwgen_chain\\$" | sed 's/^-A /-D /' || true
+        done
+        for fwgen_chain in $fwgen_gone; do printf -- '-F %s\\n' "$fwgen_chain"; done
+        for fwgen_chain in $fwgen_gone; do printf -- '-X %s\\n' "$fwgen_chain"; done
+        printf 'COMMIT\\n'
+    } | "$fwgen_cmd-restore" --noflush
+}"""
+
+# The comments of the rules every whole-table load by fwgen before its own chains put
+# straight into the built-in chains (loopback, the established shortcut, invalid
+# packets, the drop log): no other program writes them.
+WHOLE_TABLE_MARKS = (
+    "loopback",
+    "replies and related ",
+    "invalid packets",
+    "log what the policy drops",
+)
+
+
+def whole_table_check() -> str:
+    """A shell function that stops the loader, before it changes anything, when the
+    built-in chains still hold the rules of a whole-table load by an earlier fwgen
+    (straight in INPUT, OUTPUT, FORWARD): beside the loader's chains they would keep
+    admitting what the old profile did. Which of those chains' rules are fwgen's cannot
+    be told for sure, so they are named, not deleted."""
+    marks = "|".join(WHOLE_TABLE_MARKS)
+    return f"""\
+# fwgen_whole_table CMD: stop if a built-in chain holds rules of an older whole-table load.
+fwgen_whole_table() {{
+    fwgen_found=$("$1" -S | grep -E -- '^-A (INPUT|OUTPUT|FORWARD) .*-m comment --comment "?({marks})' | head -n 1 || true)
+    [ -n "$fwgen_found" ] || return 0
+    echo "fwgen: $1: the built-in chains hold the rules of a whole-table load by an earlier fwgen ($fwgen_found); beside fwgen's chains they would keep admitting what the old profile did: delete them by hand ($1 -S INPUT, OUTPUT and FORWARD list them, each named by its comment; keep other programs' rules) and run this again" >&2
+    exit 1
+}}"""
+
+
+OURS = """\
+# fwgen_ours DIGEST FILE...: stop, changing nothing, unless each file is of the render that
+# wrote this script (a later render for the whole-table mode replaces them, not this script).
+fwgen_ours() {
+    fwgen_digest=$1
+    shift
+    for fwgen_file in "$@"; do
+        if ! grep -qF -- "# Inputs sha256: $fwgen_digest " "$fwgen_file"; then
+            echo "fwgen: $PWD/$fwgen_file: not rendered with this script (another profile, or the whole-table mode, which iptables-restore or fwgen apply loads); render the profile into this folder again, or remove this script" >&2
+            exit 1
+        fi
+    done
 }"""
 
 

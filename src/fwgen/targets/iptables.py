@@ -1,7 +1,10 @@
 """iptables: iptables-restore files ``rules.v4`` and ``rules.v6`` (the iptables-persistent names).
 
 ``iptables-restore`` replaces the whole filter table of its family, so this target
-owns that table; the header says so. Address sets larger than IPSET_FROM per family
+owns that table; the header says so. In both modes fwgen's rules live in chains of its
+own (``FWGEN-INPUT``, ...) that the built-in chains jump to: a whole-table load
+declares the jumps itself, the coexist loader puts them in place (see `coexist`), so a
+host moved from one mode to the other keeps no rule of the old profile. Address sets larger than IPSET_FROM per family
 go into an ``ipsets`` file for ``ipset restore`` (loaded first), matched with one
 ``-m set`` rule each, so rule count and per-packet cost do not grow with the list.
 """
@@ -40,7 +43,14 @@ from fwgen.targets.text import (
 )
 
 FILES: dict[Family, str] = {"ipv4": "rules.v4", "ipv6": "rules.v6"}
-CHAINS: dict[Direction, str] = {"in": "INPUT", "out": "OUTPUT"}
+FORWARD_CHAIN = coexist_chains.FORWARD_CHAIN
+# The built-in chain each of fwgen's chains is jumped to from (whole-table mode), whose
+# name its drop log carries
+BUILTIN_OF = {
+    coexist_chains.OWN_CHAINS["in"]: "INPUT",
+    coexist_chains.OWN_CHAINS["out"]: "OUTPUT",
+    FORWARD_CHAIN: "FORWARD",
+}
 ICMP_MATCH = {  # -p, the match, its type option
     "ipv4": ("icmp", "-m icmp", "--icmp-type"),
     "ipv6": ("ipv6-icmp", "-m icmp6", "--icmpv6-type"),
@@ -331,7 +341,9 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     names = meters(policy)
     forward = {"drop": "DROP", "accept": "ACCEPT", "ignore": "ACCEPT"}[policy.defaults.forward]
     output = "DROP" if policy.defaults.outbound == "drop" else "ACCEPT"
-    names_of = coexist_chains.OWN_CHAINS if coexist else CHAINS
+    names_of = coexist_chains.OWN_CHAINS
+    log_forward = forward == "DROP" and policy.log_drops and not coexist
+    declared = own_chains(policy) + ([FORWARD_CHAIN] if log_forward else [])
     for family, filename in FILES.items():
         chains: list[dict[str, Any]] = [
             {
@@ -360,9 +372,10 @@ def build(policy: Policy, options: RenderOptions) -> Build:
                 "note": empty_note(rule),
             }
             chains[0 if rule.direction == "in" else 1]["rules"].append(entry)
-        # FORWARD holds only the drop log: in coexist mode, never flushed, it would grow
-        if forward == "DROP" and policy.defaults.forward != "ignore" and not coexist:
-            chains.append({"name": "FORWARD", "prologue": [], "rules": [], "epilogue": []})
+        # FORWARD's drop log, in a whole-table load only: in its own chain, which the
+        # coexist loader deletes (the coexist mode leaves FORWARD to others)
+        if log_forward:
+            chains.append({"name": FORWARD_CHAIN, "prologue": [], "rules": [], "epilogue": []})
         containers: list[str] = []
         if coexist and policy.containers is not None:
             containers = coexist_chains.container_lines(
@@ -374,9 +387,10 @@ def build(policy: Policy, options: RenderOptions) -> Build:
                 lambda chain, match: [f"-A {chain} {match} -j DROP"],
             )
         for chain in chains:
+            prefix = quoted(drop_log_prefix(BUILTIN_OF[str(chain["name"])]), 28)
             chain["log"] = (
                 f"-A {chain['name']} -m limit --limit {DROP_LOG_LIMIT} -m comment --comment "
-                f'"log what the policy drops" -j LOG --log-prefix {quoted(drop_log_prefix(str(chain["name"])), 28)}'
+                f'"log what the policy drops" -j LOG --log-prefix {prefix}'
                 if policy.log_drops
                 else ""
             )
@@ -391,7 +405,8 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             "other_tables": OTHER_TABLES if options.flush_ruleset else {},
             "flushed": FLUSHED,
             "coexist": coexist,
-            "own_chains": own_chains(policy) if coexist else [],
+            "own_chains": declared,
+            "jumps": [] if coexist else [f"-A {BUILTIN_OF[c]} -j {c}" for c in declared],
             "containers": containers,
         }
         files[filename] = OutputFile("rules.j2", context)
@@ -399,12 +414,20 @@ def build(policy: Policy, options: RenderOptions) -> Build:
         loader: dict[str, Any] = {
             "policy": policy,
             "own_chains": own_chains(policy),
+            "stale_chains": [c for c in coexist_chains.LOADED_CHAINS if c not in declared],
             "jumps": coexist_chains.jumps(policy),
             "docker_user": coexist_chains.DOCKER_USER if policy.containers == "docker" else "",
             # fwgen relies on no chain of others without containers: nothing to check
-            "functions": [coexist_chains.FIRST, coexist_chains.declared_check(skip_block=False)]
-            if policy.containers is not None
-            else [],
+            "functions": [
+                coexist_chains.OURS,
+                coexist_chains.whole_table_check(),
+                coexist_chains.STALE,
+                *(
+                    [coexist_chains.FIRST, coexist_chains.declared_check(skip_block=False)]
+                    if policy.containers is not None
+                    else []
+                ),
+            ],
             "ufw_files": UFW_RULE_FILES if policy.containers is not None else (),
             "ipsets": bool(ipsets or limits),
             "commands": {"ipv4": "iptables", "ipv6": "ip6tables"},
