@@ -47,7 +47,7 @@ def _marked(text: str) -> dict[str, str]:
 def test_the_copy_resolves_to_the_builtin_and_marks_its_placeholders(
     name: str, tmp_path: Path
 ) -> None:
-    result = runner.invoke(app, ["init", name, str(tmp_path / "site")])
+    result = runner.invoke(app, ["init", name, f"{tmp_path / 'site'}/"])
     assert result.exit_code == 0, result.output
     copy = tmp_path / "site" / f"{name}.yaml"
     assert result.stdout == f"wrote {copy}\n"
@@ -89,9 +89,23 @@ def test_dest_a_yaml_file_and_the_working_directory(
     assert (tmp_path / "minimal.yaml").is_file()
     assert runner.invoke(app, ["init", "webserver", "edge.yml"]).exit_code == 0
     assert (tmp_path / "edge.yml").read_text().startswith("# A site profile")
-    # a new folder is made (its parent must exist)
-    assert runner.invoke(app, ["init", "bastion", "site"]).exit_code == 0
+    # a new folder is made when DEST ends in / (its parent must exist)
+    assert runner.invoke(app, ["init", "bastion", "site/"]).exit_code == 0
     assert (tmp_path / "site" / "bastion.yaml").is_file()
+    # and an existing folder is one without the /
+    assert runner.invoke(app, ["init", "minimal", "site"]).exit_code == 0
+    assert (tmp_path / "site" / "minimal.yaml").is_file()
+
+
+@pytest.mark.parametrize("dest", ["web1", "web1.YAML", "web1.json", "web1.yaml.bak"])
+def test_a_missing_dest_that_is_not_a_yaml_file_nor_ends_in_a_slash(
+    tmp_path: Path, dest: str
+) -> None:
+    """A name that is neither: a file meant, mistyped, would have become a folder."""
+    stem = dest.split(".")[0]
+    fixes = f"give {tmp_path / dest}/ to make the folder, or {tmp_path / stem}"
+    _refused(["webserver", str(tmp_path / dest)], f"no such folder, and not a .yaml file; {fixes}")
+    assert list(tmp_path.iterdir()) == []
 
 
 def _refused(args: list[str], message: str) -> None:
@@ -142,7 +156,7 @@ def test_odd_names_are_one_line(tmp_path: Path, name: str) -> None:
 def test_a_file_where_the_folder_would_be_and_a_missing_parent(tmp_path: Path) -> None:
     (tmp_path / "notes").write_text("")
     _refused(["minimal", str(tmp_path / "notes")], "exists and is not a folder")
-    _refused(["minimal", str(tmp_path / "a" / "b")], "its folder does not exist")
+    _refused(["minimal", str(tmp_path / "a" / "b") + "/"], "its folder does not exist")
     _refused(["minimal", str(tmp_path / "a" / "b" / "c.yaml")], "its folder does not exist")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"]
     # one missing folder is made, for a folder DEST and a file DEST alike

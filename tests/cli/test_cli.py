@@ -137,9 +137,30 @@ def test_unreadable_profile(
     monkeypatch.setattr(os, "open", deny)
     result = runner.invoke(app, ["render", str(path), "-t", "nftables"])
     assert result.exit_code == 2
-    assert (
-        result.stderr == f"error: {path.name}: profile file is not readable (permission denied)\n"
-    )
+    assert result.stderr == f"error: {path}: profile file is not readable (permission denied)\n"
+
+
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [
+        ("/dev/null", "profile path is a character device, not a file"),
+        ("sub/missing.yaml", "profile file not found"),
+        ("sub/dir.yaml", "profile path is a directory, not a file"),
+    ],
+)
+def test_a_profile_that_cannot_be_read_is_named_as_given(
+    given: str, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not by its last part alone (`null`, `missing.yaml`): the path the user typed."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub" / "dir.yaml").mkdir(parents=True)
+    for command in (
+        ["render", given, "-t", "nftables"],
+        ["check", given],
+        ["diff", given, "minimal"],
+    ):
+        result = runner.invoke(app, command)
+        assert (result.exit_code, result.stderr) == (2, f"error: {given}: {why}\n"), command
 
 
 def test_a_directory_is_not_a_profile(tmp_path: Path) -> None:

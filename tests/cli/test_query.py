@@ -201,14 +201,28 @@ def test_a_fifo_is_refused_without_waiting(tmp_path: Path) -> None:
     assert code == 2 and "is a FIFO, not a file" in err
 
 
-def test_a_symlink_to_a_device_or_a_fifo_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "zero").symlink_to("/dev/zero")
-    code, _, err = run("webserver", "--expect", str(tmp_path / "zero"))
+def test_a_device_a_fifo_or_a_symlink_is_refused(tmp_path: Path) -> None:
+    """As `verify --ruleset`: a table is the file itself, never a link to another one,
+    a device or a FIFO (a pull request's link could show any file's lines)."""
+    code, _, err = run("webserver", "--expect", "/dev/zero")
     assert code == 2 and "a character device, not a file" in err
     os.mkfifo(tmp_path / "fifo")
-    (tmp_path / "link").symlink_to(tmp_path / "fifo")
-    code, _, err = run("webserver", "--file", str(tmp_path / "link"))
+    code, _, err = run("webserver", "--file", str(tmp_path / "fifo"))
     assert code == 2 and "a FIFO, not a file" in err
+    table = tmp_path / "table.txt"
+    table.write_text("accept tcp 1.2.3.4 -> 443\n")
+    for target, option in (
+        ("/dev/zero", "--expect"),
+        (tmp_path / "fifo", "--file"),
+        (table, "--file"),
+        (table, "--expect"),
+    ):
+        link = tmp_path / f"link{option}"
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+        code, out, err = run("webserver", option, str(link))
+        assert (code, out) == (2, ""), err
+        assert err == f"error: {link}: {option}: a symbolic link; give the file itself\n"
 
 
 def test_a_huge_file_is_refused(tmp_path: Path) -> None:

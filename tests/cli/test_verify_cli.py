@@ -121,6 +121,20 @@ def test_a_file_the_target_does_not_render_is_refused(tmp_path: Path) -> None:
     ]
 
 
+def test_a_file_named_as_a_script_is_refused_for_a_target_of_one_file(tmp_path: Path) -> None:
+    """nftables renders one file, so any name replaces it, but not a script's: an empty
+    x.sh was loaded as the ruleset, and every port reported open."""
+    given = tmp_path / "x.sh"
+    given.write_text("#!/bin/sh\n")
+    code, errors = verify("-t", "nftables", "--ruleset", str(given))
+    assert code == 2
+    assert errors == [
+        f"error: {given}: --ruleset: x.sh is named as a shell script (the nftables ruleset "
+        "is fwgen.nft); verify runs only the scripts fwgen renders, never one it is given "
+        "(give the ruleset files the script loads, if the target has any)"
+    ]
+
+
 def test_without_root_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     code, errors = verify("-t", "nftables")

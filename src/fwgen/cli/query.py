@@ -101,7 +101,7 @@ def query(
     if packets:
         rows = packets_of(packets)
     else:
-        text, shown_name = _read(expect or file or "-")
+        text, shown_name = _read(expect or file or "-", "--expect" if expect else "--file")
         rows = read_packets(text, shown_name, expect=expect is not None)
         if not rows:  # an emptied table would pass a CI step while checking nothing
             raise FwgenError(f"{shown_name}: no packet in it; write one a line")
@@ -126,13 +126,15 @@ def query(
         raise typer.Exit(1)
 
 
-def _read(name: str) -> tuple[str, str]:
+def _read(name: str, option: str) -> tuple[str, str]:
     """The text of FILE (a regular file, at most `MAX_TABLE`), or of stdin for '-'."""
     import sys
     from pathlib import Path
 
+    from fwgen.read.links import refuse_link
     from fwgen.read.yamlsource import read_stream, read_text
 
     if name == "-":
         return read_stream(sys.stdin.buffer, "<stdin>", "packet", MAX_TABLE), "<stdin>"
+    refuse_link(Path(name), name, option)
     return read_text(Path(name), name, what="packet", limit=MAX_TABLE), name

@@ -4,12 +4,14 @@ Each command imports what it works with when it runs (see `fwgen.cli.render`).""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from fwgen.cli.common import say
-from fwgen.errors import FwgenError
+from fwgen.errors import FwgenError, printable
 
 
 def completion(
@@ -35,8 +37,9 @@ def init(
         str,
         typer.Argument(
             metavar="DEST",
-            help="A folder (PROFILE.yaml is written in it, the folder made if missing), a new "
-            ".yaml file, or - for stdout. Default: the working directory.",
+            help="A folder (PROFILE.yaml is written in it; a missing one, written with a "
+            "final /, is made), a new .yaml file, or - for stdout. Default: the working "
+            "directory.",
             show_default=False,
         ),
     ] = ".",
@@ -46,14 +49,35 @@ def init(
 
     Example: fwgen init webserver site/
     """
-    from pathlib import Path
-
     from fwgen.build.starter import destination, starter_text, write_new
 
     text = starter_text(profile)
     if dest == "-":
         typer.echo(text, nl=False)
         return
-    path = destination(Path(dest), profile)
+    path = destination(new_folder_or_file(dest), profile)
     write_new(path, text)
     say(f"wrote {path}")
+
+
+def new_folder_or_file(dest: str) -> Path:
+    """DEST as `fwgen init` takes it: a name that is not there is a new .yaml file, or a
+    new folder when it ends in /; anything else is refused (a typo such as ``web1`` or
+    ``web1.YAML`` would otherwise become a folder)."""
+    from fwgen.build.starter import SUFFIXES
+
+    path = Path(dest)
+    if (
+        not dest.isprintable()  # `destination` says why
+        or not dest.strip()
+        or dest.endswith(("/", os.sep))
+        or path.name.endswith(SUFFIXES)
+        or os.path.lexists(path)
+    ):
+        return path
+    shown = printable(dest)
+    file = printable(str(path.with_name((path.name.split(".")[0] or path.name) + ".yaml")))
+    raise FwgenError(
+        f"DEST {shown!r}: no such folder, and not a .yaml file; give {shown}/ to make the "
+        f"folder, or {file} for a file"
+    )

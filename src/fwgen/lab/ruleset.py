@@ -14,6 +14,7 @@ import re
 from pathlib import Path, PurePosixPath
 
 from fwgen.errors import FwgenError
+from fwgen.read.links import refuse_link
 from fwgen.read.yamlsource import read_text
 
 MAX_BYTES = 64 * 1024 * 1024
@@ -25,8 +26,7 @@ def given(target: str, rendered: dict[str, str], paths: list[Path]) -> dict[str,
     files = dict(rendered)
     for path in paths:
         display = str(path)
-        if path.is_symlink():
-            raise FwgenError("--ruleset: a symbolic link; give the file itself", path=display)
+        refuse_link(path, display, "--ruleset")
         name = _replaced(target, rendered, path.name, display)
         text = read_text(path, display, what="ruleset", limit=MAX_BYTES)
         if target == "nftables":
@@ -36,7 +36,8 @@ def given(target: str, rendered: dict[str, str], paths: list[Path]) -> dict[str,
 
 
 def _replaced(target: str, rendered: dict[str, str], name: str, display: str) -> str:
-    """The rendered file *name* replaces (any name for a target of one file)."""
+    """The rendered file *name* replaces (any name for a target of one file, but a
+    shell script's)."""
     if len(rendered) == 1:
         (found,) = rendered
     else:
@@ -49,11 +50,16 @@ def _replaced(target: str, rendered: dict[str, str], name: str, display: str) ->
                 path=display,
             )
         (found,) = same
-    if found.endswith(".sh"):
+    shown = PurePosixPath(found).name
+    if found.endswith(".sh") or name.endswith(".sh"):
+        what = (
+            f"{shown} is {target}'s shell script"
+            if found.endswith(".sh")
+            else (f"{name} is named as a shell script (the {target} ruleset is {shown})")
+        )
         raise FwgenError(
-            f"--ruleset: {PurePosixPath(found).name} is {target}'s shell script; verify "
-            "runs only the scripts fwgen renders, never one it is given (give the "
-            "ruleset files the script loads, if the target has any)",
+            f"--ruleset: {what}; verify runs only the scripts fwgen renders, never one it "
+            "is given (give the ruleset files the script loads, if the target has any)",
             path=display,
         )
     return found

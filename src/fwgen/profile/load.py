@@ -253,7 +253,14 @@ def load_profile(
     elif not is_builtin(path):
         boundary.read(path, "profile", shown)
     chain: list[tuple[Profile, Document, str]] = []
-    _linearise(path, shown, chain, boundary, origins, stack=[], seen=set())
+    try:
+        _linearise(path, shown, chain, boundary, origins, stack=[], seen=set())
+    except ProfileError as exc:
+        if is_path(ref) and exc.path == shown and exc.line is None:
+            # the file named could not be read (missing, a device, a FIFO, a folder):
+            # named as given, not by its stable name (`/dev/null`, not `null`)
+            raise ProfileError(exc.message, path=ref, field=exc.field) from None
+        raise
     name = Path(shown).stem
     top = chain[-1][0]
     merged = MergedProfile(
