@@ -185,26 +185,59 @@ class SiteService(Service):
     override: bool = Field(default=False, description="replace the built-in entry of the same name")
 
 
+class Compiled:
+    """A built-in entry as `builtin_entries` reads it: its names and exposure at once, the
+    `Service` when something asks for it (a render looks up a few of the hundreds)."""
+
+    __slots__ = ("_service", "aliases", "entry", "exposure", "name")
+
+    def __init__(self, entry: dict[str, Any]) -> None:
+        self.entry = entry
+        self.name: str = entry["name"]
+        self.aliases: tuple[str, ...] = tuple(entry.get("aliases", ()))
+        self.exposure: Exposure = entry["exposure"]
+        self._service: Service | None = None
+
+    def service(self) -> Service:
+        if self._service is None:
+            self._service = _compiled_service(self.entry)
+        return self._service
+
+
+Entry = Service | Compiled
+
+
+def _service(entry: Entry) -> Service:
+    return entry.service() if isinstance(entry, Compiled) else entry
+
+
 class Catalogue:
     """Services by name and alias, each remembering where it was defined."""
 
     def __init__(
         self,
-        services: list[Service],
+        services: Sequence[Entry],
         origins: dict[str, str] | None = None,
         backdoors: list[Service] | None = None,
     ) -> None:
-        self.services = sorted(services, key=lambda s: s.name)
+        self._entries = sorted(services, key=_by_name)
         self.origins = origins or {}
         # Known backdoor ports: kept even when a site entry overrides the entry naming them.
-        self.backdoors = backdoors or [s for s in self.services if s.exposure == "never"]
-        self._by_name: dict[str, Service] = {}
-        for service in self.services:
-            for name in (service.name, *service.aliases):
-                self._by_name.setdefault(name, service)
+        never = [_service(e) for e in self._entries if e.exposure == "never"]
+        self.backdoors = backdoors or never
+        self._by_name: dict[str, Entry] = {}
+        for entry in self._entries:
+            for name in (entry.name, *entry.aliases):
+                self._by_name.setdefault(name, entry)
+
+    @functools.cached_property
+    def services(self) -> list[Service]:
+        """Every entry, by name."""
+        return [_service(e) for e in self._entries]
 
     def get(self, name: str) -> Service | None:
-        return self._by_name.get(name.lower())
+        found = self._by_name.get(name.lower())
+        return None if found is None else _service(found)
 
     def names(self) -> list[str]:
         return list(self._by_name)
@@ -297,7 +330,7 @@ def _haystack(service: Service) -> str:
     ).lower()
 
 
-Entries = tuple[list[Service], dict[str, str], set[str]]
+Entries = tuple[Sequence[Entry], dict[str, str], set[str]]
 
 
 def read_catalogue(path: Path, shown: str, site: bool = False) -> Entries:
@@ -332,11 +365,11 @@ def catalogue_entries(text: str, shown: str, site: bool = False) -> Entries:
     return services, origins, overrides
 
 
-def _by_name(service: Service) -> str:
+def _by_name(service: Entry) -> str:
     return service.name
 
 
-def _names(service: Service) -> set[str]:
+def _names(service: Entry) -> set[str]:
     return {service.name, *service.aliases}
 
 
@@ -346,7 +379,7 @@ def merge_catalogues(base: Entries, *sites: Entries) -> Catalogue:
     A site entry whose name or an alias is already taken by another entry is an
     error that names both definitions.
     """
-    services = {s.name: s for s in base[0]}
+    services: dict[str, Entry] = {s.name: s for s in base[0]}
     origins = dict(base[1])
     from_site: set[str] = set()
     errors: list[FwgenError] = []
@@ -378,7 +411,10 @@ def merge_catalogues(base: Entries, *sites: Entries) -> Catalogue:
                 from_site.add(service.name)
     raise_collected(errors)
     backdoors = {
-        s.name: s for entries in (base, *sites) for s in entries[0] if s.exposure == "never"
+        s.name: _service(s)
+        for entries in (base, *sites)
+        for s in entries[0]
+        if s.exposure == "never"
     }
     return Catalogue(list(services.values()), origins, sorted(backdoors.values(), key=_by_name))
 
@@ -386,11 +422,12 @@ def merge_catalogues(base: Entries, *sites: Entries) -> Catalogue:
 @functools.cache
 def builtin_entries() -> Entries:
     """The shipped catalogue, read from its compiled JSON form (YAML parsing costs more
-    than the rest of a render). ``compile_catalogue`` writes it from entries it validated,
-    so they are not validated again here; a test keeps it in sync with the YAML, and
-    another proves the entries equal to the validated ones, field by field."""
+    than the rest of a render), each entry made a `Service` when first asked for.
+    ``compile_catalogue`` writes it from entries it validated, so they are not validated
+    again here; a test keeps it in sync with the YAML, and another proves the entries
+    equal to the validated ones, field by field."""
     compiled = json.loads(COMPILED.read_text(encoding="utf-8"))
-    services = [_compiled_service(entry) for entry in compiled["services"]]
+    services = [Compiled(entry) for entry in compiled["services"]]
     return services, dict(compiled["origins"]), set()
 
 
@@ -406,7 +443,7 @@ def compile_catalogue() -> str:
     services, origins, _ = read_catalogue(CATALOGUE, "fwgen/data/services.yaml")
     data = {
         "source_sha256": hashlib.sha256(CATALOGUE.read_bytes()).hexdigest(),
-        "services": [s.model_dump(mode="json", exclude_defaults=True) for s in services],
+        "services": [_service(s).model_dump(mode="json", exclude_defaults=True) for s in services],
         "origins": origins,
     }
     return json.dumps(data, indent=0, sort_keys=True) + "\n"
