@@ -29,7 +29,8 @@ from fwgen.profile.fields import parse_port
 from fwgen.profile.load import Located, MergedProfile, load_profile
 from fwgen.profile.models import InboundRule, OutboundRule
 from fwgen.profile.options import Options
-from fwgen.profile.portdb import Catalogue, Service, catalogue
+from fwgen.profile.portdb import Catalogue, catalogue
+from fwgen.profile.services import Service
 from fwgen.read.paths import Boundary, Origins
 
 PING_LIMIT = Limit(rate=5, unit="second", burst=5)
