@@ -232,7 +232,9 @@ def main() -> None:
     floor, libraries = startup["floor"][0], startup["libraries"][0]
     rows.append(("import floor: python -c 'import typer, pydantic, jinja2'", f"{floor:.3f} s", ""))
     rows.append(("library floor: + yaml + one pydantic model", f"{libraries:.3f} s", ""))
-    rows.append(("fwgen --version / library floor", ratio(startup["version"], startup["libraries"]), ""))
+    rows.append(
+        ("fwgen --version / library floor", ratio(startup["version"], startup["libraries"]), "")
+    )
     rows.append(
         (
             "fwgen render webserver -t nftables / library floor",

@@ -109,7 +109,7 @@ def test_without_containers_docker_publishes_to_everyone(lab: Lab, target: str) 
     docker_lab(lab)
     trusted = lab.clients["trusted"]
     policy = resolve_profile("docker-host", {"admins": [trusted.ipv4], "web_clients": []})
-    without = policy.model_copy(update={"containers": None, "coexist": False})
+    without = policy.replace(containers=None, coexist=False)
     lab.apply(target, render(without, target))
     assert lab.probe("outside", "ipv4", ["tcp:8080"]) == {"tcp:8080": "open"}
     outside = lab.clients["outside"].ns

@@ -13,8 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fwgen.profile.portdb import Service, catalogue
+from fwgen.profile.portdb import catalogue
 from fwgen.profile.portquery import split_source
+from fwgen.profile.services import Service
 from tests.conftest import REPO
 
 SNAPSHOT = REPO / "tests" / "data" / "firewalld-services.json"

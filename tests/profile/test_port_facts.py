@@ -16,8 +16,9 @@ import yaml
 from fwgen.errors import FwgenError
 from fwgen.policy.ir import Rule
 from fwgen.policy.resolve import resolve_profile
-from fwgen.profile.portdb import Catalogue, Service, catalogue
+from fwgen.profile.portdb import Catalogue, catalogue
 from fwgen.profile.portquery import DOCUMENTS, split_source
+from fwgen.profile.services import Service
 from fwgen.targets.render import refuse_unacknowledged_risks
 from tests.conftest import REPO
 

@@ -509,10 +509,14 @@ def test_compiled_entries_equal_the_validated_ones() -> None:
     """`builtin_entries` builds the compiled entries without validating them again: they
     are what validating services.yaml gives, field by field, tuples where it makes tuples."""
     validated, origins, _ = portdb.read_catalogue(portdb.CATALOGUE, "fwgen/data/services.yaml")
-    compiled, compiled_origins, _ = portdb.builtin_entries()
+    entries, compiled_origins, _ = portdb.builtin_entries()
+    compiled = [portdb.Catalogue(entries).get(e.name) for e in entries]
     assert compiled_origins == origins
     assert [_fields(s) for s in compiled] == [_fields(s) for s in validated]
     assert {hash(s) for s in compiled} == {hash(s) for s in validated}
+    assert [(e.name, e.aliases, e.exposure) for e in entries] == [
+        (s.name, s.aliases, s.exposure) for s in validated
+    ]
 
 
 def test_the_docs_and_the_readme_count_the_catalogue() -> None:

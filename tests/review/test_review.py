@@ -233,7 +233,7 @@ def test_every_policy_field_is_compared_by_diff_or_said_not_to_admit() -> None:
         "denies": "compared deny by deny: now blocks, no longer blocks",
         "refuse_from": "whom the default rejects rather than drops: admits nothing",
     }
-    settings = set(Policy.model_fields) - set(admits_nothing) | set(Defaults.model_fields)
+    settings = set(Policy.FIELDS) - set(admits_nothing) | set(Defaults.FIELDS)
     assert settings == set(WIDTH) == set(SETTINGS) == set(policy.SETTINGS)
     # Rule fields: the key that pairs rules up, what COMPARED compares, and what admits nothing.
     key = {"direction", "service", "name", "proto", "action"}
@@ -241,7 +241,7 @@ def test_every_policy_field_is_compared_by_diff_or_said_not_to_admit() -> None:
     compared |= {"families": "families", "limit": "limit", "log": "log", "connlimit": "connlimit"}
     compared |= {"interfaces": "interfaces"}
     not_admitting = {"comment", "origin", "risky", "acknowledged", "accepted", "repeated", "on"}
-    assert set(Rule.model_fields) == key | set(compared) | not_admitting
+    assert set(Rule.FIELDS) == key | set(compared) | not_admitting
     assert set(compared.values()) == set(COMPARED)
 
 
@@ -269,11 +269,11 @@ def test_diff_reports_each_setting(setting: str, value: object) -> None:
 
     assert setting in WIDTH
     old = resolve_profile("webserver")
-    if setting in Defaults.model_fields:
-        defaults = old.defaults.model_copy(update={setting: value})
-        new = old.model_copy(update={"defaults": defaults})
+    if setting in Defaults.FIELDS:
+        defaults = old.defaults.replace(**{setting: value})
+        new = old.replace(defaults=defaults)
     else:
-        new = old.model_copy(update={setting: value})
+        new = old.replace(**{setting: value})
     (entry,) = diff_policies(old, new, catalogue())["settings"]
     assert entry["setting"] == setting and entry["after"] == value
 

@@ -16,7 +16,9 @@ STALE = "run `python -m fwgen.targets.render` after editing templates/"
 
 def test_compiled_templates_are_in_sync_with_the_templates() -> None:
     names = render.environment().list_templates()
-    assert len(names) == 16  # the rulesets, the blocklists alone (--sets-only), the shadows, firewalld
+    assert (
+        len(names) == 16
+    )  # the rulesets, the blocklists alone (--sets-only), the shadows, firewalld
     for name in names:
         compiled = render.compiled_path(name).read_text(encoding="utf-8")
         fresh = render.compile_template(name)

@@ -107,6 +107,10 @@ def command_named(args: list[str]) -> str | None:
 
 
 def main() -> None:
+    # pydantic runs every plugin an installed package declares (an entry point) on each
+    # validation, seeing the profile's every value; fwgen uses none, often runs as root,
+    # and would otherwise pay for searching every installed package's metadata for them.
+    os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
     if "_FWGEN_COMPLETE" in os.environ:  # a shell asks what completes its line
         from fwgen.cli.completion import complete_from_environment
 

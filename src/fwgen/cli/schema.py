@@ -44,7 +44,7 @@ def generate(kind: str) -> dict[str, Any]:
 
         body = Manifest.model_json_schema()
     else:
-        from fwgen.profile.portdb import SiteService
+        from fwgen.profile.services import SiteService
 
         body = TypeAdapter(list[SiteService]).json_schema()
     return {"$schema": DIALECT, **body, "title": f"fwgen: {KINDS[kind]}"}

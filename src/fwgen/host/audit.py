@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 
 from fwgen.host.observed import Observed, loopback
 from fwgen.policy.ir import Family, Policy, Rule
-from fwgen.profile.portdb import Catalogue, Service
+from fwgen.profile.portdb import Catalogue
+from fwgen.profile.services import Service
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -10,7 +10,8 @@ import yaml
 
 from fwgen.host.audit import port_service, serves
 from fwgen.host.observed import Observed, loopback
-from fwgen.profile.portdb import Catalogue, Service
+from fwgen.profile.portdb import Catalogue
+from fwgen.profile.services import Service
 from fwgen.read.yamlsource import check_text
 
 

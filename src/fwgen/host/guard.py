@@ -221,7 +221,7 @@ def refusal(policy: Policy, connection: Connection) -> str:
         r
         for r in policy.rules
         if r.on
-        and _opens_port(r.model_copy(update={"interfaces": (), "on": ()}), connection)
+        and _opens_port(r.replace(interfaces=(), on=()), connection)
         and _from_client(policy, r, connection)
     ]
     if on:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from fwgen.errors import did_you_mean
-from fwgen.profile.portdb import Catalogue, Service
+from fwgen.profile.portdb import Catalogue
+from fwgen.profile.services import Service
 
 # (code, service, why): service "" accepts the code for whatever the rule opens (a rule of
 # one port, or an ICMP rule).

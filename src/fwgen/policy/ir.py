@@ -10,10 +10,9 @@ import functools
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
-
+from fwgen.policy.frozen import Frozen, dumps, field
 from fwgen.profile import icmp
 from fwgen.profile.addresses import Runs, parse_network, runs
 
@@ -57,11 +56,7 @@ OPTIONAL: dict[str, Any] = {"containers": None, "coexist": False, "refuse": "dro
 OPTIONAL |= {"refuse_from": None, "denies": ()}
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class PortRange(_Frozen):
+class PortRange(Frozen):
     start: int
     end: int
 
@@ -69,7 +64,7 @@ class PortRange(_Frozen):
         return str(self.start) if self.start == self.end else f"{self.start}-{self.end}"
 
 
-class Limit(_Frozen):
+class Limit(Frozen):
     """At most ``rate`` new connections per ``unit`` from each source (an address, or for
     IPv6 a prefix: see `Policy.limit_prefix`), ``burst`` of them at once."""
 
@@ -88,7 +83,7 @@ class Limit(_Frozen):
         return max(seconds, -(-self.burst * seconds // self.rate))
 
 
-class AddressSet(_Frozen):
+class AddressSet(Frozen):
     """A named set of networks, split by family, collapsed and sorted."""
 
     name: str
@@ -97,7 +92,8 @@ class AddressSet(_Frozen):
     origin: str
     # What the profile wrote for it: a network's name, or a rule's own `from:`/`to:` list.
     # Messages name this, never a generated name; no ruleset shows it (nor the digest).
-    written: tuple[str, ...] = Field(default=(), exclude=True)
+    written: tuple[str, ...] = field(default=(), exclude=True)
+    CACHED: ClassVar[dict[str, frozenset[str]]] = {"by_version": frozenset({"ipv4", "ipv6"})}
 
     @functools.cached_property
     def by_version(self) -> dict[int, Runs]:
@@ -119,7 +115,7 @@ class AddressSet(_Frozen):
         return f"the list [{few(list(self.written))}]"
 
 
-class InterfaceGroup(_Frozen):
+class InterfaceGroup(Frozen):
     """A named list of the host's interfaces (``interfaces:``, ``--set``): globs end in ``*``."""
 
     name: str
@@ -136,7 +132,7 @@ def interfaces_within(inner: Sequence[str], outer: Sequence[str]) -> bool:
     )
 
 
-class Rule(_Frozen):
+class Rule(Frozen):
     """One rule: an accept rule (`Policy.rules`), or a drop or reject rule
     (`Policy.denies`, proto ``all`` when it names no protocol). ``remote`` names an
     AddressSet (None: any address). ``interfaces``: the only interfaces it applies on,
@@ -152,7 +148,7 @@ class Rule(_Frozen):
     local: tuple[str, ...] = ()
     interfaces: tuple[str, ...] = ()
     # What the profile wrote under `interface:` (groups' names, interfaces), for messages.
-    on: tuple[str, ...] = Field(default=(), exclude=True)
+    on: tuple[str, ...] = field(default=(), exclude=True)
     families: tuple[Family, ...]
     limit: Limit | None = None
     connlimit: int | None = None  # concurrent connections per source (see Policy.limit_prefix)
@@ -166,19 +162,18 @@ class Rule(_Frozen):
     # `fwgen check` findings the profile accepts for this rule: ((code, service, reason), ...),
     # service "" for whatever a rule of one port opens (`fwgen.profile.accept`). They change no
     # ruleset, so the digest (and every rendered byte) leaves them out.
-    accepted: tuple[tuple[str, str, str], ...] = Field(default=(), exclude=True)
+    accepted: tuple[tuple[str, str, str], ...] = field(default=(), exclude=True)
     # Where the same rule is written again (the Policy keeps one): `fwgen check` FW007.
-    repeated: tuple[str, ...] = Field(default=(), exclude=True)
+    repeated: tuple[str, ...] = field(default=(), exclude=True)
 
-    @model_serializer(mode="wrap")
-    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def plain(self) -> dict[str, Any]:
         """The action and connlimit only where a rule has them (digests stay as they were)."""
-        data: dict[str, Any] = handler(self)
-        return {
-            k: v
-            for k, v in data.items()
-            if (k, v) not in (("action", "accept"), ("connlimit", None))
-        }
+        data = super().plain()
+        if self.action == "accept":
+            del data["action"]
+        if self.connlimit is None:
+            del data["connlimit"]
+        return data
 
     def identity(self) -> tuple[Any, ...]:
         """What the rule's JSON holds but its name, comment and origin, as a key: rules
@@ -203,20 +198,16 @@ class Rule(_Frozen):
         return [a for a in self.local if (":" in a) == (family == "ipv6")]
 
 
-IDENTITY = tuple(
-    name
-    for name, field in Rule.model_fields.items()
-    if not field.exclude and name not in ("name", "comment", "origin")
-)
+IDENTITY = tuple(name for name in Rule.SHOWN if name not in ("name", "comment", "origin"))
 
 
-class Defaults(_Frozen):
+class Defaults(Frozen):
     inbound: Literal["drop"] = "drop"
     outbound: Literal["accept", "drop"] = "accept"
     forward: Literal["drop", "accept", "ignore"] = "drop"
 
 
-class Policy(_Frozen):
+class Policy(Frozen):
     """Everything a target needs, and nothing it would have to look up elsewhere."""
 
     profile: str
@@ -229,7 +220,7 @@ class Policy(_Frozen):
     log_drops: bool = False
     # What the profile says about the host's addresses (`options.address`). It changes
     # findings, never the ruleset (`dhcp` adds ordinary rules), so the digest leaves it out.
-    address: Literal["dhcp", "static"] | None = Field(default=None, exclude=True)
+    address: Literal["dhcp", "static"] | None = field(default=None, exclude=True)
     limit_prefix_v4: int = 32
     limit_prefix_v6: int = 64
     # A container engine whose DNATed connections (published ports) the inbound rules govern.
@@ -242,10 +233,11 @@ class Policy(_Frozen):
     refuse_from: str | None = None
     sets: tuple[AddressSet, ...] = ()
     # The interface groups the rules name; their interfaces are in the rules themselves.
-    interface_groups: tuple[InterfaceGroup, ...] = Field(default=(), exclude=True)
+    interface_groups: tuple[InterfaceGroup, ...] = field(default=(), exclude=True)
     rules: tuple[Rule, ...] = ()
     # Drop and reject rules, evaluated before `rules` (`fwgen.policy.denies`).
     denies: tuple[Rule, ...] = ()
+    CACHED: ClassVar[dict[str, frozenset[str]]] = {"sets_by_name": frozenset({"sets"})}
 
     @functools.cached_property
     def sets_by_name(self) -> dict[str, AddressSet]:
@@ -316,20 +308,21 @@ class Policy(_Frozen):
 
     def setting(self, name: str) -> Any:
         """The value of one of `SETTINGS`."""
-        return getattr(self.defaults if name in Defaults.model_fields else self, name)
+        return getattr(self.defaults if name in Defaults.FIELDS else self, name)
 
     def digest(self) -> str:
         """sha256 of the whole policy as rendered, names, comments and origins (file:line)
         included: equal digests, equal rulesets. The container options count only when
         set, so hosts without containers keep their digests."""
-        unset: dict[str, Any] = {
-            name: True for name in OPTIONAL if getattr(self, name) == OPTIONAL[name]
-        }
+        data = self.plain()
+        for name, value in OPTIONAL.items():
+            if getattr(self, name) == value:
+                del data[name]
         # rules on every interface keep the digests they had before rules had interfaces
-        anywhere = {i: {"interfaces"} for i, r in enumerate(self.rules) if not r.interfaces}
-        if anywhere:
-            unset["rules"] = anywhere
-        return hashlib.sha256(self.model_dump_json(exclude=unset).encode()).hexdigest()
+        for rule, shown in zip(self.rules, data["rules"], strict=True):
+            if not rule.interfaces:
+                del shown["interfaces"]
+        return hashlib.sha256(dumps(data).encode()).hexdigest()
 
     def admits_digest(self) -> str:
         """sha256 of what the policy admits: its `SETTINGS` and, for each rule, what it
@@ -346,7 +339,7 @@ class Policy(_Frozen):
                     self.remote_addresses(r),
                     list(r.local),
                     list(r.families),
-                    r.limit.model_dump() if r.limit else None,
+                    r.limit.plain() if r.limit else None,
                     r.log,
                     *([list(r.interfaces)] if r.interfaces else []),
                     # what rules had not before denies and caps counts only where present

@@ -29,7 +29,7 @@ def address_set_of(
 ) -> AddressSet:
     """The set of *intervals* (parsed addresses, any order), which keeps them as the `Runs`
     that whatever compares addresses later uses (`AddressSet.runs`): nothing parses them
-    again. A copy (``model_copy``) keeps them too."""
+    again. A copy (`Frozen.replace`) keeps them too."""
     both = runs(intervals)
     made = AddressSet(
         name=name, ipv4=both[4].texts(), ipv6=both[6].texts(), origin=origin, written=written
@@ -207,6 +207,6 @@ class Networks:
         while name in self.sets or name in self.entries:
             n += 1
             name = f"{_set_name(label)}_{n}"
-        self.sets[name] = made.model_copy(update={"name": name})
+        self.sets[name] = made.replace(name=name)
         self.literal_sets[same_list] = name
         return name

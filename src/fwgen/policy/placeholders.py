@@ -17,9 +17,7 @@ def _placeholder_rules(policy: Policy, inline: bool) -> list[Rule]:
         and (
             (not rule.families and not rule.idle())
             # on an empty interface group: its sources still need setting
-            or policy.placeholder_sources(
-                rule.model_copy(update={"families": FAMILIES}) if rule.idle() else rule
-            )
+            or policy.placeholder_sources(rule.replace(families=FAMILIES) if rule.idle() else rule)
         )
         and (policy.address_set(rule.remote).origin == rule.origin) == inline
     ]

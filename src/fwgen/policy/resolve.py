@@ -29,7 +29,8 @@ from fwgen.profile.fields import parse_port
 from fwgen.profile.load import Located, MergedProfile, load_profile
 from fwgen.profile.models import InboundRule, OutboundRule
 from fwgen.profile.options import Options
-from fwgen.profile.portdb import Catalogue, Service, catalogue
+from fwgen.profile.portdb import Catalogue, catalogue
+from fwgen.profile.services import Service
 from fwgen.read.paths import Boundary, Origins
 
 PING_LIMIT = Limit(rate=5, unit="second", burst=5)
@@ -361,7 +362,7 @@ class _Resolver:
         never = self.ports.backdoors_in(rule)
         if not never:
             return rule
-        return rule.model_copy(update={"risky": ", ".join(f"{s.name} ({s.title})" for s in never)})
+        return rule.replace(risky=", ".join(f"{s.name} ({s.title})" for s in never))
 
     def policy(self) -> Policy:
         rules = [r for loc in self.merged.inbound for r in self.rules(loc)]
@@ -381,7 +382,7 @@ class _Resolver:
                 repeated = kept.repeated + (
                     (rule.origin,) if rule.origin not in (kept.origin, *kept.repeated) else ()
                 )
-                unique[key] = kept.model_copy(update={"accepted": accepted, "repeated": repeated})
+                unique[key] = kept.replace(accepted=accepted, repeated=repeated)
         allows, denied = denies.split(_ordered(unique.values()))
         refuse_from = self._refuse_from()
         self.errors += denies.whole_family_denies(denied, self.networks.sets)
@@ -440,5 +441,5 @@ def _ordered(rules: Iterable[Rule]) -> list[Rule]:
     out: list[Rule] = []
     for _, tied in itertools.groupby(sorted(rules, key=_rule_order), key=_rule_order):
         group = list(tied)
-        out += sorted(group, key=Rule.model_dump_json) if len(group) > 1 else group
+        out += sorted(group, key=Rule.json) if len(group) > 1 else group
     return out

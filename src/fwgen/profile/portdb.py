@@ -1,6 +1,6 @@
 """The port database: named services → ports, with what fwgen knows about each.
 
-The catalogue is data (``data/services.yaml``), validated by the models below.
+The catalogue is data (``data/services.yaml``), validated by `fwgen.profile.services`.
 Lookups are by name or alias; ports may be looked up by number and protocol.
 """
 
@@ -10,27 +10,15 @@ import functools
 import hashlib
 import json
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Any, Protocol
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    WithJsonSchema,
-    field_validator,
-    model_validator,
-)
+from pydantic import ValidationError
 
 from fwgen.errors import FwgenError, ProfileError, did_you_mean, raise_collected, split_location
-from fwgen.profile.addresses import network_text, parse_network
-from fwgen.profile.fields import PORT_SCHEMA, PORTLESS, SERVICE_RE, check_text, parse_port
 from fwgen.profile.load import validation_errors
+from fwgen.profile.services import Exposure, Service, ServicePort
 from fwgen.read.once import by_content
 from fwgen.read.yamlsource import Document, parse, read_text
 
@@ -57,132 +45,33 @@ class Opening(Protocol):
 
 CATALOGUE = Path(__file__).resolve().parents[1] / "data" / "services.yaml"
 COMPILED = CATALOGUE.with_suffix(".json")
-PROCESS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 NARROW = 64  # a service spanning more ports than this is not "the" service of one of them
-Risk = Literal["low", "medium", "high", "critical"]
-Exposure = Literal["public", "lan-only", "never"]
 
 
-class ServicePort(BaseModel):
-    """One protocol and port range of a service."""
+class Compiled:
+    """A built-in entry as `builtin_entries` reads it: its names and exposure at once, the
+    `Service` when something asks for it (a render looks up a few of the hundreds)."""
 
-    # Validated when a port file is read, built then: the built-in entries are validated
-    # when they are compiled (`builtin_entries`), so most runs never build a validator.
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    __slots__ = ("_service", "aliases", "entry", "exposure", "name")
 
-    proto: Literal["tcp", "udp", "sctp", "esp", "ah", "gre"]
-    start: int = 0  # 0 for the protocols without ports (PORTLESS)
-    end: int = 0
+    def __init__(self, entry: dict[str, Any]) -> None:
+        self.entry = entry
+        self.name: str = entry["name"]
+        self.aliases: tuple[str, ...] = tuple(entry.get("aliases", ()))
+        self.exposure: Exposure = entry["exposure"]
+        self._service: Service | None = None
 
-    def __str__(self) -> str:
-        if self.proto in PORTLESS:
-            return self.proto
-        ports = str(self.start) if self.start == self.end else f"{self.start}-{self.end}"
-        return f"{ports}/{self.proto}"
-
-    @model_validator(mode="after")
-    def _in_range(self) -> ServicePort:
-        """The checks `parse_port` makes, for ports written as mappings too."""
-        if self.proto in PORTLESS:
-            if self.start or self.end:
-                raise ValueError(f"{self.proto} has no ports; write it alone: {self.proto}")
-        else:
-            parse_port(str(self))
-        return self
+    def service(self) -> Service:
+        if self._service is None:
+            self._service = _compiled_service(self.entry)
+        return self._service
 
 
-PORT_NUMBER_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 65535}
-PORT_MAPPING_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "proto": {"enum": ["tcp", "udp", "sctp"]},
-        "start": PORT_NUMBER_SCHEMA,
-        "end": PORT_NUMBER_SCHEMA,
-    },
-    "required": ["proto", "start", "end"],
-    "additionalProperties": False,
-}
+Entry = Service | Compiled
 
 
-def _port(value: Any) -> Any:
-    if isinstance(value, str) and value.lower() in PORTLESS:
-        return {"proto": value.lower()}
-    if isinstance(value, str):
-        proto, start, end = parse_port(value)
-        return {"proto": proto, "start": start, "end": end}
-    return value
-
-
-class Service(BaseModel):
-    """A catalogue entry."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # as ServicePort
-
-    name: str = Field(json_schema_extra={"pattern": f"^{SERVICE_RE.pattern}$"})
-    title: str
-    description: str = ""
-    aliases: tuple[str, ...] = Field(
-        default=(), json_schema_extra={"items": {"pattern": f"^{SERVICE_RE.pattern}$"}}
-    )
-    ports: tuple[
-        Annotated[
-            ServicePort,
-            BeforeValidator(_port),
-            WithJsonSchema({"anyOf": [PORT_SCHEMA, PORT_MAPPING_SCHEMA, {"enum": list(PORTLESS)}]}),
-        ],
-        ...,
-    ]
-    risk: Risk
-    risk_notes: str = ""
-    exposure: Exposure
-    category: str
-    alternative: str | None = None
-    helper: str | None = None
-    destinations: tuple[str, ...] = ()
-    family: Literal["ipv4", "ipv6"] | None = None
-    processes: tuple[str, ...] = ()  # programs that usually serve it, as `ss -p` names them
-    sources: tuple[str, ...] = ()  # "DOCUMENT" or "DOCUMENT: what it says (and why fwgen differs)"
-
-    @field_validator("title", "description", "risk_notes")
-    @classmethod
-    def _text(cls, value: str, info: ValidationInfo) -> str:
-        return check_text(value, str(info.field_name), 200 if info.field_name == "title" else 1000)
-
-    @field_validator("sources")
-    @classmethod
-    def _sources(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(check_text(v, "sources", 1000) for v in value)
-
-    @field_validator("processes")
-    @classmethod
-    def _processes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for name in value:
-            if not PROCESS_RE.fullmatch(name):
-                raise ValueError(f"invalid process name {name!r}; use letters, digits, _.+-")
-        return value
-
-    @field_validator("name", "aliases")
-    @classmethod
-    def _names(cls, value: Any) -> Any:
-        for name in (value,) if isinstance(value, str) else value:
-            if not SERVICE_RE.fullmatch(name):
-                raise ValueError(
-                    f"invalid service name {name!r}; use lowercase letters, digits, _.+-"
-                )
-        return value
-
-    @field_validator("destinations")
-    @classmethod
-    def _destinations(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(network_text(parse_network(v)) for v in value)
-
-
-class SiteService(Service):
-    """An entry of a site port file (``--ports``): a catalogue entry that may replace the
-    built-in entry of its name. `read_catalogue` takes ``override`` out before validating
-    the rest as a `Service`; this model describes the file for `fwgen schema ports`."""
-
-    override: bool = Field(default=False, description="replace the built-in entry of the same name")
+def _service(entry: Entry) -> Service:
+    return entry.service() if isinstance(entry, Compiled) else entry
 
 
 class Catalogue:
@@ -190,21 +79,28 @@ class Catalogue:
 
     def __init__(
         self,
-        services: list[Service],
+        services: Sequence[Entry],
         origins: dict[str, str] | None = None,
         backdoors: list[Service] | None = None,
     ) -> None:
-        self.services = sorted(services, key=lambda s: s.name)
+        self._entries = sorted(services, key=_by_name)
         self.origins = origins or {}
         # Known backdoor ports: kept even when a site entry overrides the entry naming them.
-        self.backdoors = backdoors or [s for s in self.services if s.exposure == "never"]
-        self._by_name: dict[str, Service] = {}
-        for service in self.services:
-            for name in (service.name, *service.aliases):
-                self._by_name.setdefault(name, service)
+        never = [_service(e) for e in self._entries if e.exposure == "never"]
+        self.backdoors = backdoors or never
+        self._by_name: dict[str, Entry] = {}
+        for entry in self._entries:
+            for name in (entry.name, *entry.aliases):
+                self._by_name.setdefault(name, entry)
+
+    @functools.cached_property
+    def services(self) -> list[Service]:
+        """Every entry, by name."""
+        return [_service(e) for e in self._entries]
 
     def get(self, name: str) -> Service | None:
-        return self._by_name.get(name.lower())
+        found = self._by_name.get(name.lower())
+        return None if found is None else _service(found)
 
     def names(self) -> list[str]:
         return list(self._by_name)
@@ -297,7 +193,7 @@ def _haystack(service: Service) -> str:
     ).lower()
 
 
-Entries = tuple[list[Service], dict[str, str], set[str]]
+Entries = tuple[Sequence[Entry], dict[str, str], set[str]]
 
 
 def read_catalogue(path: Path, shown: str, site: bool = False) -> Entries:
@@ -332,11 +228,11 @@ def catalogue_entries(text: str, shown: str, site: bool = False) -> Entries:
     return services, origins, overrides
 
 
-def _by_name(service: Service) -> str:
+def _by_name(service: Entry) -> str:
     return service.name
 
 
-def _names(service: Service) -> set[str]:
+def _names(service: Entry) -> set[str]:
     return {service.name, *service.aliases}
 
 
@@ -346,7 +242,7 @@ def merge_catalogues(base: Entries, *sites: Entries) -> Catalogue:
     A site entry whose name or an alias is already taken by another entry is an
     error that names both definitions.
     """
-    services = {s.name: s for s in base[0]}
+    services: dict[str, Entry] = {s.name: s for s in base[0]}
     origins = dict(base[1])
     from_site: set[str] = set()
     errors: list[FwgenError] = []
@@ -378,7 +274,10 @@ def merge_catalogues(base: Entries, *sites: Entries) -> Catalogue:
                 from_site.add(service.name)
     raise_collected(errors)
     backdoors = {
-        s.name: s for entries in (base, *sites) for s in entries[0] if s.exposure == "never"
+        s.name: _service(s)
+        for entries in (base, *sites)
+        for s in entries[0]
+        if s.exposure == "never"
     }
     return Catalogue(list(services.values()), origins, sorted(backdoors.values(), key=_by_name))
 
@@ -386,11 +285,12 @@ def merge_catalogues(base: Entries, *sites: Entries) -> Catalogue:
 @functools.cache
 def builtin_entries() -> Entries:
     """The shipped catalogue, read from its compiled JSON form (YAML parsing costs more
-    than the rest of a render). ``compile_catalogue`` writes it from entries it validated,
-    so they are not validated again here; a test keeps it in sync with the YAML, and
-    another proves the entries equal to the validated ones, field by field."""
+    than the rest of a render), each entry made a `Service` when first asked for.
+    ``compile_catalogue`` writes it from entries it validated, so they are not validated
+    again here; a test keeps it in sync with the YAML, and another proves the entries
+    equal to the validated ones, field by field."""
     compiled = json.loads(COMPILED.read_text(encoding="utf-8"))
-    services = [_compiled_service(entry) for entry in compiled["services"]]
+    services = [Compiled(entry) for entry in compiled["services"]]
     return services, dict(compiled["origins"]), set()
 
 
@@ -406,7 +306,7 @@ def compile_catalogue() -> str:
     services, origins, _ = read_catalogue(CATALOGUE, "fwgen/data/services.yaml")
     data = {
         "source_sha256": hashlib.sha256(CATALOGUE.read_bytes()).hexdigest(),
-        "services": [s.model_dump(mode="json", exclude_defaults=True) for s in services],
+        "services": [_service(s).model_dump(mode="json", exclude_defaults=True) for s in services],
         "origins": origins,
     }
     return json.dumps(data, indent=0, sort_keys=True) + "\n"

@@ -12,7 +12,8 @@ import socket
 from typing import Any
 
 from fwgen.errors import FwgenError
-from fwgen.profile.portdb import Catalogue, Service, ServicePort, span, specific_first
+from fwgen.profile.portdb import Catalogue, span, specific_first
+from fwgen.profile.services import Service, ServicePort
 from fwgen.table import format_table
 
 # The reference documents the built-in catalogue was checked against, fact by fact;

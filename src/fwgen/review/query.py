@@ -245,7 +245,7 @@ def _unnamed(policy: Policy, rule: Rule, packet: Packet, family: Family) -> str:
         relaxed["local"] = ()
         local = "destination" if packet.direction == "in" else "source"
         words.append(f"the {local} {', '.join(rule.local_of(family))}")
-    if not relaxed or not matches(policy, rule.model_copy(update=relaxed), packet, family):
+    if not relaxed or not matches(policy, rule.replace(**relaxed), packet, family):
         return ""
     return " and ".join(words)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
+from typing import cast
 
-from fwgen.policy.ir import PORTED, AddressSet, Policy, PortRange, Rule
+from fwgen.policy.ir import FAMILIES, PORTED, AddressSet, Policy, PortRange, Proto, Rule
 from fwgen.policy.shadowed import Recorded, Sighting
 from fwgen.profile.fields import PORTLESS
 from fwgen.profile.portdb import Catalogue
@@ -117,19 +118,17 @@ def _findings(policy: Policy, ports: Catalogue, groups: list[Group]) -> None:
         rules.append(
             Rule(
                 direction="in" if found.direction == "in" else "out",
-                proto=found.proto,
+                proto=cast(Proto, found.proto),  # one of PORTED or PORTLESS (above)
                 ports=(PortRange(start=found.port, end=found.port),) if found.port else (),
                 remote=name,
-                families=tuple(f for f, nets in (("ipv4", v4), ("ipv6", v6)) if nets),
+                families=tuple(f for f in FAMILIES if (v4 if f == "ipv4" else v6)),
                 name=found.service,
                 origin=origin,
             )
         )
     if not rules:
         return
-    extended = policy.model_copy(
-        update={"rules": (*policy.rules, *rules), "sets": (*policy.sets, *sets)}
-    )
+    extended = policy.replace(rules=(*policy.rules, *rules), sets=(*policy.sets, *sets))
     by_origin: dict[str, list[Finding]] = {}
     for finding in check_policy(extended, ports):
         by_origin.setdefault(finding.location, []).append(finding)

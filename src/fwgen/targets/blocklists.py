@@ -46,8 +46,7 @@ def updatable_denies(policy: Policy) -> list[Rule]:
     """`Policy.denies`, those of a blocklist for every family (see the module)."""
     names = set(blocklist_sets(policy))
     return [
-        r.model_copy(update={"families": _proto_families(r)}) if r.remote in names else r
-        for r in policy.denies
+        r.replace(families=_proto_families(r)) if r.remote in names else r for r in policy.denies
     ]
 
 

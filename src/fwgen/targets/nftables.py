@@ -285,7 +285,7 @@ def _statements(
 
 def rule_statements(rule: Rule, policy: Policy) -> list[str]:
     """What a rule matches, without its rate limit and log (what the shadow judges by)."""
-    plain = rule.model_copy(update={"log": False, "limit": None, "connlimit": None})
+    plain = rule.replace(log=False, limit=None, connlimit=None)
     return _statements(plain, "", policy, judged=False)
 
 

@@ -87,11 +87,9 @@ def directions(policy: Policy) -> list[Direction]:
 def _renamed(policy: Policy) -> Policy:
     """The Policy with every address set named ``n_NAME``: the shadow's own sets never
     start with ``n_``, so no network's name can stand for one of them."""
-    sets = tuple(s.model_copy(update={"name": f"n_{s.name}"}) for s in policy.sets)
-    rules = tuple(
-        r.model_copy(update={"remote": f"n_{r.remote}" if r.remote else None}) for r in policy.rules
-    )
-    return policy.model_copy(update={"sets": sets, "rules": rules})
+    sets = tuple(s.replace(name=f"n_{s.name}") for s in policy.sets)
+    rules = tuple(r.replace(remote=f"n_{r.remote}" if r.remote else None) for r in policy.rules)
+    return policy.replace(sets=sets, rules=rules)
 
 
 def _record(
@@ -101,7 +99,7 @@ def _record(
     its port, any other by port 0; then, if neither could add its key, the full counter."""
     last, first, full = set_names(direction, family)
     peer = nftables.limit_key(
-        policy.model_copy(update={f"limit_prefix_{family[-2:]}": options.prefix(family)}),
+        policy.replace(**{f"limit_prefix_{family[-2:]}": options.prefix(family)}),
         family,
         PEERS[direction],
     )
@@ -154,8 +152,8 @@ def render_shadow(
             " shadow the profile without them (its allow rules), then add them back"
         )
     # A connection cap, like a rate limit, is not reproduced: a capped rule counts as admitting.
-    rules = tuple(r.model_copy(update={"connlimit": None}) for r in policy.rules)
-    policy = policy.model_copy(update={"rules": rules})
+    rules = tuple(r.replace(connlimit=None) for r in policy.rules)
+    policy = policy.replace(rules=rules)
     if target == "iptables":
         refuse_unacknowledged_risks(policy)
         prefixes: dict[Family, int] = {"ipv4": options.prefix_v4, "ipv6": options.prefix_v6}

@@ -101,7 +101,7 @@ def render_shadow(
                 {
                     "origin": rule_heading(rule),
                     "lines": iptables.rule_lines(
-                        rule.model_copy(update={"log": False, "limit": None}),
+                        rule.replace(log=False, limit=None),
                         family,
                         policy,
                         None,
