@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
+from types import FrameType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -311,3 +311,18 @@ def test_resolving_turns_a_rule_into_json_only_to_break_a_tie(
             )
             assert rules == whole, path.name
     assert dumped == {"ssh": 2}  # the two ssh rules tie: each is dumped once, no other rule
+
+
+def test_a_rule_is_compared_only_with_the_backdoor_ports_of_its_protocol() -> None:
+    ports = catalogue()
+    protos = Counter(p.proto for s in ports.backdoors for p in s.ports)
+    assert len(ports.backdoors) >= 10 and "esp" not in protos, protos
+    everything = (SimpleNamespace(start=1, end=65535),)
+    esp = SimpleNamespace(proto="esp", ports=everything)
+    assert ports.backdoors_in(esp) == []
+    assert steps(lambda: ports.backdoors_in(esp)) <= 10  # no backdoor port looked at (was 499)
+    udp = SimpleNamespace(proto="udp", ports=everything)
+    found = ports.backdoors_in(udp)
+    assert found and all(any(p.proto == "udp" for p in s.ports) for s in found)
+    # some steps for each udp port of a backdoor (443 when every backdoor was scanned)
+    assert steps(lambda: ports.backdoors_in(udp)) <= 12 * protos["udp"] + 10

@@ -27,6 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic.config import JsonDict, JsonValue
 
 from fwgen.build.output import check_folder, destination, destinations, read_current, shown_text
+from fwgen.build.workers import job_count, run_all
 from fwgen.errors import FwgenError, FwgenErrors, ProfileError, raise_collected
 from fwgen.policy.resolve import resolve_profile
 from fwgen.profile.fields import ADDRESS_SCHEMA, IFACE_SCHEMA, NAME_SCHEMA, one_or_many
@@ -241,17 +242,27 @@ def _check_paths(manifest: Manifest, paths: _Paths) -> None:
     raise_collected(errors)
 
 
-def plan(manifest_path: Path, allow_outside: Sequence[Path] = ()) -> Site:
+def plan(manifest_path: Path, allow_outside: Sequence[Path] = (), jobs: int | None = 1) -> Site:
     """Everything the manifest asks for, rendered in memory (nothing written).
 
     Every path is checked before any profile is resolved; errors are located at the
-    manifest line that names the path.
+    manifest line that names the path. The hosts are rendered in up to *jobs* processes
+    (None: as many as pay, see `fwgen.build.workers.job_count`), with the same result.
     """
     with one_reading():  # each profile, list and port file read once for every host
-        return _plan(manifest_path, allow_outside)
+        return _plan(manifest_path, allow_outside, jobs)
 
 
-def _plan(manifest_path: Path, allow_outside: Sequence[Path]) -> Site:
+@dataclass
+class _Rendered:
+    """One host rendered: its files and warnings, and the files first read for it."""
+
+    outputs: list[Output]
+    warnings: list[Notice]
+    reads: list[Path]
+
+
+def _plan(manifest_path: Path, allow_outside: Sequence[Path], jobs: int | None) -> Site:
     manifest, doc = read_manifest(manifest_path)
     base = manifest_path.parent
     site = Site(Boundary.around(manifest_path, tuple(allow_outside)))
@@ -260,7 +271,11 @@ def _plan(manifest_path: Path, allow_outside: Sequence[Path]) -> Site:
     _check_paths(manifest, paths)
     origins = Origins.around(manifest_path)
     doc.source = manifest_path  # a `set:` is named by the manifest's repository path
-    for name, host in sorted(manifest.hosts.items()):
+    reported: set[Path] = set()  # the files read so far (in this process)
+
+    def render_host(entry: tuple[str, Host]) -> _Rendered:
+        name, host = entry
+        site.boundary.reads.clear()  # what this host reads
         ports = catalogue(tuple(str(base / p) for p in host.ports))
         set_at = {n: Located(v, doc, ("hosts", name, "set", n)) for n, v in host.set.items()}
         policy = resolve_profile(
@@ -273,8 +288,8 @@ def _plan(manifest_path: Path, allow_outside: Sequence[Path]) -> Site:
             set_at=set_at,
         )
         passing, refused = netneeds.warnings(policy)
-        site.warnings += [Notice(name, None, w) for w in passing]
-        site.warnings += [Notice(name, None, w, refused=True) for w in refused]
+        done = _Rendered([], [Notice(name, None, w) for w in passing], [])
+        done.warnings += [Notice(name, None, w, refused=True) for w in refused]
         for target_name, dest in sorted(host.targets.items()):
             try:
                 files, approximations = render_with_warnings(policy, target_name)
@@ -284,15 +299,30 @@ def _plan(manifest_path: Path, allow_outside: Sequence[Path]) -> Site:
                 if exc.path is not None:
                     raise
                 raise paths.error(("hosts", name, "targets", target_name), exc.message) from None
-            site.warnings += [Notice(name, target_name, w) for w in approximations]
+            done.warnings += [Notice(name, target_name, w) for w in approximations]
             for path, text in destinations(files, base / dest).items():
-                if real_path(path) in site.boundary.reads:
-                    raise paths.error(
-                        ("hosts", name, "targets", target_name),
-                        f"output {path.name} would replace a file that a profile reads "
-                        "(an `extends:` profile or an address list); write it elsewhere",
-                    )
-                site.outputs.append(Output(name, path, text, target_name))
+                done.outputs.append(Output(name, path, text, target_name))
+        done.reads = [p for p in site.boundary.reads if p not in reported]
+        reported.update(done.reads)
+        return done
+
+    hosts = sorted(manifest.hosts.items())
+    rendered, failure = run_all(render_host, hosts, job_count(jobs, len(hosts)))
+    read = site.boundary.reads
+    read.clear()
+    for done in rendered:  # in host order, as if each host were done in turn
+        read.update(done.reads)
+        site.warnings += done.warnings
+        for output in done.outputs:
+            if real_path(output.path) in read:
+                raise paths.error(
+                    ("hosts", output.host, "targets", output.target),
+                    f"output {output.path.name} would replace a file that a profile reads "
+                    "(an `extends:` profile or an address list); write it elsewhere",
+                )
+            site.outputs.append(output)
+    if failure is not None:
+        raise failure
     return site
 
 

@@ -16,12 +16,19 @@ from fwgen.errors import FwgenError, raise_collected
 
 
 def run_build(
-    manifest: Path, allow_outside: Sequence[Path], *, check: bool, strict: bool, json: bool
+    manifest: Path,
+    allow_outside: Sequence[Path],
+    *,
+    check: bool,
+    strict: bool,
+    json: bool,
+    jobs: int | None = None,
 ) -> None:
     """Render every host of *manifest*; write what changed (or, with *check*, show it and
     exit 1). Every warning goes to stderr with its host; with *strict* an approximation
-    is an error and nothing is written."""
-    site = plan(manifest, allow_outside)
+    is an error and nothing is written. The hosts are rendered in up to *jobs* processes
+    (None: as many as pay)."""
+    site = plan(manifest, allow_outside, jobs)
     refused = site.refused() if strict else []
     for warning in site.warnings:
         if warning not in refused:

@@ -116,6 +116,19 @@ def build(
     ] = False,
     format_: Annotated[str, format_option("text or json")] = "text",
     allow_outside: AllowOutside = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            metavar="N",
+            min=1,
+            envvar="FWGEN_JOBS",
+            show_envvar=False,
+            help="Render in at most N processes (default: one per CPU, for 8 hosts or more "
+            "each; 1: all in this one). Also FWGEN_JOBS.",
+        ),
+    ] = None,
 ) -> None:
     """Render every host of a manifest, writing only the files that changed (all or none).
 
@@ -133,4 +146,5 @@ def build(
         check=check_only,
         strict=strict,
         json=format_ == "json",
+        jobs=jobs,
     )

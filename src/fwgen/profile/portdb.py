@@ -88,6 +88,11 @@ class Catalogue:
         # Known backdoor ports: kept even when a site entry overrides the entry naming them.
         never = [_service(e) for e in self._entries if e.exposure == "never"]
         self.backdoors = backdoors or never
+        # their ports by protocol: a rule is compared only with the ports of its protocol
+        self._backdoor_ports: dict[str, list[tuple[int, int, int]]] = {}
+        for n, service in enumerate(self.backdoors):
+            for p in service.ports:
+                self._backdoor_ports.setdefault(p.proto, []).append((p.start, p.end, n))
         self._by_name: dict[str, Entry] = {}
         for entry in self._entries:
             for name in (entry.name, *entry.aliases):
@@ -157,15 +162,13 @@ class Catalogue:
     def backdoors_in(self, rule: Opening) -> list[Service]:
         """The known backdoor entries whose ports a rule opens, whatever named them (its
         service, a site entry, an override, a literal port or a range overlapping theirs)."""
-        return [
-            service
-            for service in self.backdoors
-            if any(
-                p.proto == rule.proto and p.start <= span.end and span.start <= p.end
-                for p in service.ports
-                for span in rule.ports
-            )
-        ]
+        hits = {
+            n
+            for start, end, n in self._backdoor_ports.get(rule.proto, ())
+            for span in rule.ports
+            if start <= span.end and span.start <= end
+        }
+        return [self.backdoors[n] for n in sorted(hits)]
 
     def search(self, words: str) -> list[Service]:
         """Services whose name, aliases, title, description or category contain every word."""

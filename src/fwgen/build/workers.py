@@ -1,0 +1,173 @@
+"""Rendering the hosts of a build on every CPU fwgen may use.
+
+The process forks its workers once everything the hosts share is loaded (the manifest,
+the profiles, the port catalogue, the templates). Each worker renders every *jobs*-th
+host and sends back what it made; the parent renders its own share meanwhile, then puts
+the results back in host order. Workers never write a file and never print: the parent
+alone reports and writes, so a parallel build says and writes exactly what a serial one
+does. A worker that dies (a signal, a crash) fails the build before anything is written;
+on Ctrl-C or any error the parent kills and reaps the workers it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import pickle
+import signal
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from fwgen.errors import FwgenError
+
+T = TypeVar("T")
+R = TypeVar("R")
+HOSTS_PER_JOB = 8  # fewer hosts than this per process do not repay starting it
+Outcome = tuple[list[R], BaseException | None]  # results in order, then what stopped them
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, as `taskset` or a cgroup set it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def job_count(asked: int | None, items: int) -> int:
+    """How many processes render *items* hosts: *asked* (``--jobs``) at most, never more
+    than there are hosts; by default one per usable CPU, and one per `HOSTS_PER_JOB` hosts."""
+    if not hasattr(os, "fork"):
+        return 1
+    if asked is None:
+        asked = min(usable_cpus(), items // HOSTS_PER_JOB)
+    return max(1, min(asked, items))
+
+
+def run_all(work: Callable[[T], R], items: Sequence[T], jobs: int = 1) -> Outcome[R]:
+    """``work(item)`` for each item, in order, until one raises: the results before it,
+    and its exception (None when every item succeeded). With *jobs* above 1, in that many
+    processes; the answer is the same as in one."""
+    if jobs <= 1 or len(items) < 2:
+        return _run(work, items)
+    # the first item here, before any fork: whatever it loads once (modules, templates,
+    # the profiles and port files it reads) is then loaded for every worker
+    first, failure = _run(work, items[:1])
+    if failure is not None:
+        return first, failure
+    done, failure = _parallel(work, items[1:], jobs)
+    return first + done, failure
+
+
+def _parallel(work: Callable[[T], R], items: Sequence[T], jobs: int) -> Outcome[R]:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    workers: dict[int, int] = {}  # pid -> the read end of its pipe
+    try:
+        for share in range(1, jobs):
+            pid, pipe = _fork(work, items[share::jobs])
+            workers[pid] = pipe
+        outcomes = [_run(work, items[0::jobs])]
+        for pid, pipe in list(workers.items()):
+            del workers[pid]  # reaped by _collect, whatever it finds
+            outcomes.append(_collect(pid, pipe))
+    finally:
+        for pid, pipe in workers.items():
+            _stop(pid, pipe)
+    return _interleave(outcomes, len(items))
+
+
+def _run(work: Callable[[T], R], items: Sequence[T]) -> Outcome[R]:
+    done: list[R] = []
+    for item in items:
+        try:
+            done.append(work(item))
+        except Exception as exc:  # handed to the caller, in its place in order
+            return done, exc
+    return done, None
+
+
+def _interleave(outcomes: list[Outcome[R]], count: int) -> Outcome[R]:
+    """Share *k*'s results are items k, k + jobs, ...: back in item order, up to the first
+    item that failed."""
+    jobs = len(outcomes)
+    merged: list[R] = []
+    for i in range(count):
+        done, failure = outcomes[i % jobs]
+        if i // jobs >= len(done):
+            return merged, failure
+        merged.append(done[i // jobs])
+    return merged, None
+
+
+def _fork(work: Callable[[T], R], share: Sequence[T]) -> tuple[int, int]:
+    """A worker rendering *share*: its pid and the read end of the pipe it answers on."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: it leaves only through os._exit, never through the caller
+        status = 1
+        try:
+            os.close(read_end)
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it at once
+            gc.freeze()  # what the parent made stays untouched (and shared with it)
+            _send(write_end, _run(work, share))
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    return pid, read_end
+
+
+def _send(fd: int, outcome: Outcome[R]) -> None:
+    done, failure = outcome
+    if failure is not None and not isinstance(failure, FwgenError):
+        failure = RuntimeError(
+            "a process rendering hosts failed:\n"
+            + "".join(traceback.format_exception(failure)).rstrip()
+        )
+    try:
+        data = pickle.dumps((done, failure), pickle.HIGHEST_PROTOCOL)
+    except Exception:  # something unpicklable: said, as a crash
+        data = pickle.dumps(
+            ([], RuntimeError(f"a process rendering hosts failed:\n{traceback.format_exc()}"))
+        )
+    with os.fdopen(fd, "wb") as pipe:
+        pipe.write(data)
+
+
+def _collect(pid: int, pipe: int) -> Outcome[R]:
+    """What the worker *pid* sent, once it has ended; an error when it did not end well."""
+    try:
+        with os.fdopen(pipe, "rb") as reader:
+            data = reader.read()
+        _, status = os.waitpid(pid, 0)
+    except BaseException:  # Ctrl-C while waiting: the worker goes too
+        _stop(pid, None)
+        raise
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        raise FwgenError(
+            f"a process rendering hosts was stopped by {name}; nothing written "
+            "(--jobs 1 renders every host in one process)"
+        )
+    if os.waitstatus_to_exitcode(status) != 0 or not data:
+        raise FwgenError(
+            f"a process rendering hosts failed (exit status {os.waitstatus_to_exitcode(status)}); "
+            "nothing written (--jobs 1 renders every host in one process)"
+        )
+    outcome: Outcome[R] = pickle.loads(data)  # our own worker's bytes
+    return outcome
+
+
+def _stop(pid: int, pipe: int | None) -> None:
+    """Kill the worker *pid* (by its pid), reap it, and close its *pipe*."""
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        os.waitpid(pid, 0)
+    if pipe is not None:
+        with contextlib.suppress(OSError):
+            os.close(pipe)

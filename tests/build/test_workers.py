@@ -1,0 +1,249 @@
+"""A build's hosts rendered in several processes: the same files, warnings and errors as in
+one, in host order; a worker that dies fails the build with nothing written; Ctrl-C
+leaves no file and no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fwgen.build import manifest as manifest_module
+from fwgen.build import workers
+from fwgen.build.workers import job_count, run_all
+from fwgen.cli.app import app
+from fwgen.errors import FwgenError
+from tests.build.test_build import files_under
+
+runner = CliRunner()
+PARENT = os.getpid()
+
+
+def children() -> list[int]:
+    """The processes this one started that have not been reaped."""
+    text = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text()
+    return [int(pid) for pid in text.split()]
+
+
+def whose(item: int) -> tuple[int, int]:
+    return item, os.getpid()
+
+
+def test_items_come_back_in_order_from_several_processes() -> None:
+    done, failure = run_all(whose, range(40), jobs=3)
+    assert failure is None
+    assert [item for item, _ in done] == list(range(40))
+    pids = {pid for _, pid in done}
+    assert PARENT in pids and len(pids) == 3  # the parent and two workers
+    assert children() == []
+
+
+def fails_at(*bad: int) -> object:
+    def work(item: int) -> int:
+        if item in bad:
+            raise FwgenError(f"item {item} is bad")
+        return item
+
+    return work
+
+
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+@pytest.mark.parametrize("bad", [(0,), (1,), (2,), (9, 4), (4, 9), (17,), (29,)])
+def test_the_first_failure_in_item_order_stops_the_results_there(
+    jobs: int, bad: tuple[int, ...]
+) -> None:
+    done, failure = run_all(fails_at(*bad), range(30), jobs=jobs)  # type: ignore[arg-type]
+    first = min(bad)
+    assert done == list(range(first))
+    assert isinstance(failure, FwgenError) and failure.message == f"item {first} is bad"
+    assert children() == []
+
+
+def crashes_in_a_worker(item: int) -> int:
+    if item == 6 and os.getpid() != PARENT:  # items 2, 4, 6... go to the worker
+        raise KeyError("a bug")
+    return item
+
+
+def test_a_crash_in_a_worker_comes_back_with_its_traceback() -> None:
+    done, failure = run_all(crashes_in_a_worker, range(20), jobs=2)
+    assert done == [0, 1, 2, 3, 4, 5]
+    assert isinstance(failure, RuntimeError) and not isinstance(failure, FwgenError)
+    assert "KeyError: 'a bug'" in str(failure) and "crashes_in_a_worker" in str(failure)
+
+
+def killed_in_a_worker(item: int) -> int:
+    if item == 6 and os.getpid() != PARENT:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return item
+
+
+def test_a_worker_killed_by_a_signal_is_an_error() -> None:
+    with pytest.raises(FwgenError, match="stopped by SIGKILL; nothing written"):
+        run_all(killed_in_a_worker, range(20), jobs=2)
+    assert children() == []
+
+
+def interrupted_in_the_parent(item: int) -> int:
+    if os.getpid() == PARENT and item > 0:
+        raise KeyboardInterrupt
+    time.sleep(0.05)
+    return item
+
+
+def test_ctrl_c_in_the_parent_stops_and_reaps_every_worker() -> None:
+    with pytest.raises(KeyboardInterrupt):
+        run_all(interrupted_in_the_parent, range(40), jobs=3)
+    assert children() == []
+
+
+def test_job_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers, "usable_cpus", lambda: 2)
+    assert [job_count(None, n) for n in (1, 15, 16, 100)] == [1, 1, 2, 2]
+    assert job_count(1, 100) == 1 and job_count(4, 100) == 4 and job_count(4, 3) == 3
+    monkeypatch.setattr(workers, "usable_cpus", lambda: 8)
+    assert [job_count(None, n) for n in (20, 40, 1000)] == [2, 5, 8]
+
+
+# -------------------------------------------------------------- whole builds
+
+
+def site(folder: Path, hosts: int, bad: tuple[int, ...] = ()) -> Path:
+    """*hosts* hosts over several targets: some with their own admins, some warned about
+    placeholders, some approximated (Windows cannot rate-limit), *bad* ones broken."""
+    (folder / "limited.yaml").write_text(
+        "description: limited\nextends: base\nnetworks:\n  admins: [10.255.0.0/16]\ninbound:\n"
+        "  - {service: ssh, from: admins, limit: 3/minute}\n"
+    )
+    lines = ["hosts:"]
+    for i in range(hosts):
+        lines += [f"  h{i:03}:", f"    profile: {'limited.yaml' if i % 2 == 0 else 'webserver'}"]
+        if i in bad:
+            lines += ["    set: {admins: [10.0.0.300/24]}"]
+        elif i % 5:
+            lines += [f"    set: {{admins: [10.{i}.0.0/24]}}"]
+        targets = {
+            0: "nftables: out/h{i}.nft",
+            1: "iptables: out/h{i}/",
+            2: "windows: out/h{i}.ps1",
+        }
+        lines += [
+            "    targets:",
+            f"      {targets[i % 3].format(i=i)}",
+            f"      ufw: out/u{i}.rules",
+        ]
+    path = folder / "fwgen.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def fwgen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fwgen", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "FWGEN_JOBS": ""},
+    )
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_parallel_build_writes_and_says_what_a_serial_one_does(tmp_path: Path) -> None:
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    for folder in (serial, parallel):
+        folder.mkdir()
+        site(folder, 100)
+    one = fwgen("build", "fwgen.yaml", "--jobs", "1", cwd=serial)
+    two = fwgen("build", "fwgen.yaml", "--jobs", "2", cwd=parallel)
+    assert one.returncode == two.returncode == 0, one.stderr + two.stderr
+    written = contents(serial / "out")
+    assert len(written) == 34 + 33 * 3 + 33 + 100  # nftables, iptables, windows, ufw
+    assert contents(parallel / "out") == written
+    assert two.stdout == one.stdout and two.stderr == one.stderr
+    warned = one.stderr.splitlines()
+    assert any(w.startswith("warning: h002 (windows): ssh") for w in warned), warned[:5]
+    assert any(w.startswith("warning: h005: network 'admins'") for w in warned), warned[:5]
+
+
+def test_a_parallel_build_fails_on_the_first_bad_host_as_a_serial_one(tmp_path: Path) -> None:
+    folder = tmp_path / "site"
+    folder.mkdir()
+    site(folder, 60, bad=(41, 22))
+    results = [fwgen("build", "fwgen.yaml", "-j", str(j), cwd=folder) for j in (1, 2, 3)]
+    for result in results:
+        assert result.returncode == 2
+        assert result.stderr == results[0].stderr
+    assert results[0].stderr.count("error: ") == 1 and "hosts.h022.set.admins" in results[0].stderr
+    assert "warning" not in results[0].stderr  # as before: an error, then nothing else
+    assert not (folder / "out").exists()
+
+
+def test_a_worker_killed_fails_the_build_with_nothing_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "site"
+    folder.mkdir()
+    path = site(folder, 40)
+    resolve = manifest_module.resolve_profile
+
+    def dies(*args: object, **kwargs: object) -> object:
+        if os.getpid() != PARENT:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return resolve(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(manifest_module, "resolve_profile", dies)
+    result = runner.invoke(app, ["build", str(path), "--jobs", "2"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        "error: a process rendering hosts was stopped by SIGKILL; nothing written "
+        "(--jobs 1 renders every host in one process)"
+    ]
+    assert files_under(folder) == ["fwgen.yaml", "limited.yaml"]
+    assert children() == []
+
+
+def processes_in_group(group: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[2]) == group:
+                found.append(int(entry.name))
+    return found
+
+
+def test_ctrl_c_leaves_no_file_and_no_process_behind(tmp_path: Path) -> None:
+    folder = tmp_path / "site"
+    folder.mkdir()
+    site(folder, 1500)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fwgen", "build", "fwgen.yaml", "--jobs", "2"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a terminal's job is
+    )
+    children_file = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    deadline = time.monotonic() + 60
+    while not children_file.read_text().split() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert children_file.read_text().split(), "no worker started"
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: to the whole group
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode != 0, stderr
+    assert "Traceback" not in stderr.decode()
+    assert processes_in_group(proc.pid) == []
+    assert files_under(folder) == ["fwgen.yaml", "limited.yaml"]
