@@ -322,7 +322,7 @@ class Policy(Frozen):
         for rule, shown in zip(self.rules, data["rules"], strict=True):
             if not rule.interfaces:
                 del shown["interfaces"]
-        return hashlib.sha256(dumps(data).encode()).hexdigest()
+        return hashlib.sha256(dumps(data)).hexdigest()
 
     def admits_digest(self) -> str:
         """sha256 of what the policy admits: its `SETTINGS` and, for each rule, what it
