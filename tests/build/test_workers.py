@@ -247,3 +247,40 @@ def test_ctrl_c_leaves_no_file_and_no_process_behind(tmp_path: Path) -> None:
     assert "Traceback" not in stderr.decode()
     assert processes_in_group(proc.pid) == []
     assert files_under(folder) == ["fwgen.yaml", "limited.yaml"]
+
+
+SLOW_BUILD = """
+import os, sys, time
+from fwgen.build.workers import run_all
+def slow(item):
+    time.sleep(0.5)
+    return item
+print(os.getpid(), flush=True)
+run_all(slow, list(range(400)), jobs=3)
+"""
+
+
+def test_a_parent_killed_leaves_no_worker_running() -> None:
+    """SIGTERM (systemd, a CI job cancelled, `kill`) or SIGKILL (the OOM killer) ends the
+    parent without its `finally`: its workers must not render on, orphaned, for minutes."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_BUILD], stdout=subprocess.PIPE, start_new_session=True
+    )
+    assert proc.stdout is not None
+    parent = int(proc.stdout.readline())
+    children_file = Path(f"/proc/{parent}/task/{parent}/children")
+    deadline = time.monotonic() + 30
+    while len(children_file.read_text().split()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = [int(pid) for pid in children_file.read_text().split()]
+    assert len(started) == 2, started
+    os.kill(parent, signal.SIGTERM)  # the parent alone, as `kill PID` does
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in started):
+        time.sleep(0.05)
+    left = [p for p in started if Path(f"/proc/{p}").exists()]
+    for pid in left:  # this test's own orphans, by their pids
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
