@@ -25,6 +25,7 @@ from fwgen.errors import FwgenError
 
 T = TypeVar("T")
 R = TypeVar("R")
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 HOSTS_PER_JOB = 8  # fewer hosts than this per process do not repay starting it
 Outcome = tuple[list[R], BaseException | None]  # results in order, then what stopped them
 
@@ -105,10 +106,12 @@ def _interleave(outcomes: list[Outcome[R]], count: int) -> Outcome[R]:
 def _fork(work: Callable[[T], R], share: Sequence[T]) -> tuple[int, int]:
     """A worker rendering *share*: its pid and the read end of the pipe it answers on."""
     read_end, write_end = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the worker: it leaves only through os._exit, never through the caller
         status = 1
         try:
+            _end_with(parent)
             os.close(read_end)
             if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it at once
@@ -119,6 +122,20 @@ def _fork(work: Callable[[T], R], share: Sequence[T]) -> tuple[int, int]:
             os._exit(status)
     os.close(write_end)
     return pid, read_end
+
+
+def _end_with(parent: int) -> None:
+    """Have the kernel kill this worker when *parent* ends: a parent killed (SIGTERM,
+    SIGKILL, the OOM killer) runs no `finally` to stop its workers. Linux only; elsewhere
+    the worker ends when its share is done."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it ended before the line above
+        os._exit(1)
 
 
 def _send(fd: int, outcome: Outcome[R]) -> None:
