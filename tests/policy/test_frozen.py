@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,30 @@ def test_a_policy_holds_tuples_where_its_fields_say_tuples() -> None:
         policy = resolve_profile(name)
         walk(policy)
         assert hash(policy) == hash(policy.replace())
+
+
+def _mutable_fields(value: object, where: str) -> list[str]:
+    from fwgen.policy.frozen import Frozen
+
+    if isinstance(value, (list, dict, set)):
+        return [where]
+    if isinstance(value, Frozen):
+        return [
+            found
+            for name in value.FIELDS
+            for found in _mutable_fields(getattr(value, name), f"{where}.{name}")
+        ]
+    if isinstance(value, tuple):
+        return [f for i, v in enumerate(value) for f in _mutable_fields(v, f"{where}[{i}]")]
+    return []
+
+
+@pytest.mark.parametrize("name", [*builtin_profiles(), "every-feature.yaml", "denies.yaml"])
+def test_a_resolved_policy_holds_tuples_never_lists(name: str) -> None:
+    """pydantic turned a list into a tuple; `Frozen` checks nothing. A list in a Policy
+    makes it unhashable, unequal to the same policy with tuples, and (`denies=[]` is not
+    OPTIONAL's `()`) changes its digest: nothing that makes a Policy may pass one."""
+    good = Path(__file__).parents[1] / "data" / "good"
+    policy = resolve_profile(name if name in builtin_profiles() else str(good / name))
+    assert _mutable_fields(policy, "policy") == []
+    assert hash(policy) == hash(policy.replace())
