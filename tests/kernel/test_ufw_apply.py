@@ -39,6 +39,29 @@ def test_applies_cleanly_twice_and_the_second_run_changes_nothing(lab: Lab, prof
     assert "-P INPUT DROP" in lab.run(lab.server, "ip6tables", "-S", "INPUT")
 
 
+def test_a_run_that_changes_nothing_never_stops_ufw(lab: Lab) -> None:
+    """`ufw default` on an active ufw reloads it: ufw stops (every port open, every chain
+    of ufw's gone) and starts again. A run that changes nothing sets no default, so a rule
+    put into one of ufw's chains by hand is still there after it; a default changed by
+    hand is set back."""
+    lab.ufw(script("webserver"))  # ufw was inactive: now active
+    marker = ["-m", "comment", "--comment", "not reloaded", "-j", "RETURN"]
+    chains = {"iptables": "ufw-user-input", "ip6tables": "ufw6-user-input"}
+    for tool, chain in chains.items():
+        lab.run(lab.server, tool, "-A", chain, *marker)
+    again = lab.ufw(script("webserver"))
+    assert "policy changed" not in again
+    for tool, chain in chains.items():
+        assert "not reloaded" in lab.run(lab.server, tool, "-S", chain), tool
+    lab.ufw("ufw default allow incoming\n")
+    assert "-P INPUT ACCEPT" in lab.run(lab.server, "iptables", "-S", "INPUT")
+    fixed = lab.ufw(script("webserver"))
+    assert "Default incoming policy changed to 'deny'" in fixed
+    assert "outgoing policy" not in fixed and "routed policy" not in fixed
+    for tool in chains:
+        assert "-P INPUT DROP" in lab.run(lab.server, tool, "-S", "INPUT"), tool
+
+
 def test_stale_fwgen_rules_go_and_rules_of_others_stay(
     lab: Lab, write_profile: Callable[..., Path]
 ) -> None:

@@ -66,8 +66,8 @@ def test_every_feature_rules(snapshot: SnapshotAssertion) -> None:
     assert any(
         line.startswith("ufw allow out proto udp from any to 192.0.2.53 port 53 ") for line in lines
     )
-    assert "ufw default deny outgoing" in files["fwgen-ufw.sh"]
-    assert "ufw default allow routed" in files["fwgen-ufw.sh"]
+    assert "set_default deny outgoing DEFAULT_OUTPUT_POLICY" in files["fwgen-ufw.sh"]
+    assert "set_default allow routed DEFAULT_FORWARD_POLICY" in files["fwgen-ufw.sh"]
     assert "# matches nothing: network 'empty'" in files["fwgen-ufw.sh"]
     assert warnings == snapshot
 
