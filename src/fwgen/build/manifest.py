@@ -5,7 +5,7 @@ hosts:
     profile: web1.yaml              # a name or a path relative to the manifest
     set: {admins: [192.0.2.0/24]}   # like --set
     targets:
-      nftables: out/web1.nft        # one-file targets: a file
+      nftables: out/web1.nft        # one-file targets: a file (out/web1/ is refused)
       iptables: out/web1/           # several files: a directory
 
 A manifest may come from a pull request, so every path it names (outputs, ``ports:``
@@ -26,7 +26,14 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.config import JsonDict, JsonValue
 
-from fwgen.build.output import check_folder, destination, destinations, read_current, shown_text
+from fwgen.build.output import (
+    check_folder,
+    destination,
+    destinations,
+    needs_file_name,
+    read_current,
+    shown_text,
+)
 from fwgen.build.workers import job_count, run_all
 from fwgen.errors import FwgenError, FwgenErrors, ProfileError, raise_collected
 from fwgen.policy.resolve import resolve_profile
@@ -235,6 +242,9 @@ def _check_paths(manifest: Manifest, paths: _Paths) -> None:
                     check_folder(paths.inside(loc, dest, "output"))
                 for file in spec.files if several else ("",):
                     real = paths.inside(loc, dest, "output", file)
+                    folder = None if several else needs_file_name(dest, spec.files[0], target)
+                    if folder is not None:
+                        raise paths.error(loc, f"output {dest!r} {folder}")
                     destination(real)  # a regular file, or nothing yet
                     paths.claim(loc, real)
             except FwgenError as exc:
