@@ -5,6 +5,7 @@ leaves no file and no process behind."""
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from fwgen.build import manifest as manifest_module
 from fwgen.build import workers
 from fwgen.build.workers import job_count, run_all
 from fwgen.cli.app import app
-from fwgen.errors import FwgenError
+from fwgen.errors import FwgenError, FwgenErrors, ProfileError
 from tests.build.test_build import files_under
 
 runner = CliRunner()
@@ -210,6 +211,84 @@ def test_a_worker_killed_fails_the_build_with_nothing_written(
     ]
     assert files_under(folder) == ["fwgen.yaml", "limited.yaml"]
     assert children() == []
+
+
+class KeywordOnly(FwgenError):
+    """An error whose class cannot be rebuilt from its message: unpickling it fails."""
+
+    def __init__(self, message: str, *, column: int) -> None:
+        super().__init__(message, path="bad.yaml", line=3, field="inbound[0]")
+        self.column = column
+
+
+def unpicklable() -> FwgenError:
+    error = FwgenError("a value that does not pickle", path="bad.yaml", line=2)
+    error.value = lambda: None  # type: ignore[attr-defined]
+    return error
+
+
+def several() -> FwgenError:
+    return FwgenErrors(
+        [
+            ProfileError("unknown service 'htps'", path="bad.yaml", line=4, field="inbound[1]"),
+            FwgenError("the second problem"),
+        ]
+    )
+
+
+FAILURES = {
+    "a class that does not unpickle": lambda: KeywordOnly("an odd error", column=4),
+    "a value that does not pickle": unpicklable,
+    "several errors": several,
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAILURES))
+def test_an_error_in_a_worker_reads_as_in_one_process(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever an error's class holds, a parallel build says what a serial one does."""
+    resolve = manifest_module.resolve_profile
+
+    def fails(profile: str, *args: object, **kwargs: object) -> object:
+        if profile == "bad.yaml":
+            (tmp_path / f"failed-in-{os.getpid()}").touch()
+            raise FAILURES[case]()
+        return resolve(profile, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(manifest_module, "resolve_profile", fails)
+    folder = tmp_path / "site"
+    folder.mkdir()
+    hosts = [  # h08 is rendered by the second process of two
+        f"  h{i:02}: {{profile: {'bad.yaml' if i == 8 else 'webserver'}, "
+        f"set: {{admins: 10.0.0.0/8}}, targets: {{nftables: out/h{i:02}.nft}}}}"
+        for i in range(12)
+    ]
+    (folder / "fwgen.yaml").write_text("\n".join(["hosts:", *hosts]) + "\n")
+    serial = runner.invoke(app, ["build", str(folder / "fwgen.yaml"), "--jobs", "1"])
+    parallel = runner.invoke(app, ["build", str(folder / "fwgen.yaml"), "--jobs", "2"])
+    assert serial.exit_code == parallel.exit_code == 2, parallel.output
+    assert isinstance(parallel.exception, SystemExit)  # no traceback
+    assert (
+        parallel.stderr
+        == serial.stderr
+        == "".join(f"error: {line}\n" for line in str(FAILURES[case]()).splitlines())
+    )
+    failed_in = {int(p.name.rsplit("-", 1)[1]) for p in tmp_path.glob("failed-in-*")}
+    assert PARENT in failed_in and len(failed_in) == 2  # once in this process, once in a worker
+    assert files_under(folder) == ["fwgen.yaml"]
+
+
+def test_an_error_sent_by_a_worker_keeps_its_class_and_place() -> None:
+    sent = workers.sent_error(several())
+    error = workers.received_error(*pickle.loads(pickle.dumps(sent)))
+    assert isinstance(error, FwgenErrors) and [type(e) for e in error.errors] == [
+        ProfileError,
+        FwgenError,
+    ]
+    first = error.errors[0]
+    assert (first.path, first.line, first.field) == ("bad.yaml", 4, "inbound[1]")
+    assert str(error) == str(several())
 
 
 def processes_in_group(group: int) -> list[int]:

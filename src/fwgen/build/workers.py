@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from fwgen.errors import FwgenError
+from fwgen.errors import FwgenError, FwgenErrors, ProfileError, RenderError, ResolveError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -138,15 +138,49 @@ def _end_with(parent: int) -> None:
         os._exit(1)
 
 
+Located = tuple[str, str, str | None, int | None, str]  # class, message, path, line, field
+KINDS = {kind.__name__: kind for kind in (FwgenError, ProfileError, ResolveError, RenderError)}
+
+
+def sent_error(error: FwgenError) -> tuple[list[Located], str]:
+    """*error* as plain data, whatever its class holds or how it is made (an error's own
+    class may not pickle, or not unpickle): each error's class, message and location, and
+    the text the user is shown."""
+    return [
+        (
+            type(e).__name__,
+            str(e.message),
+            None if e.path is None else str(e.path),
+            e.line if isinstance(e.line, int) else None,
+            str(e.field),
+        )
+        for e in (error.errors if isinstance(error, FwgenErrors) else [error])
+    ], str(error)
+
+
+def received_error(errors: list[Located], shown: str) -> FwgenError:
+    """The error `sent_error` sent: the same classes where they are fwgen's plain ones, and
+    the same text; one line of that text when a class showed itself otherwise."""
+    made = [
+        KINDS.get(kind, FwgenError)(message, path=path, line=line, field=field)
+        for kind, message, path, line, field in errors
+    ]
+    rebuilt = made[0] if len(made) == 1 else FwgenErrors(made)
+    return rebuilt if str(rebuilt) == shown else FwgenError(shown)
+
+
 def _send(fd: int, outcome: Outcome[R]) -> None:
     done, failure = outcome
-    if failure is not None and not isinstance(failure, FwgenError):
-        failure = RuntimeError(
+    sent: object = failure
+    if isinstance(failure, FwgenError):
+        sent = sent_error(failure)
+    elif failure is not None:
+        sent = RuntimeError(
             "a process rendering hosts failed:\n"
             + "".join(traceback.format_exception(failure)).rstrip()
         )
     try:
-        data = pickle.dumps((done, failure), pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps((done, sent), pickle.HIGHEST_PROTOCOL)
     except Exception:  # something unpicklable: said, as a crash
         data = pickle.dumps(
             ([], RuntimeError(f"a process rendering hosts failed:\n{traceback.format_exc()}"))
@@ -175,8 +209,10 @@ def _collect(pid: int, pipe: int) -> Outcome[R]:
             f"a process rendering hosts failed (exit status {os.waitstatus_to_exitcode(status)}); "
             "nothing written (--jobs 1 renders every host in one process)"
         )
-    outcome: Outcome[R] = pickle.loads(data)  # our own worker's bytes
-    return outcome
+    done, sent = pickle.loads(data)  # our own worker's bytes: results and plain data
+    if isinstance(sent, tuple):
+        return done, received_error(*sent)
+    return done, sent
 
 
 def _stop(pid: int, pipe: int | None) -> None:
