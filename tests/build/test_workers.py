@@ -4,6 +4,7 @@ leaves no file and no process behind."""
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import signal
@@ -110,6 +111,54 @@ def test_job_count(monkeypatch: pytest.MonkeyPatch) -> None:
     assert job_count(1, 100) == 1 and job_count(4, 100) == 4 and job_count(4, 3) == 3
     monkeypatch.setattr(workers, "usable_cpus", lambda: 8)
     assert [job_count(None, n) for n in (20, 40, 1000)] == [2, 5, 8]
+    # --jobs 100000: never more processes than hosts, nor than 4 per usable CPU
+    assert job_count(100000, 20) == 20 and job_count(100000, 1000) == 32
+    monkeypatch.setattr(workers, "usable_cpus", lambda: 1)
+    assert job_count(100000, 1000) == 4 and job_count(3, 1000) == 3
+
+
+def open_fds() -> list[str]:
+    return sorted(os.listdir("/proc/self/fd"))
+
+
+def refusing(monkeypatch: pytest.MonkeyPatch, call: str, allowed: int, code: int) -> None:
+    """`os.fork` or `os.pipe` succeed *allowed* times, then fail as the kernel does when
+    it has no process (EAGAIN, ENOMEM) or no file descriptor (EMFILE) to give."""
+    real = getattr(os, call)
+    calls = []
+
+    def refused() -> object:
+        calls.append(1)
+        if len(calls) > allowed:
+            raise OSError(code, os.strerror(code))
+        return real()
+
+    monkeypatch.setattr(os, call, refused)
+
+
+@pytest.mark.parametrize(
+    ("call", "code"), [("fork", errno.EAGAIN), ("fork", errno.ENOMEM), ("pipe", errno.EMFILE)]
+)
+@pytest.mark.parametrize("allowed", [0, 1])
+def test_a_process_refused_leaves_its_share_to_this_one(
+    call: str, code: int, allowed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = open_fds()
+    refusing(monkeypatch, call, allowed, code)
+    done, failure = run_all(whose, range(40), jobs=4)
+    assert failure is None
+    assert [item for item, _ in done] == list(range(40))
+    assert len({pid for _, pid in done} - {PARENT}) == allowed
+    assert children() == [] and open_fds() == before  # no pipe left open
+
+
+def test_a_refused_process_fails_on_the_first_bad_item_as_one_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refusing(monkeypatch, "fork", 1, errno.EAGAIN)
+    done, failure = run_all(fails_at(23, 6), range(30), jobs=3)  # type: ignore[arg-type]
+    assert done == list(range(6)) and isinstance(failure, FwgenError)
+    assert failure.message == "item 6 is bad"
 
 
 # -------------------------------------------------------------- whole builds
@@ -187,6 +236,24 @@ def test_a_parallel_build_fails_on_the_first_bad_host_as_a_serial_one(tmp_path: 
     assert results[0].stderr.count("error: ") == 1 and "hosts.h022.set.admins" in results[0].stderr
     assert "warning" not in results[0].stderr  # as before: an error, then nothing else
     assert not (folder / "out").exists()
+
+
+def test_build_jobs_100000_with_no_process_to_be_had_writes_what_one_process_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    for folder in (serial, parallel):
+        folder.mkdir()
+        site(folder, 30)
+    one = runner.invoke(app, ["build", str(serial / "fwgen.yaml"), "--jobs", "1"])
+    refusing(monkeypatch, "fork", 1, errno.EAGAIN)
+    many = runner.invoke(app, ["build", str(parallel / "fwgen.yaml"), "--jobs", "100000"])
+    assert one.exit_code == many.exit_code == 0, many.output
+    assert many.exception is None
+    assert contents(parallel / "out") == contents(serial / "out") != {}
+    assert many.stderr == one.stderr
+    assert many.stdout == one.stdout.replace(str(serial), str(parallel))
+    assert children() == []
 
 
 def test_a_worker_killed_fails_the_build_with_nothing_written(

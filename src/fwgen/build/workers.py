@@ -6,7 +6,9 @@ host and sends back what it made; the parent renders its own share meanwhile, th
 the results back in host order. Workers never write a file and never print: the parent
 alone reports and writes, so a parallel build says and writes exactly what a serial one
 does. A worker that dies (a signal, a crash) fails the build before anything is written;
-on Ctrl-C or any error the parent kills and reaps the workers it started.
+on Ctrl-C or any error the parent kills and reaps the workers it started. A worker the
+system refuses (no process, no file descriptor) leaves its share to the parent. Errors
+come back as plain data (`sent_error`), so a parallel build reports them as a serial one.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 HOSTS_PER_JOB = 8  # fewer hosts than this per process do not repay starting it
+# More processes than CPUs render no faster; a few per CPU are let through (CPUs busy with
+# other work, a test of the split on a small machine), never --jobs 100000.
+JOBS_PER_CPU = 4
 Outcome = tuple[list[R], BaseException | None]  # results in order, then what stopped them
 
 
@@ -39,12 +44,13 @@ def usable_cpus() -> int:
 
 def job_count(asked: int | None, items: int) -> int:
     """How many processes render *items* hosts: *asked* (``--jobs``) at most, never more
-    than there are hosts; by default one per usable CPU, and one per `HOSTS_PER_JOB` hosts."""
+    than there are hosts nor `JOBS_PER_CPU` per usable CPU; by default one per usable CPU,
+    and one per `HOSTS_PER_JOB` hosts."""
     if not hasattr(os, "fork"):
         return 1
     if asked is None:
         asked = min(usable_cpus(), items // HOSTS_PER_JOB)
-    return max(1, min(asked, items))
+    return max(1, min(asked, items, JOBS_PER_CPU * usable_cpus()))
 
 
 def run_all(work: Callable[[T], R], items: Sequence[T], jobs: int = 1) -> Outcome[R]:
@@ -65,19 +71,23 @@ def run_all(work: Callable[[T], R], items: Sequence[T], jobs: int = 1) -> Outcom
 def _parallel(work: Callable[[T], R], items: Sequence[T], jobs: int) -> Outcome[R]:
     sys.stdout.flush()
     sys.stderr.flush()
-    workers: dict[int, int] = {}  # pid -> the read end of its pipe
+    workers: dict[int, tuple[int, int]] = {}  # share -> its worker's pid and pipe
+    here = [0]  # the shares this process renders
     try:
         for share in range(1, jobs):
-            pid, pipe = _fork(work, items[share::jobs])
-            workers[pid] = pipe
-        outcomes = [_run(work, items[0::jobs])]
-        for pid, pipe in list(workers.items()):
-            del workers[pid]  # reaped by _collect, whatever it finds
-            outcomes.append(_collect(pid, pipe))
+            try:
+                workers[share] = _fork(work, items[share::jobs])
+            except OSError:  # no process to be had (EAGAIN, ENOMEM, EMFILE): this one does
+                here += range(share, jobs)  # the rest, with the same result, later
+                break
+        outcomes = {share: _run(work, items[share::jobs]) for share in here}
+        for share, (pid, pipe) in list(workers.items()):
+            del workers[share]  # reaped by _collect, whatever it finds
+            outcomes[share] = _collect(pid, pipe)
     finally:
-        for pid, pipe in workers.items():
+        for pid, pipe in workers.values():
             _stop(pid, pipe)
-    return _interleave(outcomes, len(items))
+    return _interleave([outcomes[share] for share in range(jobs)], len(items))
 
 
 def _run(work: Callable[[T], R], items: Sequence[T]) -> Outcome[R]:
@@ -107,7 +117,12 @@ def _fork(work: Callable[[T], R], share: Sequence[T]) -> tuple[int, int]:
     """A worker rendering *share*: its pid and the read end of the pipe it answers on."""
     read_end, write_end = os.pipe()
     parent = os.getpid()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        raise
     if pid == 0:  # the worker: it leaves only through os._exit, never through the caller
         status = 1
         try:
