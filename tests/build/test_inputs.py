@@ -15,7 +15,7 @@ from tests.build.test_build import one_error
 runner = CliRunner()
 SSH = "inbound:\n  - {service: ssh, from: admins}\n"
 READ_BY_Z = (
-    "the profile of host z reads (an `extends:` profile or an address list); write it elsewhere"
+    "the profile of host 'z' reads (an `extends:` profile or an address list); write it elsewhere"
 )
 CASES = {  # the files of the site, host z's own keys, what host a writes, the complaint
     "an extends: parent": (
@@ -112,7 +112,26 @@ def test_an_output_never_replaces_what_an_earlier_host_reads(tmp_path: Path) -> 
         result = runner.invoke(app, ["build", str(path), "--jobs", jobs])
         assert one_error(result) == (
             f"error: {path}:3: hosts.z.targets.nftables: output parent.yaml would replace a "
-            "file that the profile of host a reads (an `extends:` profile or an address "
+            "file that the profile of host 'a' reads (an `extends:` profile or an address "
             "list); write it elsewhere\n"
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.yaml", "fwgen.yaml", "parent.yaml"]
+
+
+def test_an_output_never_replaces_a_ports_file_of_fwgen_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$FWGEN_PORTS is the site's (a CI job's), read for every host: a manifest from a pull
+    request must not replace it."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "ports.yaml").write_text("[]\n")
+    monkeypatch.setenv("FWGEN_PORTS", f"{tmp_path}/missing.yaml:{tmp_path}/./site/ports.yaml")
+    path = tmp_path / "site" / "fwgen.yaml"
+    path.write_text("hosts:\n  a: {profile: webserver, targets: {nftables: ports.yaml}}\n")
+    for jobs in ("1", "2"):
+        result = runner.invoke(app, ["build", str(path), "--jobs", jobs])
+        assert one_error(result) == (
+            f"error: {path}:2: hosts.a.targets.nftables: this output would overwrite the "
+            f"ports file {tmp_path}/./site/ports.yaml named by $FWGEN_PORTS\n"
+        )
+    assert (tmp_path / "site" / "ports.yaml").read_text() == "[]\n"

@@ -16,6 +16,7 @@ and no two entries may name one file. All of this is checked before anything is 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import unicodedata
 from collections.abc import Sequence
@@ -39,7 +40,7 @@ from fwgen.errors import FwgenError, FwgenErrors, ProfileError, raise_collected
 from fwgen.policy.resolve import resolve_profile
 from fwgen.profile.fields import ADDRESS_SCHEMA, IFACE_SCHEMA, NAME_SCHEMA, one_or_many
 from fwgen.profile.load import Located, format_loc, is_path, validation_errors
-from fwgen.profile.portdb import catalogue
+from fwgen.profile.portdb import catalogue, site_files
 from fwgen.read.once import one_reading
 from fwgen.read.paths import Boundary, Origins, real_path
 from fwgen.read.yamlsource import MAX_BYTES, Document, Loc, parse, read_text
@@ -286,6 +287,11 @@ def _plan(manifest_path: Path, allow_outside: Sequence[Path], jobs: int | None) 
     site = Site(Boundary.around(manifest_path, tuple(allow_outside)))
     paths = _Paths(doc, base, site.boundary)
     paths.reads[one_file(real_path(manifest_path))] = "the manifest"
+    for ports in site_files():  # $FWGEN_PORTS: read for every host, never written
+        with contextlib.suppress(FwgenError):  # a path that cannot be: said when read
+            paths.reads.setdefault(
+                one_file(real_path(Path(ports))), f"the ports file {ports} named by $FWGEN_PORTS"
+            )
     _check_paths(manifest, paths)
     origins = Origins.around(manifest_path)
     doc.source = manifest_path  # a `set:` is named by the manifest's repository path
@@ -342,7 +348,7 @@ def _plan(manifest_path: Path, allow_outside: Sequence[Path], jobs: int | None) 
                     paths.error(
                         ("hosts", output.host, "targets", output.target),
                         f"output {output.path.name} would replace a file that the profile of "
-                        f"host {reader} reads (an `extends:` profile or an address list); "
+                        f"host {reader!r} reads (an `extends:` profile or an address list); "
                         "write it elsewhere",
                     )
                 )

@@ -125,10 +125,8 @@ def needs_file_name(written: str, file: str, target: str = "this target") -> str
     last = written.replace(os.sep, "/").rsplit("/", 1)[-1]
     if last not in ("", ".", ".."):
         return None
-    return (
-        f"names a folder, but {target} writes one file: give a file name, such as "
-        f"{written.rstrip('/' + os.sep)}/{file}"
-    )
+    folder = written if written.endswith(("/", os.sep)) or not written else f"{written}/"
+    return f"names a folder, but {target} writes one file: give a file name, such as {folder}{file}"
 
 
 def read_current(path: Path, limit: int) -> bytes | None:
