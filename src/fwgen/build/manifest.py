@@ -77,7 +77,8 @@ class Host(BaseModel):
         json_schema_extra={"propertyNames": NAME_SCHEMA},
     )
     targets: dict[str, str] = Field(
-        description="target name -> output: a file, or a folder (ending in /) for iptables",
+        description="target name -> output: a file for nftables, ufw and windows (not "
+        "ending in /), a folder (ending in /) for iptables and firewalld",
         json_schema_extra=lambda schema: _target_names(schema),
     )
     ports: list[str] = Field(
