@@ -135,3 +135,30 @@ def test_an_output_never_replaces_a_ports_file_of_fwgen_ports(
             f"ports file {tmp_path}/./site/ports.yaml named by $FWGEN_PORTS\n"
         )
     assert (tmp_path / "site" / "ports.yaml").read_text() == "[]\n"
+
+
+@pytest.mark.parametrize(("writer", "reader"), [(1, 8), (8, 3), (10, 2)])
+def test_what_a_worker_reads_is_never_replaced_by_another_process(
+    writer: int, reader: int, tmp_path: Path
+) -> None:
+    """Of 12 hosts in two processes, h02, h04, ... h10 are rendered by the second: a file one
+    process's host reads is never written by a host of the other."""
+    (tmp_path / "parent.yaml").write_text("description: parent\n")
+    (tmp_path / "child.yaml").write_text("description: child\nextends: parent\n")
+    hosts = [
+        f"  h{i:02}: {{profile: "
+        f"{'child.yaml' if i == reader else 'webserver, set: {admins: 10.0.0.0/8}'}, "
+        f"targets: {{nftables: {'parent.yaml' if i == writer else f'out/h{i:02}.nft'}}}}}"
+        for i in range(12)
+    ]
+    path = tmp_path / "fwgen.yaml"
+    path.write_text("\n".join(["hosts:", *hosts]) + "\n")
+    before = contents(tmp_path)
+    for jobs in ("1", "2"):
+        result = runner.invoke(app, ["build", str(path), "--jobs", jobs])
+        assert one_error(result) == (
+            f"error: {path}:{writer + 2}: hosts.h{writer:02}.targets.nftables: output "
+            f"parent.yaml would replace a file that the profile of host 'h{reader:02}' reads "
+            "(an `extends:` profile or an address list); write it elsewhere\n"
+        )
+    assert contents(tmp_path) == before
