@@ -732,8 +732,8 @@ def test_build_never_writes_over_a_file_a_profile_reads(
     assert result.exit_code == 2
     assert result.stderr == (
         f"error: {tmp_path / 'fwgen.yaml'}:2: hosts.h.targets.nftables: output {output} would "
-        "replace a file that a profile reads (an `extends:` profile or an address list); "
-        "write it elsewhere\n"
+        "replace a file that the profile of host 'h' reads (an `extends:` profile or an address "
+        "list); write it elsewhere\n"
     )
     assert (tmp_path / output).read_text() == before
 

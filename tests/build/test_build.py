@@ -191,6 +191,30 @@ def test_a_symlink_loop_where_an_output_goes_is_one_located_line(site: Path) -> 
         assert "symbolic links" in stderr
 
 
+@pytest.mark.parametrize(
+    ("target", "written", "file"),
+    [
+        ("nftables", "out/web1/", "fwgen.nft"),
+        ("nftables", "out/web1/.", "fwgen.nft"),
+        ("ufw", "out/web1/", "fwgen-ufw.sh"),
+        ("windows", "out/", "fwgen.ps1"),
+    ],
+)
+def test_a_folder_for_a_one_file_target_is_refused(
+    target: str, written: str, file: str, site: Path
+) -> None:
+    """An admin who writes a final / means a folder: never a file named like the folder."""
+    path = manifest(site, f"      {target}: {written}\n")
+    for extra in ([], ["--check"]):
+        stderr = one_error(build(path, *extra))
+        assert stderr == (
+            f"error: {path}:5: hosts.web1.targets.{target}: output {written!r} names a folder, "
+            f"but {target} writes one file: give a file name, such as "
+            f"{written.rstrip('/')}/{file}\n"
+        )
+    assert files_under(site) == ["fwgen.yaml"]
+
+
 def test_an_unknown_target_is_located(site: Path) -> None:
     path = manifest(site, "      nftable: x.nft\n")
     stderr = one_error(build(path))

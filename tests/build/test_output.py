@@ -326,6 +326,46 @@ def test_a_multi_file_target_needs_a_folder(tmp_path: Path) -> None:
     assert out.read_text() == "a file\n"
 
 
+@pytest.mark.parametrize(
+    ("args", "written", "file"),
+    [
+        (RENDER_NFT, "new/", "fwgen.nft"),
+        (RENDER_NFT, "new/.", "fwgen.nft"),
+        (["render", "webserver", "-t", "ufw", *REAL_ADMINS], "new/", "fwgen-ufw.sh"),
+        ([*RENDER_IPT, "--family", "ipv6"], "new/", "rules.v6"),
+    ],
+)
+def test_o_naming_a_folder_for_one_file_is_refused(
+    args: list[str], written: str, file: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A final / means a folder: the one file is not written under the folder's name."""
+    monkeypatch.chdir(tmp_path)
+    for extra in ([], ["--check"]):
+        stderr = one_error(runner.invoke(app, [*args, "-o", written, *extra]))
+        target = args[3]
+        assert stderr == (
+            f"error: {written}: names a folder, but {target} writes one file: give a file "
+            f"name, such as {written.rstrip('/')}/{file}\n"
+        )
+    assert os.listdir(tmp_path) == []
+    result = runner.invoke(app, [*args, "-o", f"new/{file}"])  # the fix it gives
+    assert result.exit_code == 0, result.output
+    assert os.listdir(tmp_path / "new") == [file]
+
+
+def test_discover_o_naming_a_folder_is_refused(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["discover", "--listening", "-", "-o", f"{tmp_path}/new/"],
+        input="tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:*\n",
+    )
+    assert one_error(result) == (
+        f"error: {tmp_path}/new/: names a folder, but discover writes one file: give a file "
+        f"name, such as {tmp_path}/new/draft.yaml\n"
+    )
+    assert os.listdir(tmp_path) == []
+
+
 # -------------------------------------------------------------- --check
 
 

@@ -4,7 +4,9 @@ leaves no file and no process behind."""
 
 from __future__ import annotations
 
+import errno
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from fwgen.build import manifest as manifest_module
 from fwgen.build import workers
 from fwgen.build.workers import job_count, run_all
 from fwgen.cli.app import app
-from fwgen.errors import FwgenError
+from fwgen.errors import FwgenError, FwgenErrors, ProfileError
 from tests.build.test_build import files_under
 
 runner = CliRunner()
@@ -109,6 +111,54 @@ def test_job_count(monkeypatch: pytest.MonkeyPatch) -> None:
     assert job_count(1, 100) == 1 and job_count(4, 100) == 4 and job_count(4, 3) == 3
     monkeypatch.setattr(workers, "usable_cpus", lambda: 8)
     assert [job_count(None, n) for n in (20, 40, 1000)] == [2, 5, 8]
+    # --jobs 100000: never more processes than hosts, nor than 4 per usable CPU
+    assert job_count(100000, 20) == 20 and job_count(100000, 1000) == 32
+    monkeypatch.setattr(workers, "usable_cpus", lambda: 1)
+    assert job_count(100000, 1000) == 4 and job_count(3, 1000) == 3
+
+
+def open_fds() -> list[str]:
+    return sorted(os.listdir("/proc/self/fd"))
+
+
+def refusing(monkeypatch: pytest.MonkeyPatch, call: str, allowed: int, code: int) -> None:
+    """`os.fork` or `os.pipe` succeed *allowed* times, then fail as the kernel does when
+    it has no process (EAGAIN, ENOMEM) or no file descriptor (EMFILE) to give."""
+    real = getattr(os, call)
+    calls = []
+
+    def refused() -> object:
+        calls.append(1)
+        if len(calls) > allowed:
+            raise OSError(code, os.strerror(code))
+        return real()
+
+    monkeypatch.setattr(os, call, refused)
+
+
+@pytest.mark.parametrize(
+    ("call", "code"), [("fork", errno.EAGAIN), ("fork", errno.ENOMEM), ("pipe", errno.EMFILE)]
+)
+@pytest.mark.parametrize("allowed", [0, 1])
+def test_a_process_refused_leaves_its_share_to_this_one(
+    call: str, code: int, allowed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = open_fds()
+    refusing(monkeypatch, call, allowed, code)
+    done, failure = run_all(whose, range(40), jobs=4)
+    assert failure is None
+    assert [item for item, _ in done] == list(range(40))
+    assert len({pid for _, pid in done} - {PARENT}) == allowed
+    assert children() == [] and open_fds() == before  # no pipe left open
+
+
+def test_a_refused_process_fails_on_the_first_bad_item_as_one_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refusing(monkeypatch, "fork", 1, errno.EAGAIN)
+    done, failure = run_all(fails_at(23, 6), range(30), jobs=3)  # type: ignore[arg-type]
+    assert done == list(range(6)) and isinstance(failure, FwgenError)
+    assert failure.message == "item 6 is bad"
 
 
 # -------------------------------------------------------------- whole builds
@@ -188,6 +238,24 @@ def test_a_parallel_build_fails_on_the_first_bad_host_as_a_serial_one(tmp_path: 
     assert not (folder / "out").exists()
 
 
+def test_build_jobs_100000_with_no_process_to_be_had_writes_what_one_process_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    for folder in (serial, parallel):
+        folder.mkdir()
+        site(folder, 30)
+    one = runner.invoke(app, ["build", str(serial / "fwgen.yaml"), "--jobs", "1"])
+    refusing(monkeypatch, "fork", 1, errno.EAGAIN)
+    many = runner.invoke(app, ["build", str(parallel / "fwgen.yaml"), "--jobs", "100000"])
+    assert one.exit_code == many.exit_code == 0, many.output
+    assert many.exception is None
+    assert contents(parallel / "out") == contents(serial / "out") != {}
+    assert many.stderr == one.stderr
+    assert many.stdout == one.stdout.replace(str(serial), str(parallel))
+    assert children() == []
+
+
 def test_a_worker_killed_fails_the_build_with_nothing_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -210,6 +278,84 @@ def test_a_worker_killed_fails_the_build_with_nothing_written(
     ]
     assert files_under(folder) == ["fwgen.yaml", "limited.yaml"]
     assert children() == []
+
+
+class KeywordOnly(FwgenError):
+    """An error whose class cannot be rebuilt from its message: unpickling it fails."""
+
+    def __init__(self, message: str, *, column: int) -> None:
+        super().__init__(message, path="bad.yaml", line=3, field="inbound[0]")
+        self.column = column
+
+
+def unpicklable() -> FwgenError:
+    error = FwgenError("a value that does not pickle", path="bad.yaml", line=2)
+    error.value = lambda: None  # type: ignore[attr-defined]
+    return error
+
+
+def several() -> FwgenError:
+    return FwgenErrors(
+        [
+            ProfileError("unknown service 'htps'", path="bad.yaml", line=4, field="inbound[1]"),
+            FwgenError("the second problem"),
+        ]
+    )
+
+
+FAILURES = {
+    "a class that does not unpickle": lambda: KeywordOnly("an odd error", column=4),
+    "a value that does not pickle": unpicklable,
+    "several errors": several,
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAILURES))
+def test_an_error_in_a_worker_reads_as_in_one_process(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever an error's class holds, a parallel build says what a serial one does."""
+    resolve = manifest_module.resolve_profile
+
+    def fails(profile: str, *args: object, **kwargs: object) -> object:
+        if profile == "bad.yaml":
+            (tmp_path / f"failed-in-{os.getpid()}").touch()
+            raise FAILURES[case]()
+        return resolve(profile, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(manifest_module, "resolve_profile", fails)
+    folder = tmp_path / "site"
+    folder.mkdir()
+    hosts = [  # h08 is rendered by the second process of two
+        f"  h{i:02}: {{profile: {'bad.yaml' if i == 8 else 'webserver'}, "
+        f"set: {{admins: 10.0.0.0/8}}, targets: {{nftables: out/h{i:02}.nft}}}}"
+        for i in range(12)
+    ]
+    (folder / "fwgen.yaml").write_text("\n".join(["hosts:", *hosts]) + "\n")
+    serial = runner.invoke(app, ["build", str(folder / "fwgen.yaml"), "--jobs", "1"])
+    parallel = runner.invoke(app, ["build", str(folder / "fwgen.yaml"), "--jobs", "2"])
+    assert serial.exit_code == parallel.exit_code == 2, parallel.output
+    assert isinstance(parallel.exception, SystemExit)  # no traceback
+    assert (
+        parallel.stderr
+        == serial.stderr
+        == "".join(f"error: {line}\n" for line in str(FAILURES[case]()).splitlines())
+    )
+    failed_in = {int(p.name.rsplit("-", 1)[1]) for p in tmp_path.glob("failed-in-*")}
+    assert PARENT in failed_in and len(failed_in) == 2  # once in this process, once in a worker
+    assert files_under(folder) == ["fwgen.yaml"]
+
+
+def test_an_error_sent_by_a_worker_keeps_its_class_and_place() -> None:
+    sent = workers.sent_error(several())
+    error = workers.received_error(*pickle.loads(pickle.dumps(sent)))
+    assert isinstance(error, FwgenErrors) and [type(e) for e in error.errors] == [
+        ProfileError,
+        FwgenError,
+    ]
+    first = error.errors[0]
+    assert (first.path, first.line, first.field) == ("bad.yaml", 4, "inbound[1]")
+    assert str(error) == str(several())
 
 
 def processes_in_group(group: int) -> list[int]:

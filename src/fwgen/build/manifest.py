@@ -5,7 +5,7 @@ hosts:
     profile: web1.yaml              # a name or a path relative to the manifest
     set: {admins: [192.0.2.0/24]}   # like --set
     targets:
-      nftables: out/web1.nft        # one-file targets: a file
+      nftables: out/web1.nft        # one-file targets: a file (out/web1/ is refused)
       iptables: out/web1/           # several files: a directory
 
 A manifest may come from a pull request, so every path it names (outputs, ``ports:``
@@ -16,6 +16,7 @@ and no two entries may name one file. All of this is checked before anything is 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import unicodedata
 from collections.abc import Sequence
@@ -26,13 +27,20 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.config import JsonDict, JsonValue
 
-from fwgen.build.output import check_folder, destination, destinations, read_current, shown_text
+from fwgen.build.output import (
+    check_folder,
+    destination,
+    destinations,
+    needs_file_name,
+    read_current,
+    shown_text,
+)
 from fwgen.build.workers import job_count, run_all
 from fwgen.errors import FwgenError, FwgenErrors, ProfileError, raise_collected
 from fwgen.policy.resolve import resolve_profile
 from fwgen.profile.fields import ADDRESS_SCHEMA, IFACE_SCHEMA, NAME_SCHEMA, one_or_many
 from fwgen.profile.load import Located, format_loc, is_path, validation_errors
-from fwgen.profile.portdb import catalogue
+from fwgen.profile.portdb import catalogue, site_files
 from fwgen.read.once import one_reading
 from fwgen.read.paths import Boundary, Origins, real_path
 from fwgen.read.yamlsource import MAX_BYTES, Document, Loc, parse, read_text
@@ -69,7 +77,8 @@ class Host(BaseModel):
         json_schema_extra={"propertyNames": NAME_SCHEMA},
     )
     targets: dict[str, str] = Field(
-        description="target name -> output: a file, or a folder (ending in /) for iptables",
+        description="target name -> output: a file for nftables, ufw and windows (not "
+        "ending in /), a folder (ending in /) for iptables and firewalld",
         json_schema_extra=lambda schema: _target_names(schema),
     )
     ports: list[str] = Field(
@@ -149,7 +158,7 @@ class _Paths:
     doc: Document
     base: Path
     boundary: Boundary
-    reads: dict[Path, str] = field(default_factory=dict)  # inputs: what the build reads
+    reads: dict[str, str] = field(default_factory=dict)  # inputs, by `one_file`: what each is
     claimed: dict[Path, Loc] = field(default_factory=dict)  # outputs: which entry writes them
     spelled: dict[str, Loc] = field(default_factory=dict)  # the same, by case-folded name
     folders: dict[Path, Loc] = field(default_factory=dict)  # the folders of the outputs
@@ -179,15 +188,14 @@ class _Paths:
     def read(self, loc: Loc, written: str, what: str) -> None:
         """An input the manifest names: inside the boundary, and never an output."""
         real = self.inside(loc, written, what)
-        self.reads.setdefault(real, f"the {what} named at {self.where(loc)}")
+        self.reads.setdefault(one_file(real), f"the {what} named at {self.where(loc)}")
 
     def claim(self, loc: Loc, real: Path) -> None:
         """*real* is written by the entry at *loc*: an error when the build reads it, another
         entry writes it, or another needs a folder where this needs a file (or the reverse)."""
-        if real in self.reads:
-            raise self.error(loc, f"this output would overwrite {self.reads[real]}")
-        # Names that differ only in case or Unicode form are one file on macOS and Windows.
-        key = unicodedata.normalize("NFC", str(real)).casefold()
+        key = one_file(real)
+        if key in self.reads:
+            raise self.error(loc, f"this output would overwrite {self.reads[key]}")
         if key in self.spelled:
             raise self.error(
                 loc,
@@ -209,13 +217,20 @@ class _Paths:
             self.folders.setdefault(parent, loc)
 
 
+def one_file(real: Path) -> str:
+    """What names one file wherever a manifest is built: names that differ only in case or
+    Unicode form are one file on macOS and Windows."""
+    return unicodedata.normalize("NFC", str(real)).casefold()
+
+
 def _invisible(char: str) -> bool:
     """A control, format (bidi) or line-separator character: never in a path fwgen writes."""
     return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp")
 
 
 def _check_paths(manifest: Manifest, paths: _Paths) -> None:
-    """Every path of the manifest: inside the boundary, of the right kind, claimed once."""
+    """Every path of the manifest: inside the boundary, of the right kind, claimed once,
+    and never a file any host reads (every host's inputs are known before any output)."""
     errors: list[FwgenError] = []
     for name, host in sorted(manifest.hosts.items()):
         here: Loc = ("hosts", name)
@@ -226,6 +241,8 @@ def _check_paths(manifest: Manifest, paths: _Paths) -> None:
                 paths.read((*here, "profile"), host.profile, "profile")
         except FwgenError as exc:
             errors.append(exc)
+    for name, host in sorted(manifest.hosts.items()):
+        here = ("hosts", name)
         for target, dest in sorted(host.targets.items()):
             loc = (*here, "targets", target)
             try:
@@ -235,6 +252,9 @@ def _check_paths(manifest: Manifest, paths: _Paths) -> None:
                     check_folder(paths.inside(loc, dest, "output"))
                 for file in spec.files if several else ("",):
                     real = paths.inside(loc, dest, "output", file)
+                    folder = None if several else needs_file_name(dest, spec.files[0], target)
+                    if folder is not None:
+                        raise paths.error(loc, f"output {dest!r} {folder}")
                     destination(real)  # a regular file, or nothing yet
                     paths.claim(loc, real)
             except FwgenError as exc:
@@ -267,7 +287,12 @@ def _plan(manifest_path: Path, allow_outside: Sequence[Path], jobs: int | None) 
     base = manifest_path.parent
     site = Site(Boundary.around(manifest_path, tuple(allow_outside)))
     paths = _Paths(doc, base, site.boundary)
-    paths.reads[real_path(manifest_path)] = "the manifest"
+    paths.reads[one_file(real_path(manifest_path))] = "the manifest"
+    for ports in site_files():  # $FWGEN_PORTS: read for every host, never written
+        with contextlib.suppress(FwgenError):  # a path that cannot be: said when read
+            paths.reads.setdefault(
+                one_file(real_path(Path(ports))), f"the ports file {ports} named by $FWGEN_PORTS"
+            )
     _check_paths(manifest, paths)
     origins = Origins.around(manifest_path)
     doc.source = manifest_path  # a `set:` is named by the manifest's repository path
@@ -308,19 +333,28 @@ def _plan(manifest_path: Path, allow_outside: Sequence[Path], jobs: int | None) 
 
     hosts = sorted(manifest.hosts.items())
     rendered, failure = run_all(render_host, hosts, job_count(jobs, len(hosts)))
-    read = site.boundary.reads
-    read.clear()
-    for done in rendered:  # in host order, as if each host were done in turn
-        read.update(done.reads)
+    site.boundary.reads.clear()
+    readers: dict[str, str] = {}  # every file any host read -> the first host that read it
+    for (name, _), done in zip(hosts, rendered, strict=False):  # in host order
+        site.boundary.reads.update(done.reads)
+        for path in done.reads:
+            readers.setdefault(one_file(path), name)
+    errors = []
+    for done in rendered:  # every output against what every host reads, not those before
         site.warnings += done.warnings
         for output in done.outputs:
-            if real_path(output.path) in read:
-                raise paths.error(
-                    ("hosts", output.host, "targets", output.target),
-                    f"output {output.path.name} would replace a file that a profile reads "
-                    "(an `extends:` profile or an address list); write it elsewhere",
+            reader = readers.get(one_file(real_path(output.path)))
+            if reader is not None:
+                errors.append(
+                    paths.error(
+                        ("hosts", output.host, "targets", output.target),
+                        f"output {output.path.name} would replace a file that the profile of "
+                        f"host {reader!r} reads (an `extends:` profile or an address list); "
+                        "write it elsewhere",
+                    )
                 )
             site.outputs.append(output)
+    raise_collected(errors)
     if failure is not None:
         raise failure
     return site

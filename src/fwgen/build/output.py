@@ -119,6 +119,16 @@ def check_folder(path: Path, files: Iterable[str] = ()) -> None:
         )
 
 
+def needs_file_name(written: str, file: str, target: str = "this target") -> str | None:
+    """Why *written* cannot name the one *file* a target writes: it ends as a folder does
+    (``out/``, ``out/.``), which pathlib would turn into a file named like the folder."""
+    last = written.replace(os.sep, "/").rsplit("/", 1)[-1]
+    if last not in ("", ".", ".."):
+        return None
+    folder = written if written.endswith(("/", os.sep)) or not written else f"{written}/"
+    return f"names a folder, but {target} writes one file: give a file name, such as {folder}{file}"
+
+
 def read_current(path: Path, limit: int) -> bytes | None:
     """The first *limit* bytes of the file at *path*, or None when there is none.
 

@@ -6,7 +6,9 @@ host and sends back what it made; the parent renders its own share meanwhile, th
 the results back in host order. Workers never write a file and never print: the parent
 alone reports and writes, so a parallel build says and writes exactly what a serial one
 does. A worker that dies (a signal, a crash) fails the build before anything is written;
-on Ctrl-C or any error the parent kills and reaps the workers it started.
+on Ctrl-C or any error the parent kills and reaps the workers it started. A worker the
+system refuses (no process, no file descriptor) leaves its share to the parent. Errors
+come back as plain data (`sent_error`), so a parallel build reports them as a serial one.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from fwgen.errors import FwgenError
+from fwgen.errors import FwgenError, FwgenErrors, ProfileError, RenderError, ResolveError
 
 T = TypeVar("T")
 R = TypeVar("R")
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 HOSTS_PER_JOB = 8  # fewer hosts than this per process do not repay starting it
+# More processes than CPUs render no faster; a few per CPU are let through (CPUs busy with
+# other work, a test of the split on a small machine), never --jobs 100000.
+JOBS_PER_CPU = 4
 Outcome = tuple[list[R], BaseException | None]  # results in order, then what stopped them
 
 
@@ -39,12 +44,13 @@ def usable_cpus() -> int:
 
 def job_count(asked: int | None, items: int) -> int:
     """How many processes render *items* hosts: *asked* (``--jobs``) at most, never more
-    than there are hosts; by default one per usable CPU, and one per `HOSTS_PER_JOB` hosts."""
+    than there are hosts nor `JOBS_PER_CPU` per usable CPU; by default one per usable CPU,
+    and one per `HOSTS_PER_JOB` hosts."""
     if not hasattr(os, "fork"):
         return 1
     if asked is None:
         asked = min(usable_cpus(), items // HOSTS_PER_JOB)
-    return max(1, min(asked, items))
+    return max(1, min(asked, items, JOBS_PER_CPU * usable_cpus()))
 
 
 def run_all(work: Callable[[T], R], items: Sequence[T], jobs: int = 1) -> Outcome[R]:
@@ -65,19 +71,23 @@ def run_all(work: Callable[[T], R], items: Sequence[T], jobs: int = 1) -> Outcom
 def _parallel(work: Callable[[T], R], items: Sequence[T], jobs: int) -> Outcome[R]:
     sys.stdout.flush()
     sys.stderr.flush()
-    workers: dict[int, int] = {}  # pid -> the read end of its pipe
+    workers: dict[int, tuple[int, int]] = {}  # share -> its worker's pid and pipe
+    here = [0]  # the shares this process renders
     try:
         for share in range(1, jobs):
-            pid, pipe = _fork(work, items[share::jobs])
-            workers[pid] = pipe
-        outcomes = [_run(work, items[0::jobs])]
-        for pid, pipe in list(workers.items()):
-            del workers[pid]  # reaped by _collect, whatever it finds
-            outcomes.append(_collect(pid, pipe))
+            try:
+                workers[share] = _fork(work, items[share::jobs])
+            except OSError:  # no process to be had (EAGAIN, ENOMEM, EMFILE): this one does
+                here += range(share, jobs)  # the rest, with the same result, later
+                break
+        outcomes = {share: _run(work, items[share::jobs]) for share in here}
+        for share, (pid, pipe) in list(workers.items()):
+            del workers[share]  # reaped by _collect, whatever it finds
+            outcomes[share] = _collect(pid, pipe)
     finally:
-        for pid, pipe in workers.items():
+        for pid, pipe in workers.values():
             _stop(pid, pipe)
-    return _interleave(outcomes, len(items))
+    return _interleave([outcomes[share] for share in range(jobs)], len(items))
 
 
 def _run(work: Callable[[T], R], items: Sequence[T]) -> Outcome[R]:
@@ -107,7 +117,12 @@ def _fork(work: Callable[[T], R], share: Sequence[T]) -> tuple[int, int]:
     """A worker rendering *share*: its pid and the read end of the pipe it answers on."""
     read_end, write_end = os.pipe()
     parent = os.getpid()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        raise
     if pid == 0:  # the worker: it leaves only through os._exit, never through the caller
         status = 1
         try:
@@ -138,15 +153,49 @@ def _end_with(parent: int) -> None:
         os._exit(1)
 
 
+Located = tuple[str, str, str | None, int | None, str]  # class, message, path, line, field
+KINDS = {kind.__name__: kind for kind in (FwgenError, ProfileError, ResolveError, RenderError)}
+
+
+def sent_error(error: FwgenError) -> tuple[list[Located], str]:
+    """*error* as plain data, whatever its class holds or how it is made (an error's own
+    class may not pickle, or not unpickle): each error's class, message and location, and
+    the text the user is shown."""
+    return [
+        (
+            type(e).__name__,
+            str(e.message),
+            None if e.path is None else str(e.path),
+            e.line if isinstance(e.line, int) else None,
+            str(e.field),
+        )
+        for e in (error.errors if isinstance(error, FwgenErrors) else [error])
+    ], str(error)
+
+
+def received_error(errors: list[Located], shown: str) -> FwgenError:
+    """The error `sent_error` sent: the same classes where they are fwgen's plain ones, and
+    the same text; one line of that text when a class showed itself otherwise."""
+    made = [
+        KINDS.get(kind, FwgenError)(message, path=path, line=line, field=field)
+        for kind, message, path, line, field in errors
+    ]
+    rebuilt = made[0] if len(made) == 1 else FwgenErrors(made)
+    return rebuilt if str(rebuilt) == shown else FwgenError(shown)
+
+
 def _send(fd: int, outcome: Outcome[R]) -> None:
     done, failure = outcome
-    if failure is not None and not isinstance(failure, FwgenError):
-        failure = RuntimeError(
+    sent: object = failure
+    if isinstance(failure, FwgenError):
+        sent = sent_error(failure)
+    elif failure is not None:
+        sent = RuntimeError(
             "a process rendering hosts failed:\n"
             + "".join(traceback.format_exception(failure)).rstrip()
         )
     try:
-        data = pickle.dumps((done, failure), pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps((done, sent), pickle.HIGHEST_PROTOCOL)
     except Exception:  # something unpicklable: said, as a crash
         data = pickle.dumps(
             ([], RuntimeError(f"a process rendering hosts failed:\n{traceback.format_exc()}"))
@@ -175,8 +224,10 @@ def _collect(pid: int, pipe: int) -> Outcome[R]:
             f"a process rendering hosts failed (exit status {os.waitstatus_to_exitcode(status)}); "
             "nothing written (--jobs 1 renders every host in one process)"
         )
-    outcome: Outcome[R] = pickle.loads(data)  # our own worker's bytes
-    return outcome
+    done, sent = pickle.loads(data)  # our own worker's bytes: results and plain data
+    if isinstance(sent, tuple):
+        return done, received_error(*sent)
+    return done, sent
 
 
 def _stop(pid: int, pipe: int | None) -> None:

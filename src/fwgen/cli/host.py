@@ -99,7 +99,7 @@ def discover(
         str,
         typer.Option("--listening", metavar="FILE", help=SS_HELP),
     ],
-    output: Annotated[Path | None, output_option("the draft")] = None,
+    output: Annotated[str | None, output_option("the draft")] = None,  # str: keeps a final /
     format_: Annotated[
         str, format_option("yaml (the draft profile) or json (the listeners and the draft)")
     ] = "yaml",
@@ -112,12 +112,16 @@ def discover(
     import dataclasses
     import json
 
-    from fwgen.build.output import emit
+    from fwgen.build.output import emit, needs_file_name
     from fwgen.host.discover import discover as draft
     from fwgen.host.observed import read_ss
     from fwgen.read.yamlsource import parse
 
     check_format(format_, ("yaml", "json"))
+    writes = output is not None and output != "-"
+    folder = needs_file_name(output, "draft.yaml", "discover") if writes and output else None
+    if folder is not None:
+        raise FwgenError(folder, path=output)
     text, shown = read_input(listening)
     listeners = read_ss(text, shown)
     profile = draft(listeners, site_ports(ports_files))
@@ -127,7 +131,7 @@ def discover(
             "profile": parse(profile, "draft").data,
         }
         profile = json.dumps(data, indent=2) + "\n"
-    emit({"draft": profile}, output)
+    emit({"draft": profile}, None if output is None else Path(output))
 
 
 def apply(

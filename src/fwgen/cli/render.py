@@ -36,8 +36,8 @@ def render(
             "--target", "-t", metavar="TARGET", help=f"{TARGET_NAMES} (see `fwgen targets`)."
         ),
     ],
-    output: Annotated[
-        Path | None, output_option("the ruleset (a folder for several files)")
+    output: Annotated[  # a string: a final / (a folder) is lost in a Path
+        str | None, output_option("the ruleset (a folder for several files)")
     ] = None,
     set_: SetOption = None,
     flush_ruleset: FlushRuleset = False,
@@ -72,7 +72,7 @@ def render(
 
     Example: fwgen render webserver --target nftables --set admins=10.20.0.0/16
     """
-    from fwgen.build.output import emit
+    from fwgen.build.output import emit, needs_file_name
     from fwgen.targets import RenderOptions
     from fwgen.targets.render import target as find_target
 
@@ -93,12 +93,17 @@ def render(
     )
     if family is not None:
         files = {spec.family_files[family]: files[spec.family_files[family]]}
+    one = output not in (None, "-") and len(files) == 1
+    folder = needs_file_name(output, next(iter(files)), target) if one and output else None
+    if folder is not None:
+        raise FwgenError(folder, path=output)
+    path = None if output is None else Path(output)
     if check_only:
         from fwgen.cli.build_command import check_current
 
-        check_current(files, output)
+        check_current(files, path)
     else:
-        emit(files, output)
+        emit(files, path)
 
 
 def build(
