@@ -19,7 +19,7 @@
 #   1. adds the rules below (ufw skips rules it already has),
 #   2. deletes rules whose comment starts with "fwgen: " that this profile no longer has
 #      (rules added by others are left alone),
-#   3. sets the default policies, then enables ufw.
+#   3. sets the default policies /etc/default/ufw does not have yet, then enables ufw.
 # ufw never is disabled or reset on the way.
 set -euo pipefail
 set -f
@@ -241,8 +241,18 @@ while IFS= read -r line; do
     ufw --force delete $spec
 done <<< "$added"
 
-# 3. Defaults, and on.
-ufw default deny incoming
-ufw default allow outgoing
-ufw default deny routed
+# 3. Defaults, and on. Each `ufw default` on an active ufw reloads it:
+#    it stops (every port open) and starts again. So a default is set only where
+#    /etc/default/ufw says otherwise.
+set_default() {  # set_default allow|deny|reject incoming|outgoing|routed VARIABLE
+    local wanted current
+    case "$1" in allow) wanted=ACCEPT ;; deny) wanted=DROP ;; *) wanted=REJECT ;; esac
+    current=$(sed -n "s/^$3=\"\{0,1\}\([A-Z]*\)\"\{0,1\}\$/\1/p" /etc/default/ufw | tail -n 1)
+    if [ "$current" != "$wanted" ]; then
+        ufw default "$1" "$2"
+    fi
+}
+set_default deny incoming DEFAULT_INPUT_POLICY
+set_default allow outgoing DEFAULT_OUTPUT_POLICY
+set_default deny routed DEFAULT_FORWARD_POLICY
 ufw --force enable
