@@ -223,3 +223,32 @@ def test_rolling_back_an_apply_without_containers_puts_the_jump_back(
     assert kernel_chains(lab, "ufw") == chains
     forward_is_docker_first(lab)
     restricted(lab)
+
+
+def test_apply_refuses_a_doubled_block_before_it_saves_anything(lab: Lab, tmp_path: Path) -> None:
+    """`fwgen apply` checks the markers of ufw's files first: two blocks in after.rules
+    are refused with the file and line (exit 2); no file, chain or rule changes."""
+    original = with_own_lines(lab)
+    assert lab.ufw_dir is not None
+    path = Path(lab.ufw_dir, "etc-ufw", "after.rules")
+    block = "# BEGIN fwgen: an old block\n# END fwgen\n"
+    at = original["after.rules"].rindex("COMMIT\n")
+    doubled = original["after.rules"][:at] + block + block + original["after.rules"][at:]
+    path.write_text(doubled)
+    second = doubled[:at].count("\n") + 3
+    before = {family: lab.run(lab.server, SAVE[family], "-t", "filter") for family in FAMILIES}
+    (tmp_path / "no-containers.yaml").write_text(NO_CONTAINERS)
+    host = Host(lab, "ufw", tmp_path / "state", tmp_path)
+    admins = f"--set=admins={lab.clients['trusted'].ipv4}"
+    done = host.run(*host.apply_args("no-containers.yaml", admins, "--yes"), ssh=TRUSTED_SSH)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert (
+        f"error: nothing was loaded: /etc/ufw/after.rules:{second}: a second block of "
+        f"fwgen's (the first ends at line {second - 1}): "
+    ) in done.stderr
+    assert after_files(lab) == {**original, "after.rules": doubled}
+    after = {family: lab.run(lab.server, SAVE[family], "-t", "filter") for family in FAMILIES}
+    assert [line for line in after if not line.startswith("#")] == [
+        line for line in before if not line.startswith("#")
+    ]
+    assert "Status: inactive" in lab.ufw("ufw status\n")
