@@ -16,6 +16,10 @@
 #      does. The rate limits' trackers (ipsets, docs/profiles.md) are created here and,
 #      by fwgen's block at the top of /etc/ufw/before.init (made executable), at
 #      every start of ufw, before it loads the rules that name them,
+#      and takes fwgen's block (an earlier profile's) out of after.rules and after6.rules,
+#      if it is there: nothing else in those files changes,
+#      and, after that, deletes fwgen's chains FWGEN-CONTAINERS and FWGEN-ROUTED (an
+#      earlier profile's `containers:`) with every jump to them, if they are there,
 #   1. adds the rules below (ufw skips rules it already has),
 #   2. deletes rules whose comment starts with "fwgen: " that this profile no longer has
 #      (rules added by others are left alone),
@@ -28,6 +32,30 @@ if ! grep -qs '^IPV6=yes' /etc/default/ufw; then
     echo "fwgen: IPV6=yes is not set in /etc/default/ufw; ufw would leave IPv6 unfiltered" >&2
     exit 1
 fi
+
+# fwgen_stale CMD CHAIN...: those of fwgen's chains that exist (an earlier load made them,
+# this profile declares none of them) deleted, every jump to them first, in one atomic step.
+fwgen_stale() {
+    fwgen_cmd=$1
+    shift
+    fwgen_rules=$("$fwgen_cmd" -S)
+    fwgen_gone=
+    for fwgen_chain in "$@"; do
+        if printf '%s\n' "$fwgen_rules" | grep -qxF -- "-N $fwgen_chain"; then
+            fwgen_gone="$fwgen_gone $fwgen_chain"
+        fi
+    done
+    [ -n "$fwgen_gone" ] || return 0
+    {
+        printf '*filter\n'
+        for fwgen_chain in $fwgen_gone; do
+            printf '%s\n' "$fwgen_rules" | grep -E -- "^-A .* -[jg] $fwgen_chain\$" | sed 's/^-A /-D /' || true
+        done
+        for fwgen_chain in $fwgen_gone; do printf -- '-F %s\n' "$fwgen_chain"; done
+        for fwgen_chain in $fwgen_gone; do printf -- '-X %s\n' "$fwgen_chain"; done
+        printf 'COMMIT\n'
+    } | "$fwgen_cmd-restore" --noflush
+}
 
 # 0. fwgen's block of ufw's before rules.
 fwgen_tmp=$(mktemp -d)
@@ -145,14 +173,22 @@ fi
 
 # The file with the block in place of the old one, or, the first time, after ufw's
 # "# End required lines" (else before the first rule or COMMIT) of its *filter section;
-# in before.init, after its first line (#!/bin/sh).
+# in before.init, after its first line (#!/bin/sh). With "remove" (a file this profile
+# puts no block in): the file without fwgen's block, or, with no marker, as it is.
 splice() {
     local mode=insert top=""
     if grep -q '^# BEGIN fwgen' "/etc/ufw/$1"; then mode=replace; fi
+    if [ "${2-}" = remove ]; then
+        if ! grep -Eq '^# (BEGIN|END) fwgen([ :]|$)' "/etc/ufw/$1"; then
+            cat "/etc/ufw/$1"
+            return
+        fi
+        mode=remove
+    fi
     if [ "$1" = before.init ]; then top=1; fi
     awk -v block="$fwgen_tmp/$1" -v mode="$mode" -v top="$top" '
         function put(   line) {
-            while ((getline line < block) > 0) print line
+            while (mode != "remove" && (getline line < block) > 0) print line
             close(block)
             done = 1
         }
@@ -170,13 +206,31 @@ splice() {
 changed=""
 for name in before.rules before6.rules before.init; do
     if ! splice "$name" > "$fwgen_tmp/$name.new"; then
-        echo "fwgen: /etc/ufw/$name: no place for fwgen's block (its markers are broken or it has no *filter section); nothing changed" >&2
-        exit 1
+        echo "fwgen: /etc/ufw/$name: no place for fwgen's block (its markers are broken: a BEGIN without its END, an END without its BEGIN, or two blocks; or it has no *filter section): leave one block, or none, and run this again; nothing changed" >&2
+        exit 2
     fi
     if ! cmp -s "$fwgen_tmp/$name.new" "/etc/ufw/$name"; then
         changed="$changed $name"
     fi
 done
+if [ -f /etc/ufw/after.rules ]; then
+    if ! splice after.rules remove > "$fwgen_tmp/after.rules.new"; then
+        echo "fwgen: /etc/ufw/after.rules: fwgen's block cannot be taken out (its markers are broken: a BEGIN without its END, an END without its BEGIN, or two blocks): leave one block, or none, and run this again; nothing changed" >&2
+        exit 2
+    fi
+    if ! cmp -s "$fwgen_tmp/after.rules.new" /etc/ufw/after.rules; then
+        changed="$changed after.rules"
+    fi
+fi
+if [ -f /etc/ufw/after6.rules ]; then
+    if ! splice after6.rules remove > "$fwgen_tmp/after6.rules.new"; then
+        echo "fwgen: /etc/ufw/after6.rules: fwgen's block cannot be taken out (its markers are broken: a BEGIN without its END, an END without its BEGIN, or two blocks): leave one block, or none, and run this again; nothing changed" >&2
+        exit 2
+    fi
+    if ! cmp -s "$fwgen_tmp/after6.rules.new" /etc/ufw/after6.rules; then
+        changed="$changed after6.rules"
+    fi
+fi
 for name in $changed; do  # each file replaced whole (a rename), keeping its owner and mode
     cp -p "/etc/ufw/$name" "$fwgen_tmp/$name.old"
     new=$(mktemp "/etc/ufw/.$name.fwgen.XXXXXX")
@@ -198,6 +252,13 @@ case "$(ufw status)" in
         fi
         ;;
 esac
+
+# fwgen's container chains (an earlier profile's `containers:`), with every jump to them:
+# ufw never empties nor deletes chains its files no longer declare. (pipefail off: grep -q
+# may stop reading a long listing early.)
+for fwgen_cmd in iptables ip6tables; do
+    (set +o pipefail; fwgen_stale "$fwgen_cmd" FWGEN-CONTAINERS FWGEN-ROUTED)
+done
 
 # 1. The rules this profile allows.
 # http (examples/site/profiles/web2.yaml:24)

@@ -19,7 +19,13 @@ from typing import ClassVar
 
 from fwgen import runner
 from fwgen.errors import FwgenError
-from fwgen.policy.owned import CONTAINER_CHAINS, CONTAINERS
+from fwgen.host.ufwfiles import (
+    MARKED,
+    check_markers,
+    container_state,
+    restore_container_state,
+)
+from fwgen.policy.owned import CONTAINERS
 
 TIMEOUT = 300  # seconds a firewall command may take (ufw adding many rules is slow)
 
@@ -287,6 +293,8 @@ class Ufw(Backend):
 
     def validate(self, work: Path) -> None:
         run("bash", "-n", str(work / "new/fwgen-ufw.sh"))
+        for name in MARKED:
+            check_markers(Path("/etc/ufw", name))
 
     def save(self, work: Path) -> None:
         saved = work / "saved/files"
@@ -301,6 +309,9 @@ class Ufw(Backend):
         write_private(work / "saved/modes.json", json.dumps(modes))
         active = run("ufw", "status").startswith("Status: active")
         write_private(work / "saved/active.json", json.dumps(active))
+        for command in ("iptables", "ip6tables"):  # ufw's files do not say what is loaded
+            state = container_state(run, command)
+            write_private(work / f"saved/containers-{command}.json", json.dumps(state))
 
     def load(self, work: Path) -> None:
         run("bash", str(work / "new/fwgen-ufw.sh"))
@@ -316,27 +327,16 @@ class Ufw(Backend):
             run("ufw", "reload")
         else:
             run("ufw", "disable")
-        for family, name in (("", "after.rules"), ("6", "after6.rules")):
-            if b"# BEGIN fwgen" not in (saved / f"etc_ufw_{name}").read_bytes():
-                _remove_container_chains(f"ip{family}tables", work)
-
-
-def _remove_container_chains(command: str, work: Path) -> None:
-    """fwgen's container chains and every jump to them, in one atomic step: what a
-    restored ufw without fwgen's after.rules block would otherwise keep (ufw never
-    empties chains it does not declare). DOCKER-USER itself is left: it is Docker's."""
-    listing = run(command, "-S").splitlines()
-    if f"-N {CONTAINERS}" not in listing:
-        return
-    jumps = [
-        line for line in listing if line.startswith("-A ") and line.endswith(f" -j {CONTAINERS}")
-    ]
-    lines = ["*filter", *("-D" + line[2:] for line in jumps)]
-    lines += [f"-F {chain}" for chain in CONTAINER_CHAINS if f"-N {chain}" in listing]
-    lines += [f"-X {chain}" for chain in CONTAINER_CHAINS if f"-N {chain}" in listing]
-    source = work / f"saved/remove-{command}.rules"
-    write_private(source, "\n".join([*lines, "COMMIT", ""]))
-    run(f"{command}-restore", "--noflush", stdin=source)
+        for command, name in (("iptables", "after.rules"), ("ip6tables", "after6.rules")):
+            source = work / f"saved/containers-{command}.rules"
+            state = work / f"saved/containers-{command}.json"
+            if state.is_file():
+                chains = json.loads(state.read_text(encoding="utf-8"))
+                if container_state(run, command) != chains:
+                    restore_container_state(run, command, chains, source)
+            elif f":{CONTAINERS} ".encode() not in (saved / f"etc_ufw_{name}").read_bytes():
+                # saved by an earlier fwgen: without the chains' block, without the chains
+                restore_container_state(run, command, [], source)
 
 
 BACKENDS: dict[str, type[Backend]] = {b.name: b for b in (Nftables, Iptables, Ufw)}

@@ -128,7 +128,7 @@ fwgen_first() {
 }"""
 
 
-# Shell functions of the iptables loader alone.
+# Shell functions of the iptables loader (STALE: of the ufw script without `containers:` too).
 STALE = """\
 # fwgen_stale CMD CHAIN...: those of fwgen's chains that exist (an earlier load made them,
 # this profile declares none of them) deleted, every jump to them first, in one atomic step.

@@ -25,12 +25,7 @@ from fwgen.errors import RenderError
 from fwgen.policy.ir import Direction, Family, Policy, Rule
 from fwgen.policy.owned import CONTAINER_CHAINS, CONTAINERS
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_what_the_platform_accepts
-from fwgen.targets.coexist import (
-    DOCKER_USER,
-    FIRST,
-    container_lines,
-    declared_check,
-)
+from fwgen.targets.coexist import DOCKER_USER, FIRST, STALE, container_lines, declared_check
 from fwgen.targets.hashlimits import expiry_warnings, meters, trackers
 from fwgen.targets.iptables import ICMP_MATCH, port_groups, prologue, refusal_lines, rule_lines
 from fwgen.targets.text import CHAIN_NAMES, comment_line, empty_note, plain_ascii, rule_heading
@@ -375,17 +370,20 @@ def build(policy: Policy, options: RenderOptions) -> Build:
     for entry in entries:
         entry["commands"] = [ufw_rule.command() for ufw_rule in entry["commands"]]
     forward = {"drop": "deny", "accept": "allow", "ignore": ""}[policy.defaults.forward]
+    blocks = _blocks(policy)
     context = {
         "policy": policy,
         "entries": entries,
-        "blocks": _blocks(policy),
+        "blocks": blocks,
+        # after.rules and after6.rules without a block this time: an earlier one taken out
+        "leaves": [f for f in AFTER_FILES.values() if f not in {b.file for b in blocks}],
         "tags": sorted({ufw_rule.tag() for ufw_rule in ufw_rules.values()}),
         "outgoing": "deny" if policy.defaults.outbound == "drop" else "allow",
         "routed": forward,
         "log_drops": policy.log_drops,
         "spec_chars": SPEC_CHARS,
         "exclusive": options.flush_ruleset,
-        "functions": [FIRST, declared_check(skip_block=True)],
+        "functions": [FIRST, declared_check(skip_block=True)] if policy.containers else [STALE],
         "docker_user": DOCKER_USER,
         "containers": CONTAINERS,
         "container_chains": CONTAINER_CHAINS,
