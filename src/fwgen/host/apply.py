@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fwgen import runner
+from fwgen import runner, stopping
 from fwgen.errors import FwgenError
 from fwgen.host import admin, backends, procs
 from fwgen.host.backends import ApplyError, Backend, write_private
@@ -342,7 +342,8 @@ def _wait(
                 return finish(state, token, ROLLBACK)
             elif line is not None and proven():
                 return finish(state, token, CONFIRMED)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # an answer (documented): roll back, and say so
+        stopping.answered()
         return finish(state, token, ROLLBACK)
     return finish(state, token, ROLLBACK)
 

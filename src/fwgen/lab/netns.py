@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fwgen import stopping
 from fwgen.errors import FwgenError
 from fwgen.lab.loaders import UFW_WRITES as UFW_WRITES
 from fwgen.lab.loaders import Loader, Loaders
@@ -112,7 +113,8 @@ class Lab(Loaders):
             self.add_namespace(self.server)
             self.run(self.server, "ip", "link", "set", "lo", "up")
         except BaseException:
-            self.__exit__()
+            with stopping.held():
+                self.__exit__()
             raise
         return self
 
