@@ -61,8 +61,9 @@ def finish(state: Path, token: str, outcome: str, when_due: bool = False) -> str
     """Confirm or roll back the pending apply *token*; what became of it. When it was
     already finished (by the prompt, a second session or the rollback process), that
     outcome is returned and nothing is done again. With *when_due*, nothing is done
-    ("") while its deadline has not come (a load that took long moved it)."""
-    with locked(state):
+    ("") while its deadline has not come (a load that took long moved it). A stop
+    signal waits until that is done: no state is left half-changed."""
+    with stopping.held(), locked(state):
         meta = read_meta(state / "pending")
         if meta is None or meta["id"] != token:
             last = read_meta(state / "last")
