@@ -1,7 +1,8 @@
 """The ``fwgen`` command: a thin shell over the library.
 
 Exit codes: 0 success; 1 a check found something (stale output, findings, a diff);
-2 a user mistake (bad profile, unknown name, bad option), reported as one line.
+2 a user mistake (bad profile, unknown name, bad option), reported as one line;
+130 stopped by Ctrl-C (fwgen.stopping).
 Anything else with a traceback is a bug in fwgen.
 """
 
