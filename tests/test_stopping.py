@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 
 import pytest
 
@@ -121,3 +122,27 @@ def test_a_run_without_a_stop_ends_as_it_ends() -> None:
     with stopping.stopping(), stopping.held():
         pass
     assert stopping.received() is None
+
+
+# The ``fwgen`` process: its command stopped, then stopped again on the way out.
+STOPPED_ON_THE_WAY_OUT = """
+import os, signal, sys
+from fwgen import stopping
+
+stopping.ends_process()
+try:
+    with stopping.stopping(stopping.STOP_SIGNALS):
+        os.kill(os.getpid(), signal.SIGINT)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)  # said: the outcome is decided
+    os.kill(os.getpid(), signal.SIGTERM)
+    os.kill(os.getpid(), signal.SIGINT)
+    sys.exit(stopping.INTERRUPTED)
+"""
+
+
+def test_a_stop_after_the_outcome_is_said_does_not_change_the_exit_status() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", STOPPED_ON_THE_WAY_OUT], capture_output=True, text=True
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (130, "interrupted\n", "")

@@ -47,6 +47,7 @@ class _Run:
     handled: tuple[signal.Signals, ...] = ()
     received: list[int] = []  # noqa: RUF012 (one run at a time: the process's own)
     holding = 0
+    last = False  # the process ends with the outermost run (see `ends_process`)
 
 
 def _receive(signum: int, frame: FrameType | None) -> None:
@@ -80,6 +81,13 @@ def in_child() -> None:
     _Run.handled, _Run.received, _Run.holding = (), [], 0
 
 
+def ends_process() -> None:
+    """The process ends with its next outermost run (the ``fwgen`` command): once that
+    has ended, its outcome decided and said, a stop signal is only remembered and waits
+    (blocked) for the exit, which it does not change."""
+    _Run.last = True
+
+
 def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
@@ -98,7 +106,8 @@ def stopping(
         yield
         return
     wanted = tuple(s for s in signals if s not in _Run.handled)
-    if not _Run.handled:
+    outermost = not _Run.handled
+    if outermost:
         _Run.received = []
     old = {s: signal.signal(s, _receive) for s in wanted}
     _Run.handled += wanted
@@ -118,7 +127,10 @@ def stopping(
             told(stop)
         raise
     finally:
-        if old:
+        if outermost and _Run.last:
+            _Run.holding += 1  # for good: the handlers stay, and only remember
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        elif old:
             with held():  # a signal arriving meanwhile is not dropped with the handler
                 for s, handler in old.items():
                     signal.signal(s, handler)

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from fwgen import __version__
+from fwgen import __version__, stopping
 from fwgen.cli import catalogue, hits, host, query, render, review, shell
 from fwgen.cli.common import GLOBAL_FLAGS, App, RootGroup, user_errors
 from fwgen.cli.shadow import shadow_app
@@ -116,6 +116,7 @@ def main() -> None:
         from fwgen.cli.completion import complete_from_environment
 
         sys.exit(complete_from_environment(typer.main.get_command(app)))
+    stopping.ends_process()  # a stop signal after the command's outcome changes nothing
     try:
         make_app(command_named(sys.argv[1:]))(prog_name="fwgen")
     finally:
