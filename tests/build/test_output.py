@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import stat
 from collections.abc import Iterator
@@ -224,6 +225,26 @@ def test_a_failed_second_rename_removes_a_first_file_that_was_new(
     monkeypatch.setattr(output.os, "replace", fail_second)
     one_error(runner.invoke(app, [*RENDER_IPT, "-o", str(out)]))
     assert os.listdir(out) == []
+
+
+def test_ctrl_c_between_two_renames_replaces_both_then_says_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "rules"
+    old_rules(out)
+    real = os.replace
+
+    def interrupted_after_first(src: str, dst: str) -> None:
+        real(src, dst)
+        if str(dst).endswith("rules.v4"):
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, between the two renames
+
+    monkeypatch.setattr(output.os, "replace", interrupted_after_first)
+    result = runner.invoke(app, [*RENDER_IPT, "-o", str(out)])
+    assert (result.exit_code, result.stderr) == (130, "fwgen: interrupted\n")
+    written = contents(out)
+    assert sorted(written) == ["ipsets", "rules.v4", "rules.v6"]  # no temporary or backup left
+    assert "old v4\n" not in written.values() and "old v6\n" not in written.values()
 
 
 def test_a_directory_where_rules_v6_goes_leaves_rules_v4_alone(tmp_path: Path) -> None:

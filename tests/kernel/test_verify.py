@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,38 +204,133 @@ def processes_in(inodes: set[int]) -> list[int]:
     return found
 
 
+class Verify:
+    """`fwgen verify webserver -t TARGET` in a process of its own, with namespaces named
+    for this test; its stderr read line by line as it comes (a thread), so that a test
+    waits on what it says, never on a clock."""
+
+    def __init__(self, target: str, prefix: str, script: str = "") -> None:
+        env = {**os.environ, "FWGEN_NETNS_PREFIX": prefix}
+        start = [sys.executable, "-c", script] if script else [sys.executable, "-m", "fwgen"]
+        self.prefix = prefix
+        self.proc = subprocess.Popen(
+            [*start, "verify", "webserver", "-t", target, *ADMINS],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.said: list[str] = []
+        self.seen: dict[str, int] = {}  # every namespace of the lab, and its inode
+        self.ended = False
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        with self.proc.stderr as stderr:
+            for line in stderr:
+                self.seen |= lab_namespaces(self.prefix)
+                self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def next_line(self, timeout: float) -> str | None:
+        """The next line it says (None at its end, or when none came in *timeout*)."""
+        if self.ended:
+            return None
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if line is None:
+            self.ended = True
+        else:
+            self.said.append(line)
+        return line
+
+    def wait_for(self, text: str) -> None:
+        while (line := self.next_line(300)) is not None:
+            if text in line:
+                return
+        pytest.fail(f"it ended without saying {text!r}: {self.said}")
+
+    def end(self) -> int:
+        while self.next_line(300) is not None:
+            pass
+        return self.proc.wait(timeout=120)
+
+    def assert_stopped_leaving_nothing(self) -> None:
+        code = self.end()
+        assert code == 130, self.said
+        assert self.said[-1] == "verify: interrupted; the lab is removed"
+        assert self.seen, "the lab made no namespace"
+        assert lab_namespaces(self.prefix) == {}
+        assert processes_in(set(self.seen.values())) == []
+
+
+def need_target(target: str) -> None:
+    require("nft", "iptables-restore", "ufw", "ipset")
+    if target == "firewalld":
+        need(missing_firewalld())
+
+
 @pytest.mark.parametrize(
     ("target", "when", "how"),
     [
         ("nftables", "probing", signal.SIGINT),
         ("firewalld", "loading the firewalld ruleset", signal.SIGINT),
         ("ufw", "loading the ufw ruleset", signal.SIGTERM),
+        ("iptables", "scanning every other TCP port", signal.SIGHUP),
     ],
 )
 def test_a_stopped_verify_leaves_nothing_behind(target: str, when: str, how: int) -> None:
-    require("nft", "iptables-restore", "ufw", "ipset")
-    if target == "firewalld":
-        need(missing_firewalld())
-    prefix = PREFIX[:3] + "k"  # this test's own namespaces
-    env = {**os.environ, "FWGEN_NETNS_PREFIX": prefix}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fwgen", "verify", "webserver", "-t", target, *ADMINS],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stderr is not None
-    seen: dict[str, int] = {}
-    for line in proc.stderr:
-        seen |= lab_namespaces(prefix)
-        if when in line:
-            break
-    seen |= lab_namespaces(prefix)
-    assert seen, "the lab made no namespace"
-    proc.send_signal(how)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "verify: interrupted; the lab is removed" in err
-    assert lab_namespaces(prefix) == {}
-    assert processes_in(set(seen.values())) == []
+    need_target(target)
+    run = Verify(target, PREFIX[:3] + "k")  # this test's own namespaces
+    run.wait_for(when)
+    run.proc.send_signal(how)
+    run.assert_stopped_leaving_nothing()
+
+
+@pytest.mark.parametrize(("target", "how"), [("nftables", signal.SIGINT), ("ufw", signal.SIGTERM)])
+def test_a_stop_signal_sent_again_and_again_stops_it_once(target: str, how: int) -> None:
+    """Ctrl-C pressed until something happens: each arrives at another point of the
+    run and of the lab's removal, which none of them cuts short."""
+    need_target(target)
+    run = Verify(target, PREFIX[:3] + "r")
+    run.wait_for("lab:")
+    while not run.ended and "interrupted" not in (run.next_line(0.05) or ""):
+        run.proc.send_signal(how)
+    run.assert_stopped_leaving_nothing()
+
+
+# `fwgen verify` with a stop signal sent to itself as the lab's removal begins, after
+# a run that found everything (the moment a signal sent from outside hits by luck).
+SIGNALLED_AS_REMOVED = """
+import os, signal, sys
+from fwgen.lab.netns import Lab
+
+removing = Lab.__exit__
+
+
+def signalled(self, *exc):
+    os.kill(os.getpid(), signal.{how})
+    removing(self, *exc)
+
+
+Lab.__exit__ = signalled
+from fwgen.cli.app import main
+
+sys.argv[0] = "fwgen"
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("target", "how"),
+    [("nftables", "SIGINT"), ("ufw", "SIGHUP"), ("firewalld", "SIGTERM")],
+)
+def test_a_stop_while_the_lab_is_removed_is_not_lost(target: str, how: str) -> None:
+    need_target(target)
+    run = Verify(target, PREFIX[:3] + "e", SIGNALLED_AS_REMOVED.format(how=how))
+    run.assert_stopped_leaving_nothing()
+    assert any("scanning every other TCP port" in line for line in run.said)  # it ran to the end

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from fwgen import stopping
 from fwgen.errors import FwgenError
 from fwgen.read.paths import Boundary, real_path
 
@@ -212,7 +213,8 @@ def write_files(
         if batch and not sync_file_systems(temporaries):
             for tmp in temporaries:
                 _fsync(tmp)
-        _replace_all([dest for dest, _ in plan], temporaries)
+        with stopping.held():  # Ctrl-C now would leave some files new and some old
+            _replace_all([dest for dest, _ in plan], temporaries)
     except BaseException:
         for tmp in temporaries:
             with contextlib.suppress(OSError):

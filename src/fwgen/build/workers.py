@@ -23,6 +23,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from fwgen import stopping
 from fwgen.errors import FwgenError, FwgenErrors, ProfileError, RenderError, ResolveError
 
 T = TypeVar("T")
@@ -128,6 +129,7 @@ def _fork(work: Callable[[T], R], share: Sequence[T]) -> tuple[int, int]:
         try:
             _end_with(parent)
             os.close(read_end)
+            stopping.in_child()
             if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it at once
             gc.freeze()  # what the parent made stays untouched (and shared with it)

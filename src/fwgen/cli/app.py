@@ -1,7 +1,8 @@
 """The ``fwgen`` command: a thin shell over the library.
 
 Exit codes: 0 success; 1 a check found something (stale output, findings, a diff);
-2 a user mistake (bad profile, unknown name, bad option), reported as one line.
+2 a user mistake (bad profile, unknown name, bad option), reported as one line;
+130 stopped by Ctrl-C (fwgen.stopping).
 Anything else with a traceback is a bug in fwgen.
 """
 
@@ -14,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from fwgen import __version__
+from fwgen import __version__, stopping
 from fwgen.cli import catalogue, hits, host, query, render, review, shell
 from fwgen.cli.common import GLOBAL_FLAGS, App, RootGroup, user_errors
 from fwgen.cli.shadow import shadow_app
@@ -115,6 +116,7 @@ def main() -> None:
         from fwgen.cli.completion import complete_from_environment
 
         sys.exit(complete_from_environment(typer.main.get_command(app)))
+    stopping.ends_process()  # a stop signal after the command's outcome changes nothing
     try:
         make_app(command_named(sys.argv[1:]))(prog_name="fwgen")
     finally:

@@ -5,6 +5,7 @@ and ``profile <str>``)."""
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
+from fwgen import stopping
 from fwgen.errors import FwgenError, printable
 
 if TYPE_CHECKING:
@@ -58,12 +60,17 @@ def say(text: str) -> None:
 
 
 def user_errors(command: F) -> F:
-    """Report FwgenError as one line on stderr and exit 2 (a traceback only with --debug)."""
+    """Report FwgenError as one line on stderr and exit 2 (a traceback only with --debug);
+    a run stopped by a signal (`fwgen.stopping`: Ctrl-C, and SIGTERM and SIGHUP for a
+    command whose ``stop_signals`` name them) says so and exits 130, wherever it came."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            with stopping.stopping(getattr(command, "stop_signals", (signal.SIGINT,)), told):
+                return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise typer.Exit(stopping.INTERRUPTED) from None
         except FwgenError as error:
             if STATE["debug"]:
                 raise
@@ -72,6 +79,11 @@ def user_errors(command: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def told(stop: KeyboardInterrupt) -> None:
+    """What a stopped command says (`fwgen.stopping.Stopped.said`, or that it was)."""
+    typer.echo(getattr(stop, "said", "") or "fwgen: interrupted", err=True)
 
 
 class ReadableArgument(TyperArgument):

@@ -34,6 +34,11 @@ EXIT_STATUS = (
         "A user mistake (a bad profile, an unknown name, a bad option), said in one line "
         "on standard error, with no traceback.",
     ),
+    (
+        "130",
+        "Stopped by Ctrl-C (fwgen verify: also by SIGTERM or SIGHUP), whenever it came; "
+        "said on standard error.",
+    ),
 )
 ENVIRONMENT = (
     (

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from fwgen import stopping
 from fwgen.cli.common import (
     STATE,
     AllowOutside,
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from fwgen.lab.verify import Report
 
 TARGETS = ("nftables", "iptables", "ufw", "firewalld")
-INTERRUPTED = 130
 
 
 def verify(
@@ -53,7 +53,8 @@ def verify(
     own namespace, firewall or files.
 
     Exit 0 when the kernel agrees on every cell, 1 naming each cell where it does not,
-    2 on a mistake or when root or a tool is missing.
+    2 on a mistake or when root or a tool is missing, 130 when stopped (Ctrl-C, SIGTERM,
+    SIGHUP; the lab is removed).
 
     Example: fwgen verify webserver -t nftables --ruleset hosts/web1/fwgen.nft
     """
@@ -82,9 +83,8 @@ def verify(
 
     try:
         report = run(policy, target, files, progress)
-    except KeyboardInterrupt:
-        typer.echo("verify: interrupted; the lab is removed", err=True)
-        raise typer.Exit(INTERRUPTED) from None
+    except KeyboardInterrupt as stop:
+        raise stopping.Stopped.of(stop, "verify: interrupted; the lab is removed") from None
     except LabError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else "failed"
         raise FwgenError(f"the lab failed: {first}") from None
@@ -94,6 +94,10 @@ def verify(
         show(report)
     if report.failed:
         raise typer.Exit(1)
+
+
+# SIGTERM and SIGHUP stop it as Ctrl-C does: the lab is removed, exit 130.
+verify.stop_signals = stopping.STOP_SIGNALS  # type: ignore[attr-defined]
 
 
 def show(report: Report) -> None:

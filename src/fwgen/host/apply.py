@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fwgen import runner
+from fwgen import runner, stopping
 from fwgen.errors import FwgenError
 from fwgen.host import admin, backends, procs
 from fwgen.host.backends import ApplyError, Backend, write_private
@@ -61,8 +61,9 @@ def finish(state: Path, token: str, outcome: str, when_due: bool = False) -> str
     """Confirm or roll back the pending apply *token*; what became of it. When it was
     already finished (by the prompt, a second session or the rollback process), that
     outcome is returned and nothing is done again. With *when_due*, nothing is done
-    ("") while its deadline has not come (a load that took long moved it)."""
-    with locked(state):
+    ("") while its deadline has not come (a load that took long moved it). A stop
+    signal waits until that is done: no state is left half-changed."""
+    with stopping.held(), locked(state):
         meta = read_meta(state / "pending")
         if meta is None or meta["id"] != token:
             last = read_meta(state / "last")
@@ -342,7 +343,8 @@ def _wait(
                 return finish(state, token, ROLLBACK)
             elif line is not None and proven():
                 return finish(state, token, CONFIRMED)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # an answer (documented): roll back, and say so
+        stopping.answered()
         return finish(state, token, ROLLBACK)
     return finish(state, token, ROLLBACK)
 

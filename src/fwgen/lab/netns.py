@@ -17,11 +17,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fwgen import stopping
 from fwgen.errors import FwgenError
 from fwgen.lab.loaders import UFW_WRITES as UFW_WRITES
 from fwgen.lab.loaders import Loader, Loaders
@@ -30,6 +32,7 @@ AGENT = Path(__file__).with_name("agent.py")
 # The agent runs isolated (-I: no environment, no user site, not its own folder on the
 # path) from /: it imports nothing from where fwgen runs.
 AGENT_CMD = (sys.executable, "-I", str(AGENT))
+STRAGGLERS_WAIT = 10.0  # seconds a killed process may take to leave the lab's namespaces
 # At most 4 characters: the veth names keep 8 of the prefix and its random part.
 PREFIX = os.environ.get("FWGEN_NETNS_PREFIX", "fwg")[:4]
 
@@ -46,6 +49,18 @@ def missing_tools(*tools: str, who: str = "kernel tests need") -> str:
         if shutil.which(tool) is None:
             return f"{who} `{tool}` (apt-get install {tool_package(tool)})"
     return ""
+
+
+def _processes_in(inodes: set[int]) -> list[int]:
+    """The pids of the processes in the network namespaces *inodes*, never this one (a
+    process that has ended, unreaped, is in none)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if os.stat(entry / "ns" / "net").st_ino in inodes:
+                    found.append(int(entry.name))
+    return found
 
 
 def tool_package(tool: str) -> str:
@@ -98,7 +113,8 @@ class Lab(Loaders):
             self.add_namespace(self.server)
             self.run(self.server, "ip", "link", "set", "lo", "up")
         except BaseException:
-            self.__exit__()
+            with stopping.held():
+                self.__exit__()
             raise
         return self
 
@@ -174,21 +190,24 @@ class Lab(Loaders):
 
     def kill_stragglers(self) -> int:
         """SIGKILL, by pid, every process still in one of the lab's namespaces (all of
-        them started by the lab); how many there were."""
+        them started by the lab: what a command stopped halfway left, its own children),
+        until none is left; how many there were."""
         inodes = set()
         for ns in self.namespaces:
             with contextlib.suppress(OSError):
                 inodes.add(os.stat(f"/run/netns/{ns}").st_ino)
-        found = 0
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and int(entry.name) != os.getpid():
-                try:
-                    if os.stat(entry / "ns" / "net").st_ino in inodes:
-                        os.kill(int(entry.name), signal.SIGKILL)
-                        found += 1
-                except OSError:
-                    continue
-        return found
+        killed: set[int] = set()
+        deadline = time.monotonic() + STRAGGLERS_WAIT
+        while inodes and time.monotonic() < deadline:
+            left = _processes_in(inodes)
+            if not left:
+                break
+            for pid in left:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            killed.update(left)
+            time.sleep(0.01)  # a killed process leaves its namespace as it is torn down
+        return len(killed)
 
     def add_source(self, client: str, address: str) -> None:
         """One more address on *client* (a host of its own: /32 or /128), routed there by
@@ -220,6 +239,7 @@ class Lab(Loaders):
                 self.firewalld.close()
         finally:
             self.stop_listeners()
+            self.kill_stragglers()
             for ns in reversed(self.namespaces):
                 subprocess.run(["ip", "netns", "del", ns], capture_output=True)
             self.namespaces.clear()

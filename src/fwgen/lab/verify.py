@@ -4,21 +4,20 @@ implies (fwgen.lab.cells); what the kernel answers is compared with what the Pol
 The lab is the tests' lab: network namespaces of its own (never the machine's), ufw
 over private copies of the paths it writes, firewalld and its D-Bus in a private mount
 namespace. Everything it started is stopped by pid and every namespace deleted when it
-ends, also on SIGINT, SIGTERM or SIGHUP, which are ignored while that happens.
+ends, also on SIGINT, SIGTERM or SIGHUP (fwgen.stopping): one that comes while that
+happens waits until it is done, and the run then ends as stopped.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
+from fwgen import stopping
 from fwgen.errors import FwgenError
 from fwgen.lab import cells
 from fwgen.lab.cells import Cell, Plan, server_address
@@ -35,7 +34,6 @@ TOOLS = {
     "firewalld": ("nft", "unshare"),
 }
 MAX_RETRIES = 256  # ports a scan asks again with a connection
-STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 WHO = "fwgen verify needs"
 
 
@@ -73,14 +71,16 @@ def missing(target: str) -> str:
 def verify(
     policy: Policy, target: str, files: dict[str, str], progress: Callable[[str], None]
 ) -> Report:
-    """Load *files* (rendered for *target*, or given) into a new lab and probe it."""
-    with stopping_raises():
+    """Load *files* (rendered for *target*, or given) into a new lab and probe it.
+    SIGINT, SIGTERM and SIGHUP stop it (`fwgen.stopping.Stopped`), the lab removed; one
+    that comes while the lab is removed is raised once it is."""
+    with stopping.stopping(stopping.STOP_SIGNALS):
         lab = Lab()
         try:
             lab.__enter__()
             return verify_in(lab, policy, target, files, progress)
         finally:
-            with ignored(STOPPING):
+            with stopping.held():  # a second Ctrl-C cannot leave half of the lab
                 lab.__exit__()
 
 
@@ -210,29 +210,3 @@ def neighbours(lab: Lab, plan: Plan) -> list[Result]:
         cell = Cell("neighbours", i, interface, "ipv6", client.ipv6, "", spec, "open", "base")
         out.append(Result(cell, got))
     return out
-
-
-def _raise(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-@contextlib.contextmanager
-def stopping_raises() -> Iterator[None]:
-    """SIGTERM and SIGHUP stop the run as Ctrl-C does (the lab is removed on the way)."""
-    old = {s: signal.signal(s, _raise) for s in STOPPING if s != signal.SIGINT}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-
-
-@contextlib.contextmanager
-def ignored(signals: tuple[signal.Signals, ...]) -> Iterator[None]:
-    """*signals* ignored while the lab is removed: a second Ctrl-C cannot leave half of it."""
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in signals}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
