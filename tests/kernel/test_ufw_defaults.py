@@ -1,4 +1,4 @@
-"""The ufw script's default policies against what ufw really loads.
+"""The ufw script against what an admin or another tool wrote into ufw's files.
 
 ufw's start (/lib/ufw/ufw-init) takes the default policies by sourcing /etc/default/ufw
 with sh, then /etc/ufw/ufw.conf; the script skips a `ufw default` only where the file
@@ -75,3 +75,18 @@ def test_ufw_conf_overriding_the_default_is_refused(lab: Lab) -> None:
     conf.write_text(conf.read_text() + 'DEFAULT_INPUT_POLICY="ACCEPT"\n')
     with pytest.raises(LabError, match="DEFAULT_INPUT_POLICY"):
         lab.ufw(script())
+
+
+def test_a_marker_like_line_of_another_tool_is_not_fwgens_block(lab: Lab) -> None:
+    """`# BEGIN fwgen-docker` (another tool's section) is not fwgen's marker: the block is
+    put in as on a file without one, and the other line stays."""
+    lab.ufw("true\n")
+    assert lab.ufw_dir is not None
+    path = Path(lab.ufw_dir, "etc-ufw", "before.rules")
+    theirs = "# BEGIN fwgen-docker: another tool's section\n# END fwgen-docker\n"
+    edited = path.read_text().replace("# End required lines\n", f"# End required lines\n{theirs}")
+    path.write_text(edited)
+    lab.ufw(script())
+    text = path.read_text()
+    assert text.count("# BEGIN fwgen:") == 1 and theirs in text
+    assert policies(lab, "INPUT") == ["-P INPUT DROP", "-P INPUT DROP"]

@@ -187,7 +187,7 @@ fi
 # puts no block in): the file without fwgen's block, or, with no marker, as it is.
 splice() {
     local mode=insert top=""
-    if grep -q '^# BEGIN fwgen' "/etc/ufw/$1"; then mode=replace; fi
+    if grep -Eq '^# BEGIN fwgen([ :]|$)' "/etc/ufw/$1"; then mode=replace; fi
     if [ "${2-}" = remove ]; then
         if ! grep -Eq '^# (BEGIN|END) fwgen([ :]|$)' "/etc/ufw/$1"; then
             cat "/etc/ufw/$1"
