@@ -120,8 +120,9 @@ def test_docker_loader_makes_docker_user_without_emptying_it(
     assert ":DOCKER-USER" not in ufw and "-A DOCKER-USER" not in ufw
     assert ":FWGEN-CONTAINERS - [0:0]\n:FWGEN-ROUTED - [0:0]\n" in ufw
     assert 'if [ "${1-}" = --jumps ]; then' in ufw
+    assert "ufw --force enable\nfor fwgen_chain in INPUT" in ufw  # no policy left wider
     assert ufw.rstrip().endswith(
-        "ufw --force enable\n\n# 4. The jumps to fwgen's container chain, first.\nfwgen_jumps"
+        "done\n\n# 4. The jumps to fwgen's container chain, first.\nfwgen_jumps"
     )
 
 

@@ -28,10 +28,20 @@
 set -euo pipefail
 set -f
 
-if ! grep -qs '^IPV6=yes' /etc/default/ufw; then
-    echo "fwgen: IPV6=yes is not set in /etc/default/ufw; ufw would leave IPv6 unfiltered" >&2
-    exit 1
-fi
+# A setting as ufw's start reads it: it sources /etc/default/ufw, then /etc/ufw/ufw.conf,
+# with sh (the last assignment wins, whatever its form: quotes, comments, export).
+fwgen_setting() {
+    sh -c 'exec 3>&1 >/dev/null 2>&1 </dev/null
+        for f in /etc/default/ufw /etc/ufw/ufw.conf; do if [ -s "$f" ]; then . "$f"; fi; done
+        eval "printf %s \"\${$1-}\"" >&3' fwgen "$1" || true
+}
+case "$(fwgen_setting IPV6)" in
+    yes | YES) ;;
+    *)
+        echo "fwgen: IPV6=yes is not set in /etc/default/ufw; ufw would leave IPv6 unfiltered" >&2
+        exit 1
+        ;;
+esac
 
 # fwgen_stale CMD CHAIN...: those of fwgen's chains that exist (an earlier load made them,
 # this profile declares none of them) deleted, every jump to them first, in one atomic step.
@@ -177,7 +187,7 @@ fi
 # puts no block in): the file without fwgen's block, or, with no marker, as it is.
 splice() {
     local mode=insert top=""
-    if grep -q '^# BEGIN fwgen' "/etc/ufw/$1"; then mode=replace; fi
+    if grep -Eq '^# BEGIN fwgen([ :]|$)' "/etc/ufw/$1"; then mode=replace; fi
     if [ "${2-}" = remove ]; then
         if ! grep -Eq '^# (BEGIN|END) fwgen([ :]|$)' "/etc/ufw/$1"; then
             cat "/etc/ufw/$1"
@@ -305,15 +315,36 @@ done <<< "$added"
 # 3. Defaults, and on. Each `ufw default` on an active ufw reloads it:
 #    it stops (every port open) and starts again. So a default is set only where
 #    /etc/default/ufw says otherwise.
-set_default() {  # set_default allow|deny|reject incoming|outgoing|routed VARIABLE
-    local wanted current
+#    The live policy is checked too: one opened by hand (iptables -P) on an active ufw is
+#    set again, and after ufw's start no policy is left wider than the profile's.
+fwgen_open() {  # fwgen_open CHAIN: its policy is ACCEPT in either family
+    local tool rules
+    for tool in iptables ip6tables; do
+        rules=$("$tool" -S "$1" 2>/dev/null) || continue
+        case "$rules" in "-P $1 ACCEPT"*) return 0 ;; esac
+    done
+    return 1
+}
+case "$(ufw status)" in "Status: active"*) fwgen_active=1 ;; *) fwgen_active="" ;; esac
+set_default() {  # set_default allow|deny|reject incoming|outgoing|routed VARIABLE CHAIN
+    local wanted
     case "$1" in allow) wanted=ACCEPT ;; deny) wanted=DROP ;; *) wanted=REJECT ;; esac
-    current=$(sed -n "s/^$3=\"\{0,1\}\([A-Z]*\)\"\{0,1\}\$/\1/p" /etc/default/ufw | tail -n 1)
-    if [ "$current" != "$wanted" ]; then
+    if [ "$(fwgen_setting "$3")" != "$wanted" ] \
+        || { [ -n "$fwgen_active" ] && [ "$wanted" != ACCEPT ] && fwgen_open "$4"; }; then
         ufw default "$1" "$2"
     fi
+    if [ "$(fwgen_setting "$3")" != "$wanted" ]; then
+        echo "fwgen: $3 is still not \"$wanted\" after \`ufw default $1 $2\`: ufw's start takes it from a line \`ufw default\` does not rewrite (export, two assignments on one line, or /etc/ufw/ufw.conf); leave one line $3=\"$wanted\" in /etc/default/ufw, none in /etc/ufw/ufw.conf, and run this again" >&2
+        exit 1
+    fi
 }
-set_default deny incoming DEFAULT_INPUT_POLICY
-set_default allow outgoing DEFAULT_OUTPUT_POLICY
-set_default deny routed DEFAULT_FORWARD_POLICY
+set_default deny incoming DEFAULT_INPUT_POLICY INPUT
+set_default allow outgoing DEFAULT_OUTPUT_POLICY OUTPUT
+set_default deny routed DEFAULT_FORWARD_POLICY FORWARD
 ufw --force enable
+for fwgen_chain in INPUT FORWARD; do
+    if fwgen_open "$fwgen_chain"; then
+        echo "fwgen: after ufw's start the $fwgen_chain policy is ACCEPT, wider than the profile's (set by hand with iptables -P, or by a script of ufw's: /etc/ufw/before.init, after.init); find what sets it and run this again" >&2
+        exit 1
+    fi
+done

@@ -219,8 +219,9 @@ class _Paths:
 
 def one_file(real: Path) -> str:
     """What names one file wherever a manifest is built: names that differ only in case or
-    Unicode form are one file on macOS and Windows."""
-    return unicodedata.normalize("NFC", str(real)).casefold()
+    Unicode form are one file on macOS and Windows, and Windows drops final dots and blanks."""
+    folded = unicodedata.normalize("NFC", str(real)).casefold()
+    return "/".join(part.rstrip(". ") or part for part in folded.split("/"))
 
 
 def _invisible(char: str) -> bool:

@@ -168,8 +168,9 @@ class Boundary:
         real = real_path(path)
         folder = self.folder_of(real)
         if folder is not None:
-            # casefold: on a case-insensitive file system .GIT is the same folder
-            if ".git" in (part.casefold() for part in real.relative_to(folder).parts):
+            # on a case-insensitive file system .GIT is the same folder; on Windows, .git.
+            parts = real.relative_to(folder).parts
+            if ".git" in (part.casefold().rstrip(". ") for part in parts):
                 raise FwgenError(
                     f"{what} '{shown}' is inside a .git folder; fwgen never goes there"
                 )
