@@ -6,8 +6,10 @@ import os
 import signal
 import socket
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -245,6 +247,29 @@ def test_ctrl_c_between_two_renames_replaces_both_then_says_interrupted(
     written = contents(out)
     assert sorted(written) == ["ipsets", "rules.v4", "rules.v6"]  # no temporary or backup left
     assert "old v4\n" not in written.values() and "old v6\n" not in written.values()
+
+
+def test_ctrl_c_as_a_temporary_file_is_made_leaves_no_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "rules"
+    old_rules(out)
+    before = contents(out)
+    real = tempfile.mkstemp
+    made: list[str] = []
+
+    def interrupted_once_made(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        fd, name = real(*args, **kwargs)
+        made.append(name)
+        if len(made) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, the second file just made
+        return fd, name
+
+    monkeypatch.setattr(output.tempfile, "mkstemp", interrupted_once_made)
+    result = runner.invoke(app, [*RENDER_IPT, "-o", str(out)])
+    assert (result.exit_code, result.stderr) == (130, "fwgen: interrupted\n")
+    assert len(made) == 2
+    assert contents(out) == before  # no temporary file left, no file replaced
 
 
 def test_a_directory_where_rules_v6_goes_leaves_rules_v4_alone(tmp_path: Path) -> None:

@@ -209,7 +209,8 @@ def write_files(
             _make_folder(dest, folders if folders is not None else boundary, made)
         batch = len(plan) > 1 and sync_file_systems([])  # syncfs(2) is there
         for dest, text in plan:
-            temporaries.append(_temporary(dest, text, sync=not batch))
+            with stopping.held():  # made and noted as one step, so the cleanup below sees it
+                temporaries.append(_temporary(dest, text, sync=not batch))
         if batch and not sync_file_systems(temporaries):
             for tmp in temporaries:
                 _fsync(tmp)
