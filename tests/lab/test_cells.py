@@ -71,7 +71,15 @@ def test_a_glob_gets_a_name_it_matches_and_the_other_link_none(tmp_path: Path) -
 def test_what_cannot_be_probed_is_said() -> None:
     plan = cells.plan(resolve_profile("vpn-gateway", {"admins": NETS}), DEFAULT)
     assert any("esp is not probed" in line for line in plan.skipped)
-    assert any("network 'mld_query_from' (ipv6)" in line for line in plan.skipped)
+    assert any(
+        "network 'mld_query_from' (ipv6, profiles/base.yaml:" in line for line in plan.skipped
+    )
+
+
+def test_a_network_inside_the_lab_s_own_links_says_so() -> None:
+    plan = cells.plan(resolve_profile("webserver", {"admins": ["2001:db8:20::/48"]}), DEFAULT)
+    said = [line for line in plan.skipped if "network 'admins' (ipv6, --set admins)" in line]
+    assert said and "inside the lab's own 2001:db8::/40" in said[0], plan.skipped
 
 
 def test_a_rejecting_profile_is_not_scanned_from_where_it_rejects() -> None:

@@ -277,8 +277,10 @@ def _sources(
                 found.append(address)
         if _inside_sample(policy, name, family, link) is None:
             skipped.append(
-                f"network '{name}' ({family}): no address inside it a lab client can take "
-                "(link-local, multicast or too small); probed from outside only"
+                f"network '{name}' ({family}, {policy.address_set(name).origin}): "
+                "no address inside it a lab client can take "
+                f"(link-local, multicast, too small, or inside the lab's own {LAB[family]}); "
+                "probed from outside only"
             )
     return found
 
@@ -319,13 +321,15 @@ def _usable(address: IPAddress) -> bool:
     ):
         return False
     if isinstance(address, ipaddress.IPv4Address):
-        lab = ipaddress.ip_network("198.18.0.0/16")
         return (
-            address not in lab
+            address not in ipaddress.ip_network(LAB["ipv4"])
             and address not in ipaddress.ip_network("0.0.0.0/8")
             and (address != ipaddress.IPv4Address("255.255.255.255"))
         )
-    return address not in ipaddress.ip_network("2001:db8::/40")
+    return address not in ipaddress.ip_network(LAB["ipv6"])
+
+
+LAB = {"ipv4": "198.18.0.0/16", "ipv6": "2001:db8::/40"}  # the lab's links (fwgen.lab.netns)
 
 
 def about(policy: Policy, source: str, family: Family) -> str:
