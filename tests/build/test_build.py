@@ -397,3 +397,12 @@ def test_a_bad_set_in_a_manifest_names_the_manifest_line(site: Path) -> None:
         "warning: web1: network 'admins' (fwgen.yaml:5) is empty" in result.stderr  # type: ignore[attr-defined]
     )
     assert "--set admins)" not in result.stderr  # type: ignore[attr-defined]
+
+
+def test_no_manifest_says_how_to_name_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    stderr = one_error(runner.invoke(app, ["build"]))
+    assert stderr == (
+        "error: fwgen.yaml: manifest file not found; give its path "
+        "(fwgen build site/fwgen.yaml) or write one (docs/commands/build.md)\n"
+    )

@@ -38,7 +38,7 @@ fwgen_setting() {
 case "$(fwgen_setting IPV6)" in
     yes | YES) ;;
     *)
-        echo "fwgen: IPV6=yes is not set in /etc/default/ufw; ufw would leave IPv6 unfiltered" >&2
+        echo "fwgen: IPV6=yes is not set in /etc/default/ufw; ufw would leave IPv6 unfiltered: set IPV6=yes there (and no other IPV6= line there or in /etc/ufw/ufw.conf), then run this again" >&2
         exit 1
         ;;
 esac

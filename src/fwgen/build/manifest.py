@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import os
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -141,6 +142,12 @@ class Site:
 
 
 def read_manifest(path: Path) -> tuple[Manifest, Document]:
+    if not os.path.lexists(path):
+        raise ProfileError(
+            "manifest file not found; give its path (fwgen build site/fwgen.yaml) or "
+            "write one (docs/commands/build.md)",
+            path=str(path),
+        )
     doc = parse(read_text(path, str(path), what="manifest"), str(path))
     if not isinstance(doc.data, dict):
         raise ProfileError("a manifest is a mapping with a `hosts:` key", path=str(path), line=1)
