@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from fwgen.lab.netns import LabError
 from fwgen.policy.resolve import resolve_profile
 from fwgen.targets import RenderOptions
 from fwgen.targets.render import render
@@ -87,6 +88,20 @@ def test_exclusive_removes_rules_of_others(lab: Lab) -> None:
     rules = added(lab.ufw(script("webserver", exclusive=True)))
     assert not any("9999" in r for r in rules)
     assert rules and all("comment 'fwgen: " in r for r in rules)
+
+
+def test_a_rule_it_cannot_delete_fails_the_run(lab: Lab) -> None:
+    """With --flush-ruleset every rule the profile lacks goes; one ufw prints in a form
+    the script will not pass back to `ufw delete` (an application's name with a blank,
+    quoted) stays, and the run says so and fails instead of ending well."""
+    app = "[Web Full]\ntitle=web\ndescription=web\nports=7777/tcp\n"
+    lab.run(lab.server, *lab.ufw_root(), "sh", "-c", "cat > /etc/ufw/applications.d/web", stdin=app)
+    lab.ufw("ufw allow 'Web Full'\n")
+    with pytest.raises(LabError) as failed:
+        lab.ufw(script("webserver", exclusive=True))
+    said = str(failed.value)
+    assert "not deleting a rule ufw printed in an unexpected form: ufw allow 'Web Full'" in said
+    assert "a rule named above is still in ufw, and the profile does not have it" in said
 
 
 def test_ufw_writes_only_private_copies(lab: Lab) -> None:

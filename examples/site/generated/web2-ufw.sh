@@ -287,6 +287,7 @@ ufw allow proto udp from any to any port 443 comment 'fwgen: http3 [0be916d0d2]'
 wanted=" 06e5f016d0 0be916d0d2 4d1acddb81 c537a3dea5 c9d4b56462 f740c860cb "
 spec_re='^[A-Za-z0-9 .:/,_+-]+$'
 added=$(ufw show added)
+fwgen_kept=""  # a rule the profile does not have, left in place: the run fails at its end
 while IFS= read -r line; do
     case "$line" in
         "ufw "*) ;;
@@ -306,6 +307,7 @@ while IFS= read -r line; do
     esac
     if [[ ! "$spec" =~ $spec_re ]]; then
         echo "fwgen: not deleting a rule ufw printed in an unexpected form: $line" >&2
+        fwgen_kept=1
         continue
     fi
     # shellcheck disable=SC2086  # word splitting is wanted; globbing is off (set -f)
@@ -348,3 +350,7 @@ for fwgen_chain in INPUT FORWARD; do
         exit 1
     fi
 done
+if [ -n "$fwgen_kept" ]; then
+    echo "fwgen: a rule named above is still in ufw, and the profile does not have it: delete it by hand (ufw status numbered, then ufw delete N) and run this again" >&2
+    exit 1
+fi
