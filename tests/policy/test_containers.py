@@ -121,9 +121,10 @@ def test_docker_loader_makes_docker_user_without_emptying_it(
     assert ":FWGEN-CONTAINERS - [0:0]\n:FWGEN-ROUTED - [0:0]\n" in ufw
     assert 'if [ "${1-}" = --jumps ]; then' in ufw
     assert "ufw --force enable\nfor fwgen_chain in INPUT" in ufw  # no policy left wider
-    assert ufw.rstrip().endswith(
-        "done\n\n# 4. The jumps to fwgen's container chain, first.\nfwgen_jumps"
-    )
+    # the jumps last, after the policies are checked; after them only the rules left
+    assert "done\n\n# 4. The jumps to fwgen's container chain, first.\nfwgen_jumps\n" in ufw
+    after = ufw.split("\nfwgen_jumps\n")[-1]
+    assert after.startswith('if [ -n "$fwgen_kept" ]; then\n') and after.endswith("exit 1\nfi\n")
 
 
 def test_coexist_without_containers_keeps_forward_and_owns_no_forward_chain(
