@@ -11,13 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fwgen.errors import FwgenError
-from fwgen.policy.owned import CONTAINER_CHAINS, CONTAINERS
+from fwgen.policy.owned import CONTAINER_CHAINS, CONTAINERS, DOCKER_USER
 
 # The files of ufw's fwgen-ufw.sh puts a block in, or takes one out of.
 MARKED = ("before.rules", "before6.rules", "after.rules", "after6.rules", "before.init")
 BEGIN = re.compile(r"# BEGIN fwgen([ :]|$)")
 END = re.compile(r"# END fwgen([ :]|$)")
-DOCKER_USER = "DOCKER-USER"
 JUMP = f"-A {DOCKER_USER} -j {CONTAINERS}"
 
 Run = Callable[..., str]  # backends.run: (*cmd, stdin=None, check=True) -> stdout

@@ -8,6 +8,7 @@ from fwgen.policy.ir import Rule
 CONTAINERS = "FWGEN-CONTAINERS"  # new connections from outside into the engine's networks
 ROUTED = "FWGEN-ROUTED"  # those of them that go out on a bridge of the engine
 CONTAINER_CHAINS = (CONTAINERS, ROUTED)
+DOCKER_USER = "DOCKER-USER"  # Docker's, never declared by fwgen: where its jump goes
 
 # The shadow (`fwgen shadow`): nftables' table of its own, and the mark its comment starts
 # with, without which a table of that name is someone else's.

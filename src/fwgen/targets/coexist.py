@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fwgen.policy.ir import Direction, Family, Policy, Rule
-from fwgen.policy.owned import CONTAINER_CHAINS, CONTAINERS, ROUTED
+from fwgen.policy.owned import CONTAINER_CHAINS, CONTAINERS, DOCKER_USER, ROUTED
 from fwgen.targets.text import DROP_LOG_LIMIT, ESTABLISHED, drop_log_prefix, quoted, rule_heading
 
 OWN_CHAINS: dict[Direction, str] = {"in": "FWGEN-INPUT", "out": "FWGEN-OUTPUT"}
@@ -32,7 +32,6 @@ FORWARD_CHAIN = "FWGEN-FORWARD"  # the forward drop log of a whole-table load
 # Every chain a load of fwgen's iptables files may make (not the shadow's): the loader
 # deletes those its own files do not declare, which an earlier load left behind.
 LOADED_CHAINS = (*OWN_CHAINS.values(), FORWARD_CHAIN, *CONTAINER_CHAINS)
-DOCKER_USER = "DOCKER-USER"
 # Where the jump to FWGEN-CONTAINERS goes: the chain the engine evaluates first.
 ENGINE_CHAIN = {"docker": DOCKER_USER, "podman": "FORWARD"}
 # The engine's bridges, as iptables' interface wildcards: Docker's docker0 (and

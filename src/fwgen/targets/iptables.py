@@ -17,7 +17,7 @@ from itertools import product
 from typing import Any
 
 from fwgen.policy.ir import PORTED, Direction, Family, Policy, PortRange, Proto, Rule
-from fwgen.policy.owned import CONTAINER_CHAINS, LABEL_LIMITS, rule_label
+from fwgen.policy.owned import CONTAINER_CHAINS, DOCKER_USER, LABEL_LIMITS, rule_label
 from fwgen.profile.fields import PORTLESS
 from fwgen.profile.icmp import ICMP_TYPES, ICMPV6_TYPES, hop_limit
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_flushing_containers
@@ -416,7 +416,7 @@ def build(policy: Policy, options: RenderOptions) -> Build:
             "own_chains": own_chains(policy),
             "stale_chains": [c for c in coexist_chains.LOADED_CHAINS if c not in declared],
             "jumps": coexist_chains.jumps(policy),
-            "docker_user": coexist_chains.DOCKER_USER if policy.containers == "docker" else "",
+            "docker_user": DOCKER_USER if policy.containers == "docker" else "",
             # fwgen relies on no chain of others without containers: nothing to check
             "functions": [
                 coexist_chains.OURS,

@@ -23,9 +23,9 @@ from typing import Any
 
 from fwgen.errors import RenderError
 from fwgen.policy.ir import Direction, Family, Policy, Rule
-from fwgen.policy.owned import CONTAINER_CHAINS, CONTAINERS
+from fwgen.policy.owned import CONTAINER_CHAINS, CONTAINERS, DOCKER_USER
 from fwgen.targets import Build, OutputFile, RenderOptions, refuse_what_the_platform_accepts
-from fwgen.targets.coexist import DOCKER_USER, FIRST, STALE, container_lines, declared_check
+from fwgen.targets.coexist import FIRST, STALE, container_lines, declared_check
 from fwgen.targets.hashlimits import expiry_warnings, meters, trackers
 from fwgen.targets.iptables import ICMP_MATCH, port_groups, prologue, refusal_lines, rule_lines
 from fwgen.targets.text import CHAIN_NAMES, comment_line, empty_note, plain_ascii, rule_heading
